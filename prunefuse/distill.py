@@ -1,0 +1,65 @@
+"""Step 4 of PruneFuse: train the fused network with knowledge distillation.
+
+loss = (1 - lambda) * CE(y, z_F) + lambda * T^2 * KL(softmax(z_p / T) || softmax(z_F / T))
+
+The T^2 factor keeps the soft-target gradients on the same scale as the hard-label ones
+(Hinton et al. 2015). lambda = 0 is the "no KD" ablation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+KD_LAMBDA = 0.5  # weight of the distillation term [choice]
+KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
+
+
+def check_kd(kd_lambda: float, temperature: float) -> None:
+    """Validate KD hyper-parameters."""
+    if not 0 <= kd_lambda <= 1:
+        raise ValueError(f"kd_lambda={kd_lambda!r}: must be in [0, 1]")
+    if not temperature > 0:
+        raise ValueError(f"kd_temperature={temperature!r}: must be > 0")
+
+
+def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+          temperature: float = KD_TEMPERATURE) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), averaged over the batch."""
+    t = temperature
+    return F.kl_div(
+        F.log_softmax(student_logits.float() / t, dim=1),
+        F.log_softmax(teacher_logits.detach().float() / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (t * t)
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+            kd_lambda: float = KD_LAMBDA, temperature: float = KD_TEMPERATURE) -> torch.Tensor:
+    """The PruneFuse training loss (PAPER.md step 4).
+
+    Args:
+        student_logits: z_F, the fused network's logits, shape (N, K).
+        teacher_logits: z_p, the frozen pruned network's logits (detached here).
+        targets: labels, shape (N,).
+        kd_lambda: weight of the KD term, in [0, 1].
+        temperature: T > 0.
+
+    Returns:
+        Scalar loss; gradients reach the student only.
+    """
+    check_kd(kd_lambda, temperature)
+    ce = F.cross_entropy(student_logits.float(), targets)
+    if kd_lambda == 0:
+        return ce
+    return (1 - kd_lambda) * ce + kd_lambda * kd_kl(student_logits, teacher_logits, temperature)
+
+
+def freeze_teacher(teacher: nn.Module) -> nn.Module:
+    """Eval mode, no gradients: the teacher's BN statistics and weights stay as trained."""
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher

@@ -1,0 +1,275 @@
+"""Step 2 of PruneFuse: selection scores, as pure functions, and one pass over the pool.
+
+Each score returns the indices (into its input's rows) of the ``budget`` most informative
+samples, most informative first. Ties break deterministically toward the lower index
+(a stable sort on the negated score). The pool is scored without augmentation [choice].
+
+Scores (SVP's set plus the reviewers' extras): least confidence ``1 - max p``, entropy
+``-sum p log p``, margin (smallest gap between the top two classes), BALD (mutual
+information under MC dropout, Gal et al. 2017), greedy k-centers on penultimate features
+(Sener & Savarese 2018) with the labeled set as initial centers, and random.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import normalize
+
+SCORES: dict[str, Callable] = {}
+
+
+def register_score(name: str) -> Callable:
+    """Decorator adding a selection rule ``fn(pool: PoolOutputs, labeled_features, budget,
+    seed) -> indices`` to :data:`SCORES`."""
+
+    def wrap(fn: Callable) -> Callable:
+        SCORES[name] = fn
+        return fn
+
+    return wrap
+
+
+def _check_budget(n: int, budget: int) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, int):
+        raise TypeError(f"budget={budget!r}: must be an int")
+    if n == 0:
+        raise ValueError("pool: the unlabeled pool is empty; nothing left to select")
+    if not 0 <= budget <= n:
+        raise ValueError(f"budget={budget}: must be in [0, {n}] (the pool size)")
+
+
+def _top(score: torch.Tensor, budget: int) -> torch.Tensor:
+    """Indices of the ``budget`` largest scores, ties to the lower index."""
+    if score.ndim != 1:
+        raise ValueError(f"scores: expected one score per sample, got shape {tuple(score.shape)}")
+    _check_budget(score.numel(), budget)
+    if torch.isnan(score).any():
+        raise ValueError("scores: contain NaN; the model's outputs are not finite")
+    return torch.argsort(-score.double(), stable=True)[:budget]
+
+
+def _check_probs(probs: torch.Tensor) -> torch.Tensor:
+    if probs.ndim != 2:
+        raise ValueError(f"probs: expected shape (pool, classes), got {tuple(probs.shape)}")
+    return probs.double()
+
+
+def least_confidence_scores(probs: torch.Tensor) -> torch.Tensor:
+    return 1 - _check_probs(probs).max(dim=1).values
+
+
+def entropy_scores(probs: torch.Tensor) -> torch.Tensor:
+    p = _check_probs(probs)
+    return -torch.special.xlogy(p, p).sum(dim=1)
+
+
+def margin_scores(probs: torch.Tensor) -> torch.Tensor:
+    top2 = _check_probs(probs).topk(2, dim=1).values
+    return -(top2[:, 0] - top2[:, 1])
+
+
+def bald_scores(mc_probs: torch.Tensor) -> torch.Tensor:
+    """Mutual information H[mean_t p_t] - mean_t H[p_t] for ``mc_probs`` of shape (T, N, K)."""
+    if mc_probs.ndim != 3:
+        raise ValueError(f"mc_probs: expected shape (samples, pool, classes), got "
+                         f"{tuple(mc_probs.shape)}")
+    p = mc_probs.double()
+    mean = p.mean(dim=0)
+    return -torch.special.xlogy(mean, mean).sum(1) + torch.special.xlogy(p, p).sum(2).mean(0)
+
+
+def least_confidence(probs: torch.Tensor, budget: int) -> torch.Tensor:
+    """Indices of the ``budget`` samples with the lowest top-class probability."""
+    return _top(least_confidence_scores(probs), budget)
+
+
+def entropy(probs: torch.Tensor, budget: int) -> torch.Tensor:
+    """Indices of the ``budget`` samples with the highest predictive entropy."""
+    return _top(entropy_scores(probs), budget)
+
+
+def margin(probs: torch.Tensor, budget: int) -> torch.Tensor:
+    """Indices of the ``budget`` samples with the smallest top-1 minus top-2 probability."""
+    return _top(margin_scores(probs), budget)
+
+
+def bald(mc_probs: torch.Tensor, budget: int) -> torch.Tensor:
+    """Indices of the ``budget`` samples with the highest BALD mutual information."""
+    return _top(bald_scores(mc_probs), budget)
+
+
+def random(n: int, budget: int, seed: int) -> torch.Tensor:
+    """``budget`` distinct indices from ``range(n)``, uniformly, from ``seed``."""
+    _check_budget(n, budget)
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(n, generator=g)[:budget]
+
+
+def _min_sq_dist(points: torch.Tensor, centers: torch.Tensor, chunk: int) -> torch.Tensor:
+    """For each point, the squared distance to its nearest center, centers taken in chunks."""
+    best = torch.full((points.shape[0],), float("inf"), dtype=points.dtype, device=points.device)
+    sq = (points * points).sum(1)
+    for start in range(0, centers.shape[0], chunk):
+        c = centers[start : start + chunk]
+        d = sq[:, None] - 2 * points @ c.T + (c * c).sum(1)[None, :]
+        best = torch.minimum(best, d.min(dim=1).values.clamp_min_(0))
+    return best
+
+
+def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor | None,
+                   budget: int, *, seed: int = 0, max_elements: int = 1 << 22) -> torch.Tensor:
+    """Greedy k-centers (Sener & Savarese 2018) on Euclidean distance.
+
+    Memory is O(pool): a running min-distance vector, with distances to the labeled centers
+    computed ``max_elements // pool`` centers at a time, never a labeled x pool matrix.
+
+    Args:
+        pool_features: (N, D) features of the unlabeled pool.
+        labeled_features: (L, D) features of the labeled set (initial centers); may be empty
+            or None, in which case the first center is drawn at random from ``seed``.
+        budget: number of samples to pick.
+        seed: only used when there are no labeled centers.
+        max_elements: cap on the size of one pool x centers distance block.
+
+    Returns:
+        Indices into ``pool_features``, in the order they were picked.
+    """
+    if pool_features.ndim != 2:
+        raise ValueError(f"pool_features: expected shape (pool, dim), got "
+                         f"{tuple(pool_features.shape)}")
+    n = pool_features.shape[0]
+    _check_budget(n, budget)
+    x = pool_features.double()
+    if torch.isnan(x).any():
+        raise ValueError("pool_features: contain NaN")
+    chunk = max(1, max_elements // max(n, 1))
+    if labeled_features is not None and labeled_features.numel():
+        dist = _min_sq_dist(x, labeled_features.to(x), chunk)
+    else:
+        dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
+    picked = []
+    for i in range(budget):
+        if i == 0 and torch.isinf(dist).all():
+            j = int(random(n, 1, seed)[0])
+        else:
+            j = int(torch.argmax(dist))  # first maximum: ties go to the lower index
+        picked.append(j)
+        dist = torch.minimum(dist, ((x - x[j]) ** 2).sum(1))
+        dist[j] = -1.0  # never picked twice, even among duplicates
+    return torch.tensor(picked, dtype=torch.long)
+
+
+@dataclass
+class PoolOutputs:
+    """One un-augmented pass over a set of images."""
+
+    probs: torch.Tensor  # (N, K) softmax probabilities, float32, CPU
+    features: torch.Tensor  # (N, D) pooled penultimate features, float32, CPU
+    mc_probs: torch.Tensor | None = None  # (T, N, K) under MC dropout, when asked for
+
+
+@torch.no_grad()
+def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size: int = 1024,
+               device: torch.device | str | None = None, mc_samples: int = 0,
+               mc_dropout: float = 0.5, seed: int = 0) -> PoolOutputs:
+    """Forward ``images`` (uint8, N x C x H x W) once, in eval mode, without augmentation.
+
+    MC dropout for BALD is applied to the penultimate features before the classifier:
+    ``mc_samples`` dropout masks at rate ``mc_dropout``, each one a sampled sub-network shared
+    by the whole pool (so results do not depend on ``batch_size``). It works for networks
+    trained without dropout and costs one classifier pass per sample, not a full forward.
+
+    Args:
+        model: exposes ``features(x)`` and ``fc``.
+        images: uint8 tensor, on any device.
+        mean, std: per-channel normalization constants.
+        batch_size: evaluation batch size (independent of the training batch).
+        device: where to compute; defaults to the model's device.
+        mc_samples: number of dropout samples for BALD (0 = skip).
+        mc_dropout: dropout rate of those samples.
+        seed: seeds the dropout masks.
+
+    Returns:
+        :class:`PoolOutputs` on the CPU.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: must be >= 1")
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    probs, feats, mc = [], [], []
+    keep = 1.0 - mc_dropout
+    masks = None
+    if mc_samples:
+        g = torch.Generator().manual_seed(seed)
+        dim = model.fc.in_features
+        masks = (torch.rand((mc_samples, 1, dim), generator=g) < keep).to(dev) / keep
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            xb = normalize(images[start : start + batch_size].to(dev, non_blocking=True), mean, std)
+            if dev.type == "cuda":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            f = model.features(xb).float()
+            feats.append(f.cpu())
+            probs.append(F.softmax(model.fc(f), dim=1).cpu())
+            if masks is not None:
+                mc.append(F.softmax(model.fc(f * masks), dim=2).cpu())
+    finally:
+        model.train(was_training)
+    k = getattr(model.fc, "out_features", 0)
+    return PoolOutputs(
+        probs=torch.cat(probs) if probs else torch.empty(0, k),
+        features=torch.cat(feats) if feats else torch.empty(0, 0),
+        mc_probs=torch.cat(mc, dim=1) if mc else None,
+    )
+
+
+@register_score("least_confidence")
+def _lc(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
+    return least_confidence(pool.probs, budget)
+
+
+@register_score("entropy")
+def _ent(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
+    return entropy(pool.probs, budget)
+
+
+@register_score("margin")
+def _mar(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
+    return margin(pool.probs, budget)
+
+
+@register_score("bald")
+def _bald(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
+    if pool.mc_probs is None:
+        raise ValueError("score='bald': score_pool(..., mc_samples>0) must provide mc_probs")
+    return bald(pool.mc_probs, budget)
+
+
+@register_score("kcenter")
+def _kc(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
+    return kcenter_greedy(pool.features, labeled_features, budget, seed=seed)
+
+
+@register_score("random")
+def _rand(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
+    return random(pool.probs.shape[0], budget, seed)
+
+
+def needs_model(score: str) -> bool:
+    """Random selection needs no selector forward passes."""
+    return score != "random"
+
+
+def select(score: str, pool: PoolOutputs, labeled_features: torch.Tensor | None, budget: int,
+           seed: int = 0) -> torch.Tensor:
+    """Apply the registered rule ``score``; indices are into the rows of ``pool``."""
+    if score not in SCORES:
+        raise ValueError(f"score={score!r}: unknown selection score; choose one of {sorted(SCORES)}")
+    return SCORES[score](pool, labeled_features, budget, seed)

@@ -1,0 +1,222 @@
+"""The trainer shared by the selector, the baselines and the target (PAPER.md, Protocol).
+
+SGD with momentum 0.9, weight decay 5e-4, batch 128, SVP's piecewise schedule (181 epochs =
+1 at lr/10, 90 at lr, 45 at lr/10, 45 at lr/100; other lengths keep the proportions) or a
+cosine schedule. Images stay on the device as one uint8 tensor and are cropped, flipped and
+normalized per batch there: no DataLoader, no PIL, no per-image Python. On CUDA: bf16
+autocast, channels_last, and no host synchronization inside an epoch.
+
+Seeded: the sample order and the augmentation come from a generator seeded with ``seed``, so
+the same seed gives the same losses on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import augment, normalize
+from .device import resolve_device
+from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd, freeze_teacher, kd_loss
+
+SCHEDULES = ("svp", "cosine", "constant")
+
+
+def lr_at(epoch: int, epochs: int, base_lr: float, schedule: str = "svp") -> float:
+    """Learning rate of ``epoch`` (0-based) out of ``epochs``.
+
+    ``svp``: one warm-up epoch at base_lr/10 (when epochs >= 4), then the rest split 2:1:1
+    at base_lr, base_lr/10, base_lr/100; for 181 epochs that is exactly 1/90/45/45.
+    ``cosine``: half-cosine from base_lr to 0. ``constant``: base_lr.
+    """
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return base_lr * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+    if schedule != "svp":
+        raise ValueError(f"schedule={schedule!r}: must be one of {SCHEDULES}")
+    warm = 1 if epochs >= 4 else 0
+    if epoch < warm:
+        return base_lr / 10
+    rest, e = epochs - warm, epoch - warm
+    if e < round(rest / 2):
+        return base_lr
+    if e < round(rest * 3 / 4):
+        return base_lr / 10
+    return base_lr / 100
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, g: torch.Generator):
+    n = x.shape[0]
+    order = torch.randperm(n, generator=g, device=g.device).to(x.device)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        if idx.numel() == 1 and n > 1:
+            return  # BatchNorm cannot train on a batch of one
+        yield x[idx], y[idx]
+
+
+def _prepare(xb: torch.Tensor, mean, std, channels_last: bool) -> torch.Tensor:
+    xb = normalize(xb, mean, std)
+    return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
+             batch_size: int = 1024, device: torch.device | str | None = None) -> dict:
+    """Test loss and accuracy (fraction in [0, 1]) of ``model`` on uint8 images ``x``."""
+    dev = resolve_device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    use_cl = dev.type == "cuda"
+    loss = torch.zeros((), device=dev)
+    correct = torch.zeros((), dtype=torch.long, device=dev)
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            xb = _prepare(x[start : start + batch_size].to(dev), mean, std, use_cl)
+            yb = y[start : start + batch_size].to(dev)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cl):
+                out = model(xb).float()
+            loss += F.cross_entropy(out, yb, reduction="sum")
+            correct += (out.argmax(1) == yb).sum()
+    finally:
+        model.train(was_training)
+    n = max(x.shape[0], 1)
+    return {"test_loss": loss.item() / n, "test_acc": correct.item() / n}
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    epochs: int,
+    padding: int = 4,
+    augmentation: bool = True,
+    batch_size: int = 128,
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    schedule: str = "svp",
+    teacher: nn.Module | None = None,
+    kd_lambda: float = KD_LAMBDA,
+    kd_temperature: float = KD_TEMPERATURE,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_batch_size: int = 1024,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    amp: bool | None = None,
+    compile: bool = False,
+    progress: bool = True,
+    desc: str = "train",
+    on_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` in place on uint8 images ``x`` and labels ``y``.
+
+    Args:
+        model: the network (moved to ``device``).
+        x, y: training images (uint8, N x C x H x W) and int64 labels, on any device.
+        mean, std: per-channel normalization constants.
+        epochs: number of epochs (181 in the paper protocol).
+        padding: random-crop padding in pixels (4 for 32x32, 8 for 64x64).
+        augmentation: random crop + horizontal flip per batch.
+        batch_size: images per SGD step.
+        lr: peak learning rate; momentum, weight_decay: SGD settings.
+        schedule: ``"svp"``, ``"cosine"`` or ``"constant"``.
+        teacher: if given, trained with :func:`prunefuse.distill.kd_loss` against this frozen
+            network (eval mode); ``kd_lambda`` and ``kd_temperature`` are its lambda and T.
+        test: optional (images, labels) evaluated after every epoch.
+        eval_batch_size: batch size of that evaluation.
+        seed: seeds sample order and augmentation.
+        device: ``"cpu"``, ``"cuda"``, ...; default from ``PRUNEFUSE_DEVICE`` or CUDA if present.
+        amp: bf16 autocast; default on for CUDA, off on CPU.
+        compile: wrap the model with ``torch.compile`` (CUDA only is worthwhile).
+        progress: show a tqdm bar over epochs.
+        desc: label of the progress bar.
+        on_epoch: called with each epoch's metrics as soon as they exist.
+
+    Returns:
+        One dict per epoch: epoch, lr, train_loss, train_acc, test_loss, test_acc (fractions),
+        seconds, images_per_s.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs={epochs!r}: must be a non-negative int")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: must be >= 1")
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"x, y: need the same non-zero length, got {x.shape[0]} and {y.shape[0]}")
+    check_kd(kd_lambda, kd_temperature)
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    amp = cuda if amp is None else amp
+    model.to(dev)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    if teacher is not None:
+        freeze_teacher(teacher.to(dev))
+        if cuda:
+            teacher.to(memory_format=torch.channels_last)
+    x, y = x.to(dev), y.to(dev)
+    step_model = torch.compile(model) if compile else model
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                          weight_decay=weight_decay, nesterov=False)
+    g = torch.Generator(device=dev).manual_seed(int(seed))
+    history: list[dict] = []
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, unit="ep")
+    for epoch in bar:
+        lr_now = lr_at(epoch, epochs, lr, schedule)
+        for group in opt.param_groups:
+            group["lr"] = lr_now
+        model.train()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), dtype=torch.long, device=dev)
+        seen = 0
+        for xb, yb in _batches(x, y, batch_size, g):
+            if augmentation:
+                xb = augment(xb, padding, generator=g)
+            xb = _prepare(xb, mean, std, cuda)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                out = step_model(xb)
+                if teacher is not None and kd_lambda > 0:
+                    with torch.no_grad():
+                        t_out = teacher(xb)
+                    loss = kd_loss(out, t_out, yb, kd_lambda, kd_temperature)
+                else:
+                    loss = F.cross_entropy(out.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * yb.shape[0]
+            correct += (out.detach().argmax(1) == yb).sum()
+            seen += yb.shape[0]
+        if cuda:
+            torch.cuda.synchronize(dev)
+        seconds = time.perf_counter() - start
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr_now,
+            "train_loss": loss_sum.item() / max(seen, 1),
+            "train_acc": correct.item() / max(seen, 1),
+            "seconds": seconds,
+            "images_per_s": seen / seconds if seconds > 0 else float("nan"),
+        }
+        if test is not None:
+            row.update(evaluate(model, *test, mean=mean, std=std, batch_size=eval_batch_size,
+                                device=dev))
+        history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}",
+                        acc=f"{row.get('test_acc', row['train_acc']):.3f}")
+        if on_epoch is not None:
+            on_epoch(row)
+    bar.close()
+    return history

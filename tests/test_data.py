@@ -1,0 +1,414 @@
+"""Tests for prunefuse.data: each loader reads tiny files written here in the real on-disk
+format; augment is checked against a per-image reference replaying the same random draws."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from prunefuse import data
+from prunefuse.data import DatasetNotFoundError, augment, load_dataset, normalize
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA not available"))]
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+def write_idx(path: Path, arr: np.ndarray, compress: bool = True) -> None:
+    """Write ``arr`` (uint8) as an IDX file: magic 0x00 0x00 0x08 ndim, big-endian dims."""
+    raw = bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        with gzip.open(path.with_name(path.name + ".gz"), "wb") as f:
+            f.write(raw)
+    else:
+        path.write_bytes(raw)
+
+
+def write_fashion(d: Path, n_train: int = 20, n_test: int = 10, compress: bool = True):
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    for name, arr in arrays.items():
+        write_idx(d / name, arr, compress)
+    return arrays
+
+
+@pytest.fixture
+def no_system_fashion(tmp_path, monkeypatch):
+    """Hide the Debian copy so the loader reads the test's files."""
+    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-copy")
+
+
+@pytest.mark.parametrize("sub,compress", [("", True), ("FashionMNIST/raw", True), ("", False)])
+def test_fashion_mnist_roundtrip(tmp_path, no_system_fashion, sub, compress):
+    arrays = write_fashion(tmp_path / sub, compress=compress)
+    ds = load_dataset("fashion-mnist", root=tmp_path, download=False)
+    assert ds.x_train.shape == (20, 3, 32, 32) and ds.x_test.shape == (10, 3, 32, 32)
+    assert ds.x_train.dtype == torch.uint8 and ds.y_train.dtype == torch.int64
+    assert ds.x_train.is_contiguous()
+    assert (ds.num_classes, ds.padding, ds.in_channels, ds.image_size) == (10, 4, 3, 32)
+    for split, stem in (("train", "train"), ("test", "t10k")):
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        orig = torch.from_numpy(arrays[f"{stem}-images-idx3-ubyte"])
+        assert torch.equal(x[:, :, 2:30, 2:30], orig[:, None].expand(-1, 3, -1, -1))
+        border = x.clone()
+        border[:, :, 2:30, 2:30] = 0
+        assert border.sum() == 0  # 2 px of zeros on every side
+        assert torch.equal(y, torch.from_numpy(arrays[f"{stem}-labels-idx1-ubyte"]).long())
+
+
+def test_fashion_mnist_truncated_gzip_names_file(tmp_path, no_system_fashion):
+    write_fashion(tmp_path)
+    gz = tmp_path / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[: gz.stat().st_size // 2])
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz.*truncated"):
+        load_dataset("fashion-mnist", root=tmp_path, download=False)
+
+
+def test_fashion_mnist_short_payload_names_file(tmp_path, no_system_fashion):
+    write_fashion(tmp_path)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(path) as f:
+        raw = f.read()
+    with gzip.open(path, "wb") as f:
+        f.write(raw[:-100])  # valid gzip, but fewer bytes than the header declares
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz: header declares dims"):
+        load_dataset("fashion-mnist", root=tmp_path, download=False)
+
+
+def test_fashion_mnist_bad_magic_and_labels(tmp_path, no_system_fashion):
+    arrays = write_fashion(tmp_path)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", arrays["train-labels-idx1-ubyte"][:-1])
+    with pytest.raises(ValueError, match="19 labels for 20 images"):
+        load_dataset("fashion-mnist", root=tmp_path, download=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.full(20, 10, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"labels outside \[0, 9\]"):
+        load_dataset("fashion-mnist", root=tmp_path, download=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros((20, 1, 1), dtype=np.uint8))
+    with pytest.raises(ValueError, match="bad magic number"):
+        load_dataset("fashion-mnist", root=tmp_path, download=False)
+
+
+def test_fashion_mnist_missing_lists_paths(tmp_path, no_system_fashion):
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset("fashion-mnist", root=tmp_path, download=False)
+    msg = str(info.value)
+    for path in (tmp_path / "no-system-copy", tmp_path, tmp_path / "FashionMNIST" / "raw"):
+        assert str(path) in msg
+    assert "apt-get install dataset-fashion-mnist" in msg and "download=True" in msg
+
+
+def test_fashion_mnist_failed_download_is_chained(tmp_path, no_system_fashion, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    with pytest.raises(DatasetNotFoundError, match="download failed") as info:
+        load_dataset("fashion-mnist", root=tmp_path, download=True)
+    assert isinstance(info.value.__cause__, urllib.error.URLError)
+    assert str(tmp_path) in str(info.value)
+
+
+@pytest.mark.realdata
+def test_real_fashion_mnist():
+    if not data.FASHION_MNIST_SYSTEM_DIR.is_dir():
+        pytest.skip(f"{data.FASHION_MNIST_SYSTEM_DIR} absent; "
+                    "apt-get install dataset-fashion-mnist")
+    ds = load_dataset("fashion-mnist", download=False)
+    assert (ds.num_train, ds.num_test) == (60000, 10000)
+    assert ds.x_train.shape == (60000, 3, 32, 32) and ds.x_test.shape == (10000, 3, 32, 32)
+    assert set(ds.y_train.unique().tolist()) == set(range(10))
+    assert torch.bincount(ds.y_test).tolist() == [1000] * 10
+    # the hardcoded statistics are those of the padded training set
+    pixels = ds.x_train[:, 0].double() / 255
+    assert pixels.mean().item() == pytest.approx(ds.mean[0], abs=1e-4)
+    assert pixels.std().item() == pytest.approx(ds.std[0], abs=1e-4)
+
+
+# ----------------------------------------------------------------------------------- CIFAR
+
+def write_cifar_batch(path: Path, n: int, label_key: bytes, num_classes: int, seed: int):
+    rng = np.random.default_rng(seed)
+    batch = {b"batch_label": b"test", b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+             label_key: rng.integers(0, num_classes, n).tolist(),
+             b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+    if label_key == b"fine_labels":
+        batch[b"coarse_labels"] = [0] * n
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(batch, f, protocol=2)  # the official batches are protocol-2 pickles
+    return batch
+
+
+CIFAR_LAYOUTS = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
+                b"labels", 10),
+    "cifar100": ("cifar-100-python", ["train"], "test", b"fine_labels", 100),
+}
+
+
+def write_cifar(root: Path, name: str):
+    folder, train, test, key, k = CIFAR_LAYOUTS[name]
+    batches = [write_cifar_batch(root / folder / f, 4, key, k, i) for i, f in enumerate(train)]
+    return batches, write_cifar_batch(root / folder / test, 3, key, k, 99)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_roundtrip(tmp_path, name):
+    train, test = write_cifar(tmp_path, name)
+    key, k = CIFAR_LAYOUTS[name][3:]
+    ds = load_dataset(name, root=tmp_path, download=False)
+    assert ds.x_train.shape == (4 * len(train), 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert ds.x_train.dtype == torch.uint8 and ds.y_test.dtype == torch.int64
+    assert (ds.num_classes, ds.padding) == (k, 4)
+    want = np.concatenate([b[b"data"] for b in train]).reshape(-1, 3, 32, 32)
+    assert torch.equal(ds.x_train, torch.from_numpy(want))
+    assert ds.y_train.tolist() == sum((b[key] for b in train), [])
+    assert torch.equal(ds.x_test, torch.from_numpy(test[b"data"].reshape(-1, 3, 32, 32)))
+    assert ds.y_test.tolist() == test[key]
+
+
+def test_cifar_truncated_pickle_names_file(tmp_path):
+    write_cifar(tmp_path, "cifar10")
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ValueError, match="data_batch_3: truncated or corrupt"):
+        load_dataset("cifar10", root=tmp_path, download=False)
+
+
+def test_cifar_bad_rows_and_labels(tmp_path):
+    write_cifar(tmp_path, "cifar100")
+    path = tmp_path / "cifar-100-python" / "test"
+    bad = {b"data": np.zeros((3, 3000), dtype=np.uint8), b"fine_labels": [0, 1, 2]}
+    path.write_bytes(pickle.dumps(bad, protocol=2))
+    with pytest.raises(ValueError, match=r"test: data has shape \(3, 3000\)"):
+        load_dataset("cifar100", root=tmp_path, download=False)
+    bad = {b"data": np.zeros((3, 3072), dtype=np.uint8), b"fine_labels": [0, 1]}
+    path.write_bytes(pickle.dumps(bad, protocol=2))
+    with pytest.raises(ValueError, match="2 labels for 3 images"):
+        load_dataset("cifar100", root=tmp_path, download=False)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "tiny-imagenet"])
+def test_missing_with_download_false_lists_paths(tmp_path, name):
+    with pytest.raises(DatasetNotFoundError, match="download=True") as info:
+        load_dataset(name, root=tmp_path, download=False)
+    assert str(tmp_path) in str(info.value) and "http" in str(info.value)
+
+
+def test_cifar_failed_download_is_chained(tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+
+    def offline(url, root, md5=None):
+        assert url == data.CIFAR10_URL and md5 == data.CIFAR10_MD5
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", offline)
+    with pytest.raises(DatasetNotFoundError, match="download failed: .*no network") as info:
+        load_dataset("cifar10", root=tmp_path, download=True)
+    assert isinstance(info.value.__cause__, urllib.error.URLError)
+
+
+# ---------------------------------------------------------------------------- Tiny ImageNet
+
+def smooth_image(seed: int, gray: bool = False) -> np.ndarray:
+    """8x8 blocks of flat colour: JPEG reproduces these to within a few grey levels."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (8, 8, 1 if gray else 3), dtype=np.uint8)
+    return img.repeat(8, 0).repeat(8, 1)
+
+
+def write_tiny_imagenet(root: Path):
+    """Two classes (written unsorted in wnids.txt), two train images each, three val images;
+    one train image is grayscale. Returns the source arrays as (N, 3, 64, 64) tensors."""
+    base = root / "tiny-imagenet-200"
+    wnids = ["n02", "n01"]
+    (base / "val" / "images").mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    train, y_train = [], []
+    for label, w in enumerate(sorted(wnids)):
+        (base / "train" / w / "images").mkdir(parents=True)
+        for i in range(2):
+            gray = (w, i) == ("n02", 1)
+            img = smooth_image(10 * label + i, gray)
+            Image.fromarray(img[..., 0] if gray else img).save(
+                base / "train" / w / "images" / f"{w}_{i}.JPEG", quality=95, subsampling=0)
+            train.append(np.broadcast_to(img, (64, 64, 3)))
+            y_train.append(label)
+    lines, test, y_test = [], [], []
+    for i, w in enumerate(["n01", "n02", "n01"]):
+        img = smooth_image(100 + i)
+        Image.fromarray(img).save(base / "val" / "images" / f"val_{i}.JPEG", quality=95,
+                                  subsampling=0)
+        lines.append(f"val_{i}.JPEG\t{w}\t0\t0\t63\t63")
+        test.append(img)
+        y_test.append(sorted(wnids).index(w))
+    (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+
+    def chw(imgs):
+        return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2)
+    return chw(train), y_train, chw(test), y_test
+
+
+def test_tiny_imagenet_roundtrip_and_cache(tmp_path):
+    x_train, y_train, x_test, y_test = write_tiny_imagenet(tmp_path)
+    ds = load_dataset("tiny-imagenet", root=tmp_path, download=False)
+    assert ds.x_train.shape == (4, 3, 64, 64) and ds.x_test.shape == (3, 3, 64, 64)
+    assert ds.x_train.dtype == torch.uint8 and ds.y_train.dtype == torch.int64
+    assert (ds.num_classes, ds.padding, ds.image_size) == (200, 8, 64)
+    assert ds.y_train.tolist() == y_train and ds.y_test.tolist() == y_test
+    # JPEG is lossy: allow a few grey levels on average
+    assert (ds.x_train.float() - x_train.float()).abs().mean() < 4
+    assert (ds.x_test.float() - x_test.float()).abs().mean() < 4
+    gray = ds.x_train[3]  # n02_1, the grayscale JPEG, decoded to RGB
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[0], gray[2])
+
+    cache = tmp_path / "tiny-imagenet-200" / data.TINY_IMAGENET_CACHE
+    assert cache.is_file()
+    for jpeg in (tmp_path / "tiny-imagenet-200").rglob("*.JPEG"):
+        jpeg.unlink()  # a second load that still works can only have read the cache
+    again = load_dataset("tiny-imagenet", root=tmp_path, download=False)
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(again, key), getattr(ds, key))
+
+
+def test_tiny_imagenet_errors(tmp_path):
+    write_tiny_imagenet(tmp_path)
+    base = tmp_path / "tiny-imagenet-200"
+    (base / "train" / "n01" / "images" / "n01_0.JPEG").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="n01_0.JPEG: unreadable image"):
+        load_dataset("tiny-imagenet", root=tmp_path, download=False)
+    (base / "val" / "val_annotations.txt").unlink()
+    with pytest.raises(ValueError, match="val_annotations.txt: missing"):
+        load_dataset("tiny-imagenet", root=tmp_path, download=False)
+    for f in (base / "train" / "n02" / "images").iterdir():
+        f.unlink()
+    with pytest.raises(ValueError, match="n02.*class folder missing or empty"):
+        load_dataset("tiny-imagenet", root=tmp_path, download=False)
+    assert not (base / data.TINY_IMAGENET_CACHE).exists()  # no cache of a broken dataset
+
+
+def test_tiny_imagenet_rebuilds_a_corrupt_cache(tmp_path):
+    write_tiny_imagenet(tmp_path)
+    cache = tmp_path / "tiny-imagenet-200" / data.TINY_IMAGENET_CACHE
+    first = load_dataset("tiny-imagenet", root=tmp_path, download=False)
+    cache.write_bytes(cache.read_bytes()[:1000])  # as if a crash had cut it short
+    again = load_dataset("tiny-imagenet", root=tmp_path, download=False)
+    assert torch.equal(again.x_train, first.x_train)
+    assert torch.load(cache, weights_only=True)["x_train"].shape == (4, 3, 64, 64)
+
+
+# ---------------------------------------------------------------------------------- augment
+
+def reference_augment(x, padding, dy, dx, flips):
+    """One image at a time: pad, crop at the drawn offset, flip if drawn."""
+    out = torch.empty_like(x)
+    h, w = x.shape[2:]
+    for i in range(len(x)):
+        img = F.pad(x[i], (padding,) * 4)[:, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = img.flip(-1) if flips[i] else img
+    return out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("padding,flip", [(4, True), (2, False), (0, True), (8, True)])
+def test_augment_matches_reference(device, dtype, padding, flip):
+    x = torch.randint(1, 256, (16, 3, 12, 10), generator=torch.Generator().manual_seed(1))
+    x = x.to(device=device, dtype=dtype)
+    out = augment(x, padding, torch.Generator(device).manual_seed(7), flip=flip)
+    assert out.shape == x.shape and out.dtype == dtype and out.device == x.device
+    dy, dx, flips = data._draw_offsets(len(x), padding, flip,
+                                       torch.Generator(device).manual_seed(7), x.device)
+    assert dy.min() >= 0 and dy.max() <= 2 * padding and dx.max() <= 2 * padding
+    assert torch.equal(out, reference_augment(x, padding, dy, dx, flips))
+    again = augment(x, padding, torch.Generator(device).manual_seed(7), flip=flip)
+    assert torch.equal(out, again)
+    if padding == 8:  # wider than the 12x10 image: some crops are almost all padding
+        assert (out == 0).any()
+
+
+def test_augment_identity_and_randomness():
+    x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    assert torch.equal(augment(x, 0, flip=False), x)
+    a = augment(x, 4, torch.Generator().manual_seed(0))
+    b = augment(x, 4, torch.Generator().manual_seed(1))
+    assert not torch.equal(a, b)
+    with pytest.raises(ValueError, match="padding=-1"):
+        augment(x, -1)
+
+
+# -------------------------------------------------------------------------------- normalize
+
+def test_normalize_matches_manual():
+    x = torch.randint(0, 256, (2, 3, 4, 5), dtype=torch.uint8)
+    mean, std = (0.1, 0.5, 0.9), (0.2, 0.3, 0.4)
+    out = normalize(x, mean, std)
+    assert out.dtype == torch.float32 and out.shape == x.shape
+    for c in range(3):
+        manual = (x[:, c].double() / 255 - mean[c]) / std[c]
+        assert torch.allclose(out[:, c].double(), manual, atol=1e-5)
+    assert normalize(x, mean, std, dtype=torch.float64).dtype == torch.float64
+    with pytest.raises(ValueError, match="3 channels"):
+        normalize(x, (0.5,), (0.5,))
+
+
+# ------------------------------------------------------------------------ synthetic, API
+
+def test_synthetic_seeded():
+    a = load_dataset("synthetic", seed=3)
+    b = load_dataset("synthetic", seed=3)
+    c = load_dataset("synthetic", seed=4)
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(a, key), getattr(b, key))
+    assert not torch.equal(a.x_train, c.x_train)
+    assert a.x_train.shape == (512, 3, 32, 32) and a.x_test.shape == (256, 3, 32, 32)
+    small = load_dataset("synthetic", num_train=8, num_test=4, num_classes=3, image_size=16,
+                         channels=1)
+    assert small.x_train.shape == (8, 1, 16, 16) and small.y_train.max() < 3
+    assert small.describe() == "synthetic: 8 train / 4 test, 1x16x16, 3 classes"
+    with pytest.raises(ValueError, match="num_train=0"):
+        load_dataset("synthetic", num_train=0)
+
+
+def test_unknown_dataset_and_option():
+    with pytest.raises(ValueError, match=r"dataset='foo': unknown; choose one of \[.*'cifar10'"):
+        load_dataset("foo")
+    with pytest.raises(ValueError, match="not options of dataset 'cifar10'"):
+        load_dataset("cifar10", num_train=5)
+
+
+def test_max_train_subset():
+    full = load_dataset("synthetic")
+    sub = load_dataset("synthetic", max_train=100, max_test=10)
+    assert (sub.num_train, sub.num_test) == (100, 10)
+    again = load_dataset("synthetic", max_train=100)
+    assert torch.equal(sub.x_train, again.x_train)
+    rows = {tuple(r.flatten()[:32].tolist()) for r in full.x_train}
+    assert all(tuple(r.flatten()[:32].tolist()) in rows for r in sub.x_train)
+    for bad in (0, 513, 2.5, True):
+        with pytest.raises(ValueError, match=f"max_train={bad!r}"):
+            load_dataset("synthetic", max_train=bad)
+
+
+def test_to_keeps_uint8():
+    ds = load_dataset("synthetic", num_train=4, num_test=2)
+    moved = ds.to("cpu")
+    assert moved.x_train.dtype == torch.uint8 and moved.name == "synthetic"
+    assert torch.equal(moved.x_test, ds.x_test)
+

@@ -1,0 +1,129 @@
+"""Selection scores (step 2) against brute-force references on small random inputs."""
+
+import math
+
+import pytest
+import torch
+
+from prunefuse import select as S
+from prunefuse.models import build_model
+
+
+def _probs(n=40, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.softmax(torch.randn(n, k, generator=g) * 2, dim=1)
+
+
+def _brute_top(scores, budget):
+    # Highest score first; equal scores: lower index first.
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:budget]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_uncertainty_scores_match_brute_force(seed):
+    p = _probs(seed=seed).tolist()
+    lc = [1 - max(row) for row in p]
+    ent = [-sum(v * math.log(v) for v in row if v > 0) for row in p]
+    mar = [-(sorted(row)[-1] - sorted(row)[-2]) for row in p]
+    probs = torch.tensor(p)
+    assert S.least_confidence(probs, 7).tolist() == _brute_top(lc, 7)
+    assert S.entropy(probs, 7).tolist() == _brute_top(ent, 7)
+    assert S.margin(probs, 7).tolist() == _brute_top(mar, 7)
+
+
+def test_bald_matches_brute_force():
+    g = torch.Generator().manual_seed(1)
+    mc = torch.softmax(torch.randn(6, 30, 4, generator=g), dim=2)
+    scores = []
+    for i in range(30):
+        mean = [sum(float(mc[t, i, c]) for t in range(6)) / 6 for c in range(4)]
+        h_mean = -sum(v * math.log(v) for v in mean)
+        mean_h = sum(-sum(float(v) * math.log(float(v)) for v in mc[t, i]) for t in range(6)) / 6
+        scores.append(h_mean - mean_h)
+    assert S.bald(mc, 5).tolist() == _brute_top(scores, 5)
+    assert min(S.bald_scores(mc).tolist()) >= -1e-12  # mutual information is non-negative
+
+
+def test_ties_break_to_lower_index():
+    probs = torch.full((6, 3), 1 / 3)
+    assert S.least_confidence(probs, 4).tolist() == [0, 1, 2, 3]
+    assert S.entropy(probs, 6).tolist() == list(range(6))
+
+
+def _brute_kcenter(pool, labeled, budget):
+    def d2(a, b):
+        return sum((x - y) ** 2 for x, y in zip(a, b))
+
+    centers = [list(c) for c in labeled]
+    picked = []
+    for _ in range(budget):
+        best, best_d = None, -1.0
+        for i, p in enumerate(pool):
+            if i in picked:
+                continue
+            d = min(d2(p, c) for c in centers)
+            if d > best_d:
+                best, best_d = i, d
+        picked.append(best)
+        centers.append(pool[best])
+    return picked
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kcenter_matches_brute_force(seed):
+    g = torch.Generator().manual_seed(seed)
+    pool, labeled = torch.randn(60, 3, generator=g), torch.randn(9, 3, generator=g)
+    expected = _brute_kcenter(pool.tolist(), labeled.tolist(), 12)
+    # A tiny block size forces many chunks over the labeled set.
+    got = S.kcenter_greedy(pool, labeled, 12, max_elements=130)
+    assert got.tolist() == expected
+    assert S.kcenter_greedy(pool, labeled, 12).tolist() == expected
+
+
+def test_kcenter_without_labeled_is_seeded_and_distinct():
+    pool = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    a = S.kcenter_greedy(pool, None, 20, seed=3)
+    assert a.tolist() == S.kcenter_greedy(pool, torch.empty(0, 4), 20, seed=3).tolist()
+    assert len(set(a.tolist())) == 20
+    dup = torch.zeros(5, 2)  # all identical: still distinct picks
+    assert sorted(S.kcenter_greedy(dup, dup[:1], 5).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_random_is_seeded():
+    a, b = S.random(100, 10, seed=4), S.random(100, 10, seed=4)
+    assert a.tolist() == b.tolist() and len(set(a.tolist())) == 10
+    assert a.tolist() != S.random(100, 10, seed=5).tolist()
+
+
+def test_bad_inputs_are_clear_errors():
+    probs = _probs()
+    with pytest.raises(ValueError, match="budget=41: must be in \\[0, 40\\]"):
+        S.entropy(probs, 41)
+    with pytest.raises(ValueError, match="pool is empty"):
+        S.least_confidence(torch.empty(0, 5), 1)
+    with pytest.raises(ValueError, match="pool is empty"):
+        S.kcenter_greedy(torch.empty(0, 3), None, 1)
+    bad = probs.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        S.margin(bad, 2)
+    with pytest.raises(TypeError, match="budget=2.5"):
+        S.random(10, 2.5, seed=0)
+    with pytest.raises(ValueError, match="score='typo'.*choose one of"):
+        S.select("typo", S.PoolOutputs(probs, torch.zeros(40, 2)), None, 1)
+
+
+def test_score_pool_one_unaugmented_pass():
+    model = build_model("resnet8", 10, seed=0).train()
+    images = torch.randint(0, 256, (37, 3, 32, 32), dtype=torch.uint8)
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    out = S.score_pool(model, images, mean, std, batch_size=16, mc_samples=3)
+    assert model.training  # mode restored
+    assert out.probs.shape == (37, 10) and out.features.shape == (37, 64)
+    assert out.mc_probs.shape == (3, 37, 10)
+    torch.testing.assert_close(out.probs.sum(1), torch.ones(37))
+    again = S.score_pool(model, images, mean, std, batch_size=37, mc_samples=3)
+    torch.testing.assert_close(out.probs, again.probs)
+    torch.testing.assert_close(out.mc_probs, again.mc_probs)  # seeded dropout masks
+    picked = S.select("kcenter", out, out.features[:5], 4)
+    assert len(set(picked.tolist())) == 4

@@ -1,0 +1,115 @@
+"""KD loss (step 4) and the trainer: schedule, determinism, KD path."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from prunefuse.data import load_dataset
+from prunefuse.distill import kd_kl, kd_loss
+from prunefuse.models import build_model
+from prunefuse.prune import prune_at_init
+from prunefuse.train import evaluate, lr_at, train
+
+
+def test_kd_zero_when_student_equals_teacher():
+    logits = torch.randn(8, 10)
+    y = torch.randint(0, 10, (8,))
+    assert kd_kl(logits, logits.clone()).item() == pytest.approx(0.0, abs=1e-6)
+    assert kd_loss(logits, logits.clone(), y, kd_lambda=1.0).item() == pytest.approx(0, abs=1e-6)
+    assert kd_loss(logits, logits, y, kd_lambda=0.0).item() == pytest.approx(
+        F.cross_entropy(logits, y).item())
+
+
+def test_kd_matches_formula_and_gradients_reach_student_only():
+    s = torch.randn(5, 4, requires_grad=True)
+    t = torch.randn(5, 4, requires_grad=True)
+    y = torch.randint(0, 4, (5,))
+    lam, temp = 0.3, 2.0
+    loss = kd_loss(s, t, y, kd_lambda=lam, temperature=temp)
+    pt, ps = F.softmax(t / temp, 1), F.softmax(s / temp, 1)
+    kl = (pt * (pt.log() - ps.log())).sum(1).mean()
+    ref = (1 - lam) * F.cross_entropy(s, y) + lam * temp**2 * kl
+    torch.testing.assert_close(loss, ref)
+    loss.backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+
+
+def test_kd_rejects_bad_hyperparameters():
+    z = torch.randn(2, 3)
+    with pytest.raises(ValueError, match="kd_lambda=1.5"):
+        kd_loss(z, z, torch.tensor([0, 1]), kd_lambda=1.5)
+    with pytest.raises(ValueError, match="kd_temperature=0"):
+        kd_loss(z, z, torch.tensor([0, 1]), temperature=0)
+
+
+def test_svp_schedule_181_epochs():
+    lrs = [lr_at(e, 181, 0.1) for e in range(181)]
+    assert lrs[0] == pytest.approx(0.01)
+    assert lrs[1:91] == [0.1] * 90
+    assert lrs[91:136] == [pytest.approx(0.01)] * 45
+    assert lrs[136:] == [pytest.approx(0.001)] * 45
+    assert lr_at(0, 10, 0.1, "cosine") == 0.1
+    with pytest.raises(ValueError, match="schedule='step'"):
+        lr_at(0, 10, 0.1, "step")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return load_dataset("synthetic", num_train=300, num_test=100, seed=0)
+
+
+def _run(ds, seed, teacher=None):
+    model = build_model("resnet8", 10, seed=0)
+    hist = train(model, ds.x_train, ds.y_train, mean=ds.mean, std=ds.std, epochs=2,
+                 batch_size=64, seed=seed, teacher=teacher, progress=False, device="cpu",
+                 test=(ds.x_test, ds.y_test))
+    return model, hist
+
+
+def test_same_seed_same_losses_on_cpu(synthetic):
+    _, a = _run(synthetic, seed=1)
+    _, b = _run(synthetic, seed=1)
+    _, c = _run(synthetic, seed=2)
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+    assert [r["test_acc"] for r in a] == [r["test_acc"] for r in b]
+    assert [r["train_loss"] for r in a] != [r["train_loss"] for r in c]
+    assert set(a[0]) >= {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+                         "seconds", "images_per_s"}
+
+
+def test_kd_training_leaves_teacher_frozen(synthetic):
+    dense = build_model("resnet8", 10, seed=0)
+    teacher, _ = prune_at_init(dense, 0.5, torch.zeros(1, 3, 32, 32))
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    _, hist = _run(synthetic, seed=0, teacher=teacher)
+    assert not teacher.training
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(before[k], v), k  # BN running stats included
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in hist)
+
+
+def test_train_rejects_bad_arguments(synthetic):
+    model = build_model("resnet8", 10)
+    with pytest.raises(ValueError, match="epochs=-1"):
+        train(model, synthetic.x_train, synthetic.y_train, mean=synthetic.mean,
+              std=synthetic.std, epochs=-1, progress=False)
+    with pytest.raises(ValueError, match="device='cuda'"):
+        if torch.cuda.is_available():
+            raise ValueError("device='cuda' available; nothing to test")
+        train(model, synthetic.x_train, synthetic.y_train, mean=synthetic.mean,
+              std=synthetic.std, epochs=1, device="cuda", progress=False)
+
+
+@pytest.mark.realdata
+def test_fashion_mnist_trains_well_above_chance():
+    from pathlib import Path
+
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("apt-get install dataset-fashion-mnist (CI installs it)")
+    ds = load_dataset("fashion-mnist", max_train=3000, max_test=1000)
+    model = build_model("resnet8", 10, seed=0)
+    train(model, ds.x_train, ds.y_train, mean=ds.mean, std=ds.std, epochs=4, seed=0,
+          progress=False, device="cpu")
+    acc = evaluate(model, ds.x_test, ds.y_test, mean=ds.mean, std=ds.std, device="cpu")
+    assert acc["test_acc"] > 0.6  # chance is 0.1
