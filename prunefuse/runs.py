@@ -41,3 +41,126 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` atomically."""
     return _atomic(path, lambda f: torch.save(obj, f))
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """All records of a JSON-lines file; ``[]`` when it does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def method_label(cfg: dict) -> str:
+    """Human-readable method name used in tables and legends."""
+    sel = cfg["selector"]
+    if sel == "prunefuse":
+        parts = [f"PruneFuse p={cfg['ratio']:g}"]
+        if cfg["target_init"] == "scratch":
+            parts.append("scratch" + (" + KD" if cfg["kd_lambda"] > 0 else ""))
+        elif cfg["kd_lambda"] == 0:
+            parts.append("fused, no KD")
+        return " ".join([parts[0]] + ([f"({parts[1]})"] if len(parts) > 1 else []))
+    if sel == "svp":
+        return f"SVP ({cfg['proxy_arch']})"
+    return {"dense": "Dense AL", "random": "Random"}[sel]
+
+
+def load_run(run_dir: str | os.PathLike) -> dict:
+    """A run record as a dict: config.json's content plus metrics, ledger and DONE status."""
+    run_dir = Path(run_dir)
+    record = json.loads((run_dir / "config.json").read_text())
+    record["metrics"] = read_jsonl(run_dir / "metrics.jsonl")
+    ledger = run_dir / "ledger.json"
+    record["ledger"] = json.loads(ledger.read_text()) if ledger.exists() else None
+    record["done"] = (run_dir / "DONE").exists()
+    record["path"] = str(run_dir)
+    return record
+
+
+def find_runs(root: str | os.PathLike, done_only: bool = True) -> list[dict]:
+    """Every run record under ``root`` (any depth), finished ones only by default."""
+    runs = [load_run(p.parent) for p in sorted(Path(root).rglob("config.json"))
+            if (p.parent / "metrics.jsonl").exists()]
+    return [r for r in runs if r["done"] or not done_only]
+
+
+def results_table(root: str | os.PathLike, done_only: bool = True):
+    """Tidy table: one row per run and evaluated budget (pandas DataFrame).
+
+    Accuracies are fractions in [0, 1]; MACs are counts; seconds are wall-clock.
+    """
+    import pandas as pd
+
+    rows = []
+    for run in find_runs(root, done_only):
+        cfg = run["config"]
+        for m in run["metrics"]:
+            if m.get("kind") != "target":
+                continue
+            rows.append({
+                "run_id": run["run_id"], "method": method_label(cfg), "dataset": cfg["dataset"],
+                "arch": cfg["arch"], "selector": cfg["selector"],
+                "ratio": cfg["ratio"] if cfg["selector"] == "prunefuse" else None,
+                "proxy_arch": cfg["proxy_arch"] if cfg["selector"] == "svp" else None,
+                "score": cfg["score"], "target_init": cfg["target_init"],
+                "kd_lambda": cfg["kd_lambda"], "seed": cfg["seed"], "budget": m["budget"],
+                "labeled": m["labeled"], "final_test_acc": m["final_test_acc"],
+                "best_test_acc": m["best_test_acc"], "best_epoch": m["best_epoch"],
+                "selection_macs": m["cumulative_selection_macs"],
+                "selection_seconds": m["cumulative_selection_seconds"],
+                "target_training_seconds": m["training_seconds"],
+                "selector_params": (run.get("selector_model") or {}).get("params"),
+                "selector_macs_per_sample": (run.get("selector_model") or {}).get(
+                    "macs_per_sample"),
+                "device": run.get("device_name"),
+            })
+    return pd.DataFrame(rows)
+
+
+SUMMARY_KEYS = ["dataset", "arch", "method", "score", "budget"]
+
+
+def summarize(table):
+    """Mean, std and n over seeds per dataset, target, method, score and budget."""
+    if table.empty:
+        return table
+    g = table.groupby(SUMMARY_KEYS, dropna=False, sort=True)
+    out = g.agg(
+        acc_mean=("final_test_acc", "mean"), acc_std=("final_test_acc", "std"),
+        best_acc_mean=("best_test_acc", "mean"), n_seeds=("seed", "nunique"),
+        selection_macs=("selection_macs", "mean"), selection_seconds=("selection_seconds", "mean"),
+        selector_params=("selector_params", "first"),
+    ).reset_index()
+    out["acc_std"] = out["acc_std"].fillna(0.0)
+    return out
+
+
+def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Aggregate the runs under ``root`` into ``results.csv``, ``summary.csv`` and
+    ``summary.md`` in ``out`` (default: ``root``). Returns the paths written."""
+    out = Path(out or root)
+    table = results_table(root)
+    if table.empty:
+        raise FileNotFoundError(f"root={str(root)!r}: no finished run records (config.json + "
+                                "metrics.jsonl + DONE) found under it")
+    summary = summarize(table)
+    paths = {"results": out / "results.csv", "summary": out / "summary.csv",
+             "markdown": out / "summary.md"}
+    atomic_write_text(paths["results"], table.to_csv(index=False))
+    atomic_write_text(paths["summary"], summary.to_csv(index=False))
+    atomic_write_text(paths["markdown"], summary_markdown(summary) + "\n")
+    return paths
+
+
+def summary_markdown(summary) -> str:
+    """Markdown table: accuracy as mean +- std (%) with n, selection cost in GMACs and s."""
+    lines = ["| dataset | target | method | score | budget (% of pool) | test acc (%) | n | "
+             "selection (GMACs) | selection (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in summary.itertuples():
+        lines.append(
+            f"| {r.dataset} | {r.arch} | {r.method} | {r.score} | {100 * r.budget:g} | "
+            f"{100 * r.acc_mean:.2f} ± {100 * r.acc_std:.2f} | {r.n_seeds} | "
+            f"{r.selection_macs / 1e9:.3f} | {r.selection_seconds:.1f} |")
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""Greedy k-centers at CIFAR scale: seconds and peak memory of
+``prunefuse.select.kcenter_greedy`` (PAPER.md step 2; issue 5).
+
+Defaults are the SVP/PruneFuse CIFAR-10 worst case: a 50,000-image pool of 64-d
+penultimate features (resnet56's width), 25,000 labeled images as initial centers, and a
+budget of 5,000 picks. A naive implementation builds the labeled x pool distance matrix
+(25,000 x 50,000 float64 = 10 GB); this script shows how far below that the package stays.
+
+Memory on the CPU is the increase of the process's peak resident set (VmHWM, reset through
+/proc/self/clear_refs just before the call; ru_maxrss where that is unavailable) over the
+resident set before it; on CUDA it is torch.cuda.max_memory_allocated over the allocation
+before. MB and GB are 10^6 and 10^9 bytes. Features are random Gaussians in float32, the
+dtype ``score_pool`` returns.
+
+    python benchmarks/kcenter_scale.py                                    # full size
+    python benchmarks/kcenter_scale.py --pool 10000 --labeled 5000 --budget 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+
+import torch
+from _common import add_common_args, setup, table, timed
+
+from prunefuse.select import kcenter_greedy
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux >= 4.0); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pool", type=int, default=50_000, help="unlabeled pool size")
+    ap.add_argument("--labeled", type=int, default=25_000, help="labeled set (initial centers)")
+    ap.add_argument("--dim", type=int, default=64, help="feature dimension")
+    ap.add_argument("--budget", type=int, default=5_000, help="samples to pick")
+    ap.add_argument("--seed", type=int, default=0, help="feature RNG seed")
+    add_common_args(ap)
+    args = ap.parse_args()
+    dev = setup(args)
+
+    g = torch.Generator().manual_seed(args.seed)
+    pool = torch.randn(args.pool, args.dim, generator=g).to(dev)
+    labeled = torch.randn(args.labeled, args.dim, generator=g).to(dev)
+    inputs_mb = (pool.numel() + labeled.numel()) * pool.element_size() / 1e6
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        before = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        how = "torch.cuda.max_memory_allocated"
+    else:
+        rss0 = _status_kb("VmRSS")
+        if rss0 is not None and reset_peak():
+            how = "VmHWM after clear_refs"
+        else:
+            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            how = "ru_maxrss (peak so far; an underestimate of the increase)"
+    picked = []
+    seconds, load = timed(lambda: picked.append(kcenter_greedy(pool, labeled, args.budget)), dev)
+    if dev.type == "cuda":
+        peak_mb = (torch.cuda.max_memory_allocated(dev) - before) / 1e6
+    else:
+        peak = _status_kb("VmHWM") if how.startswith("VmHWM") else None
+        if peak is None:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_mb = (peak - rss0) * 1024 / 1e6  # kB (KiB) to MB
+
+    idx = picked[0]
+    if len(idx) != args.budget or len(set(idx.tolist())) != args.budget:
+        raise SystemExit(f"kcenter_greedy returned {len(idx)} indices, "
+                         f"{len(set(idx.tolist()))} distinct; expected {args.budget} distinct")
+    naive_mb = args.labeled * args.pool * 8 / 1e6  # labeled x pool float64 distances
+    rows = [{"pool": args.pool, "labeled": args.labeled, "dim": args.dim, "budget": args.budget,
+             "seconds": seconds, "picks/s": args.budget / seconds, "load": load,
+             "inputs MB": inputs_mb, "peak +MB": peak_mb, "naive matrix MB": naive_mb}]
+    print(f"greedy k-centers on {dev}; memory = {how}; load = other processes' CPU load (cores)")
+    print(table(rows, [("pool", ",d"), ("labeled", ",d"), ("dim", "d"), ("budget", ",d"),
+                       ("seconds", ".1f"), ("picks/s", ",.0f"), ("load", ".1f"),
+                       ("inputs MB", ",.1f"), ("peak +MB", ",.1f"),
+                       ("naive matrix MB", ",.0f")]))
+    verdict = "never allocates it" if peak_mb < 0.1 * naive_mb else "MAY allocate it"
+    print(f"HEADLINE k-centers {args.pool:,} pool / {args.labeled:,} labeled / budget "
+          f"{args.budget:,}: {seconds:.1f} s, peak memory +{peak_mb:,.0f} MB = "
+          f"{peak_mb / naive_mb:.2%} of the {naive_mb / 1e3:,.1f} GB labeled x pool float64 "
+          f"matrix ({verdict})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Command line: ``prunefuse run | demo | report``. Thin: parsing, then library calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import PROFILES, ConfigError, describe_params, make_config, parse_override, run_id
+
+DEMO_METHODS = [
+    {"selector": "prunefuse", "ratio": 0.5},
+    {"selector": "dense"},
+    {"selector": "svp"},
+    {"selector": "random"},
+]
+
+
+def run_demo(out: str | Path = "runs/demo", *, progress: bool = True, **overrides) -> dict:
+    """The main job: PruneFuse (p=0.5, fusion + KD) vs dense AL, SVP and random selection on
+    the embedded default (Fashion-MNIST, ResNet-20, CPU-sized ``demo`` profile).
+
+    Returns a dict with the run folders, the results table and the files written.
+    """
+    from .experiment import run_experiment
+    from .plots import plot_accuracy_and_cost
+    from .runs import atomic_write_text, results_table, summarize, summary_markdown
+
+    out = Path(out)
+    configs = [make_config("demo", **{**m, **overrides}) for m in DEMO_METHODS]
+    dirs = []
+    for i, cfg in enumerate(configs, 1):
+        print(f"[{i}/{len(configs)}] {run_id(cfg)}", flush=True)
+        start = time.perf_counter()
+        dirs.append(run_experiment(cfg, out=out, progress=progress))
+        print(f"      done in {time.perf_counter() - start:.0f} s", flush=True)
+    table = results_table(out)
+    table = table[table["run_id"].isin([d.name for d in dirs])]
+    summary = summarize(table)
+    md = summary_markdown(summary)
+    atomic_write_text(out / "summary.md", md + "\n")
+    atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
+    figure = plot_accuracy_and_cost(table, out / "demo",
+                                    title=f"{configs[0]['dataset']}, target {configs[0]['arch']}")
+    print(md)
+    print(f"records: {out}/  figure: {figure[1]}")
+    return {"runs": dirs, "table": table, "summary": summary, "figure": figure}
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiment import load_config_file, run_experiment
+
+    config = load_config_file(args.config) if args.config else {}
+    config.update(dict(parse_override(o) for o in args.overrides))
+    cfg = make_config(args.profile, **config)
+    if args.dry_run:
+        print(json.dumps(cfg, indent=2))
+        print(f"run id: {run_id(cfg)}")
+        return 0
+    path = run_experiment(cfg, out=args.out, progress=not args.no_progress)
+    print(path)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    overrides = dict(parse_override(o) for o in args.overrides)
+    run_demo(args.out, progress=not args.no_progress, **overrides)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .runs import write_report
+
+    paths = write_report(args.root, args.out)
+    print(Path(paths["markdown"]).read_text())
+    for p in paths.values():
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prunefuse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    epilog = "parameters (key=value; lists as 0.1,0.2 or JSON):\n" + describe_params()
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    run = sub.add_parser("run", help="run or resume one experiment", epilog=epilog,
+                         formatter_class=fmt)
+    run.add_argument("config", nargs="?", help="JSON file of parameters (optional)")
+    run.add_argument("overrides", nargs="*", metavar="key=value")
+    run.add_argument("--profile", choices=sorted(PROFILES), help="defaults: paper, demo, smoke")
+    run.add_argument("--out", default="runs", help="parent folder of run records (default runs)")
+    run.add_argument("--dry-run", action="store_true", help="print the resolved config and id")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="the main job: PruneFuse vs dense AL, SVP, random on "
+                          "Fashion-MNIST (CPU, about 5 minutes)", epilog=epilog,
+                          formatter_class=fmt)
+    demo.add_argument("overrides", nargs="*", metavar="key=value")
+    demo.add_argument("--out", default="runs/demo", help="record folder (default runs/demo)")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
+
+    report = sub.add_parser("report", help="aggregate run records: mean/std over seeds")
+    report.add_argument("root", help="folder containing run records")
+    report.add_argument("--out", help="where to write results.csv, summary.csv, summary.md")
+    report.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "config", None) and "=" in args.config:
+        args.overrides.insert(0, args.config)  # `prunefuse run key=value` without a file
+        args.config = None
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"prunefuse {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

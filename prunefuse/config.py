@@ -1,0 +1,245 @@
+"""What a run is: every parameter, its default, its unit, and the profiles.
+
+A run config is a flat dict of JSON literals, checked before any compute: unknown keys,
+wrong types, a budget above the pool, a ratio >= 1, an unknown architecture, dataset or score
+each get one clear error naming the key and what is allowed. Defaults marked [choice] are
+ours where the paper is silent (see README, "Where we had to choose").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+SELECTORS = ("prunefuse", "dense", "svp", "random")
+TARGET_INITS = ("scratch", "fused")
+
+
+@dataclass(frozen=True)
+class Param:
+    default: Any
+    types: tuple[type, ...]
+    help: str
+
+
+def _p(default, types, help):
+    return Param(default, types if isinstance(types, tuple) else (types,), help)
+
+
+NONE = type(None)
+
+# Every run parameter: default, accepted types, and what it means (with its unit).
+PARAMS: dict[str, Param] = {
+    "dataset": _p("fashion-mnist", str, "dataset name (registry in prunefuse.data)"),
+    "data_root": _p(None, (str, NONE), "folder holding / receiving the data; default ~/.cache"),
+    "max_train": _p(None, (int, NONE), "use a seeded random subset of this many pool images"),
+    "max_test": _p(None, (int, NONE), "use a seeded random subset of this many test images"),
+    "arch": _p("resnet56", str, "target architecture (registry in prunefuse.models)"),
+    "selector": _p("prunefuse", str, f"who selects: one of {SELECTORS}"),
+    "ratio": _p(0.5, (float, int), "PruneFuse pruning ratio p: fraction of channels removed"),
+    "proxy_arch": _p("resnet20", str, "SVP proxy architecture (selector='svp')"),
+    "score": _p("least_confidence", str, "selection score (registry in prunefuse.select)"),
+    "initial_fraction": _p(0.02, (float, int), "random initial labeled set, fraction of pool"),
+    "budgets": _p([0.1, 0.2, 0.3, 0.4, 0.5], list, "labeled fraction of the pool after each round"),
+    "eval_budgets": _p(None, (list, NONE), "budgets at which the target is trained; None = all"),
+    "selector_epochs": _p(181, int, "epochs per selector training (SVP protocol: 181)"),
+    "target_epochs": _p(181, int, "epochs of target training (SVP protocol: 181)"),
+    "schedule": _p("svp", str, "learning-rate schedule: svp (1/90/45/45 proportions), cosine, constant"),
+    "lr": _p(0.1, (float, int), "peak learning rate"),
+    "momentum": _p(0.9, (float, int), "SGD momentum"),
+    "weight_decay": _p(5e-4, (float, int), "SGD weight decay"),
+    "batch_size": _p(128, int, "training batch size, images per step"),
+    "eval_batch_size": _p(1024, int, "batch size for pool scoring and test evaluation, images"),
+    "augment": _p(True, bool, "random crop (dataset padding) + horizontal flip during training"),
+    "target_init": _p(None, (str, NONE), "target init: fused or scratch; None = fused for "
+                      "prunefuse, scratch otherwise"),
+    "kd_lambda": _p(None, (float, int, NONE), "KD weight lambda; None = 0.5 for prunefuse "
+                    "[choice], 0 otherwise"),
+    "kd_temperature": _p(4.0, (float, int), "KD temperature T [choice]"),
+    "warm_start": _p(False, bool, "selector continues from last round's weights instead of "
+                     "the pruned init [choice: False]"),
+    "mc_samples": _p(10, int, "MC-dropout samples for score='bald'"),
+    "mc_dropout": _p(0.5, (float, int), "dropout rate of those samples (on penultimate features)"),
+    "selection_from": _p(None, (str, NONE), "reuse the selection of this run folder (SVP's "
+                         "precomputed selection) instead of selecting"),
+    "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection"),
+    "device": _p("auto", str, "cpu, cuda, cuda:N or auto (PRUNEFUSE_DEVICE, else CUDA if present)"),
+}
+
+# Keys that do not change results and so do not enter the run id.
+NOT_IN_ID = ("device",)
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # The SVP protocol that PruneFuse follows (CIFAR-10, ResNet-56, 181 epochs, 2% then 10..50%).
+    "paper": {"dataset": "cifar10", "arch": "resnet56"},
+    # CPU-sized: Fashion-MNIST subset, ResNet-20, 10 epochs; minutes on 2 cores. With so few
+    # SGD steps the SVP schedule's lr=0.1 phase is too short to settle, so batch 64 + cosine.
+    "demo": {"dataset": "fashion-mnist", "max_train": 3000, "max_test": 1000, "arch": "resnet20",
+             "proxy_arch": "resnet8", "initial_fraction": 0.1, "budgets": [0.2, 0.3],
+             "selector_epochs": 10, "target_epochs": 10, "batch_size": 64, "schedule": "cosine"},
+    # Seconds: synthetic data, ResNet-8, one epoch; for tests.
+    "smoke": {"dataset": "synthetic", "arch": "resnet8", "proxy_arch": "resnet8",
+              "initial_fraction": 0.1, "budgets": [0.2, 0.3], "selector_epochs": 1,
+              "target_epochs": 1, "batch_size": 64, "eval_batch_size": 256},
+}
+
+
+class ConfigError(ValueError):
+    """A run parameter is wrong; the message names the key and what is allowed."""
+
+
+def _check_type(key: str, value: Any) -> Any:
+    spec = PARAMS[key]
+    if isinstance(value, bool) and bool not in spec.types:
+        raise ConfigError(f"{key}={value!r}: expected {_names(spec.types)}, got bool")
+    if not isinstance(value, spec.types):
+        raise ConfigError(f"{key}={value!r}: expected {_names(spec.types)}, got "
+                          f"{type(value).__name__}")
+    if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return value
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join("null" if t is NONE else t.__name__ for t in types)
+
+
+def _fraction_list(key: str, value: Any) -> list[float]:
+    if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"{key}={value!r}: expected a non-empty list of fractions of the pool")
+    out = [float(v) for v in value]
+    if any(not 0 < v <= 1 for v in out):
+        raise ConfigError(f"{key}={value!r}: every budget must be a fraction in (0, 1]")
+    return out
+
+
+def make_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """Defaults, then a profile, then overrides; validated and with defaults resolved.
+
+    Args:
+        profile: ``None`` or a key of :data:`PROFILES` (``paper``, ``demo``, ``smoke``).
+        **overrides: any key of :data:`PARAMS`.
+
+    Returns:
+        A complete, validated config dict.
+    """
+    if profile is not None and profile not in PROFILES:
+        raise ConfigError(f"profile={profile!r}: unknown; choose one of {sorted(PROFILES)}")
+    unknown = sorted(set(overrides) - set(PARAMS))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
+    cfg = {k: p.default for k, p in PARAMS.items()}
+    cfg.update(PROFILES.get(profile, {}))
+    cfg.update(overrides)
+    return validate(cfg)
+
+
+def validate(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Check every key and value of a full config; resolve the None-means-auto defaults."""
+    from .data import DATASETS
+    from .models import MODELS
+    from .select import SCORES
+
+    unknown = sorted(set(cfg) - set(PARAMS))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
+    cfg = {k: _check_type(k, cfg.get(k, PARAMS[k].default)) for k in PARAMS}
+    choices = {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
+               "selector": SELECTORS, "score": sorted(SCORES),
+               "schedule": ("svp", "cosine", "constant")}
+    for key, allowed in choices.items():
+        if cfg[key] not in allowed:
+            raise ConfigError(f"{key}={cfg[key]!r}: unknown; choose one of {list(allowed)}")
+    if not 0 <= cfg["ratio"] < 1:
+        raise ConfigError(f"ratio={cfg['ratio']!r}: pruning ratio must be in [0, 1)")
+    cfg["budgets"] = _fraction_list("budgets", cfg["budgets"])
+    if cfg["budgets"] != sorted(set(cfg["budgets"])):
+        raise ConfigError(f"budgets={cfg['budgets']}: must be strictly increasing")
+    if not 0 < cfg["initial_fraction"] < cfg["budgets"][0]:
+        raise ConfigError(f"initial_fraction={cfg['initial_fraction']}: must be in (0, "
+                          f"{cfg['budgets'][0]}) (below the first budget)")
+    if cfg["eval_budgets"] is None:
+        cfg["eval_budgets"] = list(cfg["budgets"])
+    cfg["eval_budgets"] = _fraction_list("eval_budgets", cfg["eval_budgets"])
+    missing = [b for b in cfg["eval_budgets"] if b not in cfg["budgets"]]
+    if missing:
+        raise ConfigError(f"eval_budgets={cfg['eval_budgets']}: {missing} not in budgets "
+                          f"{cfg['budgets']}")
+    for key in ("selector_epochs", "target_epochs", "batch_size", "eval_batch_size"):
+        lo = 0 if key.endswith("epochs") else 1
+        if cfg[key] < lo:
+            raise ConfigError(f"{key}={cfg[key]}: must be >= {lo}")
+    for key in ("max_train", "max_test"):
+        if cfg[key] is not None and cfg[key] < 1:
+            raise ConfigError(f"{key}={cfg[key]}: must be a positive number of images")
+    if cfg["mc_samples"] < (1 if cfg["score"] == "bald" else 0):
+        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score='bald' needs at least 1")
+    if not 0 <= cfg["mc_dropout"] < 1:
+        raise ConfigError(f"mc_dropout={cfg['mc_dropout']}: must be in [0, 1)")
+    pf = cfg["selector"] == "prunefuse"
+    if cfg["target_init"] is None:
+        cfg["target_init"] = "fused" if pf else "scratch"
+    if cfg["target_init"] not in TARGET_INITS:
+        raise ConfigError(f"target_init={cfg['target_init']!r}: choose one of {list(TARGET_INITS)}")
+    if cfg["kd_lambda"] is None:
+        cfg["kd_lambda"] = 0.5 if pf else 0.0
+    if not 0 <= cfg["kd_lambda"] <= 1:
+        raise ConfigError(f"kd_lambda={cfg['kd_lambda']}: must be in [0, 1]")
+    if not pf and (cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0):
+        raise ConfigError(f"target_init='fused' and kd_lambda>0 need selector='prunefuse' (the "
+                          f"pruned selector is what is fused and the KD teacher); got "
+                          f"selector={cfg['selector']!r}")
+    if cfg["kd_temperature"] <= 0:
+        raise ConfigError(f"kd_temperature={cfg['kd_temperature']}: must be > 0")
+    if cfg["selector"] == "random" and cfg["score"] != "random":
+        cfg["score"] = "random"  # random selection has no score; one id per random run
+    return cfg
+
+
+def run_id(cfg: dict[str, Any]) -> str:
+    """Deterministic folder name: a readable prefix and a hash of every result-relevant key."""
+    ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID}
+    digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    sel = cfg["selector"]
+    if sel == "prunefuse":
+        sel = f"pf{cfg['ratio']:g}-{cfg['target_init']}-kd{cfg['kd_lambda']:g}"
+    elif sel == "svp":
+        sel = f"svp-{cfg['proxy_arch']}"
+    return f"{cfg['dataset']}-{cfg['arch']}-{sel}-{cfg['score']}-s{cfg['seed']}-{digest}"
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` from the command line; the value is JSON when it parses, else a string.
+
+    ``budgets=0.1,0.2`` is accepted as a list.
+    """
+    if "=" not in text:
+        raise ConfigError(f"{text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip().replace("-", "_")
+    if key not in PARAMS:
+        raise ConfigError(f"unknown parameter {key!r}; allowed: {sorted(PARAMS)}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+        if list in PARAMS[key].types and "," in raw:
+            try:
+                value = [float(v) for v in raw.split(",")]
+            except ValueError:
+                pass
+        elif raw in ("None", "none"):
+            value = None
+        elif raw in ("True", "False"):
+            value = raw == "True"
+    return key, value
+
+
+def describe_params() -> str:
+    """A table of every parameter with its default and meaning, for ``--help``."""
+    lines = []
+    for k, p in PARAMS.items():
+        lines.append(f"  {k:<18} default {json.dumps(p.default):<28} {p.help}")
+    return "\n".join(lines)

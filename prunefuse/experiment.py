@@ -1,0 +1,337 @@
+"""One experiment, end to end: active-learning rounds with a selector, then the target at each
+evaluated budget (PAPER.md steps 1-5 and the baselines that share the runner).
+
+Selectors: ``prunefuse`` (the dense target pruned at init, ratio p), ``dense`` (the target
+itself selects: baseline AL), ``svp`` (a small proxy architecture), ``random``. Each round
+the selector is retrained on the labeled set from the same initialization [choice] (or warm
+started), scores the unlabeled pool without augmentation, and the top samples are added.
+At each evaluated budget the target is trained from the dense init (``scratch``) or from the
+fusion of the dense init and the selector trained on that labeled set (``fused``), with KD
+from that selector when ``kd_lambda > 0``, recording test accuracy after every epoch.
+
+Resumable: every step commits ``state.json`` last, atomically; a re-run of the same config
+continues after the last committed step and ends with the same indices and metrics (on CPU)
+as an uninterrupted run. A finished run (``DONE``) is skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .config import make_config, run_id, validate
+from .data import load_dataset
+from .device import device_name, resolve_device
+from .flops import CostLedger, count_macs
+from .fuse import fuse
+from .models import build_model, count_params
+from .prune import prune_at_init
+from .runs import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+from .select import score_pool, select
+from .select import random as random_select
+from .train import evaluate, train
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _key(indices: list[int]) -> str:
+    return hashlib.sha1(json.dumps(sorted(indices)).encode()).hexdigest()[:16]
+
+
+class Experiment:
+    """State of one run; use :func:`run_experiment`."""
+
+    def __init__(self, cfg: dict[str, Any], run_dir: Path, progress: bool):
+        self.cfg, self.dir, self.progress = cfg, run_dir, progress
+        self.device = resolve_device(cfg["device"])
+        self.data = load_dataset(cfg["dataset"], root=cfg["data_root"], max_train=cfg["max_train"],
+                                 max_test=cfg["max_test"])
+        self.pool_size = self.data.num_train
+        self.data_dev = self.data.to(self.device)
+        shape = (self.data.in_channels, self.data.image_size, self.data.image_size)
+        self.example = torch.zeros(1, *shape)
+        nc, ch = self.data.num_classes, self.data.in_channels
+        # theta_0: one dense init per seed, shared by the pruned selector and the target.
+        self.dense_init = build_model(cfg["arch"], nc, ch, seed=cfg["seed"])
+        self.index_map = None
+        if cfg["selector"] == "prunefuse":
+            self.selector_init, self.index_map = prune_at_init(self.dense_init, cfg["ratio"],
+                                                               self.example)
+        elif cfg["selector"] == "dense":
+            self.selector_init = self.dense_init
+        elif cfg["selector"] == "svp":
+            self.selector_init = build_model(cfg["proxy_arch"], nc, ch, seed=cfg["seed"])
+        else:
+            self.selector_init = None
+        self.target_macs = count_macs(self.dense_init, self.example)
+        self.selector_macs = count_macs(self.selector_init, self.example) if self.selector_init else 0
+
+    # -- records ---------------------------------------------------------------------------
+    def write_static(self) -> None:
+        cfg = self.cfg
+        record = {
+            "config": cfg, "run_id": self.dir.name, "package_version": __version__,
+            "git_commit": _git_commit(), "torch_version": torch.__version__,
+            "python": platform.python_version(), "device": str(self.device),
+            "device_name": device_name(self.device), "threads": torch.get_num_threads(),
+            "pool_size": self.pool_size, "test_size": self.data.num_test,
+            "target": {"arch": cfg["arch"], "params": count_params(self.dense_init),
+                       "macs_per_sample": self.target_macs},
+            "selector_model": None if self.selector_init is None else {
+                "params": count_params(self.selector_init), "macs_per_sample": self.selector_macs},
+        }
+        atomic_write_json(self.dir / "config.json", record)
+        if self.index_map is not None:
+            atomic_write_json(self.dir / "index_map.json", self.index_map)
+
+    # -- training pieces -------------------------------------------------------------------
+    def _train_kw(self) -> dict:
+        c = self.cfg
+        return dict(mean=self.data.mean, std=self.data.std, padding=self.data.padding,
+                    augmentation=c["augment"], batch_size=c["batch_size"], lr=c["lr"],
+                    momentum=c["momentum"], weight_decay=c["weight_decay"],
+                    schedule=c["schedule"], eval_batch_size=c["eval_batch_size"],
+                    device=self.device, progress=self.progress)
+
+    def trained_selector(self, labeled: list[int], round_: int, state: dict) -> tuple:
+        """The selector trained on ``labeled``: from the cache on disk or trained now.
+
+        Returns (model, record); the record holds the cost, charged to the ledger once.
+        """
+        key = _key(labeled)
+        path = self.dir / "cache" / f"selector-{key}.pt"
+        model = copy.deepcopy(self.selector_init)
+        if self.cfg["warm_start"] and state.get("last_selector"):
+            model.load_state_dict(torch.load(self.dir / "cache" / state["last_selector"],
+                                             weights_only=True)["state_dict"])
+        if path.exists():
+            blob = torch.load(path, weights_only=True)
+            model.load_state_dict(blob["state_dict"])
+            return model.to(self.device), blob["record"]
+        idx = torch.tensor(labeled, device=self.data_dev.x_train.device)
+        start = time.perf_counter()
+        hist = train(model, self.data_dev.x_train[idx], self.data_dev.y_train[idx],
+                     epochs=self.cfg["selector_epochs"], seed=self.cfg["seed"] * 1000 + round_,
+                     desc=f"selector |L|={len(labeled)}", **self._train_kw())
+        seconds = time.perf_counter() - start
+        test = evaluate(model, self.data_dev.x_test, self.data_dev.y_test, mean=self.data.mean,
+                        std=self.data.std, batch_size=self.cfg["eval_batch_size"])
+        record = {"labeled": len(labeled), "seconds": seconds, "test_acc": test["test_acc"],
+                  "train_acc": hist[-1]["train_acc"] if hist else None,
+                  "macs": 3 * self.selector_macs * len(labeled) * self.cfg["selector_epochs"]}
+        atomic_torch_save({"state_dict": model.state_dict(), "record": record}, path)
+        return model, record
+
+    def charge_selector(self, record: dict, labeled: list[int], state: dict,
+                        ledger: CostLedger) -> None:
+        key = _key(labeled)
+        if key not in state["charged"]:
+            ledger.add_training("selector_training", self.selector_macs, len(labeled),
+                                self.cfg["selector_epochs"])
+            ledger.add_seconds("selector_training", record["seconds"])
+            state["charged"].append(key)
+        state["last_selector"] = f"selector-{key}.pt"
+
+    # -- steps -----------------------------------------------------------------------------
+    def select_round(self, round_: int, labeled: list[int], n_new: int, state: dict,
+                     ledger: CostLedger) -> tuple[list[int], dict]:
+        cfg = self.cfg
+        labeled_set = set(labeled)
+        pool = [i for i in range(self.pool_size) if i not in labeled_set]
+        row: dict[str, Any] = {"kind": "round", "round": round_, "labeled_before": len(labeled)}
+        before = ledger.to_dict()
+        if cfg["selector"] == "random":
+            picks = random_select(len(pool), n_new, seed=cfg["seed"] * 1000 + round_)
+        else:
+            model, rec = self.trained_selector(labeled, round_, state)
+            self.charge_selector(rec, labeled, state, ledger)
+            row.update(selector_test_acc=rec["test_acc"], selector_train_acc=rec["train_acc"])
+            with ledger.timed("pool_scoring"):
+                idx = torch.tensor(pool, device=self.data_dev.x_train.device)
+                out = score_pool(model, self.data_dev.x_train[idx], self.data.mean,
+                                 self.data.std, batch_size=cfg["eval_batch_size"],
+                                 mc_samples=cfg["mc_samples"] if cfg["score"] == "bald" else 0,
+                                 mc_dropout=cfg["mc_dropout"], seed=cfg["seed"] * 1000 + round_)
+                labeled_feats = None
+                if cfg["score"] == "kcenter":
+                    lidx = torch.tensor(labeled, device=idx.device)
+                    labeled_feats = score_pool(model, self.data_dev.x_train[lidx], self.data.mean,
+                                               self.data.std, batch_size=cfg["eval_batch_size"]
+                                               ).features
+                picks = select(cfg["score"], out, labeled_feats, n_new,
+                               seed=cfg["seed"] * 1000 + round_)
+            n_scored = len(pool) + (len(labeled) if cfg["score"] == "kcenter" else 0)
+            ledger.add_forward("pool_scoring", self.selector_macs, n_scored)
+        added = [pool[i] for i in picks.tolist()]
+        after = ledger.to_dict()
+        row.update(
+            labeled=len(labeled) + len(added), budget=(len(labeled) + len(added)) / self.pool_size,
+            selected=len(added),
+            selection_macs=after["selection_macs"] - before["selection_macs"],
+            selection_seconds=after["selection_seconds"] - before["selection_seconds"],
+            selector_training_seconds=after["seconds"]["selector_training"]
+            - before["seconds"]["selector_training"],
+            scoring_seconds=after["seconds"]["pool_scoring"] - before["seconds"]["pool_scoring"],
+            cumulative_selection_macs=after["selection_macs"],
+            cumulative_selection_seconds=after["selection_seconds"],
+        )
+        return added, row
+
+    def train_target(self, budget: float, labeled: list[int], round_: int, state: dict,
+                     ledger: CostLedger) -> dict:
+        cfg = self.cfg
+        teacher = None
+        if cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0:
+            selector, rec = self.trained_selector(labeled, round_ + 1, state)
+            self.charge_selector(rec, labeled, state, ledger)
+            teacher = selector if cfg["kd_lambda"] > 0 else None
+        if cfg["target_init"] == "fused":
+            model = fuse(self.dense_init, selector.cpu(), self.index_map)
+        else:
+            model = copy.deepcopy(self.dense_init)
+        idx = torch.tensor(labeled, device=self.data_dev.x_train.device)
+        start = time.perf_counter()
+        hist = train(model, self.data_dev.x_train[idx], self.data_dev.y_train[idx],
+                     epochs=cfg["target_epochs"], seed=cfg["seed"] * 1000 + 500 + round_,
+                     teacher=teacher, kd_lambda=cfg["kd_lambda"],
+                     kd_temperature=cfg["kd_temperature"],
+                     test=(self.data_dev.x_test, self.data_dev.y_test),
+                     desc=f"target {cfg['target_init']} |L|={len(labeled)}", **self._train_kw())
+        seconds = time.perf_counter() - start
+        macs = ledger.add_training("target_training", self.target_macs, len(labeled),
+                                   cfg["target_epochs"])
+        ledger.add_seconds("target_training", seconds)
+        teacher_macs = 0
+        if teacher is not None:
+            teacher_macs = ledger.add_forward("teacher_forward", self.selector_macs,
+                                              len(labeled) * cfg["target_epochs"])
+        accs = [h["test_acc"] for h in hist]
+        best = max(range(len(accs)), key=accs.__getitem__) if accs else None
+        d = ledger.to_dict()
+        return {"kind": "target", "round": round_, "budget": budget, "labeled": len(labeled),
+                "target_init": cfg["target_init"], "kd_lambda": cfg["kd_lambda"],
+                "final_test_acc": accs[-1] if accs else None,
+                "best_test_acc": accs[best] if accs else None,
+                "best_epoch": best + 1 if accs else None, "epochs": hist,
+                "training_seconds": seconds, "target_training_macs": macs,
+                "teacher_forward_macs": teacher_macs,
+                "cumulative_selection_macs": d["selection_macs"],
+                "cumulative_selection_seconds": d["selection_seconds"]}
+
+
+def _initial(pool_size: int, fraction: float, seed: int) -> list[int]:
+    n = max(1, round(fraction * pool_size))
+    return sorted(random_select(pool_size, n, seed=seed).tolist())
+
+
+def _load_selection(source: Path, cfg: dict) -> list[dict]:
+    src_cfg = json.loads((source / "config.json").read_text())["config"]
+    for key in ("dataset", "max_train", "initial_fraction", "budgets", "seed"):
+        if src_cfg[key] != cfg[key]:
+            raise ValueError(f"selection_from={str(source)!r}: its {key}={src_cfg[key]!r} "
+                             f"differs from this run's {cfg[key]!r}")
+    rounds = sorted((source / "selections").glob("round_*.json"))
+    if len(rounds) < len(cfg["budgets"]) + 1:
+        raise ValueError(f"selection_from={str(source)!r}: has {len(rounds) - 1} of "
+                         f"{len(cfg['budgets'])} rounds; finish that run first")
+    return [json.loads(p.read_text()) for p in rounds]
+
+
+def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "runs",
+                   profile: str | None = None, progress: bool = True, **overrides) -> Path:
+    """Run (or resume, or skip if done) one experiment and return its record folder.
+
+    Args:
+        config: parameters (see :data:`prunefuse.config.PARAMS`); merged with ``overrides``.
+        out: parent folder; the run lives in ``out/<run_id>``.
+        profile: ``paper``, ``demo`` or ``smoke`` defaults under the given keys.
+        progress: tqdm bars.
+
+    Returns:
+        The run folder, holding config.json, metrics.jsonl, selections/, ledger.json,
+        index_map.json (PruneFuse), state.json and DONE.
+    """
+    cfg = make_config(profile, **{**(config or {}), **overrides})
+    run_dir = Path(out) / run_id(cfg)
+    if (run_dir / "DONE").exists():
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    exp = Experiment(cfg, run_dir, progress)
+    if state is None:
+        exp.write_static()
+        state = {"steps": [], "n_metrics": 0, "charged": [], "last_selector": None,
+                 "ledger": CostLedger().to_dict()}
+    ledger = CostLedger.from_dict(state["ledger"])
+    metrics = read_jsonl(run_dir / "metrics.jsonl")[: state["n_metrics"]]
+    source = None
+    if cfg["selection_from"]:
+        source = _load_selection(Path(cfg["selection_from"]), cfg)
+
+    def commit(step: str) -> None:
+        state["steps"].append(step)
+        state["n_metrics"] = len(metrics)
+        state["ledger"] = ledger.to_dict()
+        atomic_write_text(run_dir / "metrics.jsonl",
+                          "".join(json.dumps(m, sort_keys=True) + "\n" for m in metrics))
+        atomic_write_json(run_dir / "ledger.json", state["ledger"])
+        atomic_write_json(state_path, state)  # the commit point
+
+    sel_dir = run_dir / "selections"
+    if source is not None:
+        labeled = source[0]["labeled"]
+    else:
+        labeled = _initial(exp.pool_size, cfg["initial_fraction"], cfg["seed"])
+    if "round_0" not in state["steps"]:
+        atomic_write_json(sel_dir / "round_00.json", {"round": 0, "added": labeled,
+                                                       "labeled": labeled})
+        commit("round_0")
+    labeled = json.loads((sel_dir / "round_00.json").read_text())["labeled"]
+    for r, budget in enumerate(cfg["budgets"], start=1):
+        step = f"round_{r}"
+        if step not in state["steps"]:
+            if source is not None:
+                added = source[r]["added"]
+                row = {k: v for k, v in source[r].get("metrics", {}).items()}
+                row.update(kind="round", round=r, reused_from=str(cfg["selection_from"]))
+            else:
+                target_n = round(budget * exp.pool_size)
+                added, row = exp.select_round(r, labeled, target_n - len(labeled), state, ledger)
+            new_labeled = sorted(labeled + added)
+            atomic_write_json(sel_dir / f"round_{r:02d}.json",
+                              {"round": r, "budget": budget, "added": added,
+                               "labeled": new_labeled, "metrics": row})
+            metrics.append(row)
+            commit(step)
+        labeled = json.loads((sel_dir / f"round_{r:02d}.json").read_text())["labeled"]
+        if budget in cfg["eval_budgets"] and f"target_{r}" not in state["steps"]:
+            metrics.append(exp.train_target(budget, labeled, r, state, ledger))
+            commit(f"target_{r}")
+    atomic_write_text(run_dir / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+    return run_dir
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON config file (a flat dict of parameters, or a run's config.json)."""
+    data = json.loads(Path(path).read_text())
+    return data.get("config", data) if isinstance(data, dict) else data
+
+
+__all__ = ["run_experiment", "load_config_file", "validate"]
