@@ -36,8 +36,8 @@ from .fuse import fuse
 from .models import build_model, count_params
 from .prune import prune_at_init
 from .runs import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
-from .select import score_pool, select
 from .select import random as random_select
+from .select import score_pool, select
 from .train import evaluate, train
 
 

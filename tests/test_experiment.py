@@ -1,0 +1,185 @@
+"""The experiment runner: every selector end to end, records, resume after a kill, config errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from prunefuse.cli import main, run_demo
+from prunefuse.config import ConfigError, make_config, run_id
+from prunefuse.experiment import run_experiment
+from prunefuse.runs import read_jsonl, results_table, write_report
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _strip_time(rows):
+    """Metrics without wall-clock fields, which legitimately differ between runs."""
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()
+                    if "seconds" not in k and k != "images_per_s"}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+    return clean(rows)
+
+
+@pytest.mark.parametrize("selector,score", [("prunefuse", "least_confidence"),
+                                            ("prunefuse", "kcenter"), ("dense", "entropy"),
+                                            ("svp", "margin"), ("random", "random"),
+                                            ("prunefuse", "bald")])
+def test_smoke_run_of_each_selector(tmp_path, selector, score):
+    run = run_experiment(profile="smoke", out=tmp_path, selector=selector, score=score,
+                         progress=False)
+    assert (run / "DONE").exists()
+    record = json.loads((run / "config.json").read_text())
+    assert record["config"]["selector"] == selector and record["config"]["seed"] == 0
+    assert {"package_version", "git_commit", "torch_version", "device_name"} <= set(record)
+    metrics = read_jsonl(run / "metrics.jsonl")
+    rounds = [m for m in metrics if m["kind"] == "round"]
+    targets = [m for m in metrics if m["kind"] == "target"]
+    assert [r["labeled"] for r in rounds] == [102, 154]  # 20% and 30% of 512
+    assert len(targets) == 2 and all(len(t["epochs"]) == 1 for t in targets)
+    labeled = json.loads((run / "selections" / "round_02.json").read_text())["labeled"]
+    assert len(labeled) == len(set(labeled)) == 154
+    ledger = json.loads((run / "ledger.json").read_text())
+    if selector == "random":
+        assert ledger["selection_macs"] == 0
+    else:
+        assert ledger["macs"]["selector_training"] > 0 and ledger["macs"]["pool_scoring"] > 0
+    assert (run / "index_map.json").exists() == (selector == "prunefuse")
+    assert (ledger["macs"]["teacher_forward"] > 0) == (selector == "prunefuse")
+    # A finished run is skipped, not repeated.
+    mtime = (run / "metrics.jsonl").stat().st_mtime_ns
+    assert run_experiment(profile="smoke", out=tmp_path, selector=selector, score=score,
+                          progress=False) == run
+    assert (run / "metrics.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_same_seed_same_selection(tmp_path):
+    a = run_experiment(profile="smoke", out=tmp_path / "a", progress=False, eval_budgets=[0.3])
+    b = run_experiment(profile="smoke", out=tmp_path / "b", progress=False, eval_budgets=[0.3])
+    for r in range(3):
+        name = f"round_{r:02d}.json"
+        sa = json.loads((a / "selections" / name).read_text())
+        sb = json.loads((b / "selections" / name).read_text())
+        assert sa["added"] == sb["added"]
+    assert _strip_time(read_jsonl(a / "metrics.jsonl")) == _strip_time(read_jsonl(b / "metrics.jsonl"))
+
+
+def test_kill_and_resume_matches_uninterrupted(tmp_path):
+    overrides = ["dataset=synthetic", "budgets=0.2,0.3,0.4,0.5", "selector_epochs=2",
+                 "target_epochs=2"]
+    cmd = [sys.executable, "-m", "prunefuse.cli", "run", "--profile", "smoke", "--no-progress",
+           "--out", str(tmp_path / "killed"), *overrides]
+    cfg = make_config("smoke", budgets=[0.2, 0.3, 0.4, 0.5], selector_epochs=2, target_epochs=2)
+    run_dir = tmp_path / "killed" / run_id(cfg)
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once at least one round has committed
+        state = run_dir / "state.json"
+        if state.exists() and len(json.loads(state.read_text())["steps"]) >= 3:
+            break
+        assert proc.poll() is None, "run finished before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "DONE").exists()
+    steps_at_kill = json.loads((run_dir / "state.json").read_text())["steps"]
+    assert 3 <= len(steps_at_kill) < 9
+    assert subprocess.run(cmd).returncode == 0  # resume
+    assert (run_dir / "DONE").exists()
+    ref = run_experiment(cfg, out=tmp_path / "ref", progress=False)
+    for name in sorted(p.name for p in (ref / "selections").iterdir()):
+        assert json.loads((run_dir / "selections" / name).read_text())["labeled"] == \
+            json.loads((ref / "selections" / name).read_text())["labeled"], name
+    assert _strip_time(read_jsonl(run_dir / "metrics.jsonl")) == \
+        _strip_time(read_jsonl(ref / "metrics.jsonl"))
+    assert json.loads((run_dir / "ledger.json").read_text())["macs"] == \
+        json.loads((ref / "ledger.json").read_text())["macs"]
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_target_from_saved_selection(tmp_path):
+    source = run_experiment(profile="smoke", out=tmp_path, progress=False)
+    reuse = run_experiment(profile="smoke", out=tmp_path, target_init="scratch", kd_lambda=0.0,
+                           selection_from=str(source), progress=False)
+    for r in range(3):
+        name = f"round_{r:02d}.json"
+        assert json.loads((reuse / "selections" / name).read_text())["labeled"] == \
+            json.loads((source / "selections" / name).read_text())["labeled"]
+    assert json.loads((reuse / "ledger.json").read_text())["macs"]["selector_training"] == 0
+    with pytest.raises(ValueError, match="selection_from=.*seed=0 differs|its seed=0"):
+        run_experiment(profile="smoke", out=tmp_path, seed=1, target_init="scratch",
+                       kd_lambda=0.0, selection_from=str(source), progress=False)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"epochs": 3}, "unknown parameter\\(s\\) \\['epochs'\\]"),
+    ({"ratio": 1.0}, "ratio=1.0: pruning ratio must be in \\[0, 1\\)"),
+    ({"ratio": "0.5"}, "ratio='0.5': expected float or int, got str"),
+    ({"budgets": [0.1, 1.5]}, "budgets=.*fraction in \\(0, 1\\]"),
+    ({"budgets": [0.3, 0.2]}, "strictly increasing"),
+    ({"arch": "resnet57"}, "arch='resnet57': unknown; choose one of"),
+    ({"dataset": "cifar11"}, "dataset='cifar11': unknown"),
+    ({"score": "confidence"}, "score='confidence': unknown"),
+    ({"selector": "svp", "target_init": "fused"}, "need selector='prunefuse'"),
+    ({"selector_epochs": True}, "selector_epochs=True: expected int, got bool"),
+    ({"eval_budgets": [0.25]}, "not in budgets"),
+])
+def test_config_errors_before_compute(tmp_path, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        run_experiment(profile="smoke", out=tmp_path, **overrides)
+    assert not tmp_path.joinpath("x").exists() and not list(tmp_path.iterdir())
+
+
+def test_cli_run_dry_run_report_and_errors(tmp_path, capsys):
+    assert main(["run", "--profile", "smoke", "--dry-run", "ratio=0.6", "budgets=0.2,0.3"]) == 0
+    out = capsys.readouterr().out
+    assert '"ratio": 0.6' in out and "run id:" in out
+    assert main(["run", "--profile", "smoke", "ratio=1.2", "--out", str(tmp_path)]) == 2
+    assert "ratio=1.2: pruning ratio must be in [0, 1)" in capsys.readouterr().err
+    assert main(["run", "--profile", "smoke", "ratoi=0.5", "--out", str(tmp_path)]) == 2
+    assert "unknown parameter 'ratoi'" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    run_experiment(profile="smoke", out=tmp_path, progress=False)
+    run_experiment(profile="smoke", out=tmp_path, seed=1, progress=False)
+    assert main(["report", str(tmp_path)]) == 0
+    paths = write_report(tmp_path)
+    summary = paths["summary"].read_text().splitlines()
+    assert summary[0].startswith("dataset,arch,method,score,budget,acc_mean,acc_std")
+    assert len(summary) == 3 and summary[1].split(",")[-4] == "2"  # n_seeds == 2
+    assert "± " in paths["markdown"].read_text()
+
+
+def test_help_lists_every_parameter(capsys):
+    from prunefuse.config import PARAMS
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for key in PARAMS:
+        assert key in text
+    assert "default" in text and "fraction of the pool" in text
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not FMNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_demo_code_path_on_fashion_mnist(tmp_path, capsys):
+    result = run_demo(tmp_path, progress=False, max_train=1500, max_test=500, arch="resnet8",
+                      selector_epochs=10, target_epochs=10)
+    table = result["table"]
+    assert sorted(table["method"].unique()) == ["Dense AL", "PruneFuse p=0.5", "Random",
+                                                "SVP (resnet8)"]
+    last = table[table["budget"] == 0.3]
+    assert (last["final_test_acc"] > 0.3).all(), last  # chance is 0.1
+    assert all(p.exists() for p in result["figure"])
+    out = capsys.readouterr().out
+    assert "| PruneFuse p=0.5 |" in out and "selection (GMACs)" in out
+    assert results_table(tmp_path)["selection_macs"].max() > 0
