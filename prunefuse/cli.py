@@ -80,6 +80,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import NotebookRunError, describe_plan, plan, reproduce
+
+    overrides = dict(parse_override(o) for o in args.overrides)
+    only = [a.strip() for a in args.only.split(",")] if args.only else None
+    if args.dry_run:
+        print(describe_plan(plan(args.profile, overrides=overrides, artefacts=only)))
+        return 0
+    out = args.out or f"runs/reproduce-{args.profile}"
+    try:
+        reproduce(args.profile, out, figures=args.figures, overrides=overrides, artefacts=only,
+                  run_figures=not args.runs_only)
+    except NotebookRunError as err:
+        print(f"prunefuse reproduce: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunefuse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("root", help="folder containing run records")
     report.add_argument("--out", help="where to write results.csv, summary.csv, summary.md")
     report.set_defaults(func=_cmd_report)
+
+    from .reproduce import GRIDS
+
+    rep = sub.add_parser("reproduce", help="regenerate every table and figure of the paper: "
+                         "plan the runs, execute the notebooks with papermill", epilog=epilog,
+                         formatter_class=fmt)
+    rep.add_argument("overrides", nargs="*", metavar="key=value",
+                     help="run parameters for every run (e.g. device=cuda); not the grid's keys")
+    rep.add_argument("--profile", required=True, choices=sorted(GRIDS),
+                     help="grid and run defaults: smoke (minutes), demo (CPU, tens of minutes), "
+                     "paper (GPU)")
+    rep.add_argument("--out", help="batch folder: runs/, notebooks/, figures/ (default "
+                     "runs/reproduce-PROFILE)")
+    rep.add_argument("--figures", help="write tables and figures here instead of OUT/figures")
+    rep.add_argument("--only", help="comma-separated artefacts (and their runs): main_table, "
+                     "figure3, figure4, figure5, ablation, cost")
+    rep.add_argument("--runs-only", action="store_true", help="execute the runs, not the "
+                     "artefact notebooks")
+    rep.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    rep.set_defaults(func=_cmd_reproduce)
     return parser
 
 

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 STYLE = {"context": "paper", "style": "whitegrid", "font_scale": 1.1}
 
@@ -52,4 +53,146 @@ def plot_accuracy_and_cost(table, path: str | os.PathLike, title: str = "") -> l
             title=f"selection cost at {last['budget_pct'].iloc[0]:g}% of pool")
     if title:
         fig.suptitle(title)
+    return save(fig, path)
+
+
+# -- paper artefacts ---------------------------------------------------------------------------
+# Each takes a tidy DataFrame with one row per run (seed) and draws mean +- sd over seeds.
+
+
+def seeds_note(df, by: list[str]) -> str:
+    """``n=3 seeds`` (or ``n=2-3 seeds`` when groups differ): the n behind every mean."""
+    counts = df.groupby(by, dropna=False)["seed"].nunique()
+    lo, hi = int(counts.min()), int(counts.max())
+    n = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    return f"n={n} seed{'s' if hi != 1 else ''}"
+
+
+def _panels(n: int, width: float = 3.6, height: float = 3.2, sharey: bool = True):
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), sharey=sharey, squeeze=False,
+                             layout="constrained")
+    return fig, list(axes[0])
+
+
+def plot_selection_macs(df, path: str | os.PathLike, title: str = "") -> list[Path]:
+    """Figure 3: total selection cost, PruneFuse vs baseline, grouped by budget, one panel per p.
+
+    Args:
+        df: columns ``ratio`` (panel), ``method`` (``Baseline`` or ``PruneFuse``), ``budget_pct``,
+            ``gmacs`` (cumulative selection GMACs at that budget) and ``seed``.
+    """
+    setup_style()
+    ratios = sorted(df["ratio"].unique())
+    fig, axes = _panels(len(ratios))
+    order = sorted(df["budget_pct"].unique())
+    for ax, p in zip(axes, ratios):
+        sub = df[df["ratio"] == p]
+        sns.barplot(data=sub, x="budget_pct", y="gmacs", hue="method", order=order,
+                    hue_order=["Baseline", "PruneFuse"], errorbar="sd", ax=ax)
+        ax.set(title=f"p = {p:g}", xlabel="labeled set (% of pool)",
+               ylabel="total selection cost (GMACs)")
+        ax.set_xticks(range(len(order)), [f"{b:g}" for b in order])
+        if ax is not axes[-1] and ax.get_legend():
+            ax.get_legend().remove()
+    fig.suptitle(f"{title} (mean ± sd, {seeds_note(df, ['ratio', 'method', 'budget_pct'])})")
+    return save(fig, path)
+
+
+def plot_epoch_curves(df, path: str | os.PathLike, title: str = "") -> list[Path]:
+    """Figure 4: target test accuracy after each epoch, one line per target variant, one panel
+    per p.
+
+    Args:
+        df: columns ``ratio`` (panel), ``variant``, ``epoch``, ``acc_pct`` and ``seed``.
+    """
+    setup_style()
+    ratios = sorted(df["ratio"].unique())
+    fig, axes = _panels(len(ratios), width=4.2)
+    for ax, p in zip(axes, ratios):
+        sub = df[df["ratio"] == p]
+        sns.lineplot(data=sub, x="epoch", y="acc_pct", hue="variant", errorbar="sd", ax=ax,
+                     marker="o" if sub["epoch"].nunique() < 15 else None,
+                     hue_order=[v for v in VARIANTS if v in set(df["variant"])])
+        ax.set(title=f"p = {p:g}", xlabel="target training epoch", ylabel="test accuracy (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax is not axes[-1] and ax.get_legend():
+            ax.get_legend().remove()
+    fig.suptitle(f"{title} (mean ± sd, {seeds_note(df, ['ratio', 'variant', 'epoch'])})")
+    return save(fig, path)
+
+
+# Target variants of the fusion / KD ablation, in legend order.
+VARIANTS = ["scratch", "scratch + KD", "fused, no KD", "fused + KD (PruneFuse)"]
+
+
+def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Path]:
+    """Figure 5: target accuracy vs selector size, PruneFuse vs SVP, one marker per target.
+
+    Args:
+        df: columns ``family`` (``PruneFuse`` or ``SVP``), ``selector`` (point label, e.g.
+            ``p=0.5``), ``target``, ``selector_mparams`` (selector parameters, millions),
+            ``acc_pct`` and ``seed``.
+    """
+    setup_style()
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    g = df.groupby(["family", "target", "selector"], sort=True).agg(
+        x=("selector_mparams", "mean"), y=("acc_pct", "mean"), sd=("acc_pct", "std")).reset_index()
+    g["sd"] = g["sd"].fillna(0.0)
+    colors = {"PruneFuse": "C0", "SVP": "C3"}
+    markers = dict(zip(sorted(df["target"].unique()), "osD^v<>"))
+    for r in g.itertuples():
+        ax.errorbar(r.x, r.y, yerr=r.sd, fmt=markers[r.target], color=colors.get(r.family, "C7"),
+                    capsize=3, ms=7)
+        ax.annotate(r.selector, (r.x, r.y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=f) for f, c in colors.items()
+               if f in set(g["family"])]
+    handles += [plt.Line2D([], [], ls="", marker=m, color="0.3", label=f"target {t}")
+                for t, m in markers.items()]
+    ax.legend(handles=handles, fontsize=8)
+    ax.set(xlabel="selector parameters (millions)", ylabel="target test accuracy (%)",
+           title=f"{title} (mean ± sd, {seeds_note(df, ['family', 'target', 'selector'])})")
+    return save(fig, path)
+
+
+def plot_ablation(df, path: str | os.PathLike, title: str = "") -> list[Path]:
+    """Fusion / KD ablation: target accuracy vs pruning ratio, one line per target variant.
+
+    Args:
+        df: columns ``ratio``, ``variant``, ``acc_pct`` and ``seed``.
+    """
+    setup_style()
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    sns.lineplot(data=df, x="ratio", y="acc_pct", hue="variant", style="variant", markers=True,
+                 dashes=False, errorbar="sd", err_style="bars", ax=ax,
+                 hue_order=[v for v in VARIANTS if v in set(df["variant"])])
+    ax.set_xticks(sorted(df["ratio"].unique()))
+    ax.set(xlabel="pruning ratio p (fraction of channels removed)",
+           ylabel="target test accuracy (%)",
+           title=f"{title} (mean ± sd, {seeds_note(df, ['ratio', 'variant'])})")
+    return save(fig, path)
+
+
+def plot_cost_accuracy(df, path: str | os.PathLike, title: str = "") -> list[Path]:
+    """Cost vs accuracy: target accuracy against cumulative selection cost in MACs (left) and in
+    wall-clock seconds (right); one line per method through its budgets.
+
+    Args:
+        df: columns ``method``, ``budget_pct``, ``gmacs``, ``seconds``, ``acc_pct`` and ``seed``.
+    """
+    setup_style()
+    fig, axes = _panels(2, width=4.6, height=3.6)
+    g = df.groupby(["method", "budget_pct"], sort=True).agg(
+        gmacs=("gmacs", "mean"), seconds=("seconds", "mean"), acc=("acc_pct", "mean"),
+        sd=("acc_pct", "std")).reset_index()
+    g["sd"] = g["sd"].fillna(0.0)
+    for i, (method, sub) in enumerate(g.groupby("method", sort=True)):
+        for ax, x in zip(axes, ("gmacs", "seconds")):
+            ax.errorbar(sub[x], sub["acc"], yerr=sub["sd"], marker="o", capsize=3,
+                        color=f"C{i}", label=method)
+    axes[0].set(xlim=(0, None), xlabel="cumulative selection cost (GMACs)",
+                ylabel="target test accuracy (%)")
+    axes[1].set(xlim=(0, None), xlabel="cumulative selection wall-clock (s)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{title} (mean ± sd, {seeds_note(df, ['method', 'budget_pct'])}; points: "
+                 "budgets)")
     return save(fig, path)

@@ -1,0 +1,452 @@
+"""The paper's tables and figures, built from run records only (they never train).
+
+Each builder reads the finished runs under ``records``, keeps the ones its artefact needs
+(filtered by their config), and writes into ``out``: the data behind the artefact as CSV
+(one row per run and budget, accuracies in %, costs in MACs and seconds), the figure as PDF
+and PNG or the table as Markdown and LaTeX, and ``<name>.caption.md`` naming the profile,
+dataset, hardware and dates. Means are over seeds, spreads are sample standard deviations,
+and n is stated in every caption and figure title.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots
+from .runs import atomic_write_text, find_runs
+
+# What each profile's numbers can be trusted for; written into every caption.
+PROFILE_NOTES = {
+    "paper": "paper: the SVP protocol (181 epochs per training, labeled budgets 10-50% of the "
+             "pool)",
+    "demo": "demo: CPU-sized (Fashion-MNIST subset, 10 epochs per training); NOT the paper "
+            "protocol, only the shape of the comparison",
+    "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "
+             "nothing",
+}
+
+Paths = dict[str, Path]
+
+
+# -- reading records ---------------------------------------------------------------------------
+
+def variant(target_init: str, kd_lambda: float) -> str:
+    """Name of a target variant of the fusion / KD ablation (PAPER.md, ablations a-d)."""
+    if target_init == "fused":
+        return "fused + KD (PruneFuse)" if kd_lambda > 0 else "fused, no KD"
+    return "scratch + KD" if kd_lambda > 0 else "scratch"
+
+
+def load_targets(records: str | os.PathLike) -> pd.DataFrame:
+    """One row per finished run and evaluated budget, with the config keys artefacts filter on.
+
+    Accuracies are in % (``acc_pct`` final epoch, ``best_acc_pct``, ``epoch_acc_pct`` the list
+    per epoch); ``selection_macs``/``selection_seconds`` are cumulative up to that budget;
+    ``target_macs``/``target_seconds`` are that budget's target training (with KD teacher).
+    """
+    rows = []
+    for run in find_runs(records):
+        cfg = run["config"]
+        sel = run.get("selector_model") or {}
+        finished = (Path(run["path"]) / "DONE").read_text().strip()
+        for m in run["metrics"]:
+            if m.get("kind") != "target":
+                continue
+            rows.append({
+                "run_id": run["run_id"], "dataset": cfg["dataset"], "arch": cfg["arch"],
+                "selector": cfg["selector"], "ratio": cfg["ratio"],
+                "proxy_arch": cfg["proxy_arch"], "score": cfg["score"],
+                "target_init": cfg["target_init"], "kd_lambda": cfg["kd_lambda"],
+                "variant": variant(cfg["target_init"], cfg["kd_lambda"]),
+                "selection_from": cfg["selection_from"], "seed": cfg["seed"],
+                "budget": m["budget"], "budget_pct": round(100 * m["budget"], 6),
+                "labeled": m["labeled"], "acc_pct": 100 * m["final_test_acc"],
+                "best_acc_pct": 100 * m["best_test_acc"],
+                "epoch_acc_pct": [100 * e["test_acc"] for e in m["epochs"]],
+                "selection_macs": m["cumulative_selection_macs"],
+                "selection_seconds": m["cumulative_selection_seconds"],
+                "target_macs": m["target_training_macs"] + m.get("teacher_forward_macs", 0),
+                "target_seconds": m["training_seconds"],
+                "selector_params": sel.get("params"), "selector_macs": sel.get("macs_per_sample"),
+                "target_params": run["target"]["params"],
+                "target_macs_per_sample": run["target"]["macs_per_sample"],
+                "device_name": run.get("device_name"), "threads": run.get("threads"),
+                "finished": finished,
+            })
+    return pd.DataFrame(rows)
+
+
+def _isin(series: pd.Series, values) -> pd.Series:
+    return series.round(6).isin([round(float(v), 6) for v in values])
+
+
+def _require(df: pd.DataFrame, what: str, records, **filters) -> pd.DataFrame:
+    if df.empty:
+        raise FileNotFoundError(
+            f"records={str(records)!r}: no finished runs for {what} "
+            f"({', '.join(f'{k}={v!r}' for k, v in filters.items())}); run them first, e.g. "
+            "`prunefuse reproduce --profile demo --out DIR`")
+    return df
+
+
+def _main_runs(df: pd.DataFrame) -> pd.Series:
+    """Runs that selected for themselves (not reusing another run's selection)."""
+    return df["selection_from"].isna()
+
+
+def _prunefuse(df: pd.DataFrame) -> pd.Series:
+    """PruneFuse as the paper runs it: fused target trained with KD, own selection."""
+    return ((df["selector"] == "prunefuse") & (df["target_init"] == "fused")
+            & (df["kd_lambda"] > 0) & _main_runs(df))
+
+
+def _baseline(df: pd.DataFrame) -> pd.Series:
+    """Baseline AL: the dense target selects (random selection for the ``random`` score)."""
+    own = (df["selector"] == "dense") & (df["score"] != "random")
+    return (own | ((df["selector"] == "random") & (df["score"] == "random"))) & _main_runs(df)
+
+
+# -- captions and tables -----------------------------------------------------------------------
+
+def _hardware(df: pd.DataFrame) -> str:
+    out = []
+    for (name, threads), _ in df.groupby(["device_name", "threads"], dropna=False):
+        out.append(f"{name} ({threads} torch threads)" if name == "cpu" else str(name))
+    return "; ".join(out) or "unknown"
+
+
+def write_caption(out: Path, name: str, title: str, text: str, df: pd.DataFrame, *,
+                  profile: str, setting: str, files: list[Path]) -> Path:
+    """``<name>.caption.md``: what is shown, then profile, dataset, hardware, dates and files."""
+    dates = sorted(d[:10] for d in df["finished"])
+    span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    note = PROFILE_NOTES.get(profile, f"profile {profile}")
+    lines = [
+        f"# {title}", "", text, "",
+        f"- Profile: {note}.",
+        f"- Dataset: {setting}.",
+        f"- Hardware: {_hardware(df)}.",
+        f"- Date: runs finished {span}; built {time.strftime('%Y-%m-%d')}.",
+        f"- Records: {df['run_id'].nunique()} runs.",
+        f"- Files: {', '.join(p.name for p in files)}.",
+    ]
+    return atomic_write_text(out / f"{name}.caption.md", "\n".join(lines) + "\n")
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    cols = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(False)]
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "±": r"$\pm$", "—": "---"}
+
+
+def _tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
+
+
+def _latex(table: pd.DataFrame, caption: str, label: str, n_text: int) -> str:
+    """A booktabs table (``\\usepackage{booktabs}``): ``n_text`` label columns left, the
+    numbers right."""
+    spec = "l" * n_text + "r" * (len(table.columns) - n_text)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex_escape(caption)}}}",
+             rf"\label{{{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(_tex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex_escape(v) for v in row) + r" \\" for row in table.itertuples(False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_table(out: Path, name: str, data: pd.DataFrame, table: pd.DataFrame,
+                 caption: str, n_text: int) -> Paths:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / f"{name}.csv", "md": out / f"{name}.md", "tex": out / f"{name}.tex"}
+    atomic_write_text(paths["csv"], data.to_csv(index=False))
+    atomic_write_text(paths["md"], _markdown(table))
+    atomic_write_text(paths["tex"], _latex(table, caption, f"tab:{name}", n_text))
+    return paths
+
+
+def _mean_sd(values: pd.Series) -> str:
+    sd = values.std() if len(values) > 1 else 0.0
+    return f"{values.mean():.2f} ± {sd:.2f}"
+
+
+def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    data = data.drop(columns=["epoch_acc_pct"], errors="ignore")
+    return atomic_write_text(out / f"{name}.csv", data.to_csv(index=False))
+
+
+# -- the artefacts -----------------------------------------------------------------------------
+
+def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+               datasets: list[str], arch: str, scores: list[str],
+               ratios: list[float]) -> Paths:
+    """The main accuracy table: dataset x selection score x budget; Baseline (dense AL) vs
+    PruneFuse p = ratios; with each selector's parameters and MACs per image.
+
+    Returns the paths of ``main_table.{csv,md,tex,caption.md}``.
+    """
+    out, name = Path(out), "main_table"
+    df = load_targets(records)
+    if not df.empty:
+        df = df[df["dataset"].isin(datasets) & (df["arch"] == arch) & df["score"].isin(scores)]
+        pf = _prunefuse(df) & _isin(df["ratio"], ratios)
+        df = df[pf | _baseline(df)].copy()
+    _require(df, "the main table", records, datasets=datasets, arch=arch, scores=scores)
+    df["method"] = ["Baseline" if s != "prunefuse" else f"PruneFuse p={r:g}"
+                    for s, r in zip(df["selector"], df["ratio"])]
+    methods = ["Baseline"] + [f"PruneFuse p={r:g}" for r in ratios]
+    methods = [m for m in methods if m in set(df["method"])]
+    rows = []
+    for dataset in [d for d in datasets if d in set(df["dataset"])]:
+        d = df[df["dataset"] == dataset]
+        params = {m: d.loc[d["method"] == m, "selector_params"].dropna() for m in methods}
+        macs = {m: d.loc[d["method"] == m, "selector_macs"].dropna() for m in methods}
+        rows.append({"dataset": dataset, "score": "selector params (M)", "budget (% of pool)": "",
+                     **{m: f"{v.iloc[0] / 1e6:.3f}" if len(v) else "—" for m, v in params.items()}})
+        rows.append({"dataset": dataset, "score": "selector MACs / image (M)",
+                     "budget (% of pool)": "",
+                     **{m: f"{v.iloc[0] / 1e6:.2f}" if len(v) else "—" for m, v in macs.items()}})
+        for score in [s for s in scores if s in set(d["score"])]:
+            for budget, cell in d[d["score"] == score].groupby("budget_pct", sort=True):
+                row = {"dataset": dataset, "score": score, "budget (% of pool)": f"{budget:g}"}
+                for m in methods:
+                    acc = cell.loc[cell["method"] == m, "acc_pct"]
+                    row[m] = f"{_mean_sd(acc)} (n={len(acc)})" if len(acc) else "—"
+                rows.append(row)
+    table = pd.DataFrame(rows)
+    n = plots.seeds_note(df, ["dataset", "score", "budget", "method"])
+    caption = (f"Test accuracy (%) of the {arch} target, final epoch, mean ± sd over seeds "
+               f"({n}); Baseline = the dense target selects (random selection for the random "
+               f"score); PruneFuse = pruned selector, fused target trained with KD.")
+    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), table, caption, 3)
+    paths["caption"] = write_caption(
+        out, name, "Main table: target accuracy by dataset, selection score and budget",
+        caption + " Selector parameters and MACs per image (fvcore: one multiply-add = one MAC) "
+        "head each dataset's block.", df, profile=profile,
+        setting=f"{', '.join(sorted(set(df['dataset'])))}; target {arch}; scores "
+                f"{', '.join(sorted(set(df['score'])))}",
+        files=list(paths.values()))
+    return paths
+
+
+def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                           dataset: str, arch: str, score: str, ratios: list[float],
+                           budgets: list[float]) -> Paths:
+    """Figure 3: total selection MACs of PruneFuse vs baseline AL at the given budgets (fractions
+    of the pool), one panel per pruning ratio p.
+
+    Returns the paths of ``figure3_selection_macs.{pdf,png,csv,caption.md}``.
+    """
+    out, name = Path(out), "figure3_selection_macs"
+    df = load_targets(records)
+    if not df.empty:
+        df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
+                & _isin(df["budget"], budgets)]
+        base = df[_baseline(df)]
+        pf = df[_prunefuse(df) & _isin(df["ratio"], ratios)]
+        df = pd.concat([pf.assign(method="PruneFuse")]
+                       + [base.assign(method="Baseline", ratio=p) for p in sorted(pf["ratio"].unique())])
+    _require(df, "Figure 3", records, dataset=dataset, arch=arch, score=score, budgets=budgets)
+    df["gmacs"] = df["selection_macs"] / 1e9
+    paths = dict(zip(("pdf", "png"), plots.plot_selection_macs(
+        df, out / name, title=f"Total selection cost, {dataset}, {arch}, {score}")))
+    paths["csv"] = _write_data(out, name, df)
+    paths["caption"] = write_caption(
+        out, name, "Figure 3: total selection cost, PruneFuse vs baseline active learning",
+        "Cumulative selection cost in GMACs (selector training at 3 MACs per image-epoch plus "
+        "pool scoring at 1 MAC per image; fvcore MACs) until the labeled set reaches each "
+        "budget (% of pool); one panel per pruning ratio p. Baseline: the dense target selects. "
+        f"Bars: mean ± sd over seeds ({plots.seeds_note(df, ['ratio', 'method', 'budget'])}).",
+        df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
+        files=list(paths.values()))
+    return paths
+
+
+def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                   dataset: str, arch: str, score: str, ratios: list[float],
+                   budget: float | None = None) -> Paths:
+    """Figure 4: target test accuracy over epochs, fused vs non-fused target trained on the
+    pruned selector's selection, one panel per p; at ``budget`` (default: the largest).
+
+    Returns the paths of ``figure4_epochs.{pdf,png,csv,caption.md}``.
+    """
+    out, name = Path(out), "figure4_epochs"
+    df = load_targets(records)
+    if not df.empty:
+        df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
+                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
+        if budget is None and not df.empty:
+            budget = df["budget"].max()
+        df = df[_isin(df["budget"], [budget])] if budget is not None else df
+    _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
+    curves = df[["run_id", "ratio", "variant", "seed", "budget_pct", "epoch_acc_pct"]].explode(
+        "epoch_acc_pct").rename(columns={"epoch_acc_pct": "acc_pct"})
+    curves["epoch"] = curves.groupby("run_id").cumcount() + 1
+    curves["acc_pct"] = curves["acc_pct"].astype(float)
+    paths = dict(zip(("pdf", "png"), plots.plot_epoch_curves(
+        curves, out / name,
+        title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")))
+    paths["csv"] = atomic_write_text(out / f"{name}.csv", curves.to_csv(index=False))
+    paths["caption"] = write_caption(
+        out, name, "Figure 4: fused vs non-fused target, test accuracy over epochs",
+        f"Test accuracy (%) of the {arch} target after each training epoch on the labeled set "
+        f"({100 * budget:g}% of pool) selected by the pruned network; fused = initialized by "
+        "fusing the trained pruned network into the dense initialization, scratch = the dense "
+        "initialization alone; + KD = distilled from the trained pruned network. Lines: mean ± "
+        f"sd over seeds ({plots.seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
+        df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
+        files=list(paths.values()))
+    return paths
+
+
+def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                          dataset: str, archs: list[str], score: str, ratios: list[float],
+                          proxy_arch: str, budget: float | None = None) -> Paths:
+    """Figure 5: target accuracy vs selector size, PruneFuse (targets ``archs`` pruned at
+    ``ratios``) vs SVP (``proxy_arch`` selecting for the same targets), at ``budget``
+    (default: the largest).
+
+    Returns the paths of ``figure5_selector_size.{pdf,png,csv,caption.md}``.
+    """
+    out, name = Path(out), "figure5_selector_size"
+    df = load_targets(records)
+    if not df.empty:
+        df = df[(df["dataset"] == dataset) & df["arch"].isin(archs) & (df["score"] == score)]
+        pf = df[_prunefuse(df) & _isin(df["ratio"], ratios)].assign(family="PruneFuse")
+        pf["selector"] = [f"p={r:g}" for r in pf["ratio"]]
+        svp = df[(df["selector"] == "svp") & (df["proxy_arch"] == proxy_arch)
+                 & _main_runs(df)].assign(family="SVP", selector=proxy_arch)
+        df = pd.concat([pf, svp])
+        if budget is None and not df.empty:
+            budget = df["budget"].max()
+        df = df[_isin(df["budget"], [budget])] if budget is not None else df
+    _require(df, "Figure 5", records, dataset=dataset, archs=archs, score=score)
+    df = df.rename(columns={"arch": "target"})
+    df["selector_mparams"] = df["selector_params"] / 1e6
+    paths = dict(zip(("pdf", "png"), plots.plot_selector_size(
+        df, out / name, title=f"{dataset}, {100 * budget:g}% of pool")))
+    paths["csv"] = _write_data(out, name, df)
+    paths["caption"] = write_caption(
+        out, name, "Figure 5: accuracy vs selector size, PruneFuse vs SVP",
+        f"Final test accuracy (%) of each target at {100 * budget:g}% of the pool against the "
+        "parameters of the network that selected its data: PruneFuse prunes the target at "
+        f"p = {', '.join(f'{r:g}' for r in ratios)} (fused target, KD); SVP selects with an "
+        f"independent {proxy_arch} and trains the target from scratch. Error bars: sd over "
+        f"seeds ({plots.seeds_note(df, ['family', 'target', 'selector'])}).",
+        df, profile=profile, setting=f"{dataset}; targets {', '.join(archs)}; score {score}",
+        files=list(paths.values()))
+    return paths
+
+
+def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, dataset: str,
+             arch: str, score: str, ratios: list[float]) -> Paths:
+    """The fusion / KD ablation across p: selection by the pruned network, then the target from
+    scratch, scratch + KD, fused without KD, or fused + KD (PruneFuse). Table at every budget,
+    figure at the largest.
+
+    Returns the paths of ``ablation.{csv,md,tex,pdf,png,caption.md}``.
+    """
+    out, name = Path(out), "ablation"
+    df = load_targets(records)
+    if not df.empty:
+        df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
+                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
+    _require(df, "the ablation", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
+    variants = [v for v in plots.VARIANTS if v in set(df["variant"])]
+    rows = []
+    for (ratio, budget), cell in df.groupby(["ratio", "budget_pct"], sort=True):
+        row = {"p": f"{ratio:g}", "budget (% of pool)": f"{budget:g}"}
+        for v in variants:
+            acc = cell.loc[cell["variant"] == v, "acc_pct"]
+            row[v] = f"{_mean_sd(acc)} (n={len(acc)})" if len(acc) else "—"
+        rows.append(row)
+    n = plots.seeds_note(df, ["ratio", "budget", "variant"])
+    caption = (f"Test accuracy (%) of the {arch} target trained on the pruned network's "
+               f"selection, by target initialization and KD; mean ± sd over seeds ({n}).")
+    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), pd.DataFrame(rows),
+                         caption, 2)
+    last = df[df["budget"] == df["budget"].max()]
+    paths.update(zip(("pdf", "png"), plots.plot_ablation(
+        last, out / name, title=f"Fusion / KD ablation, {last['budget_pct'].iloc[0]:g}% of pool")))
+    paths["caption"] = write_caption(
+        out, name, "Ablation: fusion and knowledge distillation across pruning ratios",
+        caption + " The figure shows the largest budget.", df, profile=profile,
+        setting=f"{dataset}; target {arch}; score {score}", files=list(paths.values()))
+    return paths
+
+
+def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                  dataset: str, arch: str, score: str, ratios: list[float]) -> Paths:
+    """Cost vs accuracy, wall-clock beside MACs: cumulative selection cost (GMACs and seconds)
+    against target accuracy per budget; table with the time to reach the baseline's accuracy.
+
+    Returns the paths of ``cost_accuracy.{csv,md,tex,pdf,png,caption.md}``.
+    """
+    out, name = Path(out), "cost_accuracy"
+    df = load_targets(records)
+    if not df.empty:
+        df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)]
+        pf = _prunefuse(df) & _isin(df["ratio"], ratios)
+        df = df[pf | _baseline(df)].copy()
+    _require(df, "the cost figure", records, dataset=dataset, arch=arch, score=score)
+    df["method"] = ["Baseline" if s != "prunefuse" else f"PruneFuse p={r:g}"
+                    for s, r in zip(df["selector"], df["ratio"])]
+    df["gmacs"] = df["selection_macs"] / 1e9
+    df["seconds"] = df["selection_seconds"]
+    g = df.groupby(["method", "budget_pct"], sort=True).agg(
+        acc=("acc_pct", "mean"), sd=("acc_pct", "std"), n=("seed", "nunique"),
+        sel_gmacs=("gmacs", "mean"), sel_s=("seconds", "mean"),
+        tgt_gmacs=("target_macs", lambda x: x.mean() / 1e9),
+        tgt_s=("target_seconds", "mean")).reset_index()
+    g["sd"] = g["sd"].fillna(0.0)
+    base = g[g["method"] == "Baseline"]
+    goal = base.loc[base["budget_pct"].idxmax(), "acc"] if not base.empty else None
+    rows = []
+    for r in g.itertuples():
+        reached = g[(g["method"] == r.method) & (g["acc"] >= goal)] if goal is not None else g[:0]
+        first = reached.iloc[0] if not reached.empty else None
+        rows.append({
+            "method": r.method, "budget (% of pool)": f"{r.budget_pct:g}",
+            "test acc (%)": f"{r.acc:.2f} ± {r.sd:.2f} (n={r.n})",
+            "selection (GMACs)": f"{r.sel_gmacs:.3g}", "selection (s)": f"{r.sel_s:.1f}",
+            "target training (GMACs)": f"{r.tgt_gmacs:.3g}", "target training (s)": f"{r.tgt_s:.1f}",
+            "to baseline acc (s)": "not reached" if first is None
+            else f"{first['sel_s'] + first['tgt_s']:.1f}",
+        })
+    caption = ("Cumulative selection cost until each budget, in MACs (fvcore: one multiply-add "
+               "= one MAC; training = 3 MACs per image-epoch, scoring = 1) and wall-clock "
+               "seconds, beside the target's accuracy (mean ± sd over seeds, "
+               f"{plots.seeds_note(df, ['method', 'budget'])}). 'to baseline acc': selection "
+               "plus target-training seconds at the first budget whose mean accuracy reaches "
+               "the baseline's at its largest budget.")
+    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), pd.DataFrame(rows),
+                         caption, 2)
+    paths.update(zip(("pdf", "png"), plots.plot_cost_accuracy(
+        df, out / name, title=f"Selection cost vs accuracy, {dataset}, {arch}")))
+    paths["caption"] = write_caption(
+        out, name, "Cost vs accuracy: selection MACs and wall-clock", caption, df,
+        profile=profile, setting=f"{dataset}; target {arch}; score {score}",
+        files=list(paths.values()))
+    return paths
+
+
+# Artefact name -> builder; the notebooks call these, ``prunefuse.reproduce`` plans for them.
+BUILDERS = {
+    "main_table": main_table,
+    "figure3": figure3_selection_macs,
+    "figure4": figure4_epochs,
+    "figure5": figure5_selector_size,
+    "ablation": ablation,
+    "cost": cost_accuracy,
+}

@@ -1,0 +1,284 @@
+"""Notebooks and the reproduce batch: every notebook executes under papermill on the smoke profile
+(synthetic data), notebook parameters are checked before anything runs, and a failing run keeps
+its partial notebook and names the failing cell.
+
+The smoke batch (10 runs, 6 artefact notebooks, each in its own kernel) runs once per module,
+about 3 minutes on 2 CPU cores.
+"""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from prunefuse import reproduce as rep
+from prunefuse.cli import main
+from prunefuse.config import ConfigError, make_config, run_id
+
+NOTEBOOKS = sorted(rep.NOTEBOOKS.glob("*.ipynb"))
+EXPERIMENT = rep.NOTEBOOKS / rep.EXPERIMENT
+# Files each artefact writes into figures/, besides its caption.
+OUTPUTS = {
+    "main_table": ("csv", "md", "tex"),
+    "figure3_selection_macs": ("pdf", "png", "csv"),
+    "figure4_epochs": ("pdf", "png", "csv"),
+    "figure5_selector_size": ("pdf", "png", "csv"),
+    "ablation": ("csv", "md", "tex", "pdf", "png"),
+    "cost_accuracy": ("csv", "md", "tex", "pdf", "png"),
+}
+
+
+# -- the notebooks as committed ----------------------------------------------------------------
+
+def test_every_artefact_has_its_notebook():
+    names = {p.name for p in NOTEBOOKS}
+    assert names == {rep.EXPERIMENT, "quickstart.ipynb", *rep.ARTEFACTS.values()}
+    assert {Path(nb).stem for nb in rep.ARTEFACTS.values()} == set(OUTPUTS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_parameterized(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    lines = [ln for ln in tagged[0].source.splitlines() if ln.strip()]
+    declared = rep.notebook_parameters(path)
+    assert len(declared) == len(lines), "one parameter per line"
+    for name, spec in declared.items():
+        assert spec["inferred_type_name"] in rep._TYPES, f"{name}: needs a type annotation"
+        assert spec["help"], f"{name}: needs a comment saying what it is"
+        value = ast.literal_eval(spec["default"])
+        assert isinstance(value, rep._TYPES[spec["inferred_type_name"]]), name
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        assert cell.get("outputs") == [] and cell.get("execution_count") is None, \
+            "committed without outputs"
+        tree = ast.parse(cell.source)
+        defs = [n for n in ast.walk(tree)
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+        assert not defs, "no function or class definitions in notebooks: logic goes in the library"
+
+
+# -- planning and checks (no kernels) ----------------------------------------------------------
+
+def test_paper_plan_covers_every_artefact():
+    plan = rep.plan("paper")
+    ids = [r.run_id for r in plan.runs]
+    assert len(ids) == len(set(ids)) == 174
+    # main table: 2 datasets x 4 scores x 3 seeds x (baseline + 4 ratios)
+    assert sum("main_table" in r.artefacts for r in plan.runs) == 120
+    order = {rid: i for i, rid in enumerate(ids)}
+    for run in plan.runs:
+        cfg = make_config("paper", **run.config)
+        assert run_id(cfg) == run.run_id and cfg["arch"] in ("resnet56", "resnet14", "resnet20")
+        if run.needs:  # ablation variants reuse the selection of a PruneFuse run planned before
+            assert order[run.needs] < order[run.run_id]
+            assert cfg["selection_from"] == f"runs/{run.needs}"
+    ablation = [make_config("paper", **r.config) for r in plan.runs if "ablation" in r.artefacts]
+    variants = {(c["ratio"], c["seed"], c["target_init"], c["kd_lambda"]) for c in ablation}
+    assert len(variants) == 4 * 3 * 4  # ratios x seeds x {scratch, fused} x {KD, no KD}
+    fig5 = [make_config("paper", **r.config) for r in plan.runs if "figure5" in r.artefacts]
+    assert {(c["arch"], c["selector"], c["ratio"] if c["selector"] == "prunefuse"
+             else c["proxy_arch"]) for c in fig5} == {
+        (a, "prunefuse", p) for a in ("resnet14", "resnet20") for p in (0.5, 0.6)} | {
+        ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
+    assert set(plan.notebooks) == set(rep.ARTEFACTS)
+    assert len(rep.plan("demo").runs) == 20 and len(rep.plan("smoke").runs) == 10
+
+
+def test_plan_rejects_what_would_break_the_grid():
+    with pytest.raises(ConfigError, match="profile='papr'"):
+        rep.plan("papr")
+    with pytest.raises(ConfigError, match=r"\['seed'\]: set by the smoke grid"):
+        rep.plan("smoke", overrides={"seed": 3})
+    with pytest.raises(ConfigError, match="figure6"):
+        rep.plan("smoke", artefacts=["figure6"])
+    with pytest.raises(ConfigError, match="target_epochs=-1"):
+        rep.plan("smoke", overrides={"target_epochs": -1})
+    only = rep.plan("smoke", artefacts=["figure5"])
+    assert set(only.notebooks) == {"figure5"} and len(only.runs) == 3
+
+
+def test_mistyped_parameter_is_rejected_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(rep.ParameterError, match=r"unknown parameter\(s\) \['profle'\].*'profile'"):
+        rep.check_parameters(EXPERIMENT, {"profle": "smoke"})
+    with pytest.raises(rep.ParameterError, match=r"config='\{\}' is str, expected dict"):
+        rep.execute_notebook(EXPERIMENT, tmp_path / "out.ipynb", {"config": "{}"})
+    with pytest.raises(rep.ParameterError, match="progress=1 is int, expected bool"):
+        rep.check_parameters(EXPERIMENT, {"progress": 1})
+    with pytest.raises(rep.ParameterError, match="ratios='0.5' is str, expected list"):
+        rep.check_parameters(rep.NOTEBOOKS / "ablation.ipynb", {"ratios": "0.5"})
+    rep.check_parameters(rep.NOTEBOOKS / "quickstart.ipynb", {"ratio": 1})  # int is a float
+    # the command line: a mistyped run parameter fails before any notebook runs
+    out = tmp_path / "batch"
+    assert main(["reproduce", "--profile", "smoke", "--out", str(out), "target_epoch=1"]) == 2
+    assert "unknown parameter 'target_epoch'" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "out.ipynb").exists()
+
+
+# -- execution (kernels) -----------------------------------------------------------------------
+
+def _errors(nb) -> list:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.output_type == "error"]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    assert main(["reproduce", "--profile", "smoke", "--out", str(out)]) == 0
+    return out
+
+
+def test_smoke_batch_writes_records_and_executed_notebooks(batch):
+    plan = json.loads((batch / "plan.json").read_text())
+    assert plan["profile"] == "smoke" and len(plan["runs"]) == 10
+    for run in plan["runs"]:
+        run_dir = batch / "runs" / run["run_id"]
+        for name in ("DONE", "config.json", "metrics.jsonl", "ledger.json", rep.EXPERIMENT):
+            assert (run_dir / name).exists(), (run["run_id"], name)
+        nb = nbformat.read(run_dir / rep.EXPERIMENT, as_version=4)
+        assert not _errors(nb) and nb.metadata.papermill.parameters["config"] == run["config"]
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
+    for artefact in rep.ARTEFACTS.values():
+        nb = nbformat.read(batch / "notebooks" / artefact, as_version=4)
+        assert not _errors(nb) and any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_ablation_runs_reuse_the_pruned_selection(batch):
+    plan = json.loads((batch / "plan.json").read_text())
+    variants = [r for r in plan["runs"] if r["needs"]]
+    assert len(variants) == 6
+    for run in variants:
+        for rnd in ("round_01.json", "round_02.json"):
+            mine = json.loads((batch / "runs" / run["run_id"] / "selections" / rnd).read_text())
+            main_ = json.loads((batch / "runs" / run["needs"] / "selections" / rnd).read_text())
+            assert mine["labeled"] == main_["labeled"]
+
+
+def test_smoke_batch_writes_every_figure_and_table(batch):
+    figures = batch / "figures"
+    for name, kinds in OUTPUTS.items():
+        for kind in kinds:
+            path = figures / f"{name}.{kind}"
+            assert path.stat().st_size > 0, path
+        if "pdf" in kinds:
+            assert (figures / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+            assert (figures / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        caption = (figures / f"{name}.caption.md").read_text()
+        assert "Profile: smoke" in caption and "synthetic" in caption
+        assert "Hardware: cpu" in caption and re.search(r"\d{4}-\d\d-\d\d", caption)
+        assert re.search(r"n=1 seed", caption), caption
+    main_md = (figures / "main_table.md").read_text()
+    for header in ("Baseline", "PruneFuse p=0.5", "PruneFuse p=0.6", "selector params (M)",
+                   "selector MACs / image (M)"):
+        assert header in main_md
+    assert r"\begin{tabular}" in (figures / "main_table.tex").read_text()
+    data = pd.read_csv(figures / "main_table.csv")
+    assert set(data["selector"]) == {"dense", "prunefuse"} and set(data["budget"]) == {0.2, 0.3}
+    header = (figures / "ablation.md").read_text().splitlines()[0]
+    for variant in ("scratch", "scratch + KD", "fused, no KD", "fused + KD (PruneFuse)"):
+        assert f" {variant} |" in header
+    curves = pd.read_csv(figures / "figure4_epochs.csv")
+    assert set(curves["ratio"]) == {0.5, 0.6} and set(curves["epoch"]) == {1}
+    cost = pd.read_csv(figures / "cost_accuracy.csv")
+    assert (cost["selection_macs"] > 0).all() and (cost["selection_seconds"] > 0).all()
+    fig5 = pd.read_csv(figures / "figure5_selector_size.csv")
+    assert set(fig5["family"]) == {"PruneFuse", "SVP"}
+
+
+def test_rerun_skips_finished_runs(batch):
+    lines = []
+    result = rep.reproduce("smoke", batch, run_figures=False, log=lines.append)
+    assert result["executed"] == [] and len(result["skipped"]) == 10
+    assert all("done, skipped" in line for line in lines)
+
+
+def test_quickstart_notebook_runs_on_smoke(batch, tmp_path):
+    out = batch / "runs"  # PruneFuse, dense and SVP are already there; random runs now
+    rep.execute_notebook(rep.NOTEBOOKS / "quickstart.ipynb", tmp_path / "quickstart.ipynb",
+                         {"profile": "smoke", "out": str(out), "progress": False}, cwd=tmp_path)
+    assert (out / "quickstart.pdf").exists() and (out / "quickstart.png").exists()
+    random_run = out / run_id(make_config("smoke", selector="random"))
+    assert (random_run / "DONE").exists()
+
+
+def test_failing_run_stops_the_batch_and_keeps_its_partial_notebook(tmp_path, monkeypatch, capsys):
+    # The config is valid, so the checks pass; the run fails inside the notebook because the
+    # run whose selection it reuses does not exist.
+    bad = {"selection_from": "runs/not-there"}
+    good = {"selector": "random"}
+    runs = [rep.Run(run_id(make_config("smoke", **c)), c, ["main_table"]) for c in (bad, good)]
+    monkeypatch.setattr(rep, "plan", lambda *a, **k: rep.Plan("smoke", runs, {}))
+    assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"experiment\.ipynb failed in cell In \[\d+\] \(`run_dir = run_experiment",
+                     err), err
+    assert "FileNotFoundError" in err and "not-there" in err
+    partial = tmp_path / "runs" / runs[0].run_id / rep.EXPERIMENT
+    assert f"partial notebook kept at {partial}" in err
+    errors = _errors(nbformat.read(partial, as_version=4))
+    assert len(errors) == 1 and errors[0].ename == "FileNotFoundError"
+    assert not (tmp_path / "runs" / runs[1].run_id).exists(), "the batch stopped at the failure"
+
+
+# -- builders on hand-made records (exact numbers, no training) ---------------------------------
+
+def _record(root, seed, accs, macs, **params):
+    """A finished run record with the given final accuracies and selection MACs per budget."""
+    cfg = make_config("smoke", seed=seed, **params)
+    run_dir = root / run_id(cfg)
+    run_dir.mkdir(parents=True)
+    pf = cfg["selector"] == "prunefuse"
+    meta = {"config": cfg, "run_id": run_dir.name, "device_name": "cpu", "threads": 2,
+            "target": {"arch": cfg["arch"], "params": 78042, "macs_per_sample": 12677760},
+            "selector_model": {"params": 20000 if pf else 78042,
+                               "macs_per_sample": 3000000 if pf else 12677760}}
+    (run_dir / "config.json").write_text(json.dumps(meta))
+    lines = [{"kind": "target", "budget": b, "labeled": int(512 * b), "final_test_acc": a,
+              "best_test_acc": a, "epochs": [{"test_acc": a / 2}, {"test_acc": a}],
+              "cumulative_selection_macs": m, "cumulative_selection_seconds": m / 1e9,
+              "target_training_macs": 10**9, "teacher_forward_macs": 0, "training_seconds": 1.0}
+             for b, a, m in zip(cfg["budgets"], accs, macs)]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (run_dir / "DONE").write_text("2025-01-02T03:04:05+0000\n")
+
+
+def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
+    from prunefuse import artefacts
+
+    records, out = tmp_path / "runs", tmp_path / "figures"
+    for seed, (base, pf) in enumerate([(0.40, 0.50), (0.60, 0.70)]):
+        _record(records, seed, [base - 0.1, base], [4e9, 8e9], selector="dense")
+        _record(records, seed, [pf - 0.1, pf], [1e9, 2e9], selector="prunefuse", ratio=0.5)
+    kw = dict(profile="smoke", arch="resnet8")
+    paths = artefacts.main_table(records, out, datasets=["synthetic"],
+                                 scores=["least_confidence"], ratios=[0.5], **kw)
+    md = paths["md"].read_text()
+    # budget 30%: baseline 40 and 60 -> 50.00 +- 14.14; PruneFuse 50 and 70 -> 60.00 +- 14.14
+    assert "| synthetic | least_confidence | 30 | 50.00 ± 14.14 (n=2) | 60.00 ± 14.14 (n=2) |" in md
+    assert "| synthetic | selector params (M) |  | 0.078 | 0.020 |" in md
+    caption = paths["caption"].read_text()
+    assert "n=2 seeds" in caption and "runs finished 2025-01-02;" in caption
+    assert "Records: 4 runs" in caption
+    fig3 = artefacts.figure3_selection_macs(records, out, dataset="synthetic",
+                                            score="least_confidence", ratios=[0.5],
+                                            budgets=[0.2, 0.3], **kw)
+    data = pd.read_csv(fig3["csv"])
+    assert sorted(data.groupby("method")["gmacs"].max()) == [2.0, 8.0]
+    cost = artefacts.cost_accuracy(records, out, dataset="synthetic", score="least_confidence",
+                                   ratios=[0.5], **kw)
+    rows = {line.split(" | ")[0].strip("| ") + line.split(" | ")[1]: line
+            for line in cost["md"].read_text().splitlines()[2:]}
+    # the baseline's final mean (50%) is first reached by PruneFuse at 20% (40, 60 -> 50):
+    # selection 1 s (1e9 MACs at 1e-9 s per MAC here) + 1 s target training
+    assert rows["PruneFuse p=0.520"].endswith("| 2.0 |")
+    assert rows["Baseline30"].endswith("| 9.0 |")
