@@ -80,6 +80,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace):
+    from .executors import LocalExecutor, RayExecutor
+
+    ray_only = {"--ray-address": args.ray_address, "--num-gpus-per-run": args.num_gpus_per_run,
+                "--cpus-per-run": args.cpus_per_run}
+    try:
+        if args.executor == "ray":
+            if args.slots is not None:
+                raise ValueError("--slots is for --executor local; Ray places runs by "
+                                 "--num-gpus-per-run and --cpus-per-run")
+            return RayExecutor(args.ray_address, num_gpus=args.num_gpus_per_run,
+                               num_cpus=1.0 if args.cpus_per_run is None else args.cpus_per_run,
+                               max_retries=2 if args.max_retries is None else args.max_retries)
+        given = [k for k, v in ray_only.items() if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --executor ray")
+        return LocalExecutor(args.slots, max_retries=args.max_retries or 0,
+                             keep_going=args.keep_going)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import NotebookRunError, describe_plan, plan, reproduce
 
@@ -89,12 +111,20 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(describe_plan(plan(args.profile, overrides=overrides, artefacts=only)))
         return 0
     out = args.out or f"runs/reproduce-{args.profile}"
+    executor = _executor(args)
     try:
         reproduce(args.profile, out, figures=args.figures, overrides=overrides, artefacts=only,
-                  run_figures=not args.runs_only)
+                  run_figures=not args.runs_only, executor=executor)
     except NotebookRunError as err:
         print(f"prunefuse reproduce: error: {err}", file=sys.stderr)
         return 1
+    except (ImportError, ConnectionError) as err:  # no ray, no cluster at --ray-address
+        print(f"prunefuse reproduce: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"prunefuse reproduce: interrupted; the runs in flight were stopped. Run the same "
+              f"command again to resume: finished runs are skipped ({out}).", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -145,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--runs-only", action="store_true", help="execute the runs, not the "
                      "artefact notebooks")
     rep.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    rep.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local (default): runs on this machine, one per visible GPU (or "
+                     "--slots); ray: one Ray task per run on a cluster (docs/cluster.md)")
+    rep.add_argument("--slots", type=int, help="local: runs at once (default: one per visible "
+                     "GPU, else 1)")
+    rep.add_argument("--ray-address", help="ray: the cluster to join (auto, HOST:6379); default: "
+                     "start a local one for this batch")
+    rep.add_argument("--num-gpus-per-run", type=float, help="ray: GPUs per run, a fraction lets "
+                     "small runs share one (0.5, 0.25); default 1 if the cluster has GPUs, else 0")
+    rep.add_argument("--cpus-per-run", type=float, help="ray: CPUs per run (default 1)")
+    rep.add_argument("--max-retries", type=int, help="extra attempts of a failed run (default: "
+                     "2 with ray, 0 local); a retry resumes the run")
+    rep.add_argument("--keep-going", action="store_true", help="local: finish the other runs "
+                     "when one fails for good (ray always does)")
     rep.set_defaults(func=_cmd_reproduce)
     return parser
 

@@ -11,7 +11,12 @@ warns about unknown names). A failing notebook stops the batch with its failing 
 the partially executed notebook stays where it was written (``DIR/runs/<run_id>/experiment.ipynb``
 for a run, ``DIR/notebooks/<name>.ipynb`` for an artefact).
 
-Layout of ``DIR``: ``plan.json``, ``runs/<run_id>/`` (records + executed notebook),
+Runs execute on this machine, one per visible GPU or CPU slot, or as Ray tasks on a cluster
+(:mod:`prunefuse.executors`); a run that fails is retried up to a limit, the batch stops (local)
+or finishes the other runs (Ray), and :class:`BatchError` names every failed run and its log.
+Submitting the same batch again skips the finished runs and resumes the others.
+
+Layout of ``DIR``: ``plan.json``, ``runs/<run_id>/`` (records + executed notebook + ``log.txt``),
 ``notebooks/`` (executed artefact notebooks), ``figures/`` (tables, figures, captions).
 Ablation runs reuse the selection of their PruneFuse run through ``selection_from``, a path
 relative to ``DIR`` (the notebooks run with ``DIR`` as working directory), so run ids do not
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, make_config, run_id
+from .executors import Executor, Job, LocalExecutor
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXPERIMENT = "experiment.ipynb"
@@ -95,6 +101,15 @@ class NotebookRunError(RuntimeError):
                  ename: str | None = None, evalue: str | None = None):
         super().__init__(message)
         self.output, self.cell, self.ename, self.evalue = output, cell, ename, evalue
+
+
+class BatchError(NotebookRunError):
+    """Runs of a batch failed for good; ``outcomes`` holds every run's
+    :class:`prunefuse.executors.Outcome` (the failed ones name their error and log)."""
+
+    def __init__(self, message: str, *, outcomes: dict, **kw):
+        super().__init__(message, **kw)
+        self.outcomes = outcomes
 
 
 @dataclass
@@ -318,30 +333,36 @@ def run_parameters(profile: str, run: Run) -> dict[str, Any]:
 def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLike | None = None,
               overrides: dict[str, Any] | None = None, artefacts: list[str] | None = None,
               run_figures: bool = True, notebooks: str | os.PathLike = NOTEBOOKS,
+              executor: Executor | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Plan, check, then execute every run and every artefact notebook of ``profile``.
 
     Args:
         profile: ``paper``, ``demo`` or ``smoke``.
-        out: the batch folder (see the module docstring for its layout).
+        out: the batch folder (see the module docstring for its layout); with a Ray cluster,
+            a path every worker sees (shared storage).
         figures: where artefacts write (default ``out/figures``).
         overrides: run parameters for every run (see :func:`plan`).
         artefacts: only these artefacts and their runs (default: all).
         run_figures: False to execute the runs only.
         notebooks: folder holding ``experiment.ipynb`` and the artefact notebooks.
+        executor: where the runs execute (default :class:`prunefuse.executors.LocalExecutor`:
+            one run per visible GPU, else one at a time; stops at the first failure).
         log: progress lines go here.
 
     Returns:
-        ``{"plan": Plan, "executed": [run ids], "skipped": [run ids], "notebooks": [paths],
-        "figures": Path}``.
+        ``{"plan": Plan, "executed": [run ids], "skipped": [run ids], "outcomes": {run id:
+        Outcome}, "notebooks": [paths], "figures": Path}``.
 
     Raises:
         ConfigError: (including :class:`ParameterError`) before anything runs.
-        NotebookRunError: the first failing notebook; the batch stops there.
+        BatchError: runs failed for good (after their retries); names each with its error and
+            log; the artefact notebooks did not run.
+        NotebookRunError: an artefact notebook failed.
     """
     out = Path(out).resolve()
     figures = (out / "figures") if figures is None else Path(figures).resolve()
-    notebooks = Path(notebooks)
+    notebooks = Path(notebooks).resolve()
     the_plan = plan(profile, overrides=overrides, artefacts=artefacts)
     experiment = notebooks / EXPERIMENT
     jobs = [(notebooks / ARTEFACTS[a], {"records": str(out / "runs"), "figures": str(figures),
@@ -360,7 +381,7 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "plan.json", the_plan.to_dict())
-    executed, skipped = [], []
+    skipped, todo = [], []
     n = len(the_plan.runs)
     for i, run in enumerate(the_plan.runs, 1):
         run_dir = out / "runs" / run.run_id
@@ -368,14 +389,19 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
             skipped.append(run.run_id)
             log(f"[{i}/{n}] {run.run_id}: done, skipped")
             continue
+        todo.append(Job(run.run_id, str(experiment), str(run_dir / EXPERIMENT),
+                        run_parameters(profile, run), str(out), str(run_dir), needs=run.needs,
+                        label=", ".join(run.artefacts)))
+    outcomes = {}
+    if todo:
+        executor = executor or LocalExecutor()
+        log(f"{len(todo)} of {n} runs to execute ({len(skipped)} done) on {executor.describe()}")
         start = time.perf_counter()
-        log(f"[{i}/{n}] {run.run_id} ({', '.join(run.artefacts)}) ...")
-        execute_notebook(experiment, run_dir / EXPERIMENT, run_parameters(profile, run), cwd=out)
-        if not (run_dir / "DONE").exists():
-            raise NotebookRunError(f"{EXPERIMENT} finished but {run_dir} has no DONE marker",
-                                   output=run_dir / EXPERIMENT)
-        executed.append(run.run_id)
-        log(f"      finished in {time.perf_counter() - start:.0f} s")
+        outcomes = executor.run(todo, log=log)
+        failed = [o for o in outcomes.values() if not o.ok]
+        if failed:
+            raise _batch_error(outcomes, failed)
+        log(f"{len(todo)} runs finished in {time.perf_counter() - start:.0f} s")
     written = []
     if run_figures:
         for nb, params in jobs:
@@ -384,8 +410,27 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
             written.append(execute_notebook(nb, out / "notebooks" / nb.name, params, cwd=out))
             log(f"      finished in {time.perf_counter() - start:.0f} s")
         log(f"figures and tables: {figures}")
-    return {"plan": the_plan, "executed": executed, "skipped": skipped, "notebooks": written,
-            "figures": figures}
+    return {"plan": the_plan, "executed": [rid for rid, o in outcomes.items() if o.ok],
+            "skipped": skipped, "outcomes": outcomes, "notebooks": written, "figures": figures}
+
+
+def _batch_error(outcomes: dict, failed: list) -> BatchError:
+    """One message naming every failed run, its error and its log."""
+    lost = [o for o in failed if o.status == "failed"]
+    done = sum(o.ok for o in outcomes.values())
+    lines = [f"{len(lost)} of {len(outcomes)} runs failed ({done} finished"
+             + (f", {len(failed) - len(lost)} not started: the batch stopped at the failure"
+                if len(lost) < len(failed) else "")
+             + "); artefact notebooks not run. Submit the same command again to retry the "
+               "failed runs (finished ones are skipped)."]
+    for o in lost:
+        attempts = f"after {o.attempts} attempt(s)" if o.attempts else "(not started)"
+        lines.append(f"run {o.run_id} failed {attempts}: {(o.error or {}).get('message', '')}"
+                     f"\nlog: {o.log}")
+    first = (lost[0].error or {}) if lost else {}
+    return BatchError("\n".join(lines), outcomes=outcomes,
+                      output=Path(first.get("output") or lost[0].log),
+                      cell=first.get("cell"), ename=first.get("ename"), evalue=first.get("evalue"))
 
 
 def describe_plan(the_plan: Plan) -> str:
@@ -398,4 +443,5 @@ def describe_plan(the_plan: Plan) -> str:
 
 
 __all__ = ["GRIDS", "ARTEFACTS", "plan", "reproduce", "check_parameters",
-           "execute_notebook", "notebook_parameters", "ParameterError", "NotebookRunError"]
+           "execute_notebook", "notebook_parameters", "ParameterError", "NotebookRunError",
+           "BatchError"]
