@@ -13,7 +13,8 @@ import os
 import platform
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -72,11 +73,13 @@ def _own_seconds() -> float:
     return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
-def timed(fn: Callable[[], object], dev: torch.device) -> tuple[float, float]:
-    """Run ``fn`` once; return (wall seconds, foreign CPU load in cores).
+def timed(fn: Callable[[], object], dev: torch.device) -> tuple[float, float, float]:
+    """Run ``fn`` once; return (wall seconds, CPU seconds of this process, foreign load).
 
     Foreign load = busy CPU time of the whole machine minus this process's, over the wall
-    time: 0.0 on an idle machine, 1.0 if another process kept one core busy throughout.
+    time, in cores: 0.0 on an idle machine, 1.0 if another process kept one core busy. With
+    one thread (``--threads 1``) the CPU seconds barely move under foreign load, so they
+    stand in for idle wall-clock when the machine is shared.
     """
     hz = os.sysconf("SC_CLK_TCK")
     if dev.type == "cuda":
@@ -87,16 +90,41 @@ def timed(fn: Callable[[], object], dev: torch.device) -> tuple[float, float]:
         torch.cuda.synchronize(dev)
     wall = time.perf_counter() - t0
     busy1, own1 = _busy_jiffies(), _own_seconds()
+    cpu = own1 - own0
     if busy0 is None or busy1 is None or wall <= 0:
-        return wall, float("nan")
-    foreign = (busy1 - busy0) / hz - (own1 - own0)
-    return wall, max(0.0, foreign / wall)
+        return wall, cpu, float("nan")
+    return wall, cpu, max(0.0, ((busy1 - busy0) / hz - cpu) / wall)
 
 
-def best_of(fn: Callable[[], object], dev: torch.device, repeats: int) -> tuple[float, float]:
-    """Fastest of ``repeats`` runs of ``fn``: (seconds, foreign load during that run)."""
+class LoadMeter:
+    """Foreign CPU load (cores) over every block run under ``with meter(key):``, per key."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.foreign: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
+        busy0, own0, t0 = _busy_jiffies(), _own_seconds(), time.perf_counter()
+        try:
+            yield
+        finally:
+            wall = time.perf_counter() - t0
+            busy1, cpu = _busy_jiffies(), _own_seconds() - own0
+            foreign = (float("nan") if busy0 is None or busy1 is None
+                       else max(0.0, (busy1 - busy0) / os.sysconf("SC_CLK_TCK") - cpu))
+            self.wall[key] = self.wall.get(key, 0.0) + wall
+            self.foreign[key] = self.foreign.get(key, 0.0) + foreign
+
+    def load(self, key: str) -> float:
+        return self.foreign[key] / self.wall[key] if self.wall.get(key) else float("nan")
+
+
+def best_of(fn: Callable[[], object], dev: torch.device, repeats: int) -> tuple[float, float, float]:
+    """Fastest of ``repeats`` runs: (min wall seconds, min CPU seconds, load of the fastest)."""
     runs = [timed(fn, dev) for _ in range(max(1, repeats))]
-    return min(runs, key=lambda r: r[0])
+    fastest = min(runs, key=lambda r: r[0])
+    return fastest[0], min(r[1] for r in runs), fastest[2]
 
 
 def table(rows: list[dict], cols: list[tuple[str, str]]) -> str:

@@ -7,7 +7,8 @@ training the selector from the same pruned initialization, scoring the unlabeled
 (``score_pool``, no augmentation) and adding ``--budget`` samples by ``--score``; then
 ``fuse`` and training the fused target with KD from the trained selector (lambda 0.5, T 4).
 Timings go through ``CostLedger.timed``; MACs follow the ledger convention (training 3x
-forward MACs per sample-epoch, scoring and teacher forwards 1x).
+forward MACs per sample-epoch, scoring and teacher forwards 1x). "load" is the CPU load
+(cores) other processes put on the machine during each stage.
 
     python benchmarks/end_to_end.py                               # CPU, about a minute
     python benchmarks/end_to_end.py --pool 50000 --initial 1000 --budget 4000 --rounds 5 \\
@@ -22,7 +23,7 @@ import time
 import warnings
 
 import torch
-from _common import add_common_args, setup, table
+from _common import LoadMeter, add_common_args, setup, table
 
 from prunefuse.data import load_dataset
 from prunefuse.flops import CostLedger, count_macs
@@ -54,6 +55,7 @@ def main() -> None:
     warnings.simplefilter("ignore")  # jit-trace deprecation notices from fvcore/torch-pruning
 
     overhead: dict[str, float] = {}
+    meter = LoadMeter()  # other processes' CPU load during each stage
     t0 = time.perf_counter()
     ds = load_dataset(args.data, max_train=args.pool, max_test=args.test)
     kw = {"mean": ds.mean, "std": ds.std}
@@ -74,12 +76,12 @@ def main() -> None:
     for _ in range(args.rounds):
         x, y = ds.x_train[labeled], ds.y_train[labeled]
         selector = copy.deepcopy(pruned_init)  # retrained from theta_p every round [choice]
-        with ledger.timed("selector_training"):
+        with meter("selector_training"), ledger.timed("selector_training"):
             train(selector, x, y, epochs=args.selector_epochs, **train_kw)
         ledger.add_training("selector_training", macs_sel, len(labeled), args.selector_epochs)
         taken = set(labeled)
         pool_idx = torch.tensor([i for i in range(ds.num_train) if i not in taken])
-        with ledger.timed("pool_scoring"):
+        with meter("pool_scoring"), ledger.timed("pool_scoring"):
             out = score_pool(selector, ds.x_train[pool_idx], **kw, device=dev)
             lab_feats = (score_pool(selector, x, **kw, device=dev).features
                          if args.score == "kcenter" else None)
@@ -92,7 +94,7 @@ def main() -> None:
     fused = fuse(dense_init, selector, index_map)
     overhead["fuse"] = time.perf_counter() - t0
     x, y = ds.x_train[labeled], ds.y_train[labeled]
-    with ledger.timed("target_training"):
+    with meter("target_training"), ledger.timed("target_training"):
         train(fused, x, y, epochs=args.target_epochs, teacher=selector, **train_kw)
     ledger.add_training("target_training", macs_tgt, len(labeled), args.target_epochs)
     ledger.add_forward("teacher_forward", macs_sel, len(labeled) * args.target_epochs)
@@ -102,25 +104,29 @@ def main() -> None:
 
     stages = ("selector_training", "pool_scoring", "target_training")
     rows = [{"stage": k.replace("_", " "), "seconds": ledger.seconds[k],
-             "GMACs": ledger.macs[k] / 1e9} for k in stages]
+             "GMACs": ledger.macs[k] / 1e9, "load": meter.load(k)} for k in stages]
     rows[-1]["stage"] = "target training (with KD teacher)"
     rows[-1]["GMACs"] += ledger.macs["teacher_forward"] / 1e9  # the teacher runs inside it
-    rows += [{"stage": k, "seconds": v, "GMACs": float("nan")} for k, v in overhead.items()]
+    rows += [{"stage": k, "seconds": v, "GMACs": float("nan"), "load": float("nan")}
+             for k, v in overhead.items()]
     total = sum(r["seconds"] for r in rows)
     for r in rows:
         r["share"] = r["seconds"] / total
+    busy = sum(meter.foreign.values()) / sum(meter.wall.values())
     rows.append({"stage": "total", "seconds": total, "GMACs": sum(ledger.macs.values()) / 1e9,
-                 "share": 1.0})
+                 "share": 1.0, "load": busy})
     print(f"{ds.describe()}; {args.arch} p={args.ratio:g} selector "
           f"({macs_sel / 1e6:.1f} MMACs/img) -> fused {args.arch} "
           f"({macs_tgt / 1e6:.1f} MMACs/img); {args.rounds} round(s) of {args.score}, "
           f"{args.initial} -> {len(labeled)} labeled; selector "
           f"{args.selector_epochs} ep, target {args.target_epochs} ep with KD")
-    print(table(rows, [("stage", ""), ("seconds", ".1f"), ("share", ".0%"), ("GMACs", ",.1f")]))
+    print(table(rows, [("stage", ""), ("seconds", ".1f"), ("share", ".0%"), ("GMACs", ",.1f"),
+                       ("load", ".1f")]))
     print(f"HEADLINE end-to-end {total:.1f} s: selector training "
           f"{ledger.seconds['selector_training']:.1f} s, scoring "
           f"{ledger.seconds['pool_scoring']:.1f} s, target training "
-          f"{ledger.seconds['target_training']:.1f} s; fused target test accuracy {acc:.1%}")
+          f"{ledger.seconds['target_training']:.1f} s; fused target test accuracy {acc:.1%} "
+          f"(other processes' load {busy:.1f} cores)")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def main() -> None:
             runs[label].append(timed(fn, dev))
     rows = []
     for label, _ in sides:
-        sec, load = min(runs[label], key=lambda r: r[0])
+        sec, _, load = min(runs[label], key=lambda r: r[0])
         rows.append({"loop": label, "seconds": sec, "images/s": seen / sec, "load": load})
     print(f"{name} ({count_params(init):,} params) on {args.images} {ds.name} images x "
           f"{args.epochs} epoch(s), batch {args.batch}, reference num_workers={args.workers}; "
