@@ -19,6 +19,7 @@ the goal is a wall-clock ratio of at least 80% of the MACs ratio.
 from __future__ import annotations
 
 import argparse
+import inspect
 import warnings
 
 import torch
@@ -93,8 +94,11 @@ def main() -> None:
         r["of MACs x"] = r["select x"] / r["MACs x"]
         r["cpu x"] = (d["score cpu"] + d["train cpu"]) / (r["score cpu"] + r["train cpu"])
         r["load"] = max(r["score load"], r["train load"])
-    print(f"pool {args.pool} images scored, {args.train} images x 1 epoch trained (batch "
-          f"{args.batch}); s = wall seconds, fastest of {args.repeats}; x = dense / this; "
+    sb = args.score_batch or inspect.signature(score_pool).parameters["batch_size"].default
+    print(f"pool {args.pool} images scored (score_pool batch {sb}"
+          f"{'' if args.score_batch else ', the library default'}), {args.train} images x 1 "
+          f"epoch trained (batch {args.batch}); s = wall seconds, fastest of {args.repeats}; "
+          "x = dense / this; "
           "select = score + train; cpu x = the same ratio in process CPU seconds; "
           "load = other processes' CPU load (cores, max of the two)")
     print(table(rows, [("selector", ""), ("params", ",d"), ("MACs/img", ",d"), ("MACs x", ".2f"),

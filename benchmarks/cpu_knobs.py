@@ -1,0 +1,105 @@
+"""Two CPU knobs behind the other benchmarks' numbers (issue 5): the evaluation batch size of
+``evaluate`` / ``score_pool`` (library default 1024), and channels_last memory format for
+training (the trainer uses it on CUDA only).
+
+1. Forward-only passes over ``--images`` images with ``evaluate`` and ``score_pool`` at each
+   batch size in ``--batches``.
+2. SGD steps (forward, backward, momentum update; batch 128) on a fixed batch, contiguous vs
+   channels_last model and input, for the dense net and its p=0.5 prune.
+
+Each figure is the fastest of ``--repeats`` runs, with the foreign load of that run.
+
+    python benchmarks/cpu_knobs.py
+    python benchmarks/cpu_knobs.py --arch resnet20 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import warnings
+
+import torch
+import torch.nn.functional as F
+from _common import add_common_args, best_of, setup, table
+
+from prunefuse.data import load_dataset
+from prunefuse.models import build_model
+from prunefuse.prune import prune_at_init
+from prunefuse.select import score_pool
+from prunefuse.train import evaluate
+
+
+def sgd_steps(model, x, y, steps: int):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+    def run():
+        for _ in range(steps):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--arch", default="resnet56", help="dense architecture")
+    ap.add_argument("--images", type=int, default=2048, help="images per forward-only pass")
+    ap.add_argument("--batches", type=int, nargs="+", default=[128, 256, 1024],
+                    help="evaluation batch sizes to compare")
+    ap.add_argument("--steps", type=int, default=6, help="SGD steps per timed run")
+    ap.add_argument("--repeats", type=int, default=2, help="timed runs; the fastest is kept")
+    add_common_args(ap)
+    args = ap.parse_args()
+    dev = setup(args)
+    warnings.simplefilter("ignore")  # jit-trace deprecation notices from torch-pruning
+
+    ds = load_dataset("synthetic", num_train=args.images, num_test=args.images)
+    dense = build_model(args.arch, ds.num_classes, seed=0)
+    pruned, _ = prune_at_init(dense, 0.5, torch.zeros(1, *ds.x_train.shape[1:]))
+    nets = [(args.arch, dense.to(dev)), (f"{args.arch} p=0.5", pruned.to(dev))]
+    kw = {"mean": ds.mean, "std": ds.std, "device": dev}
+
+    rows = []
+    for name, m in nets:
+        evaluate(m, ds.x_test[:128], ds.y_test[:128], **kw, batch_size=128)  # warm-up
+        for fn_name, fn in [("evaluate", lambda b, m=m: evaluate(m, ds.x_test, ds.y_test, **kw,
+                                                                  batch_size=b)),
+                            ("score_pool", lambda b, m=m: score_pool(m, ds.x_train, **kw,
+                                                                      batch_size=b))]:
+            for b in args.batches:
+                sec, _, load = best_of(lambda f=fn, b=b: f(b), dev, args.repeats)
+                rows.append({"model": name, "call": fn_name, "batch": b, "seconds": sec,
+                             "images/s": args.images / sec, "load": load})
+    fwd = rows
+    print(f"1. forward-only over {args.images} images; fastest of {args.repeats}")
+    print(table(rows, [("model", ""), ("call", ""), ("batch", "d"), ("seconds", ".2f"),
+                       ("images/s", ",.0f"), ("load", ".1f")]))
+
+    x = torch.randn(128, *ds.x_train.shape[1:], device=dev)
+    y = torch.randint(0, ds.num_classes, (128,), device=dev)
+    rows = []
+    for name, m0 in nets:
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            m = copy.deepcopy(m0).train().to(memory_format=fmt)
+            run = sgd_steps(m, x.contiguous(memory_format=fmt), y, args.steps)
+            sgd_steps(m, x.contiguous(memory_format=fmt), y, 2)()  # warm-up
+            sec, _, load = best_of(run, dev, args.repeats)
+            rows.append({"model": name, "format": str(fmt).split(".")[-1], "seconds": sec,
+                         "images/s": 128 * args.steps / sec, "load": load})
+    print(f"2. {args.steps} SGD steps of batch 128; fastest of {args.repeats}")
+    print(table(rows, [("model", ""), ("format", ""), ("seconds", ".2f"), ("images/s", ",.0f"),
+                       ("load", ".1f")]))
+    fwd = [r for r in fwd if r["model"] == args.arch and r["call"] == "score_pool"]
+    best = min(fwd, key=lambda r: r["seconds"])
+    slow = max(r["seconds"] for r in fwd if r["batch"] == max(args.batches)) / best["seconds"]
+    cl = [rows[i + 1]["images/s"] / rows[i]["images/s"] for i in range(0, len(rows), 2)]
+    print(f"HEADLINE {args.arch} score_pool at batch {max(args.batches)} is {slow:.2f}x slower "
+          f"than at batch {best['batch']}; channels_last training speed-up "
+          + ", ".join(f"{n} {c:.2f}x" for (n, _), c in zip(nets, cl)))
+
+
+if __name__ == "__main__":
+    main()
