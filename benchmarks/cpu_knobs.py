@@ -1,5 +1,5 @@
 """Two CPU knobs behind the other benchmarks' numbers (issue 5): the evaluation batch size of
-``evaluate`` / ``score_pool`` (library default 1024), and channels_last memory format for
+``evaluate`` / ``score_pool`` (library default: 128 on CPU, 1024 on CUDA), and channels_last memory format for
 training (the trainer uses it on CUDA only).
 
 1. Forward-only passes over ``--images`` images with ``evaluate`` and ``score_pool`` at each

@@ -19,13 +19,13 @@ the goal is a wall-clock ratio of at least 80% of the MACs ratio.
 from __future__ import annotations
 
 import argparse
-import inspect
 import warnings
 
 import torch
 from _common import add_common_args, best_of, setup, table
 
 from prunefuse.data import load_dataset
+from prunefuse.device import resolve_eval_batch
 from prunefuse.flops import count_macs
 from prunefuse.models import build_model, count_params
 from prunefuse.prune import prune_at_init
@@ -94,7 +94,7 @@ def main() -> None:
         r["of MACs x"] = r["select x"] / r["MACs x"]
         r["cpu x"] = (d["score cpu"] + d["train cpu"]) / (r["score cpu"] + r["train cpu"])
         r["load"] = max(r["score load"], r["train load"])
-    sb = args.score_batch or inspect.signature(score_pool).parameters["batch_size"].default
+    sb = resolve_eval_batch(torch.device(dev), args.score_batch)
     print(f"pool {args.pool} images scored (score_pool batch {sb}"
           f"{'' if args.score_batch else ', the library default'}), {args.train} images x 1 "
           f"epoch trained (batch {args.batch}); s = wall seconds, fastest of {args.repeats}; "

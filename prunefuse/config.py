@@ -51,7 +51,8 @@ PARAMS: dict[str, Param] = {
     "momentum": _p(0.9, (float, int), "SGD momentum"),
     "weight_decay": _p(5e-4, (float, int), "SGD weight decay"),
     "batch_size": _p(128, int, "training batch size, images per step"),
-    "eval_batch_size": _p(1024, int, "batch size for pool scoring and test evaluation, images"),
+    "eval_batch_size": _p(None, (int, NONE), "batch size for pool scoring and test evaluation, "
+                          "images; None = 1024 on CUDA, 128 on CPU"),
     "augment": _p(True, bool, "random crop (dataset padding) + horizontal flip during training"),
     "target_init": _p(None, (str, NONE), "target init: fused or scratch; None = fused for "
                       "prunefuse, scratch otherwise"),
@@ -69,7 +70,7 @@ PARAMS: dict[str, Param] = {
 }
 
 # Keys that do not change results and so do not enter the run id.
-NOT_IN_ID = ("device",)
+NOT_IN_ID = ("device", "eval_batch_size")
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The SVP protocol that PruneFuse follows (CIFAR-10, ResNet-56, 181 epochs, 2% then 10..50%).
@@ -169,7 +170,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
                           f"{cfg['budgets']}")
     for key in ("selector_epochs", "target_epochs", "batch_size", "eval_batch_size"):
         lo = 0 if key.endswith("epochs") else 1
-        if cfg[key] < lo:
+        if cfg[key] is not None and cfg[key] < lo:
             raise ConfigError(f"{key}={cfg[key]}: must be >= {lo}")
     for key in ("max_train", "max_test"):
         if cfg[key] is not None and cfg[key] < 1:

@@ -34,3 +34,17 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return device.type
+
+
+def resolve_eval_batch(device: torch.device, batch_size: int | None = None) -> int:
+    """Batch size for forward-only passes (pool scoring, test evaluation).
+
+    ``None`` picks the device's sweet spot: 1024 on CUDA, 128 elsewhere (on a 2-core CPU
+    batch 1024 measured 1.8-2.5x slower than 128; benchmarks/RESULTS.md, section 5).
+    """
+    if batch_size is None:
+        return 1024 if device.type == "cuda" else 128
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: must be an int >= 1, or None for the "
+                         "device default (1024 on CUDA, 128 on CPU)")
+    return batch_size

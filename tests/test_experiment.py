@@ -132,11 +132,19 @@ def test_target_from_saved_selection(tmp_path):
     ({"selector": "svp", "target_init": "fused"}, "need selector='prunefuse'"),
     ({"selector_epochs": True}, "selector_epochs=True: expected int, got bool"),
     ({"eval_budgets": [0.25]}, "not in budgets"),
+    ({"eval_batch_size": 0}, "eval_batch_size=0: must be >= 1"),
 ])
 def test_config_errors_before_compute(tmp_path, overrides, match):
     with pytest.raises(ConfigError, match=match):
         run_experiment(profile="smoke", out=tmp_path, **overrides)
     assert not tmp_path.joinpath("x").exists() and not list(tmp_path.iterdir())
+
+
+def test_eval_batch_size_does_not_change_the_run_id():
+    assert make_config("paper")["eval_batch_size"] is None  # the device default
+    base = make_config("smoke")
+    assert run_id(make_config("smoke", eval_batch_size=64)) == run_id(base)
+    assert run_id(make_config("smoke", batch_size=32)) != run_id(base)
 
 
 def test_cli_run_dry_run_report_and_errors(tmp_path, capsys):

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from prunefuse.data import load_dataset
+from prunefuse.device import resolve_eval_batch
 from prunefuse.distill import kd_kl, kd_loss
 from prunefuse.models import build_model
 from prunefuse.prune import prune_at_init
@@ -99,6 +100,24 @@ def test_train_rejects_bad_arguments(synthetic):
             raise ValueError("device='cuda' available; nothing to test")
         train(model, synthetic.x_train, synthetic.y_train, mean=synthetic.mean,
               std=synthetic.std, epochs=1, device="cuda", progress=False)
+
+
+def test_eval_batch_default_per_device_and_results_independent_of_it(synthetic):
+    assert resolve_eval_batch(torch.device("cpu")) == 128
+    assert resolve_eval_batch(torch.device("cuda")) == 1024
+    assert resolve_eval_batch(torch.device("cpu"), 7) == 7
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=f"batch_size={bad!r}: must be an int >= 1"):
+            resolve_eval_batch(torch.device("cpu"), bad)
+    model = build_model("resnet8", 10, seed=1)
+    x, y = synthetic.x_test[:300], synthetic.y_test[:300]
+    kw = {"mean": synthetic.mean, "std": synthetic.std}
+    default = evaluate(model, x, y, **kw)  # batch 128, channels_last inputs
+    odd = evaluate(model, x, y, **kw, batch_size=37)
+    assert default["test_acc"] == odd["test_acc"]
+    assert default["test_loss"] == pytest.approx(odd["test_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        evaluate(model, x, y, **kw, batch_size=0)
 
 
 @pytest.mark.realdata
