@@ -155,13 +155,18 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
     else:
         dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
     picked = []
+    sq = (x * x).sum(1)
+    d_j = torch.empty_like(dist)
     for i in range(budget):
         if i == 0 and torch.isinf(dist).all():
             j = int(random(n, 1, seed)[0])
         else:
             j = int(torch.argmax(dist))  # first maximum: ties go to the lower index
         picked.append(j)
-        dist = torch.minimum(dist, ((x - x[j]) ** 2).sum(1))
+        # |x - x_j|^2 = |x|^2 - 2 x.x_j + |x_j|^2: one matrix-vector product per pick, no
+        # pool x dim temporaries (1.3x faster in float64 at 50k x 64; RESULTS.md section 3).
+        torch.mv(x, x[j], out=d_j).mul_(-2).add_(sq).add_(sq[j]).clamp_min_(0)
+        torch.minimum(dist, d_j, out=dist)
         dist[j] = -1.0  # never picked twice, even among duplicates
     return torch.tensor(picked, dtype=torch.long)
 
