@@ -17,6 +17,7 @@ Ray is imported only by :class:`RayExecutor` (``pip install 'prunefuse[ray]'``).
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import os
@@ -223,7 +224,7 @@ def _first_line(error: dict | None) -> str:
     return lines[0] if lines else "(no message)"
 
 
-class Executor:
+class Executor(abc.ABC):
     """Executes a list of :class:`Job` and returns their outcomes; subclasses say how one job is
     submitted and awaited. ``max_retries``: extra attempts of a failed run; ``keep_going``:
     False stops submitting at the first run that fails for good (runs in flight finish)."""
@@ -244,17 +245,19 @@ class Executor:
         """How many runs to keep submitted at once."""
         return self.capacity()
 
-    def _start(self, log: Callable[[str], None]) -> None:
-        pass
+    def _start(self, log: Callable[[str], None]) -> None:  # noqa: B027 - optional hook
+        """Set up before the first submission (e.g. connect to a cluster); default: nothing."""
 
-    def _stop(self, handles: list) -> None:
-        pass
+    def _stop(self, handles: list) -> None:  # noqa: B027 - optional hook
+        """Cancel ``handles`` still in flight when the batch stops; default: nothing."""
 
+    @abc.abstractmethod
     def _submit(self, job: Job, attempt: int) -> Any:
-        raise NotImplementedError
+        """Start one attempt of ``job``; return a handle that :meth:`_wait` understands."""
 
+    @abc.abstractmethod
     def _wait(self, handles: list, timeout: float) -> list[tuple[Any, dict]]:
-        raise NotImplementedError
+        """Wait up to ``timeout`` s; return (handle, result dict) for each finished attempt."""
 
     def run(self, jobs: list[Job], *, log: Callable[[str], None] = print) -> dict[str, Outcome]:
         """Execute ``jobs`` (in order, as capacity allows; a job waits for the one it needs).
