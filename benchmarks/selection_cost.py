@@ -50,12 +50,13 @@ def measure(model, ds, dev, args) -> dict:
 
     def fit():
         train(model, x, y, **kw, epochs=1, batch_size=args.batch, schedule="constant",
-              lr=0.01, device=dev, progress=False)
+              lr=0.01, device=dev, compile=args.compile, progress=False)
 
     score_pool(model, pool[: min(len(pool), 2 * args.batch)], **kw, **sb, device=dev)  # warm-up
     row["score s"], row["score cpu"], row["score load"] = best_of(score, dev, args.repeats)
     train(model, x[: 4 * args.batch], y[: 4 * args.batch], **kw, epochs=1,
-          batch_size=args.batch, device=dev, progress=False)  # warm-up
+          batch_size=args.batch, device=dev, compile=args.compile,
+          progress=False)  # warm-up (and, with --compile, compilation)
     row["train s"], row["train cpu"], row["train load"] = best_of(fit, dev, args.repeats)
     return row
 
@@ -72,6 +73,8 @@ def main() -> None:
                     help="score_pool batch size (default: the library's)")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs; the fastest is kept")
     ap.add_argument("--seed", type=int, default=0, help="model initialization seed")
+    ap.add_argument("--compile", action="store_true",
+                    help="train with torch.compile (compilation happens in the warm-up)")
     add_common_args(ap)
     args = ap.parse_args()
     dev = setup(args)
@@ -97,7 +100,8 @@ def main() -> None:
     sb = resolve_eval_batch(torch.device(dev), args.score_batch)
     print(f"pool {args.pool} images scored (score_pool batch {sb}"
           f"{'' if args.score_batch else ', the library default'}), {args.train} images x 1 "
-          f"epoch trained (batch {args.batch}); s = wall seconds, fastest of {args.repeats}; "
+          f"epoch trained (batch {args.batch}{', torch.compile' if args.compile else ''}); "
+          f"s = wall seconds, fastest of {args.repeats}; "
           "x = dense / this; "
           "select = score + train; cpu x = the same ratio in process CPU seconds; "
           "load = other processes' CPU load (cores, max of the two)")

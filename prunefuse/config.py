@@ -66,11 +66,14 @@ PARAMS: dict[str, Param] = {
     "selection_from": _p(None, (str, NONE), "reuse the selection of this run folder (SVP's "
                          "precomputed selection) instead of selecting"),
     "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection"),
+    "compile": _p(False, bool, "torch.compile the training step: for long CUDA runs; on CPU "
+                  "the first epoch pays about a minute of compilation"),
     "device": _p("auto", str, "cpu, cuda, cuda:N or auto (PRUNEFUSE_DEVICE, else CUDA if present)"),
 }
 
-# Keys that do not change results and so do not enter the run id.
-NOT_IN_ID = ("device", "eval_batch_size")
+# Keys that change how a run computes, not what it computes (device and compile alter only
+# floating-point rounding), so they do not enter the run id.
+NOT_IN_ID = ("device", "compile", "eval_batch_size")
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The SVP protocol that PruneFuse follows (CIFAR-10, ResNet-56, 181 epochs, 2% then 10..50%).

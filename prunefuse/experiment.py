@@ -107,7 +107,7 @@ class Experiment:
                     augmentation=c["augment"], batch_size=c["batch_size"], lr=c["lr"],
                     momentum=c["momentum"], weight_decay=c["weight_decay"],
                     schedule=c["schedule"], eval_batch_size=c["eval_batch_size"],
-                    device=self.device, progress=self.progress)
+                    compile=c["compile"], device=self.device, progress=self.progress)
 
     def trained_selector(self, labeled: list[int], round_: int, state: dict) -> tuple:
         """The selector trained on ``labeled``: from the cache on disk or trained now.

@@ -133,6 +133,7 @@ def test_target_from_saved_selection(tmp_path):
     ({"selector_epochs": True}, "selector_epochs=True: expected int, got bool"),
     ({"eval_budgets": [0.25]}, "not in budgets"),
     ({"eval_batch_size": 0}, "eval_batch_size=0: must be >= 1"),
+    ({"compile": "yes"}, "compile='yes': expected bool, got str"),
 ])
 def test_config_errors_before_compute(tmp_path, overrides, match):
     with pytest.raises(ConfigError, match=match):
@@ -140,10 +141,12 @@ def test_config_errors_before_compute(tmp_path, overrides, match):
     assert not tmp_path.joinpath("x").exists() and not list(tmp_path.iterdir())
 
 
-def test_eval_batch_size_does_not_change_the_run_id():
+def test_how_to_compute_keys_do_not_change_the_run_id():
     assert make_config("paper")["eval_batch_size"] is None  # the device default
     base = make_config("smoke")
     assert run_id(make_config("smoke", eval_batch_size=64)) == run_id(base)
+    assert run_id(make_config("smoke", compile=True)) == run_id(base)
+    assert run_id(make_config("smoke", device="cpu")) == run_id(base)
     assert run_id(make_config("smoke", batch_size=32)) != run_id(base)
 
 

@@ -79,6 +79,23 @@ def test_same_seed_same_losses_on_cpu(synthetic):
                          "seconds", "images_per_s"}
 
 
+def test_compiled_training_matches_eager_on_cpu(synthetic):
+    """``compile=True`` (torch.compile, inductor on CPU) trains the same model: equal up to
+    floating-point rounding, and the weights of the module passed in are the ones updated."""
+    x, y = synthetic.x_train[:128], synthetic.y_train[:128]
+    runs = []
+    for compiled in (False, True):
+        model = build_model("resnet8", 10, seed=0)
+        hist = train(model, x, y, mean=synthetic.mean, std=synthetic.std, epochs=1,
+                     batch_size=64, seed=3, compile=compiled, progress=False, device="cpu")
+        runs.append((model, hist[0]["train_loss"]))
+    (eager, loss_e), (comp, loss_c) = runs
+    assert loss_c == pytest.approx(loss_e, rel=1e-3)
+    for (name, a), b in zip(eager.state_dict().items(), comp.state_dict().values()):
+        if a.is_floating_point():
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
+
+
 def test_kd_training_leaves_teacher_frozen(synthetic):
     dense = build_model("resnet8", 10, seed=0)
     teacher, _ = prune_at_init(dense, 0.5, torch.zeros(1, 3, 32, 32))
