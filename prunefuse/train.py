@@ -174,11 +174,8 @@ def train(
             teacher.to(memory_format=torch.channels_last)
     x, y = x.to(dev), y.to(dev)
     step_model = torch.compile(model) if compile else model
-    # The fused kernel updates every parameter in one call instead of one Python-level op per
-    # tensor: that per-tensor overhead does not shrink with width and so taxes pruned nets most.
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                          weight_decay=weight_decay, nesterov=False,
-                          fused=dev.type in ("cpu", "cuda"))
+                          weight_decay=weight_decay, nesterov=False)
     g = torch.Generator(device=dev).manual_seed(int(seed))
     history: list[dict] = []
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, unit="ep")
