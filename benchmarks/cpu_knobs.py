@@ -1,11 +1,14 @@
-"""Two CPU knobs behind the other benchmarks' numbers (issue 5): the evaluation batch size of
-``evaluate`` / ``score_pool`` (library default: 128 on CPU, 1024 on CUDA), and channels_last memory format for
-training (the trainer uses it on CUDA only).
+"""CPU knobs behind the other benchmarks' numbers (issue 5): the evaluation batch size of
+``evaluate`` / ``score_pool`` (library default: 128 on CPU, 1024 on CUDA), and the
+channels_last memory format for training (the trainer uses it on CUDA only) and for
+forward-only passes (``evaluate`` / ``score_pool`` feed channels_last inputs on every device).
 
 1. Forward-only passes over ``--images`` images with ``evaluate`` and ``score_pool`` at each
    batch size in ``--batches``.
 2. SGD steps (forward, backward, momentum update; batch 128) on a fixed batch, contiguous vs
    channels_last model and input, for the dense net and its p=0.5 prune.
+3. Forward-only passes in eval mode over ``--images`` images at batch 128, the model as it is
+   (contiguous weights), with contiguous vs channels_last inputs.
 
 Each figure is the fastest of ``--repeats`` runs, with the foreign load of that run.
 
@@ -92,13 +95,37 @@ def main() -> None:
     print(f"2. {args.steps} SGD steps of batch 128; fastest of {args.repeats}")
     print(table(rows, [("model", ""), ("format", ""), ("seconds", ".2f"), ("images/s", ",.0f"),
                        ("load", ".1f")]))
+    train_rows, rows = rows, []
+    images = torch.randn(args.images, *ds.x_train.shape[1:], device=dev)
+    for name, m in nets:
+        m.eval()
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            xs = images.contiguous(memory_format=fmt)
+
+            @torch.inference_mode()
+            def forward(m=m, xs=xs):
+                for start in range(0, xs.shape[0], 128):
+                    m(xs[start : start + 128])
+
+            forward()  # warm-up
+            sec, _, load = best_of(forward, dev, args.repeats)
+            rows.append({"model": name, "input": str(fmt).split(".")[-1], "seconds": sec,
+                         "images/s": args.images / sec, "load": load})
+    print(f"3. forward-only over {args.images} images, batch 128, eval mode; fastest of "
+          f"{args.repeats}")
+    print(table(rows, [("model", ""), ("input", ""), ("seconds", ".2f"), ("images/s", ",.0f"),
+                       ("load", ".1f")]))
+    cl_fwd = [rows[i + 1]["images/s"] / rows[i]["images/s"] for i in range(0, len(rows), 2)]
+    rows = train_rows
     fwd = [r for r in fwd if r["model"] == args.arch and r["call"] == "score_pool"]
     best = min(fwd, key=lambda r: r["seconds"])
     slow = max(r["seconds"] for r in fwd if r["batch"] == max(args.batches)) / best["seconds"]
     cl = [rows[i + 1]["images/s"] / rows[i]["images/s"] for i in range(0, len(rows), 2)]
     print(f"HEADLINE {args.arch} score_pool at batch {max(args.batches)} is {slow:.2f}x slower "
           f"than at batch {best['batch']}; channels_last training speed-up "
-          + ", ".join(f"{n} {c:.2f}x" for (n, _), c in zip(nets, cl)))
+          + ", ".join(f"{n} {c:.2f}x" for (n, _), c in zip(nets, cl))
+          + "; channels_last forward-only speed-up "
+          + ", ".join(f"{n} {c:.2f}x" for (n, _), c in zip(nets, cl_fwd)))
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
     """Test loss and accuracy (fraction in [0, 1]) of ``model`` on uint8 images ``x``.
 
     ``batch_size`` None = the device default (:func:`prunefuse.device.resolve_eval_batch`).
-    Inputs go in channels_last on every device: forward-only convolutions run 1.3-1.7x faster
-    that way on CPU too (benchmarks/RESULTS.md), unlike training.
+    Inputs go in channels_last on every device: forward-only passes ran 1.2-1.5x faster that
+    way on CPU too (benchmarks/RESULTS.md, section 0), unlike training.
     """
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
     batch_size = resolve_eval_batch(dev, batch_size)
