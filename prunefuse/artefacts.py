@@ -297,7 +297,7 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     paths = dict(zip(("pdf", "png"), plots.plot_epoch_curves(
         curves, out / name,
         title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")))
-    paths["csv"] = atomic_write_text(out / f"{name}.csv", curves.to_csv(index=False))
+    paths["csv"] = _write_data(out, name, curves)
     paths["caption"] = write_caption(
         out, name, "Figure 4: fused vs non-fused target, test accuracy over epochs",
         f"Test accuracy (%) of the {arch} target after each training epoch on the labeled set "
