@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import augment, normalize
+from .data import augment, norm_constants, normalize
 from .device import resolve_device, resolve_eval_batch
 from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd, freeze_teacher, kd_loss
 
@@ -80,6 +80,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
     was_training = model.training
     model.eval()
     cuda = dev.type == "cuda"
+    mean, std = norm_constants(mean, std, dev)
     loss = torch.zeros((), device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
     try:
@@ -173,6 +174,7 @@ def train(
         if cuda:
             teacher.to(memory_format=torch.channels_last)
     x, y = x.to(dev), y.to(dev)
+    mean_t, std_t = norm_constants(mean, std, dev)
     step_model = torch.compile(model) if compile else model
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           weight_decay=weight_decay, nesterov=False)
@@ -191,7 +193,7 @@ def train(
         for xb, yb in _batches(x, y, batch_size, g):
             if augmentation:
                 xb = augment(xb, padding, generator=g)
-            xb = _prepare(xb, mean, std, cuda)
+            xb = _prepare(xb, mean_t, std_t, cuda)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 out = step_model(xb)
                 if teacher is not None and kd_lambda > 0:

@@ -366,6 +366,10 @@ def test_normalize_matches_manual():
     assert normalize(x, mean, std, dtype=torch.float64).dtype == torch.float64
     with pytest.raises(ValueError, match="3 channels"):
         normalize(x, (0.5,), (0.5,))
+    m, s = data.norm_constants(mean, std, x.device)
+    assert torch.equal(normalize(x, m, s), out)
+    with pytest.raises(ValueError, match="3 channels"):
+        normalize(x, *data.norm_constants((0.5,), (0.5,), x.device))
 
 
 # ------------------------------------------------------------------------ synthetic, API

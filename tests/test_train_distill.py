@@ -137,6 +137,59 @@ def test_eval_batch_default_per_device_and_results_independent_of_it(synthetic):
         evaluate(model, x, y, **kw, batch_size=0)
 
 
+def test_loops_build_normalization_constants_once(synthetic, monkeypatch):
+    """Every batch of train, evaluate and score_pool gets mean/std as tensors already on its
+    device: built from the Python tuples once per loop, not copied host-to-device per batch
+    (a copy that blocks the host on CUDA; issue 5)."""
+    import prunefuse.select as select_mod
+    import prunefuse.train as train_mod
+    from prunefuse.data import normalize
+
+    seen = []
+
+    def spy(x, mean, std, *args, **kw):
+        seen.append((isinstance(mean, torch.Tensor) and mean.device == x.device,
+                     isinstance(std, torch.Tensor) and std.device == x.device))
+        return normalize(x, mean, std, *args, **kw)
+
+    monkeypatch.setattr(train_mod, "normalize", spy)
+    monkeypatch.setattr(select_mod, "normalize", spy)
+    model = build_model("resnet8", 10, seed=0)
+    kw = {"mean": synthetic.mean, "std": synthetic.std}
+    x, y = synthetic.x_train[:256], synthetic.y_train[:256]
+    train(model, x, y, **kw, epochs=1, batch_size=64, test=(x[:100], y[:100]),
+          eval_batch_size=50, progress=False, device="cpu")
+    select_mod.score_pool(model, x[:100], **kw, batch_size=50)
+    assert len(seen) == 4 + 2 + 2  # 4 steps, 2 test batches, 2 scoring batches
+    assert all(a and b for a, b in seen)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+def test_cuda_training_does_not_synchronize_per_step(synthetic):
+    """The host waits for the GPU a fixed number of times per epoch, however many steps the
+    epoch has: torch's sync debug mode warns at every synchronizing call."""
+    import warnings
+
+    def syncs(n_images):
+        model = build_model("resnet8", 10, seed=0)
+        x, y = synthetic.x_train[:n_images].cuda(), synthetic.y_train[:n_images].cuda()
+        train(model, x[:64], y[:64], mean=synthetic.mean, std=synthetic.std, epochs=1,
+              batch_size=32, progress=False, device="cuda")  # warm-up: cuDNN, allocator
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                train(model, x, y, mean=synthetic.mean, std=synthetic.std, epochs=1,
+                      batch_size=32, progress=False, device="cuda")
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    few, many = syncs(64), syncs(288)  # 2 steps against 9 steps
+    assert few == many, (few, many)
+
+
 @pytest.mark.realdata
 def test_fashion_mnist_trains_well_above_chance():
     from pathlib import Path
