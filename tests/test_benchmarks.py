@@ -1,0 +1,53 @@
+"""Every benchmark script runs end to end at a tiny size and prints its headline.
+
+The figures themselves are not checked (speed goals are shown by the scripts' printed
+tables, benchmarks/RESULTS.md, not by timed tests); what is checked is that each command
+that RESULTS.md and the GPU checklist name still works, so a session lent a GPU spends its
+time measuring, not fixing scripts.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+TINY = {
+    "selection_cost.py": ["--arch", "resnet8", "--ratios", "0.5", "0.8", "--pool", "64",
+                          "--train", "128", "--batch", "64", "--repeats", "1"],
+    "trainer_throughput.py": ["--arch", "resnet8", "--images", "128", "--batch", "64",
+                              "--workers", "0", "--repeats", "1"],
+    "kcenter_scale.py": ["--pool", "3000", "--labeled", "500", "--dim", "16", "--budget", "40"],
+    "end_to_end.py": ["--data", "synthetic", "--arch", "resnet8", "--pool", "300", "--test", "100",
+                      "--initial", "100", "--budget", "50", "--selector-epochs", "1",
+                      "--target-epochs", "1"],
+    "cpu_knobs.py": ["--arch", "resnet8", "--images", "128", "--batches", "64", "--steps", "1",
+                     "--repeats", "1"],
+    "full_training.py": ["--arch", "resnet8", "--images", "128", "--epochs", "2", "--batch", "64"],
+}
+
+
+def test_every_benchmark_is_covered():
+    scripts = {p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")}
+    assert scripts == set(TINY)
+
+
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_benchmark_runs_and_prints_headline(script):
+    env = {**os.environ, "PRUNEFUSE_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, str(BENCH / script), *TINY[script]], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=BENCH)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("# ") and "device cpu" in lines[0]  # the machine header
+    assert any(line.startswith("HEADLINE ") for line in lines), proc.stdout[-3000:]
+
+
+def test_full_training_rejects_bad_sizes():
+    proc = subprocess.run([sys.executable, str(BENCH / "full_training.py"), "--images", "1",
+                           "--arch", "resnet8"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PRUNEFUSE_DEVICE": "cpu"})
+    assert proc.returncode == 2 and "--images 1" in proc.stderr
