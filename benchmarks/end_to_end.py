@@ -11,6 +11,7 @@ forward MACs per sample-epoch, scoring and teacher forwards 1x). "load" is the C
 (cores) other processes put on the machine during each stage.
 
     python benchmarks/end_to_end.py                               # CPU, about a minute
+    python benchmarks/end_to_end.py --rounds 3 --compile          # does compile pay per round?
     python benchmarks/end_to_end.py --pool 50000 --initial 1000 --budget 4000 --rounds 5 \\
         --selector-epochs 181 --target-epochs 181 --device cuda --data cifar10
 """
@@ -49,6 +50,8 @@ def main() -> None:
     ap.add_argument("--selector-epochs", type=int, default=5, help="selector epochs per round")
     ap.add_argument("--target-epochs", type=int, default=5, help="fused target epochs")
     ap.add_argument("--seed", type=int, default=0, help="init, initial set and training seed")
+    ap.add_argument("--compile", action="store_true",
+                    help="train with torch.compile; reports how many graphs were compiled")
     add_common_args(ap)
     args = ap.parse_args()
     dev = setup(args)
@@ -59,7 +62,8 @@ def main() -> None:
     t0 = time.perf_counter()
     ds = load_dataset(args.data, max_train=args.pool, max_test=args.test)
     kw = {"mean": ds.mean, "std": ds.std}
-    train_kw = {**kw, "padding": ds.padding, "device": dev, "progress": False, "seed": args.seed}
+    train_kw = {**kw, "padding": ds.padding, "device": dev, "progress": False, "seed": args.seed,
+                "compile": args.compile}
     overhead["load data"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -73,11 +77,14 @@ def main() -> None:
     order = torch.randperm(ds.num_train, generator=torch.Generator().manual_seed(args.seed))
     labeled = order[: args.initial].tolist()
     selector = None
+    round_seconds = []
     for _ in range(args.rounds):
         x, y = ds.x_train[labeled], ds.y_train[labeled]
         selector = copy.deepcopy(pruned_init)  # retrained from theta_p every round [choice]
+        start = time.perf_counter()
         with meter("selector_training"), ledger.timed("selector_training"):
             train(selector, x, y, epochs=args.selector_epochs, **train_kw)
+        round_seconds.append(time.perf_counter() - start)
         ledger.add_training("selector_training", macs_sel, len(labeled), args.selector_epochs)
         taken = set(labeled)
         pool_idx = torch.tensor([i for i in range(ds.num_train) if i not in taken])
@@ -122,6 +129,12 @@ def main() -> None:
           f"{args.selector_epochs} ep, target {args.target_epochs} ep with KD")
     print(table(rows, [("stage", ""), ("seconds", ".1f"), ("share", ".0%"), ("GMACs", ",.1f"),
                        ("load", ".1f")]))
+    print("selector training per round: " + ", ".join(f"{s:.1f}" for s in round_seconds) + " s")
+    if args.compile:
+        from torch._dynamo.utils import counters
+
+        print(f"torch.compile: {counters['stats']['unique_graphs']} graphs compiled in all "
+              f"(selector and target; a round that reuses the selector's graphs compiles none)")
     print(f"HEADLINE end-to-end {total:.1f} s: selector training "
           f"{ledger.seconds['selector_training']:.1f} s, scoring "
           f"{ledger.seconds['pool_scoring']:.1f} s, target training "

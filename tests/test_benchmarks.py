@@ -23,7 +23,7 @@ TINY = {
     "kcenter_scale.py": ["--pool", "3000", "--labeled", "500", "--dim", "16", "--budget", "40"],
     "end_to_end.py": ["--data", "synthetic", "--arch", "resnet8", "--pool", "300", "--test", "100",
                       "--initial", "100", "--budget", "50", "--selector-epochs", "1",
-                      "--target-epochs", "1"],
+                      "--target-epochs", "1", "--rounds", "2"],
     "cpu_knobs.py": ["--arch", "resnet8", "--images", "128", "--batches", "64", "--steps", "1",
                      "--repeats", "1"],
     "full_training.py": ["--arch", "resnet8", "--images", "128", "--epochs", "2", "--batch", "64"],
