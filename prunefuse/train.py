@@ -144,8 +144,12 @@ def train(
         seed: seeds sample order and augmentation.
         device: ``"cpu"``, ``"cuda"``, ...; default from ``PRUNEFUSE_DEVICE`` or CUDA if present.
         amp: bf16 autocast; default on for CUDA, off on CPU.
-        compile: wrap the model with ``torch.compile`` (for long CUDA runs; on CPU the first
-            epoch pays about a minute of compilation).
+        compile: run the full-size batches through ``torch.compile(model)`` (for long CUDA
+            runs; on CPU the first epoch pays about a minute of compilation). The one shorter
+            batch at an epoch's end runs eagerly, with the same weights: shapes stay static, so
+            each architecture compiles once, however many rounds retrain it and whatever the
+            labeled-set size (with it compiled too, one 3-round run compiled 5 graphs, not 2;
+            benchmarks/RESULTS.md).
         progress: show a tqdm bar over epochs.
         desc: label of the progress bar.
         on_epoch: called with each epoch's metrics as soon as they exist.
@@ -194,8 +198,9 @@ def train(
             if augmentation:
                 xb = augment(xb, padding, generator=g)
             xb = _prepare(xb, mean_t, std_t, cuda)
+            net = step_model if xb.shape[0] == batch_size else model
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                out = step_model(xb)
+                out = net(xb)
                 if teacher is not None and kd_lambda > 0:
                     with torch.no_grad():
                         t_out = teacher(xb)
