@@ -66,8 +66,8 @@ PARAMS: dict[str, Param] = {
     "selection_from": _p(None, (str, NONE), "reuse the selection of this run folder (SVP's "
                          "precomputed selection) instead of selecting"),
     "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection"),
-    "compile": _p(False, bool, "torch.compile the training step: for long CUDA runs; on CPU "
-                  "the first epoch pays about a minute of compilation"),
+    "compile": _p(False, bool, "torch.compile the full-size training batches (once per "
+                  "architecture): for long runs; on CPU each compilation costs about a minute"),
     "device": _p("auto", str, "cpu, cuda, cuda:N or auto (PRUNEFUSE_DEVICE, else CUDA if present)"),
 }
 
