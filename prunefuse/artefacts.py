@@ -429,7 +429,11 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
                "seconds, beside the target's accuracy (mean ± sd over seeds, "
                f"{plots.seeds_note(df, ['method', 'budget'])}). 'to baseline acc': selection "
                "plus target-training seconds at the first budget whose mean accuracy reaches "
-               "the baseline's at its largest budget.")
+               "the baseline's at its largest budget. A PruneFuse selector trained on a "
+               "budget's labeled set is charged at that budget, because the fused target "
+               "there needs it; a baseline's selector trained on that set is charged at the "
+               "next budget, where it selects. So each PruneFuse row holds one selector "
+               "training more than the baseline row at the same budget.")
     paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), pd.DataFrame(rows),
                          caption, 2)
     paths.update(zip(("pdf", "png"), plots.plot_cost_accuracy(
