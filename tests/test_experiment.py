@@ -63,8 +63,11 @@ def test_smoke_run_of_each_selector(tmp_path, selector, score):
 
 
 def test_same_seed_same_selection(tmp_path):
-    a = run_experiment(profile="smoke", out=tmp_path / "a", progress=False, eval_budgets=[0.3])
-    b = run_experiment(profile="smoke", out=tmp_path / "b", progress=False, eval_budgets=[0.3])
+    # device="cpu": bit-for-bit equal losses are promised on the CPU only (prunefuse.train);
+    # without it, a machine with a GPU would run this on CUDA.
+    kw = {"profile": "smoke", "progress": False, "eval_budgets": [0.3], "device": "cpu"}
+    a = run_experiment(out=tmp_path / "a", **kw)
+    b = run_experiment(out=tmp_path / "b", **kw)
     for r in range(3):
         name = f"round_{r:02d}.json"
         sa = json.loads((a / "selections" / name).read_text())
@@ -75,10 +78,11 @@ def test_same_seed_same_selection(tmp_path):
 
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
     overrides = ["dataset=synthetic", "budgets=0.2,0.3,0.4,0.5", "selector_epochs=2",
-                 "target_epochs=2"]
+                 "target_epochs=2", "device=cpu"]  # equal metrics: promised on the CPU
     cmd = [sys.executable, "-m", "prunefuse.cli", "run", "--profile", "smoke", "--no-progress",
            "--out", str(tmp_path / "killed"), *overrides]
-    cfg = make_config("smoke", budgets=[0.2, 0.3, 0.4, 0.5], selector_epochs=2, target_epochs=2)
+    cfg = make_config("smoke", budgets=[0.2, 0.3, 0.4, 0.5], selector_epochs=2, target_epochs=2,
+                      device="cpu")
     run_dir = tmp_path / "killed" / run_id(cfg)
     proc = subprocess.Popen(cmd, start_new_session=True)
     deadline = time.time() + 300
