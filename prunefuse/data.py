@@ -172,20 +172,17 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float],
     if len(mean) != x.shape[1] or len(std) != x.shape[1]:
         raise ValueError(f"mean/std: need {x.shape[1]} values each for {x.shape[1]} channels, "
                          f"got {len(mean)}/{len(std)}")
-    # as_tensor: constants already on x's device (as the training loop passes them) are used
-    # as they are; a Python sequence becomes a host-to-device copy, which on CUDA waits for the
-    # GPU, so loops build the constants once with :func:`norm_constants`.
-    m = torch.as_tensor(mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
-    return (x.to(dtype) / 255 - m) / s
+    m, s = norm_constants(mean, std, x.device, dtype)  # no copy if already tensors there
+    return (x.to(dtype) / 255 - m.view(1, -1, 1, 1)) / s.view(1, -1, 1, 1)
 
 
 def norm_constants(mean: Sequence[float], std: Sequence[float], device: torch.device,
                    dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """``mean`` and ``std`` as tensors on ``device``, to pass to :func:`normalize` in a loop.
 
-    Built once per loop rather than once per batch: on CUDA each copy from a Python list
-    blocks the host until the GPU has caught up (issue 5: no host synchronization per step).
+    Tensors already there (same dtype) are returned as they are. Loops build these once
+    rather than once per batch: on CUDA each copy from a Python list blocks the host until
+    the GPU has caught up (issue 5: no host synchronization per step).
     """
     return (torch.as_tensor(mean, dtype=dtype, device=device),
             torch.as_tensor(std, dtype=dtype, device=device))

@@ -148,8 +148,8 @@ def train(
             runs; on CPU the first epoch pays about a minute of compilation). The one shorter
             batch at an epoch's end runs eagerly, with the same weights: shapes stay static, so
             each architecture compiles once, however many rounds retrain it and whatever the
-            labeled-set size (with it compiled too, one 3-round run compiled 5 graphs, not 2;
-            benchmarks/RESULTS.md).
+            labeled-set size. (Compiling that batch too made a 3-round run compile 5 graphs
+            instead of 2; benchmarks/RESULTS.md, S3.1.)
         progress: show a tqdm bar over epochs.
         desc: label of the progress bar.
         on_epoch: called with each epoch's metrics as soon as they exist.
@@ -178,7 +178,7 @@ def train(
         if cuda:
             teacher.to(memory_format=torch.channels_last)
     x, y = x.to(dev), y.to(dev)
-    mean_t, std_t = norm_constants(mean, std, dev)
+    mean, std = norm_constants(mean, std, dev)
     step_model = torch.compile(model) if compile else model
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           weight_decay=weight_decay, nesterov=False)
@@ -197,7 +197,7 @@ def train(
         for xb, yb in _batches(x, y, batch_size, g):
             if augmentation:
                 xb = augment(xb, padding, generator=g)
-            xb = _prepare(xb, mean_t, std_t, cuda)
+            xb = _prepare(xb, mean, std, cuda)
             net = step_model if xb.shape[0] == batch_size else model
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(xb)
