@@ -51,3 +51,11 @@ def test_full_training_rejects_bad_sizes():
                            "--arch", "resnet8"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PRUNEFUSE_DEVICE": "cpu"})
     assert proc.returncode == 2 and "--images 1" in proc.stderr
+
+
+def test_gpu_checklist_script_parses_and_names_its_steps():
+    script = BENCH / "gpu_session.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0  # syntax
+    proc = subprocess.run(["bash", str(script), "bogus"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "wheels|tests|bench|dense|pruned" in proc.stderr and "bogus" in proc.stderr
