@@ -144,12 +144,13 @@ def train(
         seed: seeds sample order and augmentation.
         device: ``"cpu"``, ``"cuda"``, ...; default from ``PRUNEFUSE_DEVICE`` or CUDA if present.
         amp: bf16 autocast; default on for CUDA, off on CPU.
-        compile: run the full-size batches through ``torch.compile(model)`` (for long CUDA
-            runs; on CPU the first epoch pays about a minute of compilation). The one shorter
-            batch at an epoch's end runs eagerly, with the same weights: shapes stay static, so
-            each architecture compiles once, however many rounds retrain it and whatever the
-            labeled-set size. (Compiling that batch too made a 3-round run compile 5 graphs
-            instead of 2; benchmarks/RESULTS.md, S3.1.)
+        compile: run the full-size batches through ``torch.compile(model)``. On CPU a
+            compilation costs about a minute unless inductor's on-disk cache already holds
+            it from an earlier process. The one shorter batch at an epoch's end runs eagerly,
+            with the same weights: shapes stay static, so each architecture compiles once,
+            however many rounds retrain it and whatever the labeled-set size. (Compiling
+            that batch too made a 3-round run compile 5 graphs instead of 2;
+            benchmarks/RESULTS.md, S3.1.)
         progress: show a tqdm bar over epochs.
         desc: label of the progress bar.
         on_epoch: called with each epoch's metrics as soon as they exist.
