@@ -23,8 +23,11 @@ from .runs import atomic_write_text, find_runs
 PROFILE_NOTES = {
     "paper": "paper: the SVP protocol (181 epochs per training, labeled budgets 10-50% of the "
              "pool)",
-    "demo": "demo: CPU-sized (Fashion-MNIST subset, 10 epochs per training); NOT the paper "
-            "protocol, only the shape of the comparison",
+    "cpu": "cpu: the paper's protocol shrunk to 2 CPU cores (Fashion-MNIST, 4,000-image pool, "
+           "ResNet-20 target, 30 epochs of cosine per training, converged: see "
+           "docs/method.md); NOT CIFAR and NOT 181 epochs",
+    "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%); shows the pipeline, "
+            "n=1 supports no comparison",
     "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "
              "nothing",
 }
@@ -69,8 +72,10 @@ def load_targets(records: str | os.PathLike) -> pd.DataFrame:
                 "epoch_acc_pct": [100 * e["test_acc"] for e in m["epochs"]],
                 "selection_macs": m["cumulative_selection_macs"],
                 "selection_seconds": m["cumulative_selection_seconds"],
-                "target_macs": m["target_training_macs"] + m.get("teacher_forward_macs", 0),
+                "target_macs": m["target_training_macs"],
                 "target_seconds": m["training_seconds"],
+                "fusion_macs": m.get("fusion_macs", m.get("teacher_forward_macs", 0)),
+                "fusion_seconds": m.get("fusion_source_seconds", 0.0),
                 "selector_params": sel.get("params"), "selector_macs": sel.get("macs_per_sample"),
                 "target_params": run["target"]["params"],
                 "target_macs_per_sample": run["target"]["macs_per_sample"],
@@ -89,7 +94,7 @@ def _require(df: pd.DataFrame, what: str, records, **filters) -> pd.DataFrame:
         raise FileNotFoundError(
             f"records={str(records)!r}: no finished runs for {what} "
             f"({', '.join(f'{k}={v!r}' for k, v in filters.items())}); run them first, e.g. "
-            "`prunefuse reproduce --profile demo --out DIR`")
+            "`prunefuse reproduce --profile cpu --out DIR`")
     return df
 
 

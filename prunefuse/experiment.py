@@ -31,13 +31,13 @@ from . import __version__
 from .config import make_config, run_id, validate
 from .data import load_dataset
 from .device import device_name, resolve_device
-from .flops import CostLedger, count_macs
+from .flops import TRAIN_FACTOR, CostLedger, count_macs
 from .fuse import fuse
 from .models import build_model, count_params
 from .prune import prune_at_init
-from .runs import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
+from .runs import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl, write_scores
+from .select import SCORE_SPECS, score_pool, score_values, select
 from .select import random as random_select
-from .select import score_pool, select
 from .train import evaluate, train
 
 
@@ -109,6 +109,12 @@ class Experiment:
                     schedule=c["schedule"], eval_batch_size=c["eval_batch_size"],
                     compile=c["compile"], device=self.device, progress=self.progress)
 
+    def seed(self, stream: str, round_: int) -> int:
+        """The one seed derivation of a run: ``selector`` (selector training, pool scoring and
+        random picks of round ``round_``) or ``target`` (the target trained at that round)."""
+        offset = {"selector": 0, "target": 500}[stream]
+        return self.cfg["seed"] * 1000 + offset + round_
+
     def trained_selector(self, labeled: list[int], round_: int, state: dict) -> tuple:
         """The selector trained on ``labeled``: from the cache on disk or trained now.
 
@@ -127,37 +133,47 @@ class Experiment:
         idx = torch.tensor(labeled, device=self.data_dev.x_train.device)
         start = time.perf_counter()
         hist = train(model, self.data_dev.x_train[idx], self.data_dev.y_train[idx],
-                     epochs=self.cfg["selector_epochs"], seed=self.cfg["seed"] * 1000 + round_,
+                     epochs=self.cfg["selector_epochs"], seed=self.seed("selector", round_),
                      desc=f"selector |L|={len(labeled)}", **self._train_kw())
         seconds = time.perf_counter() - start
+        start = time.perf_counter()
         test = evaluate(model, self.data_dev.x_test, self.data_dev.y_test, mean=self.data.mean,
                         std=self.data.std, batch_size=self.cfg["eval_batch_size"])
         record = {"labeled": len(labeled), "seconds": seconds, "test_acc": test["test_acc"],
                   "train_acc": hist[-1]["train_acc"] if hist else None,
-                  "macs": 3 * self.selector_macs * len(labeled) * self.cfg["selector_epochs"]}
+                  "eval_seconds": time.perf_counter() - start,
+                  "macs": TRAIN_FACTOR * self.selector_macs * len(labeled)
+                  * self.cfg["selector_epochs"]}
         atomic_torch_save({"state_dict": model.state_dict(), "record": record}, path)
         return model, record
 
-    def charge_selector(self, record: dict, labeled: list[int], state: dict,
-                        ledger: CostLedger) -> None:
+    def charge_selector(self, record: dict, labeled: list[int], state: dict, ledger: CostLedger,
+                        category: str = "selector_training") -> None:
+        """Charge a selector's training (to ``category``) and its test evaluation, once."""
         key = _key(labeled)
         if key not in state["charged"]:
-            ledger.add_training("selector_training", self.selector_macs, len(labeled),
+            ledger.add_training(category, self.selector_macs, len(labeled),
                                 self.cfg["selector_epochs"])
-            ledger.add_seconds("selector_training", record["seconds"])
+            ledger.add_seconds(category, record["seconds"])
+            ledger.add_forward("evaluation", self.selector_macs, self.data.num_test)
+            ledger.add_seconds("evaluation", record.get("eval_seconds", 0.0))
             state["charged"].append(key)
         state["last_selector"] = f"selector-{key}.pt"
 
     # -- steps -----------------------------------------------------------------------------
     def select_round(self, round_: int, labeled: list[int], n_new: int, state: dict,
-                     ledger: CostLedger) -> tuple[list[int], dict]:
+                     ledger: CostLedger) -> tuple[list[int], dict, dict | None]:
+        """Choose ``n_new`` samples; returns (added pool indices, the round's metrics row, the
+        scores behind the choice or None)."""
         cfg = self.cfg
+        spec = SCORE_SPECS[cfg["score"]]
         labeled_set = set(labeled)
         pool = [i for i in range(self.pool_size) if i not in labeled_set]
         row: dict[str, Any] = {"kind": "round", "round": round_, "labeled_before": len(labeled)}
         before = ledger.to_dict()
-        if cfg["selector"] == "random":
-            picks = random_select(len(pool), n_new, seed=cfg["seed"] * 1000 + round_)
+        scores = None
+        if not spec.model:  # nothing to train or forward: a selector the score does not need
+            picks = random_select(len(pool), n_new, seed=self.seed("selector", round_))
         else:
             model, rec = self.trained_selector(labeled, round_, state)
             self.charge_selector(rec, labeled, state, ledger)
@@ -166,18 +182,21 @@ class Experiment:
                 idx = torch.tensor(pool, device=self.data_dev.x_train.device)
                 out = score_pool(model, self.data_dev.x_train[idx], self.data.mean,
                                  self.data.std, batch_size=cfg["eval_batch_size"],
-                                 mc_samples=cfg["mc_samples"] if cfg["score"] == "bald" else 0,
-                                 mc_dropout=cfg["mc_dropout"], seed=cfg["seed"] * 1000 + round_)
+                                 mc_samples=cfg["mc_samples"] if spec.mc_samples else 0,
+                                 mc_dropout=cfg["mc_dropout"], seed=self.seed("selector", round_))
                 labeled_feats = None
-                if cfg["score"] == "kcenter":
+                if spec.labeled_features:
                     lidx = torch.tensor(labeled, device=idx.device)
                     labeled_feats = score_pool(model, self.data_dev.x_train[lidx], self.data.mean,
                                                self.data.std, batch_size=cfg["eval_batch_size"]
                                                ).features
                 picks = select(cfg["score"], out, labeled_feats, n_new,
-                               seed=cfg["seed"] * 1000 + round_)
-            n_scored = len(pool) + (len(labeled) if cfg["score"] == "kcenter" else 0)
+                               seed=self.seed("selector", round_))
+            n_scored = len(pool) + (len(labeled) if spec.labeled_features else 0)
             ledger.add_forward("pool_scoring", self.selector_macs, n_scored)
+            values = score_values(cfg["score"], out, labeled_feats)
+            if values is not None:
+                scores = {"values": values, "picks": picks}
         added = [pool[i] for i in picks.tolist()]
         after = ledger.to_dict()
         row.update(
@@ -191,15 +210,21 @@ class Experiment:
             cumulative_selection_macs=after["selection_macs"],
             cumulative_selection_seconds=after["selection_seconds"],
         )
-        return added, row
+        return added, row, scores
 
     def train_target(self, budget: float, labeled: list[int], round_: int, state: dict,
-                     ledger: CostLedger) -> dict:
+                     ledger: CostLedger, selects_later: bool) -> dict:
+        """Train the target at ``budget``. ``selects_later``: a later round of this run will
+        select with the selector trained on ``labeled``, so that training is charged there,
+        as selection (the same rule as for every baseline); otherwise it is fusion cost."""
         cfg = self.cfg
         teacher = None
+        fusion_source_macs = fusion_source_seconds = 0
         if cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0:
             selector, rec = self.trained_selector(labeled, round_ + 1, state)
-            self.charge_selector(rec, labeled, state, ledger)
+            if not selects_later:
+                self.charge_selector(rec, labeled, state, ledger, category="fusion_source")
+            fusion_source_macs, fusion_source_seconds = rec["macs"], rec["seconds"]
             teacher = selector if cfg["kd_lambda"] > 0 else None
         if cfg["target_init"] == "fused":
             model = fuse(self.dense_init, selector.cpu(), self.index_map)
@@ -208,29 +233,41 @@ class Experiment:
         idx = torch.tensor(labeled, device=self.data_dev.x_train.device)
         start = time.perf_counter()
         hist = train(model, self.data_dev.x_train[idx], self.data_dev.y_train[idx],
-                     epochs=cfg["target_epochs"], seed=cfg["seed"] * 1000 + 500 + round_,
+                     epochs=cfg["target_epochs"], seed=self.seed("target", round_),
                      teacher=teacher, kd_lambda=cfg["kd_lambda"],
-                     kd_temperature=cfg["kd_temperature"],
+                     kd_temperature=cfg["kd_temperature"], eval_every=cfg["eval_every"],
                      test=(self.data_dev.x_test, self.data_dev.y_test),
                      desc=f"target {cfg['target_init']} |L|={len(labeled)}", **self._train_kw())
-        seconds = time.perf_counter() - start
+        total = time.perf_counter() - start
+        eval_seconds = sum(h.get("eval_seconds", 0.0) for h in hist)
+        seconds = total - eval_seconds
+        n_evals = sum("test_acc" in h for h in hist)
         macs = ledger.add_training("target_training", self.target_macs, len(labeled),
                                    cfg["target_epochs"])
         ledger.add_seconds("target_training", seconds)
+        eval_macs = ledger.add_forward("evaluation", self.target_macs,
+                                       n_evals * self.data.num_test)
+        ledger.add_seconds("evaluation", eval_seconds)
         teacher_macs = 0
         if teacher is not None:
+            # Inside the training loop, so inside ``seconds``; charged to fusion in MACs only.
             teacher_macs = ledger.add_forward("teacher_forward", self.selector_macs,
                                               len(labeled) * cfg["target_epochs"])
-        accs = [h["test_acc"] for h in hist]
+        curve = [h for h in hist if "test_acc" in h]
+        accs = [h["test_acc"] for h in curve]
         best = max(range(len(accs)), key=accs.__getitem__) if accs else None
         d = ledger.to_dict()
         return {"kind": "target", "round": round_, "budget": budget, "labeled": len(labeled),
                 "target_init": cfg["target_init"], "kd_lambda": cfg["kd_lambda"],
                 "final_test_acc": accs[-1] if accs else None,
                 "best_test_acc": accs[best] if accs else None,
-                "best_epoch": best + 1 if accs else None, "epochs": hist,
-                "training_seconds": seconds, "target_training_macs": macs,
+                "best_epoch": curve[best]["epoch"] if accs else None, "epochs": hist,
+                "training_seconds": seconds, "evaluation_seconds": eval_seconds,
+                "target_training_macs": macs, "evaluation_macs": eval_macs,
                 "teacher_forward_macs": teacher_macs,
+                "fusion_source_macs": fusion_source_macs,
+                "fusion_source_seconds": fusion_source_seconds,
+                "fusion_macs": fusion_source_macs + teacher_macs,
                 "cumulative_selection_macs": d["selection_macs"],
                 "cumulative_selection_seconds": d["selection_seconds"]}
 
@@ -313,7 +350,10 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "r
                 row.update(kind="round", round=r, reused_from=str(cfg["selection_from"]))
             else:
                 target_n = round(budget * exp.pool_size)
-                added, row = exp.select_round(r, labeled, target_n - len(labeled), state, ledger)
+                added, row, scores = exp.select_round(r, labeled, target_n - len(labeled), state,
+                                                      ledger)
+                if scores is not None:
+                    write_scores(run_dir, r, scores["values"], scores["picks"])
             new_labeled = sorted(labeled + added)
             atomic_write_json(sel_dir / f"round_{r:02d}.json",
                               {"round": r, "budget": budget, "added": added,
@@ -322,7 +362,9 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "r
             commit(step)
         labeled = json.loads((sel_dir / f"round_{r:02d}.json").read_text())["labeled"]
         if budget in cfg["eval_budgets"] and f"target_{r}" not in state["steps"]:
-            metrics.append(exp.train_target(budget, labeled, r, state, ledger))
+            selects_later = (source is None and r < len(cfg["budgets"])
+                             and SCORE_SPECS[cfg["score"]].model)
+            metrics.append(exp.train_target(budget, labeled, r, state, ledger, selects_later))
             commit(f"target_{r}")
     atomic_write_text(run_dir / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
     return run_dir

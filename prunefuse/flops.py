@@ -5,7 +5,14 @@ Caveat first: fvcore counts one fused multiply-add as one "flop". We store what 
 
 The ledger convention: training one sample for one epoch costs 3 x forward MACs (forward plus
 a backward about twice as expensive); scoring one pool sample costs 1 x forward MACs; KD adds
-one teacher forward per training sample and epoch.
+one teacher forward per training sample and epoch; evaluating one test image costs 1 x
+forward MACs.
+
+One charging rule for every method (docs/method.md, "Cost accounting"): the *selection* cost
+of a budget is everything needed to choose its labeled set, i.e. the selectors trained on the
+earlier labeled sets plus the pool passes. A PruneFuse selector trained on a budget's own
+labeled set, when no later selection needs it, is *fusion* cost (``fusion_source``), as are
+the KD teacher's forwards. Target training and test evaluation are categories of their own.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import torch
 import torch.nn as nn
 
 TRAIN_FACTOR = 3  # forward + backward, in forward-MAC units per sample-epoch
-CATEGORIES = ("selector_training", "pool_scoring", "target_training", "teacher_forward")
+SELECTION = ("selector_training", "pool_scoring")  # to choose the labeled set
+FUSION = ("fusion_source", "teacher_forward")  # PruneFuse's extra work for the fused target
+CATEGORIES = SELECTION + FUSION + ("target_training", "evaluation")
 
 
 def macs_to_flops(macs: int | float) -> int | float:
@@ -138,11 +147,20 @@ class CostLedger:
     @property
     def selection_macs(self) -> int:
         """MACs spent choosing samples: training the selector and scoring the pool."""
-        return self.macs["selector_training"] + self.macs["pool_scoring"]
+        return sum(self.macs[c] for c in SELECTION)
 
     @property
     def selection_seconds(self) -> float:
-        return self.seconds["selector_training"] + self.seconds["pool_scoring"]
+        return sum(self.seconds[c] for c in SELECTION)
+
+    @property
+    def fusion_macs(self) -> int:
+        """MACs of the fusion source not needed for selection, plus the KD teacher's forwards."""
+        return sum(self.macs[c] for c in FUSION)
+
+    @property
+    def fusion_seconds(self) -> float:
+        return sum(self.seconds[c] for c in FUSION)
 
     def to_dict(self) -> dict:
         """JSON-ready view, with FLOPs derived from MACs."""
@@ -155,6 +173,8 @@ class CostLedger:
             "selection_macs": self.selection_macs,
             "selection_flops": macs_to_flops(self.selection_macs),
             "selection_seconds": self.selection_seconds,
+            "fusion_macs": self.fusion_macs,
+            "fusion_seconds": self.fusion_seconds,
         }
 
     @classmethod

@@ -66,13 +66,17 @@ GRIDS: dict[str, dict[str, Any]] = {
         "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",  # SVP's selector in Figure 5
     },
-    # CPU-sized: 20 runs (the 8 that select take minutes each on 2 cores, the ablation
-    # variants reuse their selection); Figure 5 reuses the ResNet-20 target of the main runs.
-    "demo": {
+    # The CPU study (docs/method.md, "The CPU study"): 5 seeds for the main comparison (dense
+    # AL, SVP, random and PruneFuse at p=0.5), 3 for p=0.6 and 0.7 and the ablations. The
+    # ablation variants reuse the selection of their PruneFuse run and train the target at the
+    # largest budget only; Figures 3-5 and the cost figure reuse the main runs.
+    "cpu": {
         "datasets": ["fashion-mnist"], "focus": "fashion-mnist",
         "scores": ["least_confidence"], "focus_score": "least_confidence",
-        "ratios": [0.5, 0.6], "seeds": [0, 1], "figure3_budgets": [0.2, 0.3],
-        "figure4_ratios": [0.5, 0.6], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6],
+        "ratios": [0.5, 0.6, 0.7], "seeds": [0, 1, 2], "main_seeds": [0, 1, 2, 3, 4],
+        "main_ratio": 0.5, "main_extra": ["svp", "random"], "ablation_ratios": [0.5],
+        "ablation_budgets": [0.3], "figure3_budgets": [0.1, 0.2, 0.3],
+        "figure4_ratios": [0.5], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",
     },
     # Ten runs of seconds each, for the tests.
@@ -175,6 +179,8 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
         run = runs.setdefault(rid, Run(rid, config, needs=needs))
         if artefact not in run.artefacts:
             run.artefacts.append(artefact)
+        if artefact == "figure4":  # the epoch curves need the test accuracy after every epoch
+            run.config["eval_every"] = 1
         return rid
 
     def baseline(artefact: str, dataset: str, score: str, seed: int) -> str:
@@ -187,22 +193,36 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
                    seed=seed, **kw)
 
     focus, fscore, seeds = grid["focus"], grid["focus_score"], grid["seeds"]
+    main_seeds = grid.get("main_seeds", seeds)
+
+    def seeds_for(p: float | None) -> list[int]:
+        """The main comparison (baselines, PruneFuse at the main ratio) gets more seeds."""
+        return main_seeds if p is None or p == grid.get("main_ratio") else seeds
+
+    def main_runs(artefact: str, dataset: str, score: str) -> None:
+        for seed in seeds_for(None):
+            baseline(artefact, dataset, score, seed)
+            if "svp" in grid.get("main_extra", []):
+                add(artefact, dataset=dataset, selector="svp", proxy_arch=grid["svp_proxy"],
+                    score=score, seed=seed)
+            if "random" in grid.get("main_extra", []) and score != "random":
+                add(artefact, dataset=dataset, selector="random", seed=seed)
+        for p in grid["ratios"]:
+            for seed in seeds_for(p):
+                prunefuse(artefact, dataset, score, seed, p)
+
     if "main_table" in wanted:
         for dataset in grid["datasets"]:
             for score in grid["scores"]:
-                for seed in seeds:
-                    baseline("main_table", dataset, score, seed)
-                    for p in grid["ratios"]:
-                        prunefuse("main_table", dataset, score, seed, p)
+                main_runs("main_table", dataset, score)
     for artefact in ("figure3", "cost"):
         if artefact in wanted:
-            for seed in seeds:
-                baseline(artefact, focus, fscore, seed)
-                for p in grid["ratios"]:
-                    prunefuse(artefact, focus, fscore, seed, p)
-    for artefact, ratios in (("ablation", grid["ratios"]), ("figure4", grid["figure4_ratios"])):
+            main_runs(artefact, focus, fscore)
+    for artefact, ratios in (("ablation", grid.get("ablation_ratios", grid["ratios"])),
+                             ("figure4", grid["figure4_ratios"])):
         if artefact not in wanted:
             continue
+        budgets = grid.get("ablation_budgets")
         for seed in seeds:
             for p in ratios:
                 main = prunefuse(artefact, focus, fscore, seed, p)
@@ -212,7 +232,8 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
                     variants.append(("scratch", kd))
                 for init, lam in variants:
                     prunefuse(artefact, focus, fscore, seed, p, needs=main, target_init=init,
-                              kd_lambda=lam, selection_from=f"runs/{main}")
+                              kd_lambda=lam, selection_from=f"runs/{main}",
+                              **({"eval_budgets": budgets} if budgets else {}))
     if "figure5" in wanted:
         for target in grid["figure5_archs"]:
             for seed in seeds:
@@ -229,7 +250,7 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
         "figure4": {**shown, "ratios": grid["figure4_ratios"]},
         "figure5": {"dataset": focus, "archs": grid["figure5_archs"], "score": fscore,
                     "ratios": grid["figure5_ratios"], "proxy_arch": grid["svp_proxy"]},
-        "ablation": {**shown, "ratios": grid["ratios"]},
+        "ablation": {**shown, "ratios": grid.get("ablation_ratios", grid["ratios"])},
         "cost": {**shown, "ratios": grid["ratios"]},
     }
     notebooks = {a: {"profile": profile, **params[a]} for a in ARTEFACTS if a in wanted}

@@ -43,6 +43,45 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return _atomic(path, lambda f: torch.save(obj, f))
 
 
+def scores_path(run_dir: str | os.PathLike, round_: int) -> Path:
+    """Where the scores behind round ``round_``'s selection are kept."""
+    return Path(run_dir) / "selections" / f"round_{round_:02d}.scores.npz"
+
+
+def write_scores(run_dir: str | os.PathLike, round_: int, values: torch.Tensor,
+                 picks: torch.Tensor) -> Path:
+    """Record the pool's scores of one round, compactly: ``values`` as float16, one per pool
+    sample in pool order (the pool of round r is the sorted complement of round r-1's labeled
+    set), and ``picks``, the positions in that order of the samples selected, in pick order."""
+    import numpy as np
+
+    def write(f):
+        np.savez_compressed(f, values=values.float().cpu().numpy().astype(np.float16),
+                            picks=picks.cpu().numpy().astype(np.int32))
+
+    return _atomic(scores_path(run_dir, round_), write)
+
+
+def read_scores(run_dir: str | os.PathLike, round_: int) -> dict | None:
+    """The scores of round ``round_`` as numpy arrays: ``pool`` (dataset indices of the scored
+    pool), ``values`` (float32) and ``picks`` (positions into ``pool``); None if the run did
+    not record any (random selection, or a record older than score recording)."""
+    import numpy as np
+
+    path = scores_path(run_dir, round_)
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        values, picks = z["values"].astype(np.float32), z["picks"].astype(np.int64)
+    before = json.loads((Path(run_dir) / "selections" / f"round_{round_ - 1:02d}.json")
+                        .read_text())["labeled"]
+    pool_size = json.loads((Path(run_dir) / "config.json").read_text())["pool_size"]
+    pool = np.setdiff1d(np.arange(pool_size), np.asarray(before, dtype=np.int64))
+    if pool.shape[0] != values.shape[0]:
+        raise ValueError(f"{path}: {values.shape[0]} scores for a pool of {pool.shape[0]}")
+    return {"pool": pool, "values": values, "picks": picks}
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """All records of a JSON-lines file; ``[]`` when it does not exist."""
     path = Path(path)

@@ -25,12 +25,29 @@ from .device import resolve_eval_batch
 SCORES: dict[str, Callable] = {}
 
 
-def register_score(name: str) -> Callable:
+@dataclass(frozen=True)
+class ScoreSpec:
+    """What a registered score needs, so the runner asks for exactly that and nothing else."""
+
+    rule: Callable  # fn(pool: PoolOutputs, labeled_features, budget, seed) -> indices
+    values: Callable | None  # fn(pool, labeled_features) -> per-sample values, or None
+    model: bool  # needs a trained selector's forward pass over the pool
+    mc_samples: bool  # needs MC-dropout probabilities (PoolOutputs.mc_probs)
+    labeled_features: bool  # needs the labeled set's penultimate features
+
+
+SCORE_SPECS: dict[str, ScoreSpec] = {}
+
+
+def register_score(name: str, *, values: Callable | None = None, model: bool = True,
+                   mc_samples: bool = False, labeled_features: bool = False) -> Callable:
     """Decorator adding a selection rule ``fn(pool: PoolOutputs, labeled_features, budget,
-    seed) -> indices`` to :data:`SCORES`."""
+    seed) -> indices`` to :data:`SCORES`, with what it needs (:class:`ScoreSpec`) and
+    ``values``, the per-sample quantity it ranks by (recorded with every selection)."""
 
     def wrap(fn: Callable) -> Callable:
         SCORES[name] = fn
+        SCORE_SPECS[name] = ScoreSpec(fn, values, model, mc_samples, labeled_features)
         return fn
 
     return wrap
@@ -239,41 +256,64 @@ def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size:
     )
 
 
-@register_score("least_confidence")
+@register_score("least_confidence", values=lambda pool, lf: least_confidence_scores(pool.probs))
 def _lc(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
     return least_confidence(pool.probs, budget)
 
 
-@register_score("entropy")
+@register_score("entropy", values=lambda pool, lf: entropy_scores(pool.probs))
 def _ent(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
     return entropy(pool.probs, budget)
 
 
-@register_score("margin")
+@register_score("margin", values=lambda pool, lf: margin_scores(pool.probs))
 def _mar(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
     return margin(pool.probs, budget)
 
 
-@register_score("bald")
-def _bald(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
+def _bald_values(pool: PoolOutputs, labeled_features) -> torch.Tensor:
     if pool.mc_probs is None:
         raise ValueError("score='bald': score_pool(..., mc_samples>0) must provide mc_probs")
+    return bald_scores(pool.mc_probs)
+
+
+@register_score("bald", values=_bald_values, mc_samples=True)
+def _bald(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
+    _bald_values(pool, labeled_features)
     return bald(pool.mc_probs, budget)
 
 
-@register_score("kcenter")
+def _kcenter_values(pool: PoolOutputs, labeled_features) -> torch.Tensor:
+    """Distance of each pool sample to its nearest labeled center (inf with no centers)."""
+    x = pool.features.double()
+    if labeled_features is None or not labeled_features.numel():
+        return torch.full((x.shape[0],), float("inf"))
+    chunk = max(1, (1 << 22) // max(x.shape[0], 1))
+    return _min_sq_dist(x, labeled_features.to(x), chunk).sqrt().float()
+
+
+@register_score("kcenter", values=_kcenter_values, labeled_features=True)
 def _kc(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
     return kcenter_greedy(pool.features, labeled_features, budget, seed=seed)
 
 
-@register_score("random")
+@register_score("random", model=False)
 def _rand(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
     return random(pool.probs.shape[0], budget, seed)
 
 
 def needs_model(score: str) -> bool:
-    """Random selection needs no selector forward passes."""
-    return score != "random"
+    """Whether ``score`` needs a trained selector's forward passes (random does not)."""
+    return SCORE_SPECS[score].model
+
+
+def score_values(score: str, pool: PoolOutputs,
+                 labeled_features: torch.Tensor | None) -> torch.Tensor | None:
+    """The per-sample value behind a selection (higher = picked first), for the record;
+    None for scores without one (random). k-centers: distance to the nearest labeled center,
+    which orders its first pick; later picks also depend on the earlier ones."""
+    fn = SCORE_SPECS[score].values
+    return None if fn is None else fn(pool, labeled_features)
 
 
 def select(score: str, pool: PoolOutputs, labeled_features: torch.Tensor | None, budget: int,

@@ -116,6 +116,7 @@ def train(
     kd_lambda: float = KD_LAMBDA,
     kd_temperature: float = KD_TEMPERATURE,
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_every: int = 1,
     eval_batch_size: int | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -139,7 +140,10 @@ def train(
         schedule: ``"svp"``, ``"cosine"`` or ``"constant"``.
         teacher: if given, trained with :func:`prunefuse.distill.kd_loss` against this frozen
             network (eval mode); ``kd_lambda`` and ``kd_temperature`` are its lambda and T.
-        test: optional (images, labels) evaluated after every epoch.
+        test: optional (images, labels) evaluated after every ``eval_every``-th epoch and
+            after the last one (``eval_every=0``: the last one only). Evaluation time is
+            reported as ``eval_seconds``, never inside ``seconds``.
+        eval_every: period of that evaluation, in epochs.
         eval_batch_size: batch size of that evaluation; None = 1024 on CUDA, 128 on CPU.
         seed: seeds sample order and augmentation.
         device: ``"cpu"``, ``"cuda"``, ...; default from ``PRUNEFUSE_DEVICE`` or CUDA if present.
@@ -156,8 +160,8 @@ def train(
         on_epoch: called with each epoch's metrics as soon as they exist.
 
     Returns:
-        One dict per epoch: epoch, lr, train_loss, train_acc, test_loss, test_acc (fractions),
-        seconds, images_per_s.
+        One dict per epoch: epoch, lr, train_loss, train_acc, seconds (training only),
+        images_per_s, and on evaluated epochs test_loss, test_acc (fractions), eval_seconds.
     """
     from tqdm.auto import tqdm
 
@@ -167,6 +171,8 @@ def train(
         raise ValueError(f"batch_size={batch_size!r}: must be >= 1")
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"x, y: need the same non-zero length, got {x.shape[0]} and {y.shape[0]}")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(f"eval_every={eval_every!r}: must be an int >= 0 (0 = last epoch only)")
     check_kd(kd_lambda, kd_temperature)
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
@@ -225,9 +231,12 @@ def train(
             "seconds": seconds,
             "images_per_s": seen / seconds if seconds > 0 else float("nan"),
         }
-        if test is not None:
+        last = epoch + 1 == epochs
+        if test is not None and (last or (eval_every and (epoch + 1) % eval_every == 0)):
+            t0 = time.perf_counter()
             row.update(evaluate(model, *test, mean=mean, std=std, batch_size=eval_batch_size,
                                 device=dev))
+            row["eval_seconds"] = time.perf_counter() - t0
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}",
                         acc=f"{row.get('test_acc', row['train_acc']):.3f}")

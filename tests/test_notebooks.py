@@ -90,7 +90,7 @@ def test_paper_plan_covers_every_artefact():
         (a, "prunefuse", p) for a in ("resnet14", "resnet20") for p in (0.5, 0.6)} | {
         ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
     assert set(plan.notebooks) == set(rep.ARTEFACTS)
-    assert len(rep.plan("demo").runs) == 20 and len(rep.plan("smoke").runs) == 10
+    assert len(rep.plan("cpu").runs) == 35 and len(rep.plan("smoke").runs) == 10
 
 
 def test_plan_rejects_what_would_break_the_grid():
