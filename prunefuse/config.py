@@ -77,6 +77,9 @@ PARAMS: dict[str, Param] = {
 # floating-point rounding), so they do not enter the run id.
 # eval_every changes only how often the test set is measured, not the training.
 NOT_IN_ID = ("device", "compile", "eval_batch_size", "eval_every")
+# Keys added after records existed: at their default they stay out of the run id, so every
+# earlier config keeps its id and its finished records. A new result-relevant key goes here.
+ID_IF_NOT_DEFAULT: tuple[str, ...] = ()
 
 _CPU = {"dataset": "fashion-mnist", "max_train": 4000, "max_test": 2000, "arch": "resnet20",
         "proxy_arch": "resnet8", "initial_fraction": 0.025, "budgets": [0.1, 0.2, 0.3],
@@ -217,7 +220,8 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_id(cfg: dict[str, Any]) -> str:
     """Deterministic folder name: a readable prefix and a hash of every result-relevant key."""
-    ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID}
+    ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID
+             and not (k in ID_IF_NOT_DEFAULT and v == PARAMS[k].default)}
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     sel = cfg["selector"]
     if sel == "prunefuse":
