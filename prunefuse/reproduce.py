@@ -254,7 +254,10 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
         "cost": {**shown, "ratios": grid["ratios"]},
     }
     notebooks = {a: {"profile": profile, **params[a]} for a in ARTEFACTS if a in wanted}
-    return Plan(profile, list(runs.values()), notebooks)
+    # Seed by seed: a batch stopped early leaves complete, paired seeds behind. A run reusing a
+    # selection has its source's seed and was added after it, so it still comes later.
+    ordered = sorted(runs.values(), key=lambda r: make_config(profile, **r.config)["seed"])
+    return Plan(profile, ordered, notebooks)
 
 
 # -- notebooks ---------------------------------------------------------------------------------
