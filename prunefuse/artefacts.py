@@ -80,7 +80,7 @@ def load_targets(records: str | os.PathLike) -> pd.DataFrame:
                 "target_params": run["target"]["params"],
                 "target_macs_per_sample": run["target"]["macs_per_sample"],
                 "device_name": run.get("device_name"), "threads": run.get("threads"),
-                "finished": finished,
+                "git_commit": run.get("git_commit"), "finished": finished,
             })
     return pd.DataFrame(rows)
 
@@ -136,7 +136,10 @@ def write_caption(out: Path, name: str, title: str, text: str, df: pd.DataFrame,
         f"- Dataset: {setting}.",
         f"- Hardware: {_hardware(df)}.",
         f"- Date: runs finished {span}; built {time.strftime('%Y-%m-%d')}.",
-        f"- Records: {df['run_id'].nunique()} runs.",
+        f"- Records: {df['run_id'].nunique()} runs, package commit(s) "
+        f"{', '.join(sorted({str(c)[:7] for c in df['git_commit']})) or 'unknown'}.",
+        f"- Command: `prunefuse reproduce --profile {profile} --out DIR` (DIR/runs holds the "
+        "records; artefacts only read them).",
         f"- Files: {', '.join(p.name for p in files)}.",
     ]
     return atomic_write_text(out / f"{name}.caption.md", "\n".join(lines) + "\n")
