@@ -67,9 +67,12 @@ def load_targets(records: str | os.PathLike) -> pd.DataFrame:
                 "variant": variant(cfg["target_init"], cfg["kd_lambda"]),
                 "selection_from": cfg["selection_from"], "seed": cfg["seed"],
                 "budget": m["budget"], "budget_pct": round(100 * m["budget"], 6),
+                "epochs_trained": len(m["epochs"]),
                 "labeled": m["labeled"], "acc_pct": 100 * m["final_test_acc"],
                 "best_acc_pct": 100 * m["best_test_acc"],
-                "epoch_acc_pct": [100 * e["test_acc"] for e in m["epochs"]],
+                # (epoch, accuracy) of the epochs the test set was evaluated after (eval_every)
+                "epoch_acc_pct": [(e["epoch"], 100 * e["test_acc"]) for e in m["epochs"]
+                                  if "test_acc" in e],
                 "selection_macs": m["cumulative_selection_macs"],
                 "selection_seconds": m["cumulative_selection_seconds"],
                 "target_macs": m["target_training_macs"],
@@ -341,10 +344,16 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
             budget = df["budget"].max()
         df = df[_isin(df["budget"], [budget])] if budget is not None else df
     _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
+    # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid).
+    df = df[[len(c) > 1 or len(c) == e for c, e in zip(df["epoch_acc_pct"],
+                                                              df["epochs_trained"])]]
+    _require(df, "Figure 4 (runs tested after every epoch)", records, dataset=dataset,
+             ratios=ratios)
     curves = df[["run_id", "ratio", "variant", "seed", "budget_pct", "epoch_acc_pct"]].explode(
-        "epoch_acc_pct").rename(columns={"epoch_acc_pct": "acc_pct"})
-    curves["epoch"] = curves.groupby("run_id").cumcount() + 1
-    curves["acc_pct"] = curves["acc_pct"].astype(float)
+        "epoch_acc_pct")
+    curves["epoch"] = [int(p[0]) for p in curves["epoch_acc_pct"]]
+    curves["acc_pct"] = [float(p[1]) for p in curves["epoch_acc_pct"]]
+    curves = curves.drop(columns=["epoch_acc_pct"])
     paths = dict(zip(("pdf", "png"), plots.plot_epoch_curves(
         curves, out / name,
         title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")))

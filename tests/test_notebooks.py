@@ -255,7 +255,8 @@ def _record(root, seed, accs, macs, **params):
                                "macs_per_sample": 3000000 if pf else 12677760}}
     (run_dir / "config.json").write_text(json.dumps(meta))
     lines = [{"kind": "target", "budget": b, "labeled": int(512 * b), "final_test_acc": a,
-              "best_test_acc": a, "epochs": [{"test_acc": a / 2}, {"test_acc": a}],
+              "best_test_acc": a, "epochs": [{"epoch": 1, "test_acc": a / 2},
+                                                     {"epoch": 2, "test_acc": a}],
               "cumulative_selection_macs": m, "cumulative_selection_seconds": m / 1e9,
               "target_training_macs": 10**9, "teacher_forward_macs": 0, "training_seconds": 1.0}
              for b, a, m in zip(cfg["budgets"], accs, macs)]
