@@ -527,3 +527,8 @@ BUILDERS = {
     "ablation": ablation,
     "cost": cost_accuracy,
 }
+
+# Selector agreement (PruneFuse vs dense AL) is built from the pool scores, in prunefuse.explore.
+from .explore import selector_agreement  # noqa: E402
+
+BUILDERS["agreement"] = selector_agreement

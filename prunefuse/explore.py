@@ -458,12 +458,18 @@ def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, scor
         base = dense.get(tuple(json.dumps(cfg[k]) for k in SAME_POOL))
         if base is None:
             continue
-        df = agreement(run, base)
-        finished = (Path(run["path"]) / "DONE").read_text().strip()
-        frames.append(df.assign(ratio=cfg["ratio"], seed=cfg["seed"], run_id=run["run_id"],
-                                dense_run_id=base["run_id"], device_name=run.get("device_name"),
-                                threads=run.get("threads"), finished=finished))
+        df = agreement(run, base).assign(ratio=cfg["ratio"], seed=cfg["seed"])
+        for prefix, r in (("", run), ("dense_", base)):
+            df = df.assign(**{f"{prefix}{k}": v for k, v in _provenance(r).items()})
+        frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _provenance(run: dict) -> dict:
+    """What a caption says about a run (:func:`prunefuse.artefacts.write_caption`)."""
+    return {"run_id": run["run_id"], "device_name": run.get("device_name"),
+            "threads": run.get("threads"), "git_commit": run.get("git_commit"),
+            "finished": (Path(run["path"]) / "DONE").read_text().strip()}
 
 
 def plot_agreement_by_ratio(df, path: str | os.PathLike, title: str = "") -> list[Path]:
@@ -523,7 +529,8 @@ def selector_agreement(records: str | os.PathLike, out: str | os.PathLike, *, pr
     paths = artefacts._write_table(out, name, df, pd.DataFrame(rows), caption, 2)
     paths.update(zip(("pdf", "png"), plot_agreement_by_ratio(
         df, out / name, title=f"Pruned vs dense selector, {dataset}, {arch}")))
-    involved = pd.concat([df, df.assign(run_id=df["dense_run_id"])])
+    keys = ["run_id", "device_name", "threads", "git_commit", "finished"]  # _provenance's
+    involved = pd.concat([df[keys], df[[f"dense_{k}" for k in keys]].set_axis(keys, axis=1)])
     paths["caption"] = artefacts.write_caption(
         out, name, "Selector agreement: does the pruned network choose like the dense one?",
         caption, involved, profile=profile, setting=f"{dataset}; target {arch}; score {score}",

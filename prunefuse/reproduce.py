@@ -48,6 +48,7 @@ ARTEFACTS = {
     "figure5": "figure5_selector_size.ipynb",
     "ablation": "ablation.ipynb",
     "cost": "cost_accuracy.ipynb",
+    "agreement": "agreement.ipynb",
 }
 
 # The grid per profile. The run parameters not named here come from the profile
@@ -241,6 +242,11 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
                     prunefuse(artefact, focus, fscore, seed, p, needs=main, target_init=init,
                               kd_lambda=lam, selection_from=f"runs/{main}",
                               **({"eval_budgets": budgets} if budgets else {}))
+    if "agreement" in wanted:  # each PruneFuse run beside the dense-AL run of its seed
+        for p in grid["ratios"]:
+            for seed in seeds_for(p):
+                add("agreement", dataset=focus, selector="dense", score=fscore, seed=seed)
+                prunefuse("agreement", focus, fscore, seed, p)
     if "figure5" in wanted:
         for target in grid["figure5_archs"]:
             for seed in seeds:
@@ -259,6 +265,7 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
                     "ratios": grid["figure5_ratios"], "proxy_arch": grid["svp_proxy"]},
         "ablation": {**shown, "ratios": grid.get("ablation_ratios", grid["ratios"])},
         "cost": {**shown, "ratios": grid["ratios"]},
+        "agreement": {**shown, "ratios": grid["ratios"]},
     }
     notebooks = {a: {"profile": profile, **params[a]} for a in ARTEFACTS if a in wanted}
     # By the grid's run order, then seed by seed: a batch stopped early leaves complete, paired

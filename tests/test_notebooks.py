@@ -29,6 +29,7 @@ OUTPUTS = {
     "figure5_selector_size": ("pdf", "png", "csv"),
     "ablation": ("csv", "md", "tex", "pdf", "png"),
     "cost_accuracy": ("csv", "md", "tex", "pdf", "png"),
+    "agreement": ("csv", "md", "tex", "pdf", "png"),
 }
 
 
@@ -36,7 +37,7 @@ OUTPUTS = {
 
 def test_every_artefact_has_its_notebook():
     names = {p.name for p in NOTEBOOKS}
-    assert names == {rep.EXPERIMENT, "quickstart.ipynb", *rep.ARTEFACTS.values()}
+    assert names == {rep.EXPERIMENT, "quickstart.ipynb", "explore.ipynb", *rep.ARTEFACTS.values()}
     assert {Path(nb).stem for nb in rep.ARTEFACTS.values()} == set(OUTPUTS)
 
 
@@ -220,6 +221,20 @@ def test_quickstart_notebook_runs_on_smoke(batch, tmp_path):
     assert (out / "quickstart.pdf").exists() and (out / "quickstart.png").exists()
     random_run = out / run_id(make_config("smoke", selector="random"))
     assert (random_run / "DONE").exists()
+
+
+def test_explore_notebook_runs_on_smoke(batch, tmp_path):
+    runs = batch / "runs"
+    pruned = runs / run_id(make_config("smoke", selector="prunefuse", ratio=0.5))
+    dense = runs / run_id(make_config("smoke", selector="dense"))
+    out = rep.execute_notebook(rep.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
+                               {"run": str(pruned), "compare_with": str(dense), "n_images": 4},
+                               cwd=tmp_path)
+    nb = nbformat.read(out, as_version=4)
+    assert not _errors(nb)
+    pngs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if "image/png" in o.get("data", {})]
+    assert len(pngs) == 5  # picks, class balance, scores, learning and cost, agreement
 
 
 def test_failing_run_stops_the_batch_and_keeps_its_partial_notebook(tmp_path, monkeypatch, capsys):
