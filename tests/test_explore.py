@@ -3,6 +3,7 @@ per-round ledger equal to the records, every figure on real smoke runs, record s
 
 import json
 import math
+import shutil
 from itertools import permutations
 
 import numpy as np
@@ -100,8 +101,11 @@ def test_agreement_pruned_vs_dense_equals_the_records(runs):
 
 
 def test_agreement_refuses_runs_with_different_pools(runs, tmp_path):
-    other = run_experiment(profile="smoke", out=tmp_path, progress=False, selector="random",
-                           seed=1, **SMALL)
+    other = tmp_path / "seed1"
+    shutil.copytree(runs["pf"], other)
+    meta = json.loads((other / "config.json").read_text())
+    meta["config"]["seed"] = 1
+    (other / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="seed=1 differs from run_a's 0"):
         ex.agreement(runs["pf"], other)
 
