@@ -31,7 +31,7 @@ from . import __version__
 from .config import make_config, run_id, validate
 from .data import load_dataset
 from .device import device_name, resolve_device
-from .flops import TRAIN_FACTOR, CostLedger, count_macs
+from .flops import CostLedger, count_macs, training_macs
 from .fuse import fuse
 from .models import build_model, count_params
 from .prune import prune_at_init
@@ -142,8 +142,8 @@ class Experiment:
         record = {"labeled": len(labeled), "seconds": seconds, "test_acc": test["test_acc"],
                   "train_acc": hist[-1]["train_acc"] if hist else None,
                   "eval_seconds": time.perf_counter() - start,
-                  "macs": TRAIN_FACTOR * self.selector_macs * len(labeled)
-                  * self.cfg["selector_epochs"]}
+                  "macs": training_macs(self.selector_macs, len(labeled),
+                                        self.cfg["selector_epochs"])}
         atomic_torch_save({"state_dict": model.state_dict(), "record": record}, path)
         return model, record
 

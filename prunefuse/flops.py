@@ -103,6 +103,12 @@ def _device_of(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def training_macs(forward_macs: int, samples: int, epochs: int) -> int:
+    """MACs of training on ``samples`` images for ``epochs`` epochs: :data:`TRAIN_FACTOR` forward
+    MACs per image-epoch (docs/method.md, "Cost accounting")."""
+    return TRAIN_FACTOR * forward_macs * samples * epochs
+
+
 @dataclass
 class CostLedger:
     """MACs and wall-clock seconds spent, per category of :data:`CATEGORIES`.
@@ -115,7 +121,7 @@ class CostLedger:
 
     def add_training(self, category: str, forward_macs: int, samples: int, epochs: int) -> int:
         """Record training ``samples`` images for ``epochs`` epochs; returns the MACs added."""
-        return self._add(category, TRAIN_FACTOR * forward_macs * samples * epochs)
+        return self._add(category, training_macs(forward_macs, samples, epochs))
 
     def add_forward(self, category: str, forward_macs: int, samples: int) -> int:
         """Record ``samples`` forward passes (pool scoring, teacher forwards)."""

@@ -20,11 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import KD_LAMBDA, KD_TEMPERATURE, SCHEDULES, check_kd
 from .data import augment, norm_constants, normalize
 from .device import resolve_device, resolve_eval_batch
-from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd, freeze_teacher, kd_loss
-
-SCHEDULES = ("svp", "cosine", "constant")
+from .distill import freeze_teacher, kd_loss
 
 
 def lr_at(epoch: int, epochs: int, base_lr: float, schedule: str = "svp") -> float:
