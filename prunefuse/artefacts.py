@@ -1,23 +1,31 @@
-"""The paper's tables and figures, built from run records only (they never train).
+"""The paper's tables and figures (docs/method.md, "Step 5: report"), built from run records
+only (they never train), and the registry that declares each of them once.
 
-Each builder reads the finished runs under ``records``, keeps the ones its artefact needs
-(filtered by their config), and writes into ``out``: the data behind the artefact as CSV
-(one row per run and budget, accuracies in %, costs in MACs and seconds), the figure as PDF
-and PNG or the table as Markdown and LaTeX, and ``<name>.caption.md`` naming the profile,
-dataset, hardware and dates. Means are over seeds, spreads are sample standard deviations,
-and n is stated in every caption and figure title.
+Each builder reads the finished runs under ``records`` (:func:`prunefuse.runs.results_table`),
+keeps the ones its artefact needs (filtered by their config), and writes into ``out``: the
+data behind the artefact as CSV (one row per run and budget, accuracies in %, costs in MACs
+and seconds), the figure as PDF and PNG or the table as Markdown and LaTeX, and
+``<name>.caption.md`` naming the profile, dataset, hardware and dates. Means are over seeds,
+spreads are sample standard deviations, and n is stated in every caption and figure title.
+
+Adding an artefact: write its builder here under an :func:`artefact` declaration (the files
+it writes, the runs it needs, its notebook's parameters from the grid), and a notebook
+``prunefuse/notebooks/<builder name>.ipynb`` that calls it. ``prunefuse reproduce`` plans its
+runs and executes its notebook, ``--only NAME`` selects it, and the notebook tests check it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from . import plots
-from .runs import atomic_write_text, find_runs
+from .runs import PER_EPOCH, VARIANTS, atomic_write_text, results_table
 
 # What each profile's numbers can be trusted for; written into every caption.
 PROFILE_NOTES = {
@@ -35,58 +43,63 @@ PROFILE_NOTES = {
 Paths = dict[str, Path]
 
 
-# -- reading records ---------------------------------------------------------------------------
+# -- the registry ------------------------------------------------------------------------------
 
-def variant(target_init: str, kd_lambda: float) -> str:
-    """Name of a target variant of the fusion / KD ablation (PAPER.md, ablations a-d)."""
-    if target_init == "fused":
-        return "fused + KD (PruneFuse)" if kd_lambda > 0 else "fused, no KD"
-    return "scratch + KD" if kd_lambda > 0 else "scratch"
+@dataclass(frozen=True)
+class Artefact:
+    """One paper artefact, declared once, next to its builder.
 
-
-def load_targets(records: str | os.PathLike) -> pd.DataFrame:
-    """One row per finished run and evaluated budget, with the config keys artefacts filter on.
-
-    Accuracies are in % (``acc_pct`` final epoch, ``best_acc_pct``, ``epoch_acc_pct`` the list
-    per epoch); ``selection_macs``/``selection_seconds`` are cumulative up to that budget;
-    ``target_macs``/``target_seconds`` are that budget's target training (with KD teacher).
+    ``runs`` and ``params`` receive the batch planner (:class:`prunefuse.grid.Planner`):
+    ``runs(planner)`` adds the runs the artefact needs through the planner's methods, and
+    ``params(planner)`` returns the notebook's parameters from the grid (``records``,
+    ``figures`` and ``profile`` are added by the batch).
     """
-    rows = []
-    for run in find_runs(records):
-        cfg = run["config"]
-        sel = run.get("selector_model") or {}
-        finished = (Path(run["path"]) / "DONE").read_text().strip()
-        for m in run["metrics"]:
-            if m.get("kind") != "target":
-                continue
-            rows.append({
-                "run_id": run["run_id"], "dataset": cfg["dataset"], "arch": cfg["arch"],
-                "selector": cfg["selector"], "ratio": cfg["ratio"],
-                "proxy_arch": cfg["proxy_arch"], "score": cfg["score"],
-                "target_init": cfg["target_init"], "kd_lambda": cfg["kd_lambda"],
-                "variant": variant(cfg["target_init"], cfg["kd_lambda"]),
-                "selection_from": cfg["selection_from"], "seed": cfg["seed"],
-                "budget": m["budget"], "budget_pct": round(100 * m["budget"], 6),
-                "labeled": m["labeled"], "acc_pct": 100 * m["final_test_acc"],
-                "best_acc_pct": 100 * m["best_test_acc"],
-                "epoch_acc_pct": [100 * e["test_acc"] for e in m["epochs"]],
-                "selection_macs": m["cumulative_selection_macs"],
-                "selection_seconds": m["cumulative_selection_seconds"],
-                "target_macs": m["target_training_macs"],
-                "target_seconds": m["training_seconds"],
-                "fusion_macs": m.get("fusion_macs", m.get("teacher_forward_macs", 0)),
-                "fusion_seconds": m.get("fusion_source_seconds", 0.0),
-                "selector_params": sel.get("params"), "selector_macs": sel.get("macs_per_sample"),
-                "target_params": run["target"]["params"],
-                "target_macs_per_sample": run["target"]["macs_per_sample"],
-                "device_name": run.get("device_name"), "threads": run.get("threads"),
-                "finished": finished,
-            })
-    return pd.DataFrame(rows)
 
+    name: str  # the key of --only
+    builder: Callable[..., Paths]
+    files: tuple[str, ...]  # what the builder writes besides its caption (csv, md, tex, pdf, png)
+    runs: Callable[[Any], None]
+    params: Callable[[Any], dict[str, Any]]
+    run_params: dict[str, Any] = field(default_factory=dict)  # set on every run it needs
+
+    @property
+    def stem(self) -> str:
+        """Name of the files the builder writes (``<stem>.csv``, ``<stem>.caption.md``, ...)."""
+        return self.builder.__name__
+
+    @property
+    def notebook(self) -> str:
+        """The notebook that calls the builder: ``prunefuse/notebooks/<stem>.ipynb``."""
+        return f"{self.stem}.ipynb"
+
+
+ARTEFACTS: dict[str, Artefact] = {}
+
+
+def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
+             params: Callable[[Any], dict[str, Any]],
+             run_params: dict[str, Any] | None = None) -> Callable:
+    """Declare the builder below as artefact ``name`` (see :class:`Artefact`)."""
+    def wrap(builder: Callable[..., Paths]) -> Callable[..., Paths]:
+        if name in ARTEFACTS:
+            raise ValueError(f"artefact {name!r} is declared twice")
+        ARTEFACTS[name] = Artefact(name, builder, files, runs, params, dict(run_params or {}))
+        return builder
+    return wrap
+
+
+def _plots():
+    """:mod:`prunefuse.plots` on first use: matplotlib takes seconds to import, and planning a
+    batch reads the declarations here without drawing anything."""
+    from . import plots
+
+    return plots
+
+
+# -- selecting records ------------------------------------------------------------------------
 
 def _isin(series: pd.Series, values) -> pd.Series:
-    return series.round(6).isin([round(float(v), 6) for v in values])
+    return pd.to_numeric(series).round(6).isin([round(float(v), 6) for v in values])
 
 
 def _require(df: pd.DataFrame, what: str, records, **filters) -> pd.DataFrame:
@@ -119,7 +132,7 @@ def _baseline(df: pd.DataFrame) -> pd.Series:
 
 def _hardware(df: pd.DataFrame) -> str:
     out = []
-    for (name, threads), _ in df.groupby(["device_name", "threads"], dropna=False):
+    for (name, threads), _ in df.groupby(["device", "threads"], dropna=False):
         out.append(f"{name} ({threads} torch threads)" if name == "cpu" else str(name))
     return "; ".join(out) or "unknown"
 
@@ -187,12 +200,16 @@ def _mean_sd(values: pd.Series) -> str:
 
 def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    data = data.drop(columns=["epoch_acc_pct"], errors="ignore")
+    data = data.drop(columns=PER_EPOCH, errors="ignore")
     return atomic_write_text(out / f"{name}.csv", data.to_csv(index=False))
 
 
 # -- the artefacts -----------------------------------------------------------------------------
 
+@artefact("main_table", files=("csv", "md", "tex"),
+          runs=lambda p: p.main_runs(p.grid["datasets"], p.grid["scores"]),
+          params=lambda p: {"datasets": p.grid["datasets"], "arch": p.arch,
+                            "scores": p.grid["scores"], "ratios": p.grid["ratios"]})
 def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                datasets: list[str], arch: str, scores: list[str],
                ratios: list[float]) -> Paths:
@@ -202,21 +219,20 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
     Returns the paths of ``main_table.{csv,md,tex,caption.md}``.
     """
     out, name = Path(out), "main_table"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[df["dataset"].isin(datasets) & (df["arch"] == arch) & df["score"].isin(scores)]
         pf = _prunefuse(df) & _isin(df["ratio"], ratios)
         df = df[pf | _baseline(df)].copy()
     _require(df, "the main table", records, datasets=datasets, arch=arch, scores=scores)
-    df["method"] = ["Baseline" if s != "prunefuse" else f"PruneFuse p={r:g}"
-                    for s, r in zip(df["selector"], df["ratio"])]
+    df["method"] = df["method"].where(df["selector"] == "prunefuse", "Baseline")
     methods = ["Baseline"] + [f"PruneFuse p={r:g}" for r in ratios]
     methods = [m for m in methods if m in set(df["method"])]
     rows = []
     for dataset in [d for d in datasets if d in set(df["dataset"])]:
         d = df[df["dataset"] == dataset]
         params = {m: d.loc[d["method"] == m, "selector_params"].dropna() for m in methods}
-        macs = {m: d.loc[d["method"] == m, "selector_macs"].dropna() for m in methods}
+        macs = {m: d.loc[d["method"] == m, "selector_macs_per_sample"].dropna() for m in methods}
         rows.append({"dataset": dataset, "score": "selector params (M)", "budget (% of pool)": "",
                      **{m: f"{v.iloc[0] / 1e6:.3f}" if len(v) else "—" for m, v in params.items()}})
         rows.append({"dataset": dataset, "score": "selector MACs / image (M)",
@@ -230,11 +246,11 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
                     row[m] = f"{_mean_sd(acc)} (n={len(acc)})" if len(acc) else "—"
                 rows.append(row)
     table = pd.DataFrame(rows)
-    n = plots.seeds_note(df, ["dataset", "score", "budget", "method"])
+    n = _plots().seeds_note(df, ["dataset", "score", "budget", "method"])
     caption = (f"Test accuracy (%) of the {arch} target, final epoch, mean ± sd over seeds "
                f"({n}); Baseline = the dense target selects (random selection for the random "
                f"score); PruneFuse = pruned selector, fused target trained with KD.")
-    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), table, caption, 3)
+    paths = _write_table(out, name, df.drop(columns=PER_EPOCH), table, caption, 3)
     paths["caption"] = write_caption(
         out, name, "Main table: target accuracy by dataset, selection score and budget",
         caption + " Selector parameters and MACs per image (fvcore: one multiply-add = one MAC) "
@@ -245,6 +261,9 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
     return paths
 
 
+@artefact("figure3", files=("pdf", "png", "csv"), runs=lambda p: p.main_runs(),
+          params=lambda p: {**p.shown, "ratios": p.grid["ratios"],
+                            "budgets": p.grid["figure3_budgets"]})
 def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                            dataset: str, arch: str, score: str, ratios: list[float],
                            budgets: list[float]) -> Paths:
@@ -254,7 +273,7 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
     Returns the paths of ``figure3_selection_macs.{pdf,png,csv,caption.md}``.
     """
     out, name = Path(out), "figure3_selection_macs"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
                 & _isin(df["budget"], budgets)]
@@ -264,7 +283,7 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
                        + [base.assign(method="Baseline", ratio=p) for p in sorted(pf["ratio"].unique())])
     _require(df, "Figure 3", records, dataset=dataset, arch=arch, score=score, budgets=budgets)
     df["gmacs"] = df["selection_macs"] / 1e9
-    paths = dict(zip(("pdf", "png"), plots.plot_selection_macs(
+    paths = dict(zip(("pdf", "png"), _plots().plot_selection_macs(
         df, out / name, title=f"Total selection cost, {dataset}, {arch}, {score}")))
     paths["csv"] = _write_data(out, name, df)
     paths["caption"] = write_caption(
@@ -272,12 +291,16 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
         "Cumulative selection cost in GMACs (selector training at 3 MACs per image-epoch plus "
         "pool scoring at 1 MAC per image; fvcore MACs) until the labeled set reaches each "
         "budget (% of pool); one panel per pruning ratio p. Baseline: the dense target selects. "
-        f"Bars: mean ± sd over seeds ({plots.seeds_note(df, ['ratio', 'method', 'budget'])}).",
+        f"Bars: mean ± sd over seeds ({_plots().seeds_note(df, ['ratio', 'method', 'budget'])}).",
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths
 
 
+@artefact("figure4", files=("pdf", "png", "csv"),
+          runs=lambda p: p.variant_runs(p.grid["figure4_ratios"]),
+          params=lambda p: {**p.shown, "ratios": p.grid["figure4_ratios"]},
+          run_params={"eval_every": 1})  # the curves need the test accuracy after every epoch
 def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                    dataset: str, arch: str, score: str, ratios: list[float],
                    budget: float | None = None) -> Paths:
@@ -287,7 +310,7 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     Returns the paths of ``figure4_epochs.{pdf,png,csv,caption.md}``.
     """
     out, name = Path(out), "figure4_epochs"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
                 & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
@@ -299,7 +322,7 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
         "epoch_acc_pct").rename(columns={"epoch_acc_pct": "acc_pct"})
     curves["epoch"] = curves.groupby("run_id").cumcount() + 1
     curves["acc_pct"] = curves["acc_pct"].astype(float)
-    paths = dict(zip(("pdf", "png"), plots.plot_epoch_curves(
+    paths = dict(zip(("pdf", "png"), _plots().plot_epoch_curves(
         curves, out / name,
         title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")))
     paths["csv"] = _write_data(out, name, curves)
@@ -309,12 +332,16 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
         f"({100 * budget:g}% of pool) selected by the pruned network; fused = initialized by "
         "fusing the trained pruned network into the dense initialization, scratch = the dense "
         "initialization alone; + KD = distilled from the trained pruned network. Lines: mean ± "
-        f"sd over seeds ({plots.seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
+        f"sd over seeds ({_plots().seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths
 
 
+@artefact("figure5", files=("pdf", "png", "csv"), runs=lambda p: p.selector_size_runs(),
+          params=lambda p: {"dataset": p.focus, "archs": p.grid["figure5_archs"],
+                            "score": p.focus_score, "ratios": p.grid["figure5_ratios"],
+                            "proxy_arch": p.grid["svp_proxy"]})
 def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                           dataset: str, archs: list[str], score: str, ratios: list[float],
                           proxy_arch: str, budget: float | None = None) -> Paths:
@@ -325,7 +352,7 @@ def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *,
     Returns the paths of ``figure5_selector_size.{pdf,png,csv,caption.md}``.
     """
     out, name = Path(out), "figure5_selector_size"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & df["arch"].isin(archs) & (df["score"] == score)]
         pf = df[_prunefuse(df) & _isin(df["ratio"], ratios)].assign(family="PruneFuse")
@@ -339,7 +366,7 @@ def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *,
     _require(df, "Figure 5", records, dataset=dataset, archs=archs, score=score)
     df = df.rename(columns={"arch": "target"})
     df["selector_mparams"] = df["selector_params"] / 1e6
-    paths = dict(zip(("pdf", "png"), plots.plot_selector_size(
+    paths = dict(zip(("pdf", "png"), _plots().plot_selector_size(
         df, out / name, title=f"{dataset}, {100 * budget:g}% of pool")))
     paths["csv"] = _write_data(out, name, df)
     paths["caption"] = write_caption(
@@ -348,12 +375,15 @@ def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *,
         "parameters of the network that selected its data: PruneFuse prunes the target at "
         f"p = {', '.join(f'{r:g}' for r in ratios)} (fused target, KD); SVP selects with an "
         f"independent {proxy_arch} and trains the target from scratch. Error bars: sd over "
-        f"seeds ({plots.seeds_note(df, ['family', 'target', 'selector'])}).",
+        f"seeds ({_plots().seeds_note(df, ['family', 'target', 'selector'])}).",
         df, profile=profile, setting=f"{dataset}; targets {', '.join(archs)}; score {score}",
         files=list(paths.values()))
     return paths
 
 
+@artefact("ablation", files=("csv", "md", "tex", "pdf", "png"),
+          runs=lambda p: p.variant_runs(p.ablation_ratios, scratch_kd=True),
+          params=lambda p: {**p.shown, "ratios": p.ablation_ratios})
 def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, dataset: str,
              arch: str, score: str, ratios: list[float]) -> Paths:
     """The fusion / KD ablation across p: selection by the pruned network, then the target from
@@ -363,12 +393,12 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     Returns the paths of ``ablation.{csv,md,tex,pdf,png,caption.md}``.
     """
     out, name = Path(out), "ablation"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
                 & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
     _require(df, "the ablation", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
-    variants = [v for v in plots.VARIANTS if v in set(df["variant"])]
+    variants = [v for v in VARIANTS if v in set(df["variant"])]
     rows = []
     for (ratio, budget), cell in df.groupby(["ratio", "budget_pct"], sort=True):
         row = {"p": f"{ratio:g}", "budget (% of pool)": f"{budget:g}"}
@@ -376,13 +406,13 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
             acc = cell.loc[cell["variant"] == v, "acc_pct"]
             row[v] = f"{_mean_sd(acc)} (n={len(acc)})" if len(acc) else "—"
         rows.append(row)
-    n = plots.seeds_note(df, ["ratio", "budget", "variant"])
+    n = _plots().seeds_note(df, ["ratio", "budget", "variant"])
     caption = (f"Test accuracy (%) of the {arch} target trained on the pruned network's "
                f"selection, by target initialization and KD; mean ± sd over seeds ({n}).")
-    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), pd.DataFrame(rows),
+    paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows),
                          caption, 2)
     last = df[df["budget"] == df["budget"].max()]
-    paths.update(zip(("pdf", "png"), plots.plot_ablation(
+    paths.update(zip(("pdf", "png"), _plots().plot_ablation(
         last, out / name, title=f"Fusion / KD ablation, {last['budget_pct'].iloc[0]:g}% of pool")))
     paths["caption"] = write_caption(
         out, name, "Ablation: fusion and knowledge distillation across pruning ratios",
@@ -391,6 +421,8 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     return paths
 
 
+@artefact("cost", files=("csv", "md", "tex", "pdf", "png"), runs=lambda p: p.main_runs(),
+          params=lambda p: {**p.shown, "ratios": p.grid["ratios"]})
 def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                   dataset: str, arch: str, score: str, ratios: list[float]) -> Paths:
     """Cost vs accuracy, wall-clock beside MACs: cumulative selection cost (GMACs and seconds)
@@ -399,21 +431,20 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
     Returns the paths of ``cost_accuracy.{csv,md,tex,pdf,png,caption.md}``.
     """
     out, name = Path(out), "cost_accuracy"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)]
         pf = _prunefuse(df) & _isin(df["ratio"], ratios)
         df = df[pf | _baseline(df)].copy()
     _require(df, "the cost figure", records, dataset=dataset, arch=arch, score=score)
-    df["method"] = ["Baseline" if s != "prunefuse" else f"PruneFuse p={r:g}"
-                    for s, r in zip(df["selector"], df["ratio"])]
+    df["method"] = df["method"].where(df["selector"] == "prunefuse", "Baseline")
     df["gmacs"] = df["selection_macs"] / 1e9
     df["seconds"] = df["selection_seconds"]
     g = df.groupby(["method", "budget_pct"], sort=True).agg(
         acc=("acc_pct", "mean"), sd=("acc_pct", "std"), n=("seed", "nunique"),
         sel_gmacs=("gmacs", "mean"), sel_s=("seconds", "mean"),
-        tgt_gmacs=("target_macs", lambda x: x.mean() / 1e9),
-        tgt_s=("target_seconds", "mean")).reset_index()
+        tgt_gmacs=("target_training_macs", lambda x: x.mean() / 1e9),
+        tgt_s=("target_training_seconds", "mean")).reset_index()
     g["sd"] = g["sd"].fillna(0.0)
     base = g[g["method"] == "Baseline"]
     goal = base.loc[base["budget_pct"].idxmax(), "acc"] if not base.empty else None
@@ -432,30 +463,19 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
     caption = ("Cumulative selection cost until each budget, in MACs (fvcore: one multiply-add "
                "= one MAC; training = 3 MACs per image-epoch, scoring = 1) and wall-clock "
                "seconds, beside the target's accuracy (mean ± sd over seeds, "
-               f"{plots.seeds_note(df, ['method', 'budget'])}). 'to baseline acc': selection "
+               f"{_plots().seeds_note(df, ['method', 'budget'])}). 'to baseline acc': selection "
                "plus target-training seconds at the first budget whose mean accuracy reaches "
                "the baseline's at its largest budget. A PruneFuse selector trained on a "
                "budget's labeled set is charged at that budget, because the fused target "
                "there needs it; a baseline's selector trained on that set is charged at the "
                "next budget, where it selects. So each PruneFuse row holds one selector "
                "training more than the baseline row at the same budget.")
-    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), pd.DataFrame(rows),
+    paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows),
                          caption, 2)
-    paths.update(zip(("pdf", "png"), plots.plot_cost_accuracy(
+    paths.update(zip(("pdf", "png"), _plots().plot_cost_accuracy(
         df, out / name, title=f"Selection cost vs accuracy, {dataset}, {arch}")))
     paths["caption"] = write_caption(
         out, name, "Cost vs accuracy: selection MACs and wall-clock", caption, df,
         profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths
-
-
-# Artefact name -> builder; the notebooks call these, ``prunefuse.reproduce`` plans for them.
-BUILDERS = {
-    "main_table": main_table,
-    "figure3": figure3_selection_macs,
-    "figure4": figure4_epochs,
-    "figure5": figure5_selector_size,
-    "ablation": ablation,
-    "cost": cost_accuracy,
-}

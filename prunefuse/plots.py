@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .runs import VARIANTS  # noqa: E402
+
 STYLE = {"context": "paper", "style": "whitegrid", "font_scale": 1.1}
 
 
@@ -119,10 +121,6 @@ def plot_epoch_curves(df, path: str | os.PathLike, title: str = "") -> list[Path
             ax.get_legend().remove()
     fig.suptitle(f"{title} (mean ± sd, {seeds_note(df, ['ratio', 'variant', 'epoch'])})")
     return save(fig, path)
-
-
-# Target variants of the fusion / KD ablation, in legend order.
-VARIANTS = ["scratch", "scratch + KD", "fused, no KD", "fused + KD (PruneFuse)"]
 
 
 def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Path]:
