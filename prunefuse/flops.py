@@ -1,4 +1,4 @@
-"""Cost accounting in MACs (PAPER.md, "Cost accounting convention").
+"""Cost accounting in MACs (docs/method.md, "Cost accounting").
 
 Caveat first: fvcore counts one fused multiply-add as one "flop". We store what it returns as
 **MACs** and derive FLOPs = 2 x MACs in exactly one place, :func:`macs_to_flops`.

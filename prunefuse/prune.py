@@ -149,7 +149,8 @@ def _apply(model: nn.Module, example_input: torch.Tensor, keep: Sequence[Sequenc
 def prune_at_init(
     model: nn.Module, ratio: float, example_input: torch.Tensor
 ) -> tuple[nn.Module, IndexMap]:
-    """Prune a freshly initialised dense model by channel L2 norm (PAPER.md step 1).
+    """Prune a freshly initialised dense model by channel L2 norm (docs/method.md, "Step 1: prune at
+    initialization").
 
     Args:
         model: the dense initialisation theta_0; it is not modified (a deep copy is pruned).

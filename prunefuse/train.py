@@ -1,4 +1,4 @@
-"""The trainer shared by the selector, the baselines and the target (PAPER.md, Protocol).
+"""The trainer shared by the selector, the baselines and the target (docs/method.md, "Protocol").
 
 SGD with momentum 0.9, weight decay 5e-4, batch 128, SVP's piecewise schedule (181 epochs =
 1 at lr/10, 90 at lr, 45 at lr/10, 45 at lr/100; other lengths keep the proportions) or a
