@@ -102,6 +102,13 @@ def _isin(series: pd.Series, values) -> pd.Series:
     return pd.to_numeric(series).round(6).isin([round(float(v), 6) for v in values])
 
 
+def _at_budget(df: pd.DataFrame, budget: float | None) -> tuple[pd.DataFrame, float | None]:
+    """The rows at ``budget`` (default: the largest there is), and that budget."""
+    if budget is None and not df.empty:
+        budget = df["budget"].max()
+    return (df[_isin(df["budget"], [budget])] if budget is not None else df), budget
+
+
 def _require(df: pd.DataFrame, what: str, records, **filters) -> pd.DataFrame:
     if df.empty:
         raise FileNotFoundError(
@@ -204,6 +211,13 @@ def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
     return atomic_write_text(out / f"{name}.csv", data.to_csv(index=False))
 
 
+def _figure_files(out: Path, name: str, drawn: list[Path], data: pd.DataFrame) -> Paths:
+    """The figure as ``plots`` saved it (PDF, PNG) and the data behind it as CSV."""
+    paths = dict(zip(("pdf", "png"), drawn))
+    paths["csv"] = _write_data(out, name, data)
+    return paths
+
+
 # -- the artefacts -----------------------------------------------------------------------------
 
 @artefact("main_table", files=("csv", "md", "tex"),
@@ -283,9 +297,9 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
                        + [base.assign(method="Baseline", ratio=p) for p in sorted(pf["ratio"].unique())])
     _require(df, "Figure 3", records, dataset=dataset, arch=arch, score=score, budgets=budgets)
     df["gmacs"] = df["selection_macs"] / 1e9
-    paths = dict(zip(("pdf", "png"), _plots().plot_selection_macs(
-        df, out / name, title=f"Total selection cost, {dataset}, {arch}, {score}")))
-    paths["csv"] = _write_data(out, name, df)
+    drawn = _plots().plot_selection_macs(df, out / name,
+                                         title=f"Total selection cost, {dataset}, {arch}, {score}")
+    paths = _figure_files(out, name, drawn, df)
     paths["caption"] = write_caption(
         out, name, "Figure 3: total selection cost, PruneFuse vs baseline active learning",
         "Cumulative selection cost in GMACs (selector training at 3 MACs per image-epoch plus "
@@ -314,18 +328,16 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
                 & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
-        if budget is None and not df.empty:
-            budget = df["budget"].max()
-        df = df[_isin(df["budget"], [budget])] if budget is not None else df
+        df, budget = _at_budget(df, budget)
     _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     curves = df[["run_id", "ratio", "variant", "seed", "budget_pct", "epoch_acc_pct"]].explode(
         "epoch_acc_pct").rename(columns={"epoch_acc_pct": "acc_pct"})
     curves["epoch"] = curves.groupby("run_id").cumcount() + 1
     curves["acc_pct"] = curves["acc_pct"].astype(float)
-    paths = dict(zip(("pdf", "png"), _plots().plot_epoch_curves(
+    drawn = _plots().plot_epoch_curves(
         curves, out / name,
-        title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")))
-    paths["csv"] = _write_data(out, name, curves)
+        title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")
+    paths = _figure_files(out, name, drawn, curves)
     paths["caption"] = write_caption(
         out, name, "Figure 4: fused vs non-fused target, test accuracy over epochs",
         f"Test accuracy (%) of the {arch} target after each training epoch on the labeled set "
@@ -360,15 +372,12 @@ def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *,
         svp = df[(df["selector"] == "svp") & (df["proxy_arch"] == proxy_arch)
                  & _main_runs(df)].assign(family="SVP", selector=proxy_arch)
         df = pd.concat([pf, svp])
-        if budget is None and not df.empty:
-            budget = df["budget"].max()
-        df = df[_isin(df["budget"], [budget])] if budget is not None else df
+        df, budget = _at_budget(df, budget)
     _require(df, "Figure 5", records, dataset=dataset, archs=archs, score=score)
     df = df.rename(columns={"arch": "target"})
     df["selector_mparams"] = df["selector_params"] / 1e6
-    paths = dict(zip(("pdf", "png"), _plots().plot_selector_size(
-        df, out / name, title=f"{dataset}, {100 * budget:g}% of pool")))
-    paths["csv"] = _write_data(out, name, df)
+    drawn = _plots().plot_selector_size(df, out / name, title=f"{dataset}, {100 * budget:g}% of pool")
+    paths = _figure_files(out, name, drawn, df)
     paths["caption"] = write_caption(
         out, name, "Figure 5: accuracy vs selector size, PruneFuse vs SVP",
         f"Final test accuracy (%) of each target at {100 * budget:g}% of the pool against the "

@@ -1,4 +1,18 @@
-"""Command line: ``prunefuse run | demo | report``. Thin: parsing, then library calls."""
+"""PruneFuse: select the data to label with a network pruned at initialization, then fuse it
+back into the full network and train that with distillation.
+
+commands:
+  run        run one experiment from key=value parameters (or resume it, or skip it when it
+             has finished); its record goes to OUT/<run id>
+  demo       PruneFuse against dense active learning, SVP and random selection on
+             Fashion-MNIST, on CPU in minutes; prints the table and draws the figure
+  report     aggregate finished run records: accuracy (mean and std over seeds) and
+             selection cost per method and budget
+  reproduce  regenerate the paper's tables and figures: plan the runs they need, execute
+             them (on this machine or a Ray cluster), then the figure notebooks
+
+`prunefuse COMMAND --help` lists a command's options and every run parameter.
+"""
 
 from __future__ import annotations
 
@@ -128,10 +142,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunefuse", description=__doc__)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="prunefuse", description=__doc__, formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
     epilog = "parameters (key=value; lists as 0.1,0.2 or JSON):\n" + describe_params()
-    fmt = argparse.RawDescriptionHelpFormatter
 
     run = sub.add_parser("run", help="run or resume one experiment", epilog=epilog,
                          formatter_class=fmt)
@@ -178,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
     rep.add_argument("--executor", choices=list(EXECUTORS), default="local",
                      help="where the runs execute (default local): " + "; ".join(
-                         f"{n}: {c.__doc__.strip().splitlines()[0]}" for n, c in EXECUTORS.items())
+                         f"{n}, {c.summary}" for n, c in EXECUTORS.items())
                      + " (docs/cluster.md)")
     seen = set()
     for cls in EXECUTORS.values():

@@ -226,6 +226,7 @@ class Executor(abc.ABC):
     False stops submitting at the first run that fails for good (runs in flight finish)."""
 
     name = "executor"
+    summary = ""  # where it runs, in a few words, for --help
     options: tuple[Option, ...] = ()  # its command line options, read by prunefuse.cli
     max_retries = 0
     keep_going = False
@@ -391,6 +392,7 @@ class LocalExecutor(Executor):
         keep_going: False (default) stops at the first failed run, as a notebook batch does.
     """
 
+    summary = "this machine, one run per visible GPU at once (else one)"
     options = (
         Option("--slots", "slots", int, "runs at once (default: one per visible GPU, else 1)"),
         RETRIES,
@@ -480,6 +482,7 @@ class RayExecutor(Executor):
     The ``PRUNEFUSE_*`` variables of the driver are set for every run.
     """
 
+    summary = "one Ray task per run on a cluster"
     options = (
         Option("--ray-address", "address", str, "the cluster to join (auto, HOST:6379, "
                "ray://HOST:10001); default: start a local one for this batch"),

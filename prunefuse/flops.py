@@ -150,37 +150,26 @@ class CostLedger:
         if category not in CATEGORIES:
             raise ValueError(f"category={category!r}: must be one of {CATEGORIES}")
 
-    @property
-    def selection_macs(self) -> int:
-        """MACs spent choosing samples: training the selector and scoring the pool."""
-        return sum(self.macs[c] for c in SELECTION)
-
-    @property
-    def selection_seconds(self) -> float:
-        return sum(self.seconds[c] for c in SELECTION)
-
-    @property
-    def fusion_macs(self) -> int:
-        """MACs of the fusion source not needed for selection, plus the KD teacher's forwards."""
-        return sum(self.macs[c] for c in FUSION)
-
-    @property
-    def fusion_seconds(self) -> float:
-        return sum(self.seconds[c] for c in FUSION)
+    def total(self, categories: tuple[str, ...]) -> tuple[int, float]:
+        """(MACs, seconds) spent on ``categories``: :data:`SELECTION` (choosing samples:
+        training the selector and scoring the pool) or :data:`FUSION` (the fusion source not
+        needed for selection, plus the KD teacher's forwards)."""
+        return sum(self.macs[c] for c in categories), sum(self.seconds[c] for c in categories)
 
     def to_dict(self) -> dict:
         """JSON-ready view, with FLOPs derived from MACs."""
         total = sum(self.macs.values())
+        (sel_macs, sel_seconds), (fus_macs, fus_seconds) = self.total(SELECTION), self.total(FUSION)
         return {
             "macs": dict(self.macs),
             "seconds": dict(self.seconds),
             "total_macs": total,
             "total_flops": macs_to_flops(total),
-            "selection_macs": self.selection_macs,
-            "selection_flops": macs_to_flops(self.selection_macs),
-            "selection_seconds": self.selection_seconds,
-            "fusion_macs": self.fusion_macs,
-            "fusion_seconds": self.fusion_seconds,
+            "selection_macs": sel_macs,
+            "selection_flops": macs_to_flops(sel_macs),
+            "selection_seconds": sel_seconds,
+            "fusion_macs": fus_macs,
+            "fusion_seconds": fus_seconds,
         }
 
     @classmethod
