@@ -113,6 +113,32 @@ def test_plan_rejects_what_would_break_the_grid():
     assert set(only.notebooks) == {"figure5"} and len(only.runs) == 3
 
 
+def test_a_declared_artefact_is_planned_listed_and_selectable(monkeypatch, capsys):
+    """Declaring an artefact (here a made-up one) is all the planner and --only need."""
+    from prunefuse.artefacts import Artefact
+
+    def agreement(records, out, *, profile, dataset, arch, score):
+        raise AssertionError("planning builds nothing")
+
+    monkeypatch.setitem(ARTEFACTS, "agreement", Artefact(
+        "agreement", agreement, ("csv",), runs=lambda p: p.main_runs(),
+        params=lambda p: {**p.shown, "seeds": p.grid["seeds"]}, run_params={"eval_every": 0}))
+    plan = grid.plan("smoke", artefacts=["agreement"])
+    assert plan.notebooks == {"agreement": {"profile": "smoke", "dataset": "synthetic",
+                                            "arch": "resnet8", "score": "least_confidence",
+                                            "seeds": [0]}}
+    # the focus score's main runs: the dense baseline and PruneFuse at both smoke ratios
+    assert sorted(run_id(make_config("smoke", **r.config)) for r in plan.runs) == sorted(
+        run_id(make_config("smoke", **c)) for c in (
+            {"selector": "dense"}, {"selector": "prunefuse", "ratio": 0.5},
+            {"selector": "prunefuse", "ratio": 0.6}))
+    assert all(r.config["eval_every"] == 0 and r.artefacts == ["agreement"] for r in plan.runs)
+    assert main(["reproduce", "--profile", "smoke", "--only", "agreement", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs (smoke profile)" in out and "agreement.ipynb" in out
+    assert "agreement" in grid.plan("smoke").notebooks
+
+
 def test_mistyped_parameter_is_rejected_before_anything_runs(tmp_path, capsys):
     with pytest.raises(nbx.ParameterError, match=r"unknown parameter\(s\) \['profle'\].*'profile'"):
         nbx.check_parameters(EXPERIMENT, {"profle": "smoke"})

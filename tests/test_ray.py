@@ -143,6 +143,38 @@ def test_cli_refuses_options_of_the_other_executor(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_cli_builds_the_named_executor_from_its_registered_options(monkeypatch, capsys):
+    from prunefuse.cli import _executor, build_parser
+
+    def parse(*argv):
+        return build_parser().parse_args(["reproduce", "--profile", "smoke", *argv])
+
+    local = _executor(parse("--slots", "3", "--keep-going"))
+    assert type(local) is ex.LocalExecutor and (local.slots, local.keep_going) == (3, True)
+    ray = _executor(parse("--executor", "ray", "--max-retries", "0", "--cpus-per-run", "2"))
+    assert type(ray) is ex.RayExecutor and (ray.max_retries, ray.num_cpus) == (0, 2.0)
+    assert ex.RayExecutor().max_retries == 2 and ex.LocalExecutor(gpus=[]).max_retries == 0
+
+    # a new executor: a class, its options and one decorator; the command line follows
+    monkeypatch.setattr(ex, "EXECUTORS", dict(ex.EXECUTORS))
+
+    @ex.register_executor("echo")
+    class Echo(Scripted):
+        summary = "prints the runs"
+        options = (ex.Option("--echo-word", "word", str, "what to print"),)
+
+        def __init__(self, word="hi"):
+            super().__init__({})
+            self.word = word
+
+    echo = _executor(parse("--executor", "echo", "--echo-word", "bye"))
+    assert type(echo) is Echo and echo.word == "bye" and echo.name == "echo"
+    assert main(["reproduce", "--profile", "smoke", "--executor", "echo", "--slots", "2"]) == 2
+    assert "--slots: only with --executor local" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="registered twice"):
+        ex.register_executor("echo")(Echo)
+
+
 # -- a real local Ray cluster against the local executor ---------------------------------------
 
 def _strip_time(x):
