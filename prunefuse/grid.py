@@ -44,8 +44,15 @@ GRIDS: dict[str, dict[str, Any]] = {
         "datasets": ["fashion-mnist"], "focus": "fashion-mnist",
         "scores": ["least_confidence"], "focus_score": "least_confidence",
         "ratios": [0.5, 0.6, 0.7], "seeds": [0, 1, 2], "main_seeds": [0, 1, 2, 3, 4],
-        "main_ratio": 0.5, "main_extra": ["svp", "random"], "ablation_ratios": [0.5],
-        "ablation_budgets": [0.3], "figure3_budgets": [0.1, 0.2, 0.3],
+        "main_ratio": 0.5, "main_extra": ["svp", "random"], "main_extra_seeds": [0, 1, 2],
+        "ablation_ratios": [0.5], "ablation_budgets": [0.3], "scratch_kd": False,
+        "figure3_budgets": [0.1, 0.2, 0.3],
+        # Run order, tier by tier (a run is in the first tier one of whose rules it matches):
+        # every method at seeds 0-2 but p=0.7, then the main comparison's seeds 3-4, then p=0.7.
+        "order": [[{"seed": [0, 1, 2], "selector": ["dense", "random", "svp"]},
+                   {"seed": [0, 1, 2], "selector": "prunefuse", "ratio": [0.5, 0.6]}],
+                  [{"selector": ["dense", "random"]},
+                   {"selector": "prunefuse", "ratio": 0.5}]],
         "figure4_ratios": [0.5], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",
     },
@@ -139,7 +146,7 @@ class Planner:
                         self.add(dataset=dataset, selector="random", seed=seed)
                     else:
                         self.add(dataset=dataset, selector="dense", score=score, seed=seed)
-                    if "svp" in extra:
+                    if "svp" in extra and seed in self.grid.get("main_extra_seeds", [seed]):
                         self.add(dataset=dataset, selector="svp", proxy_arch=self.grid["svp_proxy"],
                                  score=score, seed=seed)
                     if "random" in extra and score != "random":
@@ -148,10 +155,14 @@ class Planner:
                     for seed in self._seeds(p):
                         self._prunefuse(dataset, score, seed, p)
 
-    def variant_runs(self, ratios: list[float], *, scratch_kd: bool = False) -> None:
+    def variant_runs(self, ratios: list[float], *, scratch_kd: bool = False,
+                     every_epoch: bool = False) -> None:
         """PruneFuse at ``ratios`` and, on its selection, the target fused without KD and from
-        scratch (and from scratch with KD when ``scratch_kd``): the fusion / KD ablation."""
+        scratch (and from scratch with KD when ``scratch_kd`` and the grid's ``scratch_kd``
+        allow): the fusion / KD ablation. ``every_epoch``: those targets are tested after every
+        epoch (``eval_every=1``, not part of the run id), for curves over epochs."""
         budgets = self.grid.get("ablation_budgets")
+        scratch_kd = scratch_kd and self.grid.get("scratch_kd", True)
         for seed in self.grid["seeds"]:
             for p in ratios:
                 main = self._prunefuse(self.focus, self.focus_score, seed, p)
@@ -159,10 +170,12 @@ class Planner:
                 variants = [("fused", 0.0), ("scratch", 0.0)] + ([("scratch", kd)] if scratch_kd
                                                                  else [])
                 for init, lam in variants:
-                    self._prunefuse(self.focus, self.focus_score, seed, p, needs=main,
-                                    target_init=init, kd_lambda=lam,
-                                    selection_from=f"runs/{main}",
-                                    **({"eval_budgets": budgets} if budgets else {}))
+                    rid = self._prunefuse(self.focus, self.focus_score, seed, p, needs=main,
+                                          target_init=init, kd_lambda=lam,
+                                          selection_from=f"runs/{main}",
+                                          **({"eval_budgets": budgets} if budgets else {}))
+                    if every_epoch:
+                        self.runs[rid].config["eval_every"] = 1
 
     def selector_size_runs(self) -> None:
         """Each Figure 5 target pruned at the Figure 5 ratios, and SVP's proxy selecting for it."""
@@ -209,11 +222,26 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
             continue
         planner.artefact = name
         art.runs(planner)
-        for run in planner.runs.values():
-            if name in run.artefacts:
-                run.config.update(art.run_params)
         notebooks[name] = {"profile": profile, **art.params(planner)}
-    return Plan(profile, list(planner.runs.values()), notebooks)
+    return Plan(profile, _ordered(profile, list(planner.runs.values())), notebooks)
+
+
+def _ordered(profile: str, runs: list[Run]) -> list[Run]:
+    """By the grid's run order (``order``: tiers of rules), then seed by seed: a batch stopped
+    early leaves complete, paired seeds of the most important runs behind. A run reusing a
+    selection has its source's seed and tier, and was planned after it, so it still comes
+    later."""
+    tiers = GRIDS[profile].get("order", [])
+
+    def key(run: Run) -> tuple[int, int]:
+        cfg = make_config(profile, **run.config)
+        for i, rules in enumerate(tiers):
+            if any(all(cfg[k] in v if isinstance(v, list) else cfg[k] == v
+                       for k, v in rule.items()) for rule in rules):
+                return i, cfg["seed"]
+        return len(tiers), cfg["seed"]
+
+    return sorted(runs, key=key)
 
 
 def describe_plan(the_plan: Plan) -> str:

@@ -167,7 +167,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
 
 # Columns of the results table that hold a list per row (one value per evaluated epoch).
-PER_EPOCH = ["epoch_test_acc", "epoch_acc_pct"]
+PER_EPOCH = ["epoch_acc_pct"]
 
 # Target variants of the fusion / KD ablation (docs/method.md, "Step 3: fuse" and "Step 4:
 # train with KD"), in legend order.
@@ -218,13 +218,15 @@ def results_table(root: str | os.PathLike, done_only: bool = True):
     """The tidy results table: one row per run and evaluated budget (pandas DataFrame).
 
     Every table, figure and report reads this. Accuracies are fractions in [0, 1]
-    (``final_test_acc``, ``best_test_acc``, ``epoch_test_acc``: the list after each evaluated
-    epoch) and the same in % (``acc_pct``, ``best_acc_pct``, ``epoch_acc_pct``); budgets as a
-    fraction and in % of the pool; MACs are counts (fvcore: one multiply-add = one MAC) and
-    seconds wall-clock. ``selection_*`` is cumulative up to that budget, ``target_training_*``
+    (``final_test_acc``, ``best_test_acc``) and the same in % (``acc_pct``, ``best_acc_pct``);
+    ``epoch_acc_pct`` lists (epoch, accuracy in %) for the epochs the test set was evaluated
+    after (``eval_every``) of the ``epochs_trained``; budgets as a fraction and in % of the
+    pool; MACs are counts (fvcore: one multiply-add = one MAC) and seconds wall-clock.
+    ``selection_*`` is cumulative up to that budget, ``target_training_*``
     is that budget's target training (with its KD teacher), ``fusion_*`` PruneFuse's extra
     work for the fused target. ``ratio`` is set for PruneFuse runs only, ``proxy_arch`` for
-    SVP runs only; ``finished`` is when the run finished.
+    SVP runs only; ``git_commit`` is the package's commit and ``finished`` when the run
+    finished.
     """
     import pandas as pd
 
@@ -235,7 +237,6 @@ def results_table(root: str | os.PathLike, done_only: bool = True):
         for m in run["metrics"]:
             if m.get("kind") != "target":
                 continue
-            epochs = [e["test_acc"] for e in m["epochs"] if "test_acc" in e]
             rows.append({
                 "run_id": run["run_id"], "method": method_label(cfg), "variant": variant(cfg),
                 "dataset": cfg["dataset"], "arch": cfg["arch"], "selector": cfg["selector"],
@@ -246,9 +247,10 @@ def results_table(root: str | os.PathLike, done_only: bool = True):
                 "seed": cfg["seed"], "budget": m["budget"],
                 "budget_pct": round(100 * m["budget"], 6), "labeled": m["labeled"],
                 "final_test_acc": m["final_test_acc"], "best_test_acc": m["best_test_acc"],
-                "best_epoch": m.get("best_epoch"), "epoch_test_acc": epochs,
+                "best_epoch": m.get("best_epoch"), "epochs_trained": len(m["epochs"]),
                 "acc_pct": 100 * m["final_test_acc"], "best_acc_pct": 100 * m["best_test_acc"],
-                "epoch_acc_pct": [100 * a for a in epochs],
+                "epoch_acc_pct": [(e["epoch"], 100 * e["test_acc"]) for e in m["epochs"]
+                                  if "test_acc" in e],
                 "selection_macs": m["cumulative_selection_macs"],
                 "selection_seconds": m["cumulative_selection_seconds"],
                 "target_training_macs": m["target_training_macs"],
@@ -260,7 +262,7 @@ def results_table(root: str | os.PathLike, done_only: bool = True):
                 "target_params": run["target"]["params"],
                 "target_macs_per_sample": run["target"]["macs_per_sample"],
                 "device": run.get("device_name"), "threads": run.get("threads"),
-                "finished": run["finished"],
+                "git_commit": run.get("git_commit"), "finished": run["finished"],
             })
     return pd.DataFrame(rows)
 
