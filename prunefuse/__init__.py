@@ -6,10 +6,11 @@ The method, one module per step (docs/method.md): ``models`` (architectures, a r
 the KD loss), ``train`` (the one trainer) and ``flops`` (cost accounting in MACs).
 
 Experiments on top of it: ``config`` (every run parameter and the profiles), ``experiment``
-(one run, resumable), ``runs`` (the run record and the results table), ``stats`` (statistics over
-seeds), ``artefacts`` and ``plots`` (the paper's tables and figures, from records only), and
-the batch that regenerates them: ``grid`` (which runs), ``execute`` (papermill), ``executors`` (local or Ray),
-``reproduce`` (the driver). ``cli`` is the ``prunefuse`` command.
+(one run, resumable), ``runs`` (the run record and the results table), ``stats``
+(statistics over seeds), ``artefacts`` and ``plots`` (the paper's tables and figures, from
+records only), and the batch that regenerates them: ``grid`` (which runs), ``execute``
+(papermill), ``executors`` (local or Ray), ``reproduce`` (the driver). ``cli`` is the
+``prunefuse`` command.
 """
 
 __version__ = "0.1.0"
