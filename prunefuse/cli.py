@@ -1,4 +1,18 @@
-"""Command line: ``prunefuse run | demo | report``. Thin: parsing, then library calls."""
+"""PruneFuse: select the data to label with a network pruned at initialization, then fuse it
+back into the full network and train that with distillation.
+
+commands:
+  run        run one experiment from key=value parameters (or resume it, or skip it when it
+             has finished); its record goes to OUT/<run id>
+  demo       PruneFuse against dense active learning, SVP and random selection on
+             Fashion-MNIST, on CPU in minutes; prints the table and draws the figure
+  report     aggregate finished run records: accuracy (mean and std over seeds) and
+             selection cost per method and budget
+  reproduce  regenerate the paper's tables and figures: plan the runs they need, execute
+             them (on this machine or a Ray cluster), then the figure notebooks
+
+`prunefuse COMMAND --help` lists a command's options and every run parameter.
+"""
 
 from __future__ import annotations
 
@@ -109,29 +123,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _executor(args: argparse.Namespace):
-    from .executors import LocalExecutor, RayExecutor
+    """The executor ``--executor`` names, built from its own options; another executor's
+    option is refused."""
+    from .executors import EXECUTORS
 
-    ray_only = {"--ray-address": args.ray_address, "--num-gpus-per-run": args.num_gpus_per_run,
-                "--cpus-per-run": args.cpus_per_run}
+    cls = EXECUTORS[args.executor]
+    mine = {o.flag for o in cls.options}
+    given = {o.flag: (o.arg, getattr(args, o.arg)) for c in EXECUTORS.values() for o in c.options
+             if getattr(args, o.arg) is not None}
+    foreign = sorted(set(given) - mine)
+    if foreign:
+        owners = {o.flag: n for n, c in EXECUTORS.items() for o in c.options}
+        raise ConfigError("; ".join(f"{f}: only with --executor {owners[f]}" for f in foreign))
     try:
-        if args.executor == "ray":
-            if args.slots is not None:
-                raise ValueError("--slots is for --executor local; Ray places runs by "
-                                 "--num-gpus-per-run and --cpus-per-run")
-            return RayExecutor(args.ray_address, num_gpus=args.num_gpus_per_run,
-                               num_cpus=1.0 if args.cpus_per_run is None else args.cpus_per_run,
-                               max_retries=2 if args.max_retries is None else args.max_retries)
-        given = [k for k, v in ray_only.items() if v is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)}: only with --executor ray")
-        return LocalExecutor(args.slots, max_retries=args.max_retries or 0,
-                             keep_going=args.keep_going)
+        return cls(**dict(given.values()))
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import NotebookRunError, describe_plan, plan, reproduce
+    from .execute import NotebookRunError
+    from .grid import describe_plan, plan
+    from .reproduce import reproduce
 
     overrides = dict(parse_override(o) for o in args.overrides)
     only = [a.strip() for a in args.only.split(",")] if args.only else None
@@ -157,10 +170,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunefuse", description=__doc__)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="prunefuse", description=__doc__, formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
     epilog = "parameters (key=value; lists as 0.1,0.2 or JSON):\n" + describe_params()
-    fmt = argparse.RawDescriptionHelpFormatter
 
     run = sub.add_parser("run", help="run or resume one experiment", epilog=epilog,
                          formatter_class=fmt)
@@ -185,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="where to write results.csv, summary.csv, summary.md")
     report.set_defaults(func=_cmd_report)
 
-    from .reproduce import GRIDS
+    from .artefacts import ARTEFACTS
+    from .executors import EXECUTORS
+    from .grid import GRIDS
 
     rep = sub.add_parser("reproduce", help="regenerate every table and figure of the paper: "
                          "plan the runs, execute the notebooks with papermill", epilog=epilog,
@@ -193,30 +208,32 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("overrides", nargs="*", metavar="key=value",
                      help="run parameters for every run (e.g. device=cuda); not the grid's keys")
     rep.add_argument("--profile", required=True, choices=sorted(GRIDS),
-                     help="grid and run defaults: smoke (minutes), demo (CPU, tens of minutes), "
-                     "paper (GPU)")
+                     help="grid and run defaults: smoke (minutes), cpu (the CPU study, hours "
+                     "on 2 cores), paper (GPU)")
     rep.add_argument("--out", help="batch folder: runs/, notebooks/, figures/ (default "
                      "runs/reproduce-PROFILE)")
     rep.add_argument("--figures", help="write tables and figures here instead of OUT/figures")
-    rep.add_argument("--only", help="comma-separated artefacts (and their runs): main_table, "
-                     "figure3, figure4, figure5, ablation, cost")
+    rep.add_argument("--only", help="comma-separated artefacts (and their runs): "
+                     + ", ".join(ARTEFACTS))
     rep.add_argument("--runs-only", action="store_true", help="execute the runs, not the "
                      "artefact notebooks")
     rep.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
-    rep.add_argument("--executor", choices=["local", "ray"], default="local",
-                     help="local (default): runs on this machine, one per visible GPU (or "
-                     "--slots); ray: one Ray task per run on a cluster (docs/cluster.md)")
-    rep.add_argument("--slots", type=int, help="local: runs at once (default: one per visible "
-                     "GPU, else 1)")
-    rep.add_argument("--ray-address", help="ray: the cluster to join (auto, HOST:6379); default: "
-                     "start a local one for this batch")
-    rep.add_argument("--num-gpus-per-run", type=float, help="ray: GPUs per run, a fraction lets "
-                     "small runs share one (0.5, 0.25); default 1 if the cluster has GPUs, else 0")
-    rep.add_argument("--cpus-per-run", type=float, help="ray: CPUs per run (default 1)")
-    rep.add_argument("--max-retries", type=int, help="extra attempts of a failed run (default: "
-                     "2 with ray, 0 local); a retry resumes the run")
-    rep.add_argument("--keep-going", action="store_true", help="local: finish the other runs "
-                     "when one fails for good (ray always does)")
+    rep.add_argument("--executor", choices=list(EXECUTORS), default="local",
+                     help="where the runs execute (default local): " + "; ".join(
+                         f"{n}, {c.summary}" for n, c in EXECUTORS.items())
+                     + " (docs/cluster.md)")
+    seen = set()
+    for cls in EXECUTORS.values():
+        for o in cls.options:
+            if o.flag in seen:
+                continue
+            seen.add(o.flag)
+            users = [n for n, c in EXECUTORS.items() if o in c.options]
+            text = f"{'/'.join(users)}: {o.help}"
+            if o.type is bool:
+                rep.add_argument(o.flag, dest=o.arg, action="store_true", default=None, help=text)
+            else:
+                rep.add_argument(o.flag, dest=o.arg, type=o.type, help=text)
     rep.set_defaults(func=_cmd_reproduce)
     return parser
 

@@ -3,7 +3,7 @@
 A run config is a flat dict of JSON literals, checked before any compute: unknown keys,
 wrong types, a budget above the pool, a ratio >= 1, an unknown architecture, dataset or score
 each get one clear error naming the key and what is allowed. Defaults marked [choice] are
-ours where the paper is silent (see README, "Where we had to choose").
+ours where the paper is silent (docs/method.md, "Where we had to choose").
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from typing import Any
 
 SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
+# Learning-rate schedules of prunefuse.train.lr_at.
+SCHEDULES = ("svp", "cosine", "constant")
+# Knowledge distillation of the fused target (docs/method.md, "Step 4: train with KD").
+KD_LAMBDA = 0.5  # weight of the distillation term [choice]
+KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,9 @@ PARAMS: dict[str, Param] = {
     "augment": _p(True, bool, "random crop (dataset padding) + horizontal flip during training"),
     "target_init": _p(None, (str, NONE), "target init: fused or scratch; None = fused for "
                       "prunefuse, scratch otherwise"),
-    "kd_lambda": _p(None, (float, int, NONE), "KD weight lambda; None = 0.5 for prunefuse "
-                    "[choice], 0 otherwise"),
-    "kd_temperature": _p(4.0, (float, int), "KD temperature T [choice]"),
+    "kd_lambda": _p(None, (float, int, NONE), f"KD weight lambda; None = {KD_LAMBDA} for "
+                    "prunefuse [choice], 0 otherwise"),
+    "kd_temperature": _p(KD_TEMPERATURE, (float, int), "KD temperature T [choice]"),
     "warm_start": _p(False, bool, "selector continues from last round's weights instead of "
                      "the pruned init [choice: False]"),
     "mc_samples": _p(10, int, "MC-dropout samples for score='bald'"),
@@ -106,6 +111,22 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 class ConfigError(ValueError):
     """A run parameter is wrong; the message names the key and what is allowed."""
+
+
+def check_ratio(ratio: float) -> float:
+    """A pruning ratio (fraction of channels removed, docs/method.md "Step 1: prune at
+    initialization") as a float; :class:`ConfigError` unless it is a number in [0, 1)."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+        raise ConfigError(f"ratio={ratio!r}: pruning ratio must be a number in [0, 1)")
+    return float(ratio)
+
+
+def check_kd(kd_lambda: float, temperature: float) -> None:
+    """:class:`ConfigError` unless the KD weight is in [0, 1] and the temperature is > 0."""
+    if not 0 <= kd_lambda <= 1:
+        raise ConfigError(f"kd_lambda={kd_lambda!r}: must be in [0, 1]")
+    if not temperature > 0:
+        raise ConfigError(f"kd_temperature={temperature!r}: must be > 0")
 
 
 def _check_type(key: str, value: Any) -> Any:
@@ -166,12 +187,11 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     cfg = {k: _check_type(k, cfg.get(k, PARAMS[k].default)) for k in PARAMS}
     choices = {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
                "selector": SELECTORS, "score": sorted(SCORES),
-               "schedule": ("svp", "cosine", "constant")}
+               "schedule": SCHEDULES}
     for key, allowed in choices.items():
         if cfg[key] not in allowed:
             raise ConfigError(f"{key}={cfg[key]!r}: unknown; choose one of {list(allowed)}")
-    if not 0 <= cfg["ratio"] < 1:
-        raise ConfigError(f"ratio={cfg['ratio']!r}: pruning ratio must be in [0, 1)")
+    check_ratio(cfg["ratio"])
     cfg["budgets"] = _fraction_list("budgets", cfg["budgets"])
     if cfg["budgets"] != sorted(set(cfg["budgets"])):
         raise ConfigError(f"budgets={cfg['budgets']}: must be strictly increasing")
@@ -204,15 +224,12 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["target_init"] not in TARGET_INITS:
         raise ConfigError(f"target_init={cfg['target_init']!r}: choose one of {list(TARGET_INITS)}")
     if cfg["kd_lambda"] is None:
-        cfg["kd_lambda"] = 0.5 if pf else 0.0
-    if not 0 <= cfg["kd_lambda"] <= 1:
-        raise ConfigError(f"kd_lambda={cfg['kd_lambda']}: must be in [0, 1]")
+        cfg["kd_lambda"] = KD_LAMBDA if pf else 0.0
+    check_kd(cfg["kd_lambda"], cfg["kd_temperature"])
     if not pf and (cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0):
         raise ConfigError(f"target_init='fused' and kd_lambda>0 need selector='prunefuse' (the "
                           f"pruned selector is what is fused and the KD teacher); got "
                           f"selector={cfg['selector']!r}")
-    if cfg["kd_temperature"] <= 0:
-        raise ConfigError(f"kd_temperature={cfg['kd_temperature']}: must be > 0")
     if cfg["selector"] == "random" and cfg["score"] != "random":
         cfg["score"] = "random"  # random selection has no score; one id per random run
     return cfg

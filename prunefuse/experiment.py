@@ -1,5 +1,6 @@
 """One experiment, end to end: active-learning rounds with a selector, then the target at each
-evaluated budget (PAPER.md steps 1-5 and the baselines that share the runner).
+evaluated budget (docs/method.md, "Step 1: prune at initialization" to "Step 5: report", and
+the baselines that share the runner).
 
 Selectors: ``prunefuse`` (the dense target pruned at init, ratio p), ``dense`` (the target
 itself selects: baseline AL), ``svp`` (a small proxy architecture), ``random``. Each round
@@ -31,11 +32,30 @@ from . import __version__
 from .config import make_config, run_id, validate
 from .data import load_dataset
 from .device import device_name, resolve_device
-from .flops import TRAIN_FACTOR, CostLedger, count_macs
+from .flops import CostLedger, count_macs, training_macs
 from .fuse import fuse
 from .models import build_model, count_params
 from .prune import prune_at_init
-from .runs import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl, write_scores
+from .runs import (
+    CACHE,
+    CONFIG,
+    INDEX_MAP,
+    LEDGER,
+    METRICS,
+    STATE,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    is_done,
+    mark_done,
+    read_config,
+    read_jsonl,
+    read_selection,
+    read_selections,
+    read_state,
+    selection_path,
+    write_scores,
+)
 from .select import SCORE_SPECS, score_pool, score_values, select
 from .select import random as random_select
 from .train import evaluate, train
@@ -96,9 +116,9 @@ class Experiment:
             "selector_model": None if self.selector_init is None else {
                 "params": count_params(self.selector_init), "macs_per_sample": self.selector_macs},
         }
-        atomic_write_json(self.dir / "config.json", record)
+        atomic_write_json(self.dir / CONFIG, record)
         if self.index_map is not None:
-            atomic_write_json(self.dir / "index_map.json", self.index_map)
+            atomic_write_json(self.dir / INDEX_MAP, self.index_map)
 
     # -- training pieces -------------------------------------------------------------------
     def _train_kw(self) -> dict:
@@ -121,10 +141,10 @@ class Experiment:
         Returns (model, record); the record holds the cost, charged to the ledger once.
         """
         key = _key(labeled)
-        path = self.dir / "cache" / f"selector-{key}.pt"
+        path = self.dir / CACHE / f"selector-{key}.pt"
         model = copy.deepcopy(self.selector_init)
         if self.cfg["warm_start"] and state.get("last_selector"):
-            model.load_state_dict(torch.load(self.dir / "cache" / state["last_selector"],
+            model.load_state_dict(torch.load(self.dir / CACHE / state["last_selector"],
                                              weights_only=True)["state_dict"])
         if path.exists():
             blob = torch.load(path, weights_only=True)
@@ -142,8 +162,8 @@ class Experiment:
         record = {"labeled": len(labeled), "seconds": seconds, "test_acc": test["test_acc"],
                   "train_acc": hist[-1]["train_acc"] if hist else None,
                   "eval_seconds": time.perf_counter() - start,
-                  "macs": TRAIN_FACTOR * self.selector_macs * len(labeled)
-                  * self.cfg["selector_epochs"]}
+                  "macs": training_macs(self.selector_macs, len(labeled),
+                                        self.cfg["selector_epochs"])}
         atomic_torch_save({"state_dict": model.state_dict(), "record": record}, path)
         return model, record
 
@@ -278,16 +298,16 @@ def _initial(pool_size: int, fraction: float, seed: int) -> list[int]:
 
 
 def _load_selection(source: Path, cfg: dict) -> list[dict]:
-    src_cfg = json.loads((source / "config.json").read_text())["config"]
+    src_cfg = read_config(source)["config"]
     for key in ("dataset", "max_train", "initial_fraction", "budgets", "seed"):
         if src_cfg[key] != cfg[key]:
             raise ValueError(f"selection_from={str(source)!r}: its {key}={src_cfg[key]!r} "
                              f"differs from this run's {cfg[key]!r}")
-    rounds = sorted((source / "selections").glob("round_*.json"))
+    rounds = read_selections(source)
     if len(rounds) < len(cfg["budgets"]) + 1:
         raise ValueError(f"selection_from={str(source)!r}: has {len(rounds) - 1} of "
                          f"{len(cfg['budgets'])} rounds; finish that run first")
-    return [json.loads(p.read_text()) for p in rounds]
+    return rounds
 
 
 def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "runs",
@@ -306,18 +326,17 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "r
     """
     cfg = make_config(profile, **{**(config or {}), **overrides})
     run_dir = Path(out) / run_id(cfg)
-    if (run_dir / "DONE").exists():
+    if is_done(run_dir):
         return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    state = read_state(run_dir)
     exp = Experiment(cfg, run_dir, progress)
     if state is None:
         exp.write_static()
         state = {"steps": [], "n_metrics": 0, "charged": [], "last_selector": None,
                  "ledger": CostLedger().to_dict()}
     ledger = CostLedger.from_dict(state["ledger"])
-    metrics = read_jsonl(run_dir / "metrics.jsonl")[: state["n_metrics"]]
+    metrics = read_jsonl(run_dir / METRICS)[: state["n_metrics"]]
     source = None
     if cfg["selection_from"]:
         source = _load_selection(Path(cfg["selection_from"]), cfg)
@@ -326,21 +345,20 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "r
         state["steps"].append(step)
         state["n_metrics"] = len(metrics)
         state["ledger"] = ledger.to_dict()
-        atomic_write_text(run_dir / "metrics.jsonl",
+        atomic_write_text(run_dir / METRICS,
                           "".join(json.dumps(m, sort_keys=True) + "\n" for m in metrics))
-        atomic_write_json(run_dir / "ledger.json", state["ledger"])
-        atomic_write_json(state_path, state)  # the commit point
+        atomic_write_json(run_dir / LEDGER, state["ledger"])
+        atomic_write_json(run_dir / STATE, state)  # the commit point
 
-    sel_dir = run_dir / "selections"
     if source is not None:
         labeled = source[0]["labeled"]
     else:
         labeled = _initial(exp.pool_size, cfg["initial_fraction"], cfg["seed"])
     if "round_0" not in state["steps"]:
-        atomic_write_json(sel_dir / "round_00.json", {"round": 0, "added": labeled,
+        atomic_write_json(selection_path(run_dir, 0), {"round": 0, "added": labeled,
                                                        "labeled": labeled})
         commit("round_0")
-    labeled = json.loads((sel_dir / "round_00.json").read_text())["labeled"]
+    labeled = read_selection(run_dir, 0)["labeled"]
     for r, budget in enumerate(cfg["budgets"], start=1):
         step = f"round_{r}"
         if step not in state["steps"]:
@@ -355,18 +373,18 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "r
                 if scores is not None:
                     write_scores(run_dir, r, scores["values"], scores["picks"])
             new_labeled = sorted(labeled + added)
-            atomic_write_json(sel_dir / f"round_{r:02d}.json",
+            atomic_write_json(selection_path(run_dir, r),
                               {"round": r, "budget": budget, "added": added,
                                "labeled": new_labeled, "metrics": row})
             metrics.append(row)
             commit(step)
-        labeled = json.loads((sel_dir / f"round_{r:02d}.json").read_text())["labeled"]
+        labeled = read_selection(run_dir, r)["labeled"]
         if budget in cfg["eval_budgets"] and f"target_{r}" not in state["steps"]:
             selects_later = (source is None and r < len(cfg["budgets"])
                              and SCORE_SPECS[cfg["score"]].model)
             metrics.append(exp.train_target(budget, labeled, r, state, ledger, selects_later))
             commit(f"target_{r}")
-    atomic_write_text(run_dir / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+    mark_done(run_dir)
     return run_dir
 
 

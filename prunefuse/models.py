@@ -61,7 +61,8 @@ def build_model(
 
 
 def init_weights(model: nn.Module) -> nn.Module:
-    """Kaiming-normal (fan_out) for convs, gamma=1 / beta=0 for BN (PAPER.md step 1, as SVP)."""
+    """Kaiming-normal (fan_out) for convs, gamma=1 / beta=0 for BN (docs/method.md,
+    "Step 1: prune at initialization", as SVP)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
