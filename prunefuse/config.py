@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,19 +187,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise ConfigError(f"eval_budgets={cfg['eval_budgets']}: {missing} not in budgets "
                           f"{cfg['budgets']}")
-    if cfg["eval_every"] < 0:
-        raise ConfigError(f"eval_every={cfg['eval_every']}: must be >= 0 (0 = last epoch only)")
-    for key in ("selector_epochs", "target_epochs", "batch_size", "eval_batch_size"):
-        lo = 0 if key.endswith("epochs") else 1
-        if cfg[key] is not None and cfg[key] < lo:
-            raise ConfigError(f"{key}={cfg[key]}: must be >= {lo}")
-    for key in ("max_train", "max_test"):
-        if cfg[key] is not None and cfg[key] < 1:
-            raise ConfigError(f"{key}={cfg[key]}: must be a positive number of images")
-    if cfg["mc_samples"] < (1 if cfg["score"] == "bald" else 0):
-        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score='bald' needs at least 1")
-    if not 0 <= cfg["mc_dropout"] < 1:
-        raise ConfigError(f"mc_dropout={cfg['mc_dropout']}: must be in [0, 1)")
+    _check_ranges(cfg)
     pf = cfg["selector"] == "prunefuse"
     if cfg["target_init"] is None:
         cfg["target_init"] = "fused" if pf else "scratch"
@@ -211,11 +201,83 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"target_init='fused' and kd_lambda>0 need selector='prunefuse' (the "
                           f"pruned selector is what is fused and the KD teacher); got "
                           f"selector={cfg['selector']!r}")
-    if cfg["kd_temperature"] <= 0:
-        raise ConfigError(f"kd_temperature={cfg['kd_temperature']}: must be > 0")
     if cfg["selector"] == "random" and cfg["score"] != "random":
         cfg["score"] = "random"  # random selection has no score; one id per random run
+    if cfg["selector_epochs"] < 1 and trains_selector(cfg):
+        raise ConfigError(f"selector_epochs={cfg['selector_epochs']}: must be >= 1 (this run "
+                          f"trains a selector: selector={cfg['selector']!r}, "
+                          f"target_init={cfg['target_init']!r}, kd_lambda={cfg['kd_lambda']:g})")
+    if cfg["max_train"] is not None:
+        check_sizes(cfg, cfg["max_train"])
     return cfg
+
+
+# Numeric ranges: key -> (test, what is allowed). Finite numbers only (JSON allows NaN).
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": (lambda v: v > 0, "> 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "selector_epochs": (lambda v: v >= 0, ">= 0 (>= 1 when a selector is trained)"),
+    "target_epochs": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 1, ">= 1 images"),
+    "eval_batch_size": (lambda v: v >= 1, ">= 1 images, or null for the device default"),
+    "eval_every": (lambda v: v >= 0, ">= 0 (0 = last epoch only)"),
+    "max_train": (lambda v: v >= 1, "a positive number of images, or null for all"),
+    "max_test": (lambda v: v >= 1, "a positive number of images, or null for all"),
+    "mc_samples": (lambda v: v >= 0, ">= 0 (>= 1 for score='bald')"),
+    "mc_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "kd_temperature": (lambda v: v > 0, "> 0"),
+    "seed": (lambda v: v >= 0, ">= 0"),
+}
+
+
+def _check_ranges(cfg: dict[str, Any]) -> None:
+    for key in PARAMS:
+        value = cfg[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: must be a finite number")
+        if key in RANGES and value is not None and not RANGES[key][0](value):
+            raise ConfigError(f"{key}={value!r}: must be {RANGES[key][1]}")
+    if cfg["score"] == "bald" and cfg["mc_samples"] < 1:
+        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score='bald' needs at least 1")
+
+
+def trains_selector(cfg: dict[str, Any]) -> bool:
+    """Whether a run trains a selector: to select (unless it reuses a selection or its score
+    needs no model), or as the fusion source / KD teacher of its target."""
+    from .select import SCORE_SPECS
+
+    selects = (cfg["selector"] != "random" and not cfg["selection_from"]
+               and SCORE_SPECS[cfg["score"]].model)
+    return bool(selects or cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0)
+
+
+def labeled_counts(cfg: dict[str, Any], pool_size: int) -> list[int]:
+    """Labeled images after round 0 (the random initial set) and after each budget's round,
+    for a pool of ``pool_size`` images: the counts :func:`prunefuse.experiment.run_experiment`
+    selects up to (docs/method.md, "Protocol")."""
+    initial = max(1, round(cfg["initial_fraction"] * pool_size))
+    return [initial] + [round(b * pool_size) for b in cfg["budgets"]]
+
+
+def check_sizes(cfg: dict[str, Any], pool_size: int) -> None:
+    """Reject a pool too small for the budgets: every round must add at least one image.
+
+    Args:
+        cfg: a validated config.
+        pool_size: images in the pool (``max_train``, or the dataset's training split).
+
+    Raises:
+        ConfigError: naming the pool size, the counts per round and what to change.
+    """
+    counts = labeled_counts(cfg, pool_size)
+    if any(b <= a for a, b in zip(counts, counts[1:])):
+        what = f"max_train={cfg['max_train']}" if cfg["max_train"] is not None else \
+            f"dataset={cfg['dataset']!r}"
+        raise ConfigError(f"{what}: a pool of {pool_size} images gives {counts[0]} initial and "
+                          f"{counts[1:]} labeled images at budgets {cfg['budgets']}; every "
+                          f"round must add at least one image: use a larger pool (max_train) "
+                          f"or budgets further apart")
 
 
 def run_id(cfg: dict[str, Any]) -> str:
