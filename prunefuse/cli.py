@@ -53,8 +53,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .experiment import load_config_file, run_experiment
 
     config = load_config_file(args.config) if args.config else {}
+    profile = args.profile
+    if "profile" in config:
+        from_file = config.pop("profile")
+        if profile is not None and profile != from_file:
+            raise ConfigError(f"--profile {profile} contradicts \"profile\": {from_file!r} in "
+                              f"{args.config}; give one of them")
+        profile = from_file
     config.update(dict(parse_override(o) for o in args.overrides))
-    cfg = make_config(args.profile, **config)
+    cfg = make_config(profile, **config)
     if args.dry_run:
         print(json.dumps(cfg, indent=2))
         print(f"run id: {run_id(cfg)}")

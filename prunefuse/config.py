@@ -145,7 +145,7 @@ def make_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
     Returns:
         A complete, validated config dict.
     """
-    if profile is not None and profile not in PROFILES:
+    if profile is not None and (not isinstance(profile, str) or profile not in PROFILES):
         raise ConfigError(f"profile={profile!r}: unknown; choose one of {sorted(PROFILES)}")
     unknown = sorted(set(overrides) - set(PARAMS))
     if unknown:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import make_config, run_id, validate
+from .config import ConfigError, make_config, run_id, validate
 from .data import load_dataset
 from .device import device_name, resolve_device
 from .flops import TRAIN_FACTOR, CostLedger, count_macs
@@ -371,9 +371,42 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "r
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a JSON config file (a flat dict of parameters, or a run's config.json)."""
-    data = json.loads(Path(path).read_text())
-    return data.get("config", data) if isinstance(data, dict) else data
+    """Read a JSON config file: a flat object of parameters, or a run's ``config.json``.
+
+    A ``"profile"`` key names the profile whose defaults the file's parameters override
+    (``paper``, ``cpu``, ``demo``, ``smoke``); it is returned with the parameters, for
+    :func:`prunefuse.config.make_config` to take as its ``profile`` argument.
+
+    Raises:
+        ConfigError: one line naming the file and what is wrong with it: missing, a
+            directory, unreadable, not JSON (with line and column), or not a JSON object.
+    """
+    where = f"config file {str(path)!r}"
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{where}: is a directory; give a JSON file of parameters")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{where}: cannot be read as UTF-8 text ({err})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{where}: invalid JSON at line {err.lineno}, column {err.colno}: "
+                          f"{err.msg}") from None
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]  # a run's config.json: its parameters
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object of parameters such as "
+                          f'{{"ratio": 0.5, "seed": 1}}, got a JSON {_json_type(data)}')
+    return data
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
 
 
 __all__ = ["run_experiment", "load_config_file", "validate"]

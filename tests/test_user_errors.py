@@ -48,3 +48,48 @@ def test_labeled_counts_and_degenerate_pools():
     with pytest.raises(ConfigError, match=r"dataset='synthetic': a pool of 4 images gives 1 "
                        r"initial and \[1, 1\] labeled"):
         check_sizes(cfg, 4)  # round(0.8) = 1: the first round adds nothing
+
+
+@pytest.mark.parametrize("content,line", [
+    ('{"ratio": 0.5,\n "seed": 1,,\n}', "invalid JSON at line 2, column 12: Expecting property name "
+                                        "enclosed in double quotes"),
+    ("[0.5, 1]", 'expected a JSON object of parameters such as {"ratio": 0.5, "seed": 1}, '
+                 "got a JSON array"),
+    ('"ratio=0.5"', "expected a JSON object of parameters such as {\"ratio\": 0.5, \"seed\": 1}, "
+                    "got a JSON string"),
+    ("\xff\xfe", "cannot be read as UTF-8 text"),
+])
+def test_config_file_of_any_shape_is_one_line(tmp_path, capsys, content, line):
+    path = tmp_path / "c.json"
+    path.write_bytes(content.encode("latin-1"))
+    out = tmp_path / "runs"
+    assert main(["run", str(path), "--profile", "smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"prunefuse run: error: config file {str(path)!r}: {line}")
+    assert err.count("\n") == 1 and not out.exists()
+
+
+def test_config_file_missing_or_a_directory(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.json"), "--profile", "smoke"]) == 2
+    assert capsys.readouterr().err == \
+        f"prunefuse run: error: config file {str(tmp_path / 'nope.json')!r}: no such file\n"
+    assert main(["run", str(tmp_path), "--profile", "smoke"]) == 2
+    assert capsys.readouterr().err == (f"prunefuse run: error: config file {str(tmp_path)!r}: "
+                                       "is a directory; give a JSON file of parameters\n")
+
+
+def test_profile_key_in_a_config_file_is_the_profile(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text('{"profile": "smoke", "ratio": 0.7}')
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert '"dataset": "synthetic"' in out and '"ratio": 0.7' in out  # smoke's dataset
+    assert main(["run", str(path), "--profile", "smoke", "--dry-run"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(path), "--profile", "demo", "--dry-run"]) == 2
+    assert capsys.readouterr().err == (f"prunefuse run: error: --profile demo contradicts "
+                                       f"\"profile\": 'smoke' in {path}; give one of them\n")
+    path.write_text('{"profile": ["smoke"]}')
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "profile=['smoke']: unknown; choose one of ['cpu', 'demo', 'paper', 'smoke']" in \
+        capsys.readouterr().err
