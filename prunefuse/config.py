@@ -39,7 +39,7 @@ PARAMS: dict[str, Param] = {
     "max_train": _p(None, (int, NONE), "use a seeded random subset of this many pool images"),
     "max_test": _p(None, (int, NONE), "use a seeded random subset of this many test images"),
     "arch": _p("resnet56", str, "target architecture (registry in prunefuse.models)"),
-    "selector": _p("prunefuse", str, f"who selects: one of {SELECTORS}"),
+    "selector": _p("prunefuse", str, "who selects the samples to label"),
     "ratio": _p(0.5, (float, int), "PruneFuse pruning ratio p: fraction of channels removed"),
     "proxy_arch": _p("resnet20", str, "SVP proxy architecture (selector='svp')"),
     "score": _p("least_confidence", str, "selection score (registry in prunefuse.select)"),
@@ -58,7 +58,7 @@ PARAMS: dict[str, Param] = {
     "eval_every": _p(1, int, "test evaluation of a target every this many epochs, and always "
                      "after the last (0 = the last only); evaluation time is never training time"),
     "augment": _p(True, bool, "random crop (dataset padding) + horizontal flip during training"),
-    "target_init": _p(None, (str, NONE), "target init: fused or scratch; None = fused for "
+    "target_init": _p(None, (str, NONE), "target init; None = fused for "
                       "prunefuse, scratch otherwise"),
     "kd_lambda": _p(None, (float, int, NONE), "KD weight lambda; None = 0.5 for prunefuse "
                     "[choice], 0 otherwise"),
@@ -158,17 +158,12 @@ def make_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
 
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Check every key and value of a full config; resolve the None-means-auto defaults."""
-    from .data import DATASETS
-    from .models import MODELS
-    from .select import SCORES
-
     unknown = sorted(set(cfg) - set(PARAMS))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
     cfg = {k: _check_type(k, cfg.get(k, PARAMS[k].default)) for k in PARAMS}
-    choices = {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
-               "selector": SELECTORS, "score": sorted(SCORES),
-               "schedule": ("svp", "cosine", "constant")}
+    choices = allowed_values()
+    del choices["target_init"]  # None means auto: resolved below
     for key, allowed in choices.items():
         if cfg[key] not in allowed:
             raise ConfigError(f"{key}={cfg[key]!r}: unknown; choose one of {list(allowed)}")
@@ -320,9 +315,37 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def describe_params() -> str:
-    """A table of every parameter with its default and meaning, for ``--help``."""
+def allowed_values() -> dict[str, list[str]]:
+    """The names each choice parameter accepts, from the registries at call time (so a
+    plugin's registrations are listed too)."""
+    from .data import DATASETS
+    from .models import MODELS
+    from .select import SCORES
+
+    return {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
+            "selector": list(SELECTORS), "score": sorted(SCORES),
+            "schedule": ["svp", "cosine", "constant"], "target_init": list(TARGET_INITS)}
+
+
+def describe_params(profile: str = "paper") -> str:
+    """A table for ``--help``: every parameter with its value under ``profile`` (before the
+    None-means-auto defaults are resolved), its meaning and, for a choice, the allowed names."""
+    values = {k: p.default for k, p in PARAMS.items()} | PROFILES[profile]
+    allowed = allowed_values()
     lines = []
     for k, p in PARAMS.items():
-        lines.append(f"  {k:<18} default {json.dumps(p.default):<28} {p.help}")
+        lines.append(f"  {k:<18} {json.dumps(values[k]):<28} {p.help}")
+        if k in allowed:
+            lines.append(f"  {'':<18} {'':<28} one of: {', '.join(allowed[k])}")
+    return "\n".join(lines)
+
+
+def describe_profiles() -> str:
+    """What each profile changes from ``paper``, one line each, for ``--help``."""
+    paper = {k: p.default for k, p in PARAMS.items()} | PROFILES["paper"]
+    lines = []
+    for name, values in PROFILES.items():
+        diff = {k: v for k, v in values.items() if paper[k] != v} if name != "paper" else {}
+        lines.append(f"  {name:<6} " + (" ".join(f"{k}={json.dumps(v)}" for k, v in diff.items())
+                                        or "the values above"))
     return "\n".join(lines)
