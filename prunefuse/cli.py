@@ -210,6 +210,33 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_plugin(name: str) -> None:
+    """Import a module that registers datasets (:func:`prunefuse.data.register_dataset`) and
+    architectures (:func:`prunefuse.models.register_model`): a module name, looked up from
+    the working directory first, or the path of a ``.py`` file."""
+    import importlib
+    import importlib.util
+
+    if name.endswith(".py"):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"--plugin {name}: no such file")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # the console script, unlike python -m, omits it
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name.split(".")[0] and err.name != name:
+            raise  # the plugin itself imports something missing: its own traceback
+        raise ConfigError(f"--plugin {name}: no module of that name in the working directory "
+                          "or on the Python path; give a module name or a .py file") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunefuse", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true",
                         help="show the traceback of an error, not just its one line")
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import this module (a name, or a .py file) first: it registers "
+                        "datasets and architectures (README, \"Your data, your model\"); "
+                        "repeatable")
     sub = parser.add_subparsers(dest="command", required=True)
     head = "parameters (key=value; lists as 0.1,0.2 or JSON), with their values "
     epilog = (head + "under --profile paper:\n" + describe_params("paper")
@@ -299,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.insert(0, args.config)  # `prunefuse run key=value` without a file
         args.config = None
     try:
+        for plugin in args.plugin:
+            load_plugin(plugin)
         return args.func(args)
     except (ConfigError, FileNotFoundError, RunBusyError) as err:  # one line, no traceback
         if args.debug:

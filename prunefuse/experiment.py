@@ -34,7 +34,7 @@ from .data import DatasetNotFoundError, ImageDataset, load_dataset
 from .device import device_name, resolve_device
 from .flops import TRAIN_FACTOR, CostLedger, count_macs
 from .fuse import fuse
-from .models import build_model, count_params
+from .models import build_model, check_model, count_params
 from .prune import prune_at_init
 from .runs import (
     atomic_torch_save,
@@ -337,8 +337,9 @@ def _load_selection(source: Path) -> list[dict]:
 def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
     """Every check of a validated config that needs more than the config itself, before any
     folder is created or any training starts: the device is usable, ``selection_from`` is a
-    finished run with the same selection keys, and the data is there and large enough for the
-    budgets (docs/method.md, "Protocol").
+    finished run with the same selection keys, the data is there and large enough for the
+    budgets (docs/method.md, "Protocol"), and the architectures offer ``features`` and ``fc``
+    (:func:`prunefuse.models.check_model`).
 
     Args:
         cfg: a config from :func:`prunefuse.config.make_config`.
@@ -360,6 +361,14 @@ def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
         return None
     ds = _load_data(cfg)
     check_sizes(cfg, ds.num_train)
+    example = torch.zeros(1, ds.in_channels, ds.image_size, ds.image_size)
+    archs = [cfg["arch"]] + ([cfg["proxy_arch"]] if cfg["selector"] == "svp" else [])
+    for arch in archs:
+        try:
+            check_model(build_model(arch, ds.num_classes, ds.in_channels, seed=0), arch,
+                        ds.num_classes, example)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     return ds
 
 
