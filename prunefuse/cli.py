@@ -272,17 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true",
                         help="show the traceback of an error, not just its one line")
-    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import this module (a name, or a .py file) first: it registers "
-                        "datasets and architectures (README, \"Your data, your model\"); "
-                        "repeatable")
+    plug = argparse.ArgumentParser(add_help=False, parents=[common])
+    plug.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                      help="import this module (a name, or a .py file) first: it registers "
+                      "datasets and architectures (README, \"Your data, your model\"); "
+                      "repeatable")
     sub = parser.add_subparsers(dest="command", required=True)
     head = "parameters (key=value; lists as 0.1,0.2 or JSON), with their values "
     epilog = (head + "under --profile paper:\n" + describe_params("paper")
               + "\n\nthe other profiles change from paper:\n" + describe_profiles())
     fmt = argparse.RawDescriptionHelpFormatter
 
-    run = sub.add_parser("run", parents=[common], help="run or resume one experiment",
+    run = sub.add_parser("run", parents=[plug], help="run or resume one experiment",
                          epilog=epilog, formatter_class=fmt)
     run.add_argument("config", nargs="?", help="JSON file of parameters (optional); a "
                      "\"profile\" key in it stands for --profile")
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser("demo", parents=[common], help="the main job: PruneFuse vs dense "
+    demo = sub.add_parser("demo", parents=[plug], help="the main job: PruneFuse vs dense "
                           "AL, SVP, random on Fashion-MNIST (CPU, about 5 minutes)",
                           description="Four runs under the demo profile: "
                           + "; ".join(", ".join(f"{k}={v}" for k, v in m.items())
@@ -307,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=_cmd_demo)
 
-    report = sub.add_parser("report", parents=[common],
+    report = sub.add_parser("report", parents=[plug],
                             help="aggregate run records: mean/std over seeds")
     report.add_argument("root", help="folder containing run records")
     report.add_argument("--out", help="where to write results.csv, summary.csv, summary.md")
@@ -358,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.insert(0, args.config)  # `prunefuse run key=value` without a file
         args.config = None
     try:
-        for plugin in args.plugin:
+        for plugin in getattr(args, "plugin", []):
             load_plugin(plugin)
         return args.func(args)
     except (ConfigError, FileNotFoundError, RunBusyError) as err:  # one line, no traceback
