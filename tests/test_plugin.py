@@ -26,7 +26,7 @@ def _section_blocks():
 
 def _env():
     root = str(README.parent)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+    return {**os.environ, "PRUNEFUSE_DEVICE": "cpu", "PYTHONPATH": os.pathsep.join(
         [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
 
 
@@ -38,9 +38,9 @@ def test_readme_plugin_runs_from_the_cli_and_from_python(tmp_path):
         (tmp_path / folder / "my_plugin.py").write_text(plugin)
     argv = shlex.split(command)
     assert argv[0] == "prunefuse"
-    cli = subprocess.run([sys.executable, "-m", "prunefuse.cli", *argv[1:], "--no-progress",
-                          "device=cpu"], cwd=tmp_path / "cli", env=_env(), capture_output=True,
-                         text=True, timeout=600)
+    cli = subprocess.run([sys.executable, "-m", "prunefuse.cli", *argv[1:], "--no-progress"],
+                         cwd=tmp_path / "cli", env=_env(), capture_output=True, text=True,
+                         timeout=600)
     assert cli.returncode == 0, cli.stderr
     run_dir = next((tmp_path / "cli" / "runs").iterdir())
     record = json.loads((run_dir / "config.json").read_text())
