@@ -40,7 +40,7 @@ def test_readme_plugin_runs_from_the_cli_and_from_python(tmp_path):
     assert argv[0] == "prunefuse"
     cli = subprocess.run([sys.executable, "-m", "prunefuse.cli", *argv[1:], "--no-progress"],
                          cwd=tmp_path / "cli", env=_env(), capture_output=True, text=True,
-                         timeout=600)
+                         timeout=1800)
     assert cli.returncode == 0, cli.stderr
     run_dir = next((tmp_path / "cli" / "runs").iterdir())
     record = json.loads((run_dir / "config.json").read_text())
@@ -52,7 +52,7 @@ def test_readme_plugin_runs_from_the_cli_and_from_python(tmp_path):
     assert (run_dir / "DONE").exists() and cli.stdout.splitlines()[-1].startswith(
         "result: test accuracy ")
     py = subprocess.run([sys.executable, "-c", script], cwd=tmp_path / "py", env=_env(),
-                        capture_output=True, text=True, timeout=600)
+                        capture_output=True, text=True, timeout=1800)
     assert py.returncode == 0, py.stderr
     py_run = Path(tmp_path / "py" / py.stdout.strip())
     assert json.loads((py_run / "config.json").read_text())["config"]["ratio"] == 0.7
