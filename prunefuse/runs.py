@@ -19,10 +19,14 @@ a killed run never leaves a half-written file that looks complete.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import socket
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +97,7 @@ def _atomic(path: str | os.PathLike, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; records are for colleagues too
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -102,6 +107,58 @@ def _atomic(path: str | os.PathLike, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, for a moment, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+LOCK = ".lock"  # in each run folder: the fcntl lock of the process computing the run
+
+
+class RunBusyError(RuntimeError):
+    """Another process is computing this run (it holds the run folder's lock)."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike):
+    """Hold the exclusive lock of a run folder while computing it.
+
+    A POSIX ``fcntl`` lock on ``run_dir/.lock``: it works across machines on NFS, and the
+    kernel releases it when the holder dies, even by SIGKILL, so a killed run never blocks
+    its resume. The file names the holder (pid, host, start time) for the message.
+
+    Raises:
+        RunBusyError: another process holds the lock; the message names it.
+    """
+    import fcntl
+
+    path = Path(run_dir) / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
+            raise RunBusyError(f"{run_dir}: another process is computing this run ({holder}); "
+                               "wait for it to finish (the run is then skipped) or stop it "
+                               "first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -159,11 +216,28 @@ def read_scores(run_dir: str | os.PathLike, round_: int) -> dict | None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """All records of a JSON-lines file; ``[]`` when it does not exist."""
+    """All records of a JSON-lines file; ``[]`` when it does not exist.
+
+    Raises:
+        ValueError: a line is not a JSON object (a truncated or hand-edited file), naming the
+            file and the line.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: line {i} is not valid JSON ({err.msg}); truncated or "
+                             "corrupt") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: line {i} is not a JSON object")
+        rows.append(row)
+    return rows
 
 
 # Columns of the results table that hold a list per row (one value per evaluated epoch).
@@ -195,9 +269,21 @@ def method_label(cfg: dict) -> str:
 
 
 def load_run(run_dir: str | os.PathLike) -> dict:
-    """A run record as a dict: config.json's content plus metrics, ledger and DONE status."""
+    """A run record as a dict: config.json's content plus metrics, ledger and DONE status.
+
+    Raises:
+        ValueError: a file of the record is not valid JSON, or config.json has no config;
+            the message names the file.
+    """
     run_dir = Path(run_dir)
-    record = read_config(run_dir)
+    path = run_dir / CONFIG
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (line {err.lineno}: {err.msg}); truncated "
+                         "or corrupt") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError(f"{path}: not a run record (no \"config\" object)")
     record["metrics"] = read_jsonl(run_dir / METRICS)
     ledger = run_dir / LEDGER
     record["ledger"] = json.loads(ledger.read_text()) if ledger.exists() else None
@@ -207,14 +293,57 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     return record
 
 
-def find_runs(root: str | os.PathLike, done_only: bool = True) -> list[dict]:
-    """Every run record under ``root`` (any depth), finished ones only by default."""
-    runs = [load_run(p.parent) for p in sorted(Path(root).rglob(CONFIG))
-            if (p.parent / METRICS).exists()]
-    return [r for r in runs if r["done"] or not done_only]
+def find_runs(root: str | os.PathLike, done_only: bool = True,
+              problems: list[str] | None = None) -> list[dict]:
+    """Every run record under ``root`` (any depth), finished ones only by default.
+
+    A record that cannot be read (a truncated or empty ``metrics.jsonl``, bad JSON in
+    ``config.json``), or a finished one with fewer target rows than its ``eval_budgets``, is
+    left out and never silently: one line naming it goes to ``problems`` if given, else to
+    :func:`warnings.warn`.
+
+    Args:
+        root: folder searched for ``config.json`` files.
+        done_only: only runs with a ``DONE`` marker.
+        problems: a list that receives one line per record left out.
+
+    Returns:
+        The records, as :func:`load_run` returns them, in path order.
+    """
+    runs = []
+    for path in sorted(Path(root).rglob(CONFIG)):
+        run_dir = path.parent
+        done = is_done(run_dir)
+        if not done and (done_only or not (run_dir / METRICS).exists()):
+            continue
+        try:
+            run = load_run(run_dir)
+            if done:
+                _check_targets(run)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            line = f"skipped {run_dir}: {err}"
+            if problems is None:
+                warnings.warn(line, stacklevel=2)
+            else:
+                problems.append(line)
+            continue
+        runs.append(run)
+    return runs
 
 
-def results_table(root: str | os.PathLike, done_only: bool = True):
+def _check_targets(run: dict) -> None:
+    """A finished run has one target row per evaluated budget, each with its accuracy."""
+    wanted = run["config"]["eval_budgets"]
+    got = [m.get("budget") for m in run["metrics"] if m.get("kind") == "target"
+           and m.get("final_test_acc") is not None]
+    if sorted(got) != sorted(wanted):
+        where = Path(run["path"]) / METRICS
+        raise ValueError(f"finished ({DONE}) but {where} holds targets at budgets {got}, not at "
+                         f"every one of eval_budgets {wanted}; empty or cut short")
+
+
+def results_table(root: str | os.PathLike, done_only: bool = True,
+                  problems: list[str] | None = None):
     """The tidy results table: one row per run and evaluated budget (pandas DataFrame).
 
     Every table, figure and report reads this. Accuracies are fractions in [0, 1]
@@ -226,12 +355,13 @@ def results_table(root: str | os.PathLike, done_only: bool = True):
     is that budget's target training (with its KD teacher), ``fusion_*`` PruneFuse's extra
     work for the fused target. ``ratio`` is set for PruneFuse runs only, ``proxy_arch`` for
     SVP runs only; ``git_commit`` is the package's commit and ``finished`` when the run
-    finished.
+    finished. Records that cannot be read are left out as :func:`find_runs` says
+    (``problems``).
     """
     import pandas as pd
 
     rows = []
-    for run in find_runs(root, done_only):
+    for run in find_runs(root, done_only, problems):
         cfg = run["config"]
         sel = run.get("selector_model") or {}
         for m in run["metrics"]:
@@ -285,11 +415,15 @@ def summarize(table):
     return out
 
 
-def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None) -> dict[str, Path]:
+def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None,
+                 problems: list[str] | None = None) -> dict[str, Path]:
     """Aggregate the runs under ``root`` into ``results.csv``, ``summary.csv`` and
-    ``summary.md`` in ``out`` (default: ``root``). Returns the paths written."""
+    ``summary.md`` in ``out`` (default: ``root``). Returns the paths written.
+
+    Records that cannot be read are left out, each named in ``problems`` (or warned about
+    when it is None); see :func:`find_runs`."""
     out = Path(out or root)
-    table = results_table(root).drop(columns=PER_EPOCH, errors="ignore")
+    table = results_table(root, problems=problems).drop(columns=PER_EPOCH, errors="ignore")
     if table.empty:
         raise FileNotFoundError(f"root={str(root)!r}: no finished run records ({CONFIG} + "
                                 f"{METRICS} + {DONE}) found under it")

@@ -119,9 +119,21 @@ def test_target_from_saved_selection(tmp_path):
         assert json.loads((reuse / "selections" / name).read_text())["labeled"] == \
             json.loads((source / "selections" / name).read_text())["labeled"]
     assert json.loads((reuse / "ledger.json").read_text())["macs"]["selector_training"] == 0
-    with pytest.raises(ValueError, match="selection_from=.*seed=0 differs|its seed=0"):
-        run_experiment(profile="smoke", out=tmp_path, seed=1, target_init="scratch",
-                       kd_lambda=0.0, selection_from=str(source), progress=False)
+    # Labelled and costed as the selection it reused: the source's selection MACs per budget.
+    table = results_table(tmp_path).set_index(["run_id", "budget"])
+    assert set(table.loc[reuse.name, "method"]) == {"PruneFuse p=0.5 (scratch)"}
+    assert table.loc[reuse.name, "selection_macs"].tolist() == \
+        table.loc[source.name, "selection_macs"].tolist() and table["selection_macs"].min() > 0
+    for override, line in [({"seed": 1}, "its seed=0 differs from this run's 1"),
+                           ({"ratio": 0.7}, "its ratio=0.5 differs from this run's 0.7"),
+                           ({"selector": "random"}, "its selector='prunefuse' differs from this "
+                                                    "run's 'random'"),
+                           ({"score": "entropy"}, "its score='least_confidence' differs"),
+                           ({"arch": "resnet14"}, "its arch='resnet8' differs")]:
+        with pytest.raises(ConfigError, match=f"selection_from={str(source)!r}: {line}"):
+            run_experiment(profile="smoke", out=tmp_path / "x", target_init="scratch",
+                           kd_lambda=0.0, selection_from=str(source), progress=False, **override)
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("overrides,match", [

@@ -266,11 +266,11 @@ def test_failing_run_stops_the_batch_and_keeps_its_partial_notebook(tmp_path, mo
     err = capsys.readouterr().err
     assert re.search(r"experiment\.ipynb failed in cell In \[\d+\] \(`run_dir = run_experiment",
                      err), err
-    assert "FileNotFoundError" in err and "not-there" in err
+    assert "ConfigError" in err and "not-there" in err
     partial = tmp_path / "runs" / runs[0].run_id / nbx.EXPERIMENT
     assert f"partial notebook kept at {partial}" in err
     errors = _errors(nbformat.read(partial, as_version=4))
-    assert len(errors) == 1 and errors[0].ename == "FileNotFoundError"
+    assert len(errors) == 1 and errors[0].ename == "ConfigError"
     assert not (tmp_path / "runs" / runs[1].run_id).exists(), "the batch stopped at the failure"
 
 

@@ -255,8 +255,8 @@ def test_ray_reports_the_failing_run_with_its_log(ray_batch):
     assert bad.log == str(log) and log.read_text().count("== attempt ") == 2
     assert "1 of 4 runs failed (3 finished); artefact notebooks not run" in str(err)
     assert f"run {BAD.run_id} failed after 2 attempt(s): experiment.ipynb failed in cell" in str(err)
-    assert "FileNotFoundError" in str(err) and f"log: {log}" in str(err)
-    assert err.ename == "FileNotFoundError"
+    assert "ConfigError" in str(err) and f"log: {log}" in str(err)
+    assert err.ename == "ConfigError"
     assert not (out / "notebooks").exists()
 
 
