@@ -13,7 +13,7 @@ import pytest
 from prunefuse.cli import main, run_demo
 from prunefuse.config import ConfigError, make_config, run_id
 from prunefuse.experiment import run_experiment
-from prunefuse.runs import read_jsonl, results_table, write_report
+from prunefuse.runs import read_jsonl, read_scores, results_table, write_report
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -100,9 +100,13 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     assert subprocess.run(cmd).returncode == 0  # resume
     assert (run_dir / "DONE").exists()
     ref = run_experiment(cfg, out=tmp_path / "ref", progress=False)
-    for name in sorted(p.name for p in (ref / "selections").iterdir()):
+    for name in sorted(p.name for p in (ref / "selections").glob("round_??.json")):
         assert json.loads((run_dir / "selections" / name).read_text())["labeled"] == \
             json.loads((ref / "selections" / name).read_text())["labeled"], name
+    for path in sorted((ref / "selections").glob("round_??.scores.npz")):  # the scores too
+        r = int(path.name[6:8])
+        a, b = read_scores(run_dir, r), read_scores(ref, r)
+        assert (a["picks"] == b["picks"]).all() and (a["values"] == b["values"]).all()
     assert _strip_time(read_jsonl(run_dir / "metrics.jsonl")) == \
         _strip_time(read_jsonl(ref / "metrics.jsonl"))
     assert json.loads((run_dir / "ledger.json").read_text())["macs"] == \
