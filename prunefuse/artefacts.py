@@ -548,6 +548,22 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
     return paths
 
 
+@artefact("agreement", files=("csv", "md", "tex", "pdf", "png"), runs=lambda p: p.main_runs(),
+          params=lambda p: {**p.shown, "ratios": p.grid["ratios"]})
+def agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+              dataset: str, arch: str, score: str, ratios: list[float]) -> Paths:
+    """Selector agreement: each PruneFuse run against the dense-AL run of its seed, Jaccard of
+    the selections and Spearman of the pool scores per p and round; built by
+    :func:`prunefuse.explore.selector_agreement` from the recorded pool scores.
+
+    Returns the paths of ``agreement.{csv,md,tex,pdf,png,caption.md}``.
+    """
+    from .explore import selector_agreement
+
+    return selector_agreement(records, out, profile=profile, dataset=dataset, arch=arch,
+                              score=score, ratios=ratios)
+
+
 # Artefact name -> builder; the notebooks call these, ``prunefuse.reproduce`` plans for them.
 BUILDERS = {
     "main_table": main_table,
@@ -556,4 +572,5 @@ BUILDERS = {
     "figure5": figure5_selector_size,
     "ablation": ablation,
     "cost": cost_accuracy,
+    "agreement": agreement,
 }

@@ -27,6 +27,7 @@ TINY = {
     "cpu_knobs.py": ["--arch", "resnet8", "--images", "128", "--batches", "64", "--steps", "1",
                      "--repeats", "1"],
     "full_training.py": ["--arch", "resnet8", "--images", "128", "--epochs", "2", "--batch", "64"],
+    "record_size.py": ["--records", "no-such-folder"],
 }
 
 

@@ -32,7 +32,8 @@ OUTPUTS = {a.stem: a.files for a in ARTEFACTS.values()}
 
 def test_every_artefact_has_its_notebook_which_calls_its_builder():
     names = {p.name for p in NOTEBOOKS}
-    assert names == {nbx.EXPERIMENT, "quickstart.ipynb", *(a.notebook for a in ARTEFACTS.values())}
+    assert names == {nbx.EXPERIMENT, "quickstart.ipynb", "explore.ipynb",
+                     *(a.notebook for a in ARTEFACTS.values())}
     for art in ARTEFACTS.values():
         source = "\n".join(c.source for c in nbformat.read(nbx.NOTEBOOKS / art.notebook,
                                                             as_version=4).cells)
@@ -253,6 +254,20 @@ def test_quickstart_notebook_runs_on_smoke(batch, tmp_path):
     assert (out / "quickstart.pdf").exists() and (out / "quickstart.png").exists()
     random_run = out / run_id(make_config("smoke", selector="random"))
     assert (random_run / "DONE").exists()
+
+
+def test_explore_notebook_runs_on_smoke(batch, tmp_path):
+    runs = batch / "runs"
+    pruned = runs / run_id(make_config("smoke", selector="prunefuse", ratio=0.5))
+    dense = runs / run_id(make_config("smoke", selector="dense"))
+    out = nbx.execute_notebook(nbx.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
+                               {"run": str(pruned), "compare_with": str(dense), "n_images": 4},
+                               cwd=tmp_path)
+    nb = nbformat.read(out, as_version=4)
+    assert not _errors(nb)
+    pngs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if "image/png" in o.get("data", {})]
+    assert len(pngs) == 5  # picks, class balance, scores, learning and cost, agreement
 
 
 def test_failing_run_stops_the_batch_and_keeps_its_partial_notebook(tmp_path, monkeypatch, capsys):
