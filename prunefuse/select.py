@@ -161,14 +161,15 @@ def _min_sq_dist_blocked(x: torch.Tensor, sq: torch.Tensor, centers: torch.Tenso
     return best.add_(sq)
 
 
-def _exact_argmax(cand: torch.Tensor, x64: torch.Tensor, centers64: list[torch.Tensor]) -> int:
+def _exact_argmax(cand: torch.Tensor, pool: torch.Tensor, centers64: list[torch.Tensor]) -> int:
     """The candidate with the largest float64 distance to its nearest center (lower index on
     ties): the float64 computation of :func:`_kcenter_float64`, on the few rows that float32
     cannot tell apart."""
-    pts = x64[cand]
+    pts = pool[cand].double()
     best = torch.full((cand.numel(),), float("inf"), dtype=torch.float64, device=pts.device)
     for c in centers64:
-        best = torch.minimum(best, _min_sq_dist(pts, c, max(1, (1 << 20) // cand.numel())))
+        if c.shape[0]:
+            best = torch.minimum(best, _min_sq_dist(pts, c, max(1, (1 << 20) // cand.numel())))
     return int(cand[int(torch.argmax(best))])  # cand is sorted: the first maximum is the lowest
 
 
@@ -207,13 +208,14 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
         raise ValueError("pool_features: contain NaN")
     x = pool_features.float().contiguous()
     sq = (x * x).sum(1)
-    x64 = pool_features.double()
-    centers64: list[torch.Tensor] = []
+    # Float64 copies of the centers, for the re-ranking: the labeled set, then each pick.
+    centers64 = [torch.empty(budget, dim, dtype=torch.float64, device=x.device)]
     max_c = sq.max()
-    if labeled_features is not None and labeled_features.numel():
+    labeled = labeled_features is not None and labeled_features.numel() > 0
+    if labeled:
         lab = labeled_features.to(x)
         dist = _min_sq_dist_blocked(x, sq, lab, max_elements)
-        centers64.append(labeled_features.to(x64))
+        centers64.insert(0, labeled_features.to(device=x.device, dtype=torch.float64))
         max_c = torch.maximum(max_c, (lab * lab).sum(1).max())
     else:
         dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
@@ -224,15 +226,15 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
     picked: list[int] = []
     buf = torch.empty_like(dist)
     for i in range(budget):
-        if i == 0 and not centers64:
+        if i == 0 and not labeled:
             j = int(random(n, 1, seed)[0])
         else:
             j = int(torch.argmax(dist))  # first maximum: ties go to the lower index
             cand = torch.nonzero(dist >= dist[j] - 2 * tol).flatten()
             if cand.numel() > 1:
-                j = _exact_argmax(cand, x64, centers64)
+                j = _exact_argmax(cand, pool_features, centers64[:-1] + [centers64[-1][:i]])
         picked.append(j)
-        centers64.append(x64[j : j + 1])
+        centers64[-1][i] = pool_features[j]
         # |x - x_j|^2 = |x|^2 - 2 x.x_j + |x_j|^2: one matrix-vector product per pick. Not
         # clamped at 0: the bound holds either way and the picked sample stays at -inf.
         torch.addmv(sq, x, x[j], alpha=-2, out=buf).add_(sq[j])
