@@ -5,7 +5,7 @@ For the dense network (default resnet56) and its ``prune_at_init`` versions at
 p = 0.5/0.6/0.7/0.8 it measures: parameters; forward MACs per 32x32 sample (fvcore, eval
 mode); wall-clock and CPU time of scoring a pool of ``--pool`` synthetic images with
 ``score_pool``, once per forward path in ``--backends`` (prunefuse.infer: ``model`` = the
-model's own forward, ``folded`` = BatchNorm folded, the default); one epoch of selector
+model's own forward, ``folded`` = BatchNorm folded); one epoch of selector
 training on ``--train`` images with ``prunefuse.train.train`` (batch 128). Ratios are
 dense / pruned. Every job runs once as a warm-up; then the repeats are interleaved (repeat 1
 of every selector and job, then repeat 2, ...) and the median is kept, so a change in the
@@ -31,7 +31,7 @@ from _common import add_common_args, setup, table, timed
 from prunefuse.data import load_dataset
 from prunefuse.device import resolve_eval_batch
 from prunefuse.flops import count_macs
-from prunefuse.infer import BACKENDS, DEFAULT_BACKEND
+from prunefuse.infer import BACKENDS
 from prunefuse.models import build_model, count_params
 from prunefuse.prune import prune_at_init
 from prunefuse.select import score_pool
@@ -96,7 +96,7 @@ def main() -> None:
                     help="score_pool batch size (default: the library's)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed runs, interleaved across selectors; the median is kept")
-    ap.add_argument("--backends", nargs="+", default=["model", DEFAULT_BACKEND],
+    ap.add_argument("--backends", nargs="+", default=["model", "folded"],
                     choices=BACKENDS, help="score_pool forward paths to time (prunefuse.infer)")
     ap.add_argument("--seed", type=int, default=0, help="model initialization seed")
     ap.add_argument("--compile", action="store_true",

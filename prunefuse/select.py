@@ -300,9 +300,9 @@ def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size:
         mc_samples: number of dropout samples for BALD (0 = skip).
         mc_dropout: dropout rate of those samples.
         seed: seeds the dropout masks.
-        backend: how the forward runs (:class:`prunefuse.infer.FastForward`): None = the
-            default (BatchNorm folded into the convolutions, channels_last), ``"model"`` =
-            the model's own forward.
+        backend: how the forward runs (:class:`prunefuse.infer.FastForward`, always with
+            channels_last inputs): None = its default, the model's own forward; ``"folded"``
+            = BatchNorm folded into the convolutions; ``"jit"``, ``"compile"``.
 
     Returns:
         :class:`PoolOutputs` on the CPU.

@@ -74,9 +74,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
     """Test loss and accuracy (fraction in [0, 1]) of ``model`` on uint8 images ``x``.
 
     ``batch_size`` None = the device default (:func:`prunefuse.device.resolve_eval_batch`).
-    The forward is :class:`prunefuse.infer.FastForward` (``backend`` None = its default:
-    BatchNorm folded, channels_last; ``"model"`` = the model's own forward). channels_last
-    inputs ran 1.2-1.5x faster on CPU too (benchmarks/RESULTS.md, section 0), unlike training.
+    The forward is :class:`prunefuse.infer.FastForward` (``backend`` None = its default, the
+    model's own forward; ``"folded"`` = BatchNorm folded into the convolutions). Inputs are
+    channels_last: they ran 1.2-1.5x faster on CPU too (benchmarks/RESULTS.md, section 0).
     """
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
     batch_size = resolve_eval_batch(dev, batch_size)
@@ -143,8 +143,8 @@ def train(
         lr: peak learning rate; momentum, weight_decay: SGD settings.
         schedule: ``"svp"``, ``"cosine"`` or ``"constant"``.
         teacher: if given, trained with :func:`prunefuse.distill.kd_loss` against this frozen
-            network (eval mode, run through :class:`prunefuse.infer.FastForward`: BatchNorm
-            folded); ``kd_lambda`` and ``kd_temperature`` are its lambda and T.
+            network (eval mode, run through :class:`prunefuse.infer.FastForward` with its
+            default backend); ``kd_lambda`` and ``kd_temperature`` are its lambda and T.
         test: optional (images, labels) evaluated after every ``eval_every``-th epoch and
             after the last one (``eval_every=0``: the last one only). Evaluation time is
             reported as ``eval_seconds``, never inside ``seconds``.

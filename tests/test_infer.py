@@ -42,17 +42,18 @@ def test_folded_forward_selects_what_the_model_selects(arch):
     model = _trained_ish(arch).train()
     pool, labeled = _images(arch, 12, 0), _images(arch, 4, 1)
     kw = {"batch_size": 5, "mc_samples": 3, "seed": 2}
-    outs = {b: S.score_pool(model, pool, MEAN, STD, backend=b, **kw) for b in ("model", None)}
+    paths = ("model", "folded")
+    outs = {b: S.score_pool(model, pool, MEAN, STD, backend=b, **kw) for b in paths}
     lab = {b: S.score_pool(model, labeled, MEAN, STD, backend=b, batch_size=4).features
-           for b in ("model", None)}
+           for b in paths}
     assert model.training  # mode restored, weights untouched
-    ref, fast = outs["model"], outs[None]
+    ref, fast = outs["model"], outs["folded"]
     assert ref.probs.min() > 1e-6  # no saturated probabilities: the indices are a real test
     torch.testing.assert_close(fast.probs, ref.probs, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(fast.features, ref.features, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(fast.mc_probs, ref.mc_probs, rtol=1e-4, atol=1e-5)
     for score in S.SCORES:
-        picked = [S.select(score, outs[b], lab[b], 5, seed=3).tolist() for b in ("model", None)]
+        picked = [S.select(score, outs[b], lab[b], 5, seed=3).tolist() for b in paths]
         assert picked[0] == picked[1], score
 
 
