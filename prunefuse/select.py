@@ -175,7 +175,8 @@ def _exact_argmax(cand: torch.Tensor, pool: torch.Tensor, centers64: list[torch.
 
 def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor | None,
                    budget: int, *, seed: int = 0, max_elements: int = 1 << 20) -> torch.Tensor:
-    """Greedy k-centers (Sener & Savarese 2018) on Euclidean distance, step 2 of the method.
+    """Greedy k-centers (Sener & Savarese 2018) on Euclidean distance (docs/method.md,
+    "Step 2: select").
 
     Caveat first: distances are computed in float32, yet the picks are those of the float64
     rule (:func:`_kcenter_float64`). Every float32 squared distance is within a proven bound
@@ -385,11 +386,6 @@ def _kc(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Te
 @register_score("random", model=False)
 def _rand(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
     return random(pool.probs.shape[0], budget, seed)
-
-
-def needs_model(score: str) -> bool:
-    """Whether ``score`` needs a trained selector's forward passes (random does not)."""
-    return SCORE_SPECS[score].model
 
 
 def score_values(score: str, pool: PoolOutputs,

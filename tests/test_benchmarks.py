@@ -2,8 +2,8 @@
 
 The figures themselves are not checked (speed goals are shown by the scripts' printed
 tables, benchmarks/RESULTS.md, not by timed tests); what is checked is that each command
-that RESULTS.md and the GPU checklist name still works, so a session lent a GPU spends its
-time measuring, not fixing scripts.
+that RESULTS.md and the GPU checklist name still works, so time on a GPU machine goes to
+measuring, not to fixing scripts.
 """
 
 import os
@@ -29,6 +29,7 @@ TINY = {
     "cpu_knobs.py": ["--arch", "resnet8", "--images", "128", "--batches", "64", "--steps", "1",
                      "--repeats", "1"],
     "full_training.py": ["--arch", "resnet8", "--images", "128", "--epochs", "2", "--batch", "64"],
+    "record_size.py": ["--records", "no-such-folder"],
 }
 
 

@@ -1,0 +1,538 @@
+"""Look inside one run, or compare two, from their records alone (they never train).
+
+What a run selected and why: the picked images with their class and score beside a random
+draw from the same pool, the labeled set's class balance per round, the pool's score
+distribution with the selection cut, accuracy and the cost ledger round by round; and whether
+two runs that share seed and pool choose alike (the pruned selector at each p against the
+dense one): Jaccard overlap of the sets they select in each round and Spearman rank
+correlation of their scores on the common pool. The scores are those recorded per round in
+``selections/round_NN.scores.npz`` (docs/method.md, "Step 2: select"); each function returns
+a matplotlib figure or a pandas DataFrame, so a notebook only calls and shows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .runs import find_runs, load_run, method_label, read_scores, scores_path
+from .select import SCORE_SPECS
+
+plt = plots.plt
+
+# Class names of the datasets that have them (label order of the official files).
+CLASS_NAMES = {
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"],
+}
+
+
+# -- reading a run -----------------------------------------------------------------------------
+
+def _run(run) -> dict:
+    """A run record (:func:`prunefuse.runs.load_run`) from a folder, or the record itself."""
+    if isinstance(run, dict):
+        return run
+    path = Path(run)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"run={str(path)!r}: not a run folder (no config.json); pass "
+                                "a folder out/<run_id> written by run_experiment")
+    return load_run(path)
+
+
+def selection(run, round_: int) -> dict:
+    """Round ``round_`` of a run: ``labeled`` (after it), ``before`` (labeled before it),
+    ``added`` (dataset indices in pick order) and ``scores`` (:func:`prunefuse.runs.read_scores`,
+    None for random selection)."""
+    run = _run(run)
+    sel = Path(run["path"]) / "selections"
+    path = sel / f"round_{round_:02d}.json"
+    if round_ < 1 or not path.exists():
+        have = sorted(int(p.stem[6:]) for p in sel.glob("round_??.json") if p.stem != "round_00")
+        raise ValueError(f"round_={round_!r}: no selection recorded; this run has rounds {have}")
+    now = json.loads(path.read_text())
+    before = json.loads((sel / f"round_{round_ - 1:02d}.json").read_text())["labeled"]
+    return {"labeled": now["labeled"], "before": before, "added": now["added"],
+            "scores": read_scores(run["path"], round_)}
+
+
+def rounds(run) -> list[int]:
+    """The selection rounds a run recorded (1, 2, ...)."""
+    run = _run(run)
+    return [m["round"] for m in run["metrics"] if m.get("kind") == "round"]
+
+
+def scored_rounds(run) -> list[int]:
+    """The rounds whose pool scores were recorded (none for random selection)."""
+    run = _run(run)
+    return [r for r in rounds(run) if scores_path(run["path"], r).exists()]
+
+
+def load_pool(run):
+    """The run's dataset, loaded exactly as the run loaded it (same seeded ``max_train``
+    subset, so dataset index i is the run's pool index i); an :class:`ImageDataset`."""
+    from .data import load_dataset
+
+    run = _run(run)
+    cfg = run["config"]
+    data = load_dataset(cfg["dataset"], root=cfg["data_root"], max_train=cfg["max_train"],
+                        max_test=cfg["max_test"])
+    if data.num_train != run["pool_size"]:
+        raise ValueError(f"run={run['path']!r}: pool of {run['pool_size']} images recorded, "
+                         f"{cfg['dataset']} loads {data.num_train}; is the data the same?")
+    return data
+
+
+def class_names(dataset: str, num_classes: int) -> list[str]:
+    """Names of the classes, or their numbers when the dataset has none."""
+    names = CLASS_NAMES.get(dataset)
+    return list(names) if names and len(names) == num_classes else [str(c) for c in
+                                                                    range(num_classes)]
+
+
+# -- the picks ---------------------------------------------------------------------------------
+
+def _image(x) -> np.ndarray:
+    img = x.permute(1, 2, 0).numpy()
+    return img[..., 0] if img.shape[2] == 1 or (img == img[..., :1]).all() else img
+
+
+def plot_picks(run, round_: int, *, data=None, n: int = 16, seed: int = 0):
+    """The first ``n`` images selected in round ``round_`` (pick order), each titled with its
+    class and score, above ``n`` images drawn at random (``seed``) from the same pool.
+
+    Args:
+        run: run folder or record.
+        round_: selection round, 1 = the first selection after the initial random set.
+        data: the run's dataset (:func:`load_pool`); loaded when None.
+        n: images per row block (at most 8 per row).
+        seed: seed of the random draw shown for comparison.
+    """
+    if n < 1:
+        raise ValueError(f"n={n!r}: number of images must be >= 1")
+    run = _run(run)
+    data = load_pool(run) if data is None else data
+    sel = selection(run, round_)
+    pool = np.setdiff1d(np.arange(run["pool_size"]), sel["before"])
+    value = {}
+    if sel["scores"] is not None:
+        value = dict(zip(sel["scores"]["pool"].tolist(), sel["scores"]["values"].tolist()))
+    picked = sel["added"][:n]
+    drawn = np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False)
+    names = class_names(data.name, data.num_classes)
+    cols = min(8, n)
+    rows = -(-n // cols)
+    plots.setup_style()
+    fig = plt.figure(figsize=(1.3 * cols, 1.6 * 2 * rows + 0.8), layout="constrained")
+    for sub, (label, idx) in zip(fig.subfigures(2, 1), (("selected, in pick order", picked),
+                                                        ("drawn at random from the pool", drawn))):
+        sub.suptitle(label, fontsize=9, weight="bold")
+        for k, ax in enumerate(sub.subplots(rows, cols, squeeze=False).flat):
+            ax.axis("off")
+            if k >= len(idx):
+                continue
+            i = int(idx[k])
+            ax.imshow(_image(data.x_train[i]), cmap="gray", vmin=0, vmax=255)
+            score = f"\n{value[i]:.3g}" if i in value else ""
+            ax.set_title(f"{names[int(data.y_train[i])]}{score}", fontsize=7)
+    what = run["config"]["score"] + (" score" if value else " (no scores recorded)")
+    fig.suptitle(f"{method_label(run['config'])}, round {round_}: class and {what}")
+    return fig
+
+
+# -- class balance -----------------------------------------------------------------------------
+
+def class_balance(run, *, data=None) -> pd.DataFrame:
+    """Class counts of the labeled set after every round (round 0: the initial random set) and
+    of the whole pool (``round`` = None); ``share`` is the fraction of that set, in [0, 1]."""
+    run = _run(run)
+    data = load_pool(run) if data is None else data
+    labels = data.y_train.numpy()
+    names = class_names(data.name, data.num_classes)
+    sel = Path(run["path"]) / "selections"
+    sets = [(None, np.arange(len(labels)))]
+    for path in sorted(sel.glob("round_??.json")):
+        rec = json.loads(path.read_text())
+        sets.append((rec["round"], np.asarray(rec["labeled"], dtype=np.int64)))
+    rows = []
+    for r, idx in sets:
+        counts = np.bincount(labels[idx], minlength=data.num_classes)
+        rows += [{"round": r, "class": names[c], "count": int(counts[c]),
+                  "share": counts[c] / len(idx)} for c in range(data.num_classes)]
+    return pd.DataFrame(rows)
+
+
+def plot_class_balance(run, *, data=None):
+    """Share of each class in the labeled set after every round, against its share of the
+    pool (black bars): drift towards some classes shows as bars above the pool's."""
+    run = _run(run)
+    df = class_balance(run, data=data)
+    pool = df[df["round"].isna()]
+    lab = df[df["round"].notna()].astype({"round": int})
+    plots.setup_style()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(pool)), 3.6), layout="constrained")
+    classes = list(pool["class"])
+    rs = sorted(lab["round"].unique())
+    width = 0.8 / (len(rs) + 1)
+    x = np.arange(len(classes))
+    for k, r in enumerate(rs):
+        sub = lab[lab["round"] == r].set_index("class").loc[classes]
+        n = int(sub["count"].sum())
+        ax.bar(x + k * width, 100 * sub["share"], width, color=plt.cm.viridis(k / max(1, len(rs))),
+               label=f"round {r} ({n} labeled)")
+    ax.bar(x + len(rs) * width, 100 * pool["share"], width, color="black",
+           label=f"pool ({int(pool['count'].sum())})")
+    ax.set_xticks(x + 0.4 - width / 2, classes, rotation=30, ha="right")
+    ax.set(ylabel="share of the set (%)", title=f"{method_label(run['config'])}: class balance "
+           "of the labeled set")
+    ax.legend(fontsize=7, ncols=2)
+    return fig
+
+
+# -- scores ------------------------------------------------------------------------------------
+
+def plot_scores(run, *, bins: int = 40):
+    """The pool's score distribution in every round, selected samples stacked on the rest,
+    the selection cut (the lowest selected score) as a dashed line. For k-centers the values
+    are distances to the nearest labeled center, which order only the first pick."""
+    run = _run(run)
+    recorded = [(r, selection(run, r)["scores"]) for r in scored_rounds(run)]
+    if not recorded:
+        raise ValueError(f"run={run['path']!r}: no scores recorded (selector "
+                         f"{run['config']['selector']!r}, score {run['config']['score']!r}: "
+                         "random selection has none)")
+    plots.setup_style()
+    fig, axes = plots._panels(len(recorded), width=3.4, height=3.0, sharey=False)
+    for ax, (r, s) in zip(axes, recorded):
+        picked = np.zeros(len(s["values"]), dtype=bool)
+        picked[s["picks"]] = True
+        edges = np.histogram_bin_edges(s["values"], bins=bins)
+        ax.hist([s["values"][~picked], s["values"][picked]], bins=edges, stacked=True,
+                color=["0.7", "C3"], label=["not selected", "selected"])
+        cut = float(s["values"][s["picks"]].min())
+        ax.axvline(cut, color="k", ls="--", lw=1, label=f"cut {cut:.3g}")
+        ax.set(title=f"round {r}: {len(s['picks'])} of {len(s['values'])}",
+               xlabel=f"{run['config']['score']} score", ylabel="pool images")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{method_label(run['config'])}: pool scores per round")
+    return fig
+
+
+# -- agreement between two runs ----------------------------------------------------------------
+
+def jaccard(a, b) -> float:
+    """|A ∩ B| / |A ∪ B| of two index sets; 1.0 when both are empty."""
+    a, b = set(np.asarray(a).tolist()), set(np.asarray(b).tolist())
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def average_ranks(x) -> np.ndarray:
+    """Ranks 1..n of ``x``, ties sharing the mean of the ranks they span."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the average ranks (ties get the
+    mean rank); NaN when either side is constant or has fewer than 2 values."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x, y: need two 1-d arrays of one length, got {x.shape} and {y.shape}")
+    rx, ry = average_ranks(x) if len(x) else x, average_ranks(y) if len(y) else y
+    if len(x) < 2 or rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))
+
+
+# Config keys two runs must share for their pools and rounds to be the same.
+SAME_POOL = ("dataset", "max_train", "initial_fraction", "budgets", "seed")
+
+
+def agreement(run_a, run_b) -> pd.DataFrame:
+    """Per round, how alike two runs that share seed and pool select.
+
+    Columns: ``round``, ``budget_pct`` (labeled % of the pool after the round), ``jaccard`` of
+    the two sets added in the round, ``labeled_jaccard`` of the labeled sets after it,
+    ``chance_jaccard`` (about k/(2N-k): two random draws of the round's k from its pool of N),
+    ``spearman`` of the two runs' scores on the images both still had in the pool
+    (``n_common`` of them; NaN when either run recorded no scores), ``n_added``.
+    """
+    a, b = _run(run_a), _run(run_b)
+    for key in SAME_POOL:
+        if a["config"][key] != b["config"][key]:
+            raise ValueError(f"run_b={b['path']!r}: {key}={b['config'][key]!r} differs from "
+                             f"run_a's {a['config'][key]!r}; agreement needs the same seed and "
+                             "pool")
+    rows = []
+    for r in sorted(set(rounds(a)) & set(rounds(b))):
+        sa, sb = selection(a, r), selection(b, r)
+        rho, n_common = float("nan"), 0
+        if sa["scores"] is not None and sb["scores"] is not None:
+            _, ia, ib = np.intersect1d(sa["scores"]["pool"], sb["scores"]["pool"],
+                                       assume_unique=True, return_indices=True)
+            n_common = len(ia)
+            rho = spearman(sa["scores"]["values"][ia], sb["scores"]["values"][ib])
+        k, pool = len(sa["added"]), a["pool_size"] - len(sa["before"])
+        rows.append({"round": r, "budget_pct": round(100 * a["config"]["budgets"][r - 1], 6),
+                     "jaccard": jaccard(sa["added"], sb["added"]),
+                     "labeled_jaccard": jaccard(sa["labeled"], sb["labeled"]),
+                     "chance_jaccard": k / (2 * pool - k), "spearman": rho,
+                     "n_common": n_common, "n_added": k})
+    return pd.DataFrame(rows)
+
+
+def plot_agreement(run_a, run_b):
+    """Jaccard overlap of the sets selected per round (chance level dotted) and Spearman
+    correlation of the two runs' pool scores, against the labeled budget."""
+    a, b = _run(run_a), _run(run_b)
+    df = agreement(a, b)
+    plots.setup_style()
+    fig, (ax1, ax2) = plots._panels(2, width=3.8, height=3.2, sharey=False)
+    ax1.plot(df["budget_pct"], df["jaccard"], "o-", label="selected in the round")
+    ax1.plot(df["budget_pct"], df["labeled_jaccard"], "s-", label="labeled set after it")
+    ax1.plot(df["budget_pct"], df["chance_jaccard"], "k:", label="two random draws")
+    ax1.set(ylim=(0, 1.02), xlabel="labeled set (% of pool)", ylabel="Jaccard overlap")
+    ax1.legend(fontsize=7)
+    ax2.plot(df["budget_pct"], df["spearman"], "o-", color="C2")
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.set(ylim=(-1.02, 1.02), xlabel="labeled set (% of pool)",
+            ylabel="Spearman correlation of scores")
+    fig.suptitle(f"{method_label(a['config'])} vs {method_label(b['config'])} "
+                 f"(seed {a['config']['seed']})")
+    return fig
+
+
+# -- learning and cost -------------------------------------------------------------------------
+
+LEDGER_ORDER = ["selector_training", "pool_scoring", "fusion_source", "teacher_forward",
+                "target_training", "evaluation"]
+
+
+def round_costs(run) -> pd.DataFrame:
+    """The cost ledger split by round: one row per round and ledger category, with ``macs``
+    and ``seconds`` charged in that round (docs/method.md, "Cost accounting"): the round's
+    selection, then the target trained at its budget. Summed over rounds, the MACs equal
+    ``ledger.json``; so do the seconds, except ``evaluation``, whose per-round seconds are the
+    targets' only (a selector's test evaluation time is in the ledger, not in the rows)."""
+    run = _run(run)
+    cfg, sel = run["config"], run.get("selector_model") or {}
+    sel_macs, n_test = sel.get("macs_per_sample", 0), run["test_size"]
+    spec = SCORE_SPECS[cfg["score"]]
+    last = len(cfg["budgets"])
+    out: dict[int, dict] = {}
+
+    def charge(r, category, macs=0, seconds=0.0):
+        cell = out.setdefault(r, {}).setdefault(category, [0, 0.0])
+        cell[0] += int(macs)
+        cell[1] += float(seconds or 0.0)
+
+    for m in run["metrics"]:
+        r = m["round"]
+        if m["kind"] == "round" and "reused_from" not in m and "selector_test_acc" in m:
+            scoring = sel_macs * (run["pool_size"] - m["labeled_before"]
+                                  + (m["labeled_before"] if spec.labeled_features else 0))
+            charge(r, "pool_scoring", scoring, m["scoring_seconds"])
+            charge(r, "selector_training", m["selection_macs"] - scoring,
+                   m["selector_training_seconds"])
+            charge(r, "evaluation", sel_macs * n_test)
+        elif m["kind"] == "target":
+            selects_later = not cfg["selection_from"] and r < last and spec.model
+            if m["fusion_source_macs"] and not selects_later:
+                charge(r, "fusion_source", m["fusion_source_macs"], m["fusion_source_seconds"])
+                charge(r, "evaluation", sel_macs * n_test)
+            charge(r, "teacher_forward", m["teacher_forward_macs"])
+            charge(r, "target_training", m["target_training_macs"], m["training_seconds"])
+            charge(r, "evaluation", m["evaluation_macs"], m["evaluation_seconds"])
+    rows = [{"round": r, "budget_pct": round(100 * cfg["budgets"][r - 1], 6), "category": c,
+             "macs": out[r][c][0], "seconds": out[r][c][1]}
+            for r in sorted(out) for c in LEDGER_ORDER if c in out[r]]
+    return pd.DataFrame(rows, columns=["round", "budget_pct", "category", "macs", "seconds"])
+
+
+def plot_learning_and_cost(run):
+    """Left: selector and target test accuracy against the labeled budget each was trained
+    on. Middle and right: the ledger per round as stacked categories, GMACs and seconds."""
+    run = _run(run)
+    pool = run["pool_size"]
+    sel = [(100 * m["labeled_before"] / pool, 100 * m["selector_test_acc"])
+           for m in run["metrics"] if m["kind"] == "round" and "selector_test_acc" in m]
+    tgt = [(100 * m["budget"], 100 * m["final_test_acc"])
+           for m in run["metrics"] if m["kind"] == "target" and m["final_test_acc"] is not None]
+    costs = round_costs(run)
+    plots.setup_style()
+    fig, axes = plots._panels(3, width=3.7, height=3.3, sharey=False)
+    for pts, label, mark in ((sel, "selector", "s--"), (tgt, "target (final epoch)", "o-")):
+        if pts:
+            axes[0].plot(*zip(*pts), mark, label=label)
+    axes[0].set(xlabel="trained on (% of pool labeled)", ylabel="test accuracy (%)")
+    axes[0].legend(fontsize=7)
+    for ax, col, scale, unit in ((axes[1], "macs", 1e9, "GMACs"), (axes[2], "seconds", 1, "s")):
+        wide = costs.pivot_table(index="round", columns="category", values=col, aggfunc="sum",
+                                 fill_value=0)
+        wide = wide[[c for c in LEDGER_ORDER if c in wide.columns]] / scale
+        bottom = np.zeros(len(wide))
+        for c in wide.columns:
+            ax.bar([f"{r}" for r in wide.index], wide[c], bottom=bottom,
+                   color=f"C{LEDGER_ORDER.index(c)}", label=c.replace("_", " "))
+            bottom += wide[c].to_numpy()
+        ax.set(xlabel="round (selection, then the target at its budget)",
+               ylabel=f"charged in the round ({unit})")
+    axes[2].legend(fontsize=7)
+    axes[2].set_title("evaluation: targets only", fontsize=8)
+    fig.suptitle(f"{method_label(run['config'])}: learning and cost per round")
+    return fig
+
+
+# -- record size -------------------------------------------------------------------------------
+
+def score_record_layout(pool_size: int, initial_fraction: float,
+                        budgets: list[float]) -> pd.DataFrame:
+    """Per round, the scores a run records (one per pool image) and the picks, for a pool of
+    ``pool_size`` with the runner's rounding (:func:`prunefuse.experiment.run_experiment`), and
+    the bytes of ``round_NN.scores.npz`` stored uncompressed (``bound_bytes``: float16 values,
+    int32 picks, npy and zip headers); deflate makes the real file somewhat smaller."""
+    labeled = [max(1, round(initial_fraction * pool_size))]
+    labeled += [round(b * pool_size) for b in budgets]
+    rows = []
+    for r in range(1, len(labeled)):
+        n_pool, n_picks = pool_size - labeled[r - 1], labeled[r] - labeled[r - 1]
+        buf = io.BytesIO()
+        np.savez(buf, values=np.zeros(n_pool, np.float16), picks=np.zeros(n_picks, np.int32))
+        rows.append({"round": r, "pool": n_pool, "picks": n_picks,
+                     "bound_bytes": buf.getbuffer().nbytes})
+    return pd.DataFrame(rows)
+
+
+def score_record_bytes(run) -> pd.DataFrame:
+    """Per round, the bytes of a run's real ``round_NN.scores.npz`` files, beside the bytes of
+    its other selection records (``round_NN.json``) and of the whole run folder without the
+    trained-selector cache."""
+    run = _run(run)
+    root = Path(run["path"])
+    rows = []
+    for r in rounds(run):
+        path = scores_path(root, r)
+        if path.exists():
+            rows.append({"round": r, "bytes": path.stat().st_size,
+                         "json_bytes": (root / "selections" / f"round_{r:02d}.json").stat()
+                         .st_size})
+    df = pd.DataFrame(rows, columns=["round", "bytes", "json_bytes"])
+    df["record_bytes"] = sum(p.stat().st_size for p in root.rglob("*")
+                             if p.is_file() and "cache" not in p.relative_to(root).parts)
+    return df
+
+
+# -- the paper-level artefact: selector agreement ----------------------------------------------
+
+def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, score: str,
+                    ratios: list[float]) -> pd.DataFrame:
+    """:func:`agreement` of every PruneFuse run at ``ratios`` (fused target with KD, own
+    selection) against the dense-AL run of the same seed and pool, one row per run and round,
+    with ``ratio``, ``seed``, ``run_id``, ``dense_run_id`` and what captions need."""
+    runs = [r for r in find_runs(records) if r["config"]["dataset"] == dataset
+            and r["config"]["arch"] == arch and r["config"]["score"] == score
+            and not r["config"]["selection_from"]]
+    dense = {tuple(json.dumps(r["config"][k]) for k in SAME_POOL): r for r in runs
+             if r["config"]["selector"] == "dense"}
+    frames = []
+    for run in runs:
+        cfg = run["config"]
+        if not (cfg["selector"] == "prunefuse" and cfg["target_init"] == "fused"
+                and cfg["kd_lambda"] > 0 and any(abs(cfg["ratio"] - p) < 1e-9 for p in ratios)):
+            continue
+        base = dense.get(tuple(json.dumps(cfg[k]) for k in SAME_POOL))
+        if base is None:
+            continue
+        df = agreement(run, base).assign(ratio=cfg["ratio"], seed=cfg["seed"])
+        for prefix, r in (("", run), ("dense_", base)):
+            df = df.assign(**{f"{prefix}{k}": v for k, v in _provenance(r).items()})
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _provenance(run: dict) -> dict:
+    """What a caption says about a run (:func:`prunefuse.artefacts.write_caption`)."""
+    return {"run_id": run["run_id"], "device_name": run.get("device_name"),
+            "threads": run.get("threads"), "git_commit": run.get("git_commit"),
+            "finished": (Path(run["path"]) / "DONE").read_text().strip()}
+
+
+def plot_agreement_by_ratio(df, path: str | os.PathLike, title: str = "") -> list[Path]:
+    """Jaccard and Spearman against dense AL per round, one line per p (mean ± sd over
+    seeds), chance Jaccard dotted; ``df`` from :func:`agreement_table`."""
+    plots.setup_style()
+    fig, axes = plots._panels(2, width=4.0, height=3.4, sharey=False)
+    for i, (p, sub) in enumerate(df.groupby("ratio", sort=True)):
+        g = sub.groupby("budget_pct").agg(j=("jaccard", "mean"), jsd=("jaccard", "std"),
+                                          s=("spearman", "mean"), ssd=("spearman", "std"))
+        g = g.fillna({"jsd": 0.0, "ssd": 0.0})
+        for ax, m, sd in ((axes[0], "j", "jsd"), (axes[1], "s", "ssd")):
+            ax.errorbar(g.index, g[m], yerr=g[sd], marker="o", capsize=3, color=f"C{i}",
+                        label=f"p = {p:g}")
+    chance = df.groupby("budget_pct")["chance_jaccard"].mean()
+    axes[0].plot(chance.index, chance.values, "k:", label="two random draws")
+    axes[0].set(ylim=(0, 1.02), xlabel="labeled set (% of pool)",
+                ylabel="Jaccard of the round's selections")
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set(ylim=(-1.02, 1.02), xlabel="labeled set (% of pool)",
+                ylabel="Spearman of pool scores")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title} (mean ± sd, {plots.seeds_note(df, ['ratio', 'round'])})")
+    return plots.save(fig, path)
+
+
+def selector_agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                       dataset: str, arch: str, score: str, ratios: list[float]) -> dict:
+    """Does the pruned network choose what the dense one would? For each p and round: Jaccard
+    of the samples PruneFuse and dense AL (same seed and pool) select, and Spearman
+    correlation of their pool scores (docs/method.md, "Step 2: select").
+
+    Returns the paths of ``agreement.{csv,md,tex,pdf,png,caption.md}``.
+    """
+    from . import artefacts
+
+    out, name = Path(out), "agreement"
+    df = agreement_table(records, dataset=dataset, arch=arch, score=score, ratios=ratios)
+    artefacts._require(df, "the agreement artefact (PruneFuse and dense AL of one seed)",
+                       records, dataset=dataset, arch=arch, score=score, ratios=ratios)
+    rows = []
+    for (p, budget), cell in df.groupby(["ratio", "budget_pct"], sort=True):
+        rows.append({"p": f"{p:g}", "budget (% of pool)": f"{budget:g}",
+                     "Jaccard": f"{artefacts._mean_sd(cell['jaccard'])} (n={len(cell)})",
+                     "chance Jaccard": f"{cell['chance_jaccard'].mean():.2f}",
+                     "Spearman": f"{artefacts._mean_sd(cell['spearman'].dropna())} "
+                                 f"(n={cell['spearman'].notna().sum()})"})
+    n = plots.seeds_note(df, ["ratio", "round"])
+    caption = (f"Agreement of the pruned selector with the dense one ({arch} target, score "
+               f"{score}), per pruning ratio p and round (budget reached): Jaccard overlap of "
+               "the samples each selects in the round, with two random draws of that many "
+               "from that pool as chance level (about k/(2N-k)), and Spearman rank correlation "
+               "of their scores on the images both still had in the pool (float16 scores, "
+               f"ties at average rank). Mean ± sd over seeds ({n}); each PruneFuse run is "
+               "compared with the dense-AL run of the same seed. Round 1 shares the initial "
+               "labeled set; later rounds start from labeled sets that already differ.")
+    paths = artefacts._write_table(out, name, df, pd.DataFrame(rows), caption, 2)
+    paths.update(zip(("pdf", "png"), plot_agreement_by_ratio(
+        df, out / name, title=f"Pruned vs dense selector, {dataset}, {arch}")))
+    keys = ["run_id", "device_name", "threads", "git_commit", "finished"]  # _provenance's
+    involved = pd.concat([df[keys], df[[f"dense_{k}" for k in keys]].set_axis(keys, axis=1)])
+    paths["caption"] = artefacts.write_caption(
+        out, name, "Selector agreement: does the pruned network choose like the dense one?",
+        caption, involved, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
+        files=list(paths.values()))
+    return paths

@@ -1,0 +1,212 @@
+"""Exploring run records: exact Jaccard and Spearman on closed forms, class counts and the
+per-round ledger equal to the records, every figure on real smoke runs, record sizes."""
+
+import json
+import math
+import shutil
+from itertools import permutations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from prunefuse import explore as ex
+from prunefuse.experiment import run_experiment
+
+SMALL = {"max_train": 256, "max_test": 64}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Dense AL, PruneFuse at p=0.5 and 0.6 (seed 0, one pool) and random selection."""
+    out = tmp_path_factory.mktemp("explore")
+    made = {name: run_experiment(profile="smoke", out=out, progress=False, **SMALL, **kw)
+            for name, kw in {"dense": {"selector": "dense"},
+                             "pf": {"selector": "prunefuse", "ratio": 0.5},
+                             "pf6": {"selector": "prunefuse", "ratio": 0.6},
+                             "random": {"selector": "random"}}.items()}
+    return {"root": out, **made}
+
+
+@pytest.fixture(scope="module")
+def data(runs):
+    return ex.load_pool(runs["pf"])
+
+
+def _labeled(run_dir, r):
+    return json.loads((run_dir / "selections" / f"round_{r:02d}.json").read_text())
+
+
+# -- the statistics, on closed forms -----------------------------------------------------------
+
+def test_jaccard_of_known_sets():
+    assert ex.jaccard([1, 2, 3], [2, 3, 4]) == 0.5
+    assert ex.jaccard([1, 2], [3]) == 0.0 and ex.jaccard([], []) == 1.0
+    assert ex.jaccard(np.array([5, 6]), [6, 5]) == 1.0
+
+
+def test_average_ranks_share_ties():
+    assert ex.average_ranks([10, 20, 20, 20, 5]).tolist() == [2, 4, 4, 4, 1]
+    assert ex.average_ranks([3.0, 1.0, 2.0]).tolist() == [3, 1, 2]
+
+
+def test_spearman_closed_forms():
+    # no ties: 1 - 6 sum d^2 / (n (n^2 - 1)) = 1 - 6 * 4 / 120
+    assert ex.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8, abs=1e-12)
+    # ties: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4) -> 4.5 / sqrt(4.5 * 5) = 3 / sqrt(10)
+    assert ex.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(3 / math.sqrt(10), abs=1e-12)
+    assert ex.spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    assert math.isnan(ex.spearman([1, 1, 1], [1, 2, 3])) and math.isnan(ex.spearman([1], [2]))
+    with pytest.raises(ValueError, match="one length"):
+        ex.spearman([1, 2], [1, 2, 3])
+
+
+def test_spearman_matches_the_textbook_formula_on_every_permutation():
+    x = np.arange(6)
+    for perm in permutations(range(6)):
+        d2 = ((x - np.array(perm)) ** 2).sum()
+        assert ex.spearman(x, perm) == pytest.approx(1 - 6 * d2 / (6 * 35), abs=1e-12)
+
+
+# -- agreement on real records -----------------------------------------------------------------
+
+def test_agreement_of_a_run_with_itself_is_perfect(runs):
+    df = ex.agreement(runs["pf"], runs["pf"])
+    assert df["round"].tolist() == [1, 2]
+    assert (df["jaccard"] == 1).all() and (df["labeled_jaccard"] == 1).all()
+    assert df["spearman"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_agreement_pruned_vs_dense_equals_the_records(runs):
+    df = ex.agreement(runs["pf"], runs["dense"]).set_index("round")
+    for r in (1, 2):
+        a, b = _labeled(runs["pf"], r), _labeled(runs["dense"], r)
+        assert df.loc[r, "jaccard"] == len(set(a["added"]) & set(b["added"])) / len(
+            set(a["added"]) | set(b["added"]))
+        assert df.loc[r, "n_added"] == len(a["added"])
+    # round 1: both score the whole pool outside the shared initial set of 26 images
+    assert df.loc[1, "n_common"] == 256 - 26 and df.loc[1, "budget_pct"] == 20
+    # chance: k / (2N - k) with k = 51 - 26 picks from N = 230
+    assert df.loc[1, "chance_jaccard"] == 25 / (2 * 230 - 25)
+    sa = ex.selection(runs["pf"], 2)["scores"]
+    sb = ex.selection(runs["dense"], 2)["scores"]
+    common = np.intersect1d(sa["pool"], sb["pool"])
+    assert df.loc[2, "n_common"] == len(common)
+    va = sa["values"][np.searchsorted(sa["pool"], common)]
+    vb = sb["values"][np.searchsorted(sb["pool"], common)]
+    assert df.loc[2, "spearman"] == pytest.approx(ex.spearman(va, vb))
+    # random selection records no scores: Jaccard still, Spearman NaN
+    assert ex.agreement(runs["pf"], runs["random"])["spearman"].isna().all()
+
+
+def test_agreement_refuses_runs_with_different_pools(runs, tmp_path):
+    other = tmp_path / "seed1"
+    shutil.copytree(runs["pf"], other)
+    meta = json.loads((other / "config.json").read_text())
+    meta["config"]["seed"] = 1
+    (other / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="seed=1 differs from run_a's 0"):
+        ex.agreement(runs["pf"], other)
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+def test_class_balance_counts_equal_the_records(runs, data):
+    df = ex.class_balance(runs["pf"], data=data)
+    labels = data.y_train.numpy()
+    for r in (0, 1, 2):
+        idx = _labeled(runs["pf"], r)["labeled"]
+        got = df[df["round"] == r]["count"].tolist()
+        assert got == np.bincount(labels[idx], minlength=10).tolist()
+    pool = df[df["round"].isna()]
+    assert pool["count"].sum() == 256 and pool["share"].sum() == pytest.approx(1.0)
+    assert list(pool["class"]) == [str(c) for c in range(10)]  # synthetic: no class names
+
+
+def test_round_costs_add_up_to_the_ledger(runs):
+    for name in ("dense", "pf", "random"):
+        costs = ex.round_costs(runs[name]).groupby("category")[["macs", "seconds"]].sum()
+        ledger = json.loads((runs[name] / "ledger.json").read_text())
+        for cat, macs in ledger["macs"].items():
+            assert (costs["macs"].get(cat, 0)) == macs, (name, cat)
+            if cat != "evaluation":
+                assert costs["seconds"].get(cat, 0.0) == pytest.approx(ledger["seconds"][cat])
+    pf = ex.round_costs(runs["pf"])
+    # PruneFuse's selector on the last labeled set selects nothing later: fusion, at round 2
+    assert set(pf[pf["category"] == "fusion_source"]["round"]) == {2}
+
+
+def test_figures_on_smoke_records(runs, data):
+    fig = ex.plot_picks(runs["pf"], 1, data=data, n=6)
+    assert isinstance(fig, Figure)
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 12
+    sel = ex.selection(runs["pf"], 1)
+    s = sel["scores"]
+    first = sel["added"][0]
+    value = s["values"][s["pool"].tolist().index(first)]
+    assert images[0].get_title() == f"{int(data.y_train[first])}\n{value:.3g}"
+    assert len([ax for ax in ex.plot_picks(runs["random"], 2, data=data, n=3).axes
+                if ax.images]) == 6
+    fig = ex.plot_scores(runs["pf"])
+    assert len(fig.axes) == 2
+    for r, ax in zip((1, 2), fig.axes):
+        s = ex.selection(runs["pf"], r)["scores"]
+        cut = [ln for ln in ax.lines if ln.get_linestyle() == "--"][0]
+        assert cut.get_xdata()[0] == pytest.approx(s["values"][s["picks"]].min())
+    for fig in (ex.plot_class_balance(runs["pf"], data=data),
+                ex.plot_agreement(runs["pf"], runs["dense"]),
+                ex.plot_learning_and_cost(runs["pf"])):
+        assert isinstance(fig, Figure) and fig.axes
+
+
+def test_bad_input_gets_one_clear_line(runs, tmp_path):
+    with pytest.raises(ValueError, match=r"round_=5: no selection recorded; this run has rounds "
+                                         r"\[1, 2\]"):
+        ex.selection(runs["pf"], 5)
+    with pytest.raises(ValueError, match="no scores recorded"):
+        ex.plot_scores(runs["random"])
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        ex.plot_scores(tmp_path)
+    with pytest.raises(ValueError, match="n=0"):
+        ex.plot_picks(runs["pf"], 1, n=0)
+
+
+# -- record size -------------------------------------------------------------------------------
+
+def test_score_record_layout_and_real_sizes(runs):
+    cpu = ex.score_record_layout(4000, 0.025, [0.1, 0.2, 0.3])
+    assert cpu["pool"].tolist() == [3900, 3600, 3200] and cpu["picks"].tolist() == [300, 400, 400]
+    payload = 2 * cpu["pool"] + 4 * cpu["picks"]
+    assert ((cpu["bound_bytes"] - payload) == (cpu["bound_bytes"] - payload)[0]).all()
+    assert 0 < (cpu["bound_bytes"] - payload)[0] < 1024  # headers only
+    smoke = ex.score_record_layout(256, 0.1, [0.2, 0.3])
+    real = ex.score_record_bytes(runs["pf"])
+    assert real["round"].tolist() == [1, 2]
+    assert (real["bytes"] < smoke["bound_bytes"]).all()  # deflate only shrinks them
+    assert (real["record_bytes"] > real["bytes"].sum()).all()
+    assert ex.score_record_bytes(runs["random"]).empty
+
+
+# -- the artefact ------------------------------------------------------------------------------
+
+def test_selector_agreement_artefact(runs, tmp_path):
+    paths = ex.selector_agreement(runs["root"], tmp_path, profile="smoke", dataset="synthetic",
+                                  arch="resnet8", score="least_confidence", ratios=[0.5, 0.6])
+    for kind in ("csv", "md", "tex", "pdf", "png", "caption"):
+        assert paths[kind].stat().st_size > 0, kind
+    data = pd.read_csv(paths["csv"])
+    assert sorted(set(data["ratio"])) == [0.5, 0.6] and len(data) == 4
+    direct = ex.agreement(runs["pf"], runs["dense"])
+    got = data[data["ratio"] == 0.5].sort_values("round")
+    assert got["jaccard"].tolist() == pytest.approx(direct["jaccard"].tolist())
+    assert got["spearman"].tolist() == pytest.approx(direct["spearman"].tolist())
+    md = paths["md"].read_text()
+    j = direct.loc[0, "jaccard"]
+    assert f"| 0.5 | 20 | {j:.2f} ± 0.00 (n=1) |" in md
+    caption = paths["caption"].read_text()
+    assert "n=1 seed" in caption and "Records: 3 runs" in caption  # 2 PruneFuse + dense
+    with pytest.raises(FileNotFoundError, match="no finished runs for the agreement"):
+        ex.selector_agreement(runs["root"], tmp_path, profile="smoke", dataset="synthetic",
+                              arch="resnet8", score="entropy", ratios=[0.5])
