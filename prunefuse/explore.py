@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
-from .runs import find_runs, load_run, method_label, read_scores, scores_path
+from .runs import find_runs, finished_at, load_run, method_label, read_scores, scores_path
 from .select import SCORE_SPECS
 
 plt = plots.plt
@@ -467,9 +467,9 @@ def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, scor
 
 def _provenance(run: dict) -> dict:
     """What a caption says about a run (:func:`prunefuse.artefacts.write_caption`)."""
-    return {"run_id": run["run_id"], "device_name": run.get("device_name"),
+    return {"run_id": run["run_id"], "device": run.get("device_name"),
             "threads": run.get("threads"), "git_commit": run.get("git_commit"),
-            "finished": (Path(run["path"]) / "DONE").read_text().strip()}
+            "finished": finished_at(run["path"])}
 
 
 def plot_agreement_by_ratio(df, path: str | os.PathLike, title: str = "") -> list[Path]:
@@ -529,7 +529,7 @@ def selector_agreement(records: str | os.PathLike, out: str | os.PathLike, *, pr
     paths = artefacts._write_table(out, name, df, pd.DataFrame(rows), caption, 2)
     paths.update(zip(("pdf", "png"), plot_agreement_by_ratio(
         df, out / name, title=f"Pruned vs dense selector, {dataset}, {arch}")))
-    keys = ["run_id", "device_name", "threads", "git_commit", "finished"]  # _provenance's
+    keys = ["run_id", "device", "threads", "git_commit", "finished"]  # _provenance's
     involved = pd.concat([df[keys], df[[f"dense_{k}" for k in keys]].set_axis(keys, axis=1)])
     paths["caption"] = artefacts.write_caption(
         out, name, "Selector agreement: does the pruned network choose like the dense one?",
