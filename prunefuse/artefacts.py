@@ -553,15 +553,43 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
 def agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
               dataset: str, arch: str, score: str, ratios: list[float]) -> Paths:
     """Selector agreement: each PruneFuse run against the dense-AL run of its seed, Jaccard of
-    the selections and Spearman of the pool scores per p and round; built by
-    :func:`prunefuse.explore.selector_agreement` from the recorded pool scores.
+    the selections and Spearman of the pool scores per p and round (docs/method.md, "Step 2:
+    select"), from the recorded pool scores (:func:`prunefuse.explore.agreement_table`).
 
     Returns the paths of ``agreement.{csv,md,tex,pdf,png,caption.md}``.
     """
-    from .explore import selector_agreement
+    from . import explore
 
-    return selector_agreement(records, out, profile=profile, dataset=dataset, arch=arch,
-                              score=score, ratios=ratios)
+    out, name = Path(out), "agreement"
+    df = explore.agreement_table(records, dataset=dataset, arch=arch, score=score, ratios=ratios)
+    _require(df, "the agreement artefact (PruneFuse and dense AL of one seed)",
+             records, dataset=dataset, arch=arch, score=score, ratios=ratios)
+    rows = []
+    for (p, budget), cell in df.groupby(["ratio", "budget_pct"], sort=True):
+        rows.append({"p": f"{p:g}", "budget (% of pool)": f"{budget:g}",
+                     "Jaccard": f"{_mean_sd(cell['jaccard'])} (n={len(cell)})",
+                     "chance Jaccard": f"{cell['chance_jaccard'].mean():.2f}",
+                     "Spearman": f"{_mean_sd(cell['spearman'].dropna())} "
+                                 f"(n={cell['spearman'].notna().sum()})"})
+    n = _plots().seeds_note(df, ["ratio", "round"])
+    caption = (f"Agreement of the pruned selector with the dense one ({arch} target, score "
+               f"{score}), per pruning ratio p and round (budget reached): Jaccard overlap of "
+               "the samples each selects in the round, with two random draws of that many "
+               "from that pool as chance level (about k/(2N-k)), and Spearman rank correlation "
+               "of their scores on the images both still had in the pool (float16 scores, "
+               f"ties at average rank). Mean ± sd over seeds ({n}); each PruneFuse run is "
+               "compared with the dense-AL run of the same seed. Round 1 shares the initial "
+               "labeled set; later rounds start from labeled sets that already differ.")
+    paths = _write_table(out, name, df, pd.DataFrame(rows), caption, 2)
+    paths.update(zip(("pdf", "png"), explore.plot_agreement_by_ratio(
+        df, out / name, title=f"Pruned vs dense selector, {dataset}, {arch}")))
+    keys = ["run_id", "device", "threads", "git_commit", "finished"]  # _provenance's
+    involved = pd.concat([df[keys], df[[f"dense_{k}" for k in keys]].set_axis(keys, axis=1)])
+    paths["caption"] = write_caption(
+        out, name, "Selector agreement: does the pruned network choose like the dense one?",
+        caption, involved, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
+        files=list(paths.values()))
+    return paths
 
 
 # Artefact name -> builder; the notebooks call these, ``prunefuse.reproduce`` plans for them.

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
-from .runs import find_runs, load_run, method_label, read_scores, scores_path
+from .runs import find_runs, finished_at, load_run, method_label, read_scores, scores_path
 from .select import SCORE_SPECS
 
 plt = plots.plt
@@ -467,9 +467,9 @@ def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, scor
 
 def _provenance(run: dict) -> dict:
     """What a caption says about a run (:func:`prunefuse.artefacts.write_caption`)."""
-    return {"run_id": run["run_id"], "device_name": run.get("device_name"),
+    return {"run_id": run["run_id"], "device": run.get("device_name"),
             "threads": run.get("threads"), "git_commit": run.get("git_commit"),
-            "finished": (Path(run["path"]) / "DONE").read_text().strip()}
+            "finished": finished_at(run["path"])}
 
 
 def plot_agreement_by_ratio(df, path: str | os.PathLike, title: str = "") -> list[Path]:
@@ -494,45 +494,3 @@ def plot_agreement_by_ratio(df, path: str | os.PathLike, title: str = "") -> lis
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{title} (mean ± sd, {plots.seeds_note(df, ['ratio', 'round'])})")
     return plots.save(fig, path)
-
-
-def selector_agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
-                       dataset: str, arch: str, score: str, ratios: list[float]) -> dict:
-    """Does the pruned network choose what the dense one would? For each p and round: Jaccard
-    of the samples PruneFuse and dense AL (same seed and pool) select, and Spearman
-    correlation of their pool scores (docs/method.md, "Step 2: select").
-
-    Returns the paths of ``agreement.{csv,md,tex,pdf,png,caption.md}``.
-    """
-    from . import artefacts
-
-    out, name = Path(out), "agreement"
-    df = agreement_table(records, dataset=dataset, arch=arch, score=score, ratios=ratios)
-    artefacts._require(df, "the agreement artefact (PruneFuse and dense AL of one seed)",
-                       records, dataset=dataset, arch=arch, score=score, ratios=ratios)
-    rows = []
-    for (p, budget), cell in df.groupby(["ratio", "budget_pct"], sort=True):
-        rows.append({"p": f"{p:g}", "budget (% of pool)": f"{budget:g}",
-                     "Jaccard": f"{artefacts._mean_sd(cell['jaccard'])} (n={len(cell)})",
-                     "chance Jaccard": f"{cell['chance_jaccard'].mean():.2f}",
-                     "Spearman": f"{artefacts._mean_sd(cell['spearman'].dropna())} "
-                                 f"(n={cell['spearman'].notna().sum()})"})
-    n = plots.seeds_note(df, ["ratio", "round"])
-    caption = (f"Agreement of the pruned selector with the dense one ({arch} target, score "
-               f"{score}), per pruning ratio p and round (budget reached): Jaccard overlap of "
-               "the samples each selects in the round, with two random draws of that many "
-               "from that pool as chance level (about k/(2N-k)), and Spearman rank correlation "
-               "of their scores on the images both still had in the pool (float16 scores, "
-               f"ties at average rank). Mean ± sd over seeds ({n}); each PruneFuse run is "
-               "compared with the dense-AL run of the same seed. Round 1 shares the initial "
-               "labeled set; later rounds start from labeled sets that already differ.")
-    paths = artefacts._write_table(out, name, df, pd.DataFrame(rows), caption, 2)
-    paths.update(zip(("pdf", "png"), plot_agreement_by_ratio(
-        df, out / name, title=f"Pruned vs dense selector, {dataset}, {arch}")))
-    keys = ["run_id", "device_name", "threads", "git_commit", "finished"]  # _provenance's
-    involved = pd.concat([df[keys], df[[f"dense_{k}" for k in keys]].set_axis(keys, axis=1)])
-    paths["caption"] = artefacts.write_caption(
-        out, name, "Selector agreement: does the pruned network choose like the dense one?",
-        caption, involved, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
-        files=list(paths.values()))
-    return paths

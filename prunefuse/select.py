@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .data import norm_constants, normalize
 from .device import resolve_eval_batch
+from .infer import FastForward
 
 SCORES: dict[str, Callable] = {}
 
@@ -140,12 +141,53 @@ def _min_sq_dist(points: torch.Tensor, centers: torch.Tensor, chunk: int) -> tor
     return best
 
 
+def _min_sq_dist_blocked(x: torch.Tensor, sq: torch.Tensor, centers: torch.Tensor,
+                         max_elements: int) -> torch.Tensor:
+    """Unclamped ``min_c |x|^2 - 2 x.c + |c|^2`` per row of ``x``, through matmul blocks of at
+    most ``max_elements`` (rows x centers), so no pool x centers matrix ever exists."""
+    n, m = x.shape[0], centers.shape[0]
+    csq = (centers * centers).sum(1)
+    cols = max(1, min(m, 1024, max_elements))
+    rows = max(1, min(n, max_elements // cols))
+    best = torch.empty(n, dtype=x.dtype, device=x.device)
+    block = torch.empty(rows, cols, dtype=x.dtype, device=x.device)
+    for r in range(0, n, rows):
+        xr, out = x[r : r + rows], best[r : r + rows]
+        out.fill_(float("inf"))
+        for c in range(0, m, cols):
+            b = block[: xr.shape[0], : min(cols, m - c)]
+            torch.addmm(csq[c : c + cols], xr, centers[c : c + cols].T, alpha=-2, out=b)
+            torch.minimum(out, b.amin(1), out=out)
+    return best.add_(sq)
+
+
+def _exact_argmax(cand: torch.Tensor, pool: torch.Tensor, centers64: list[torch.Tensor]) -> int:
+    """The candidate with the largest float64 distance to its nearest center (lower index on
+    ties): the float64 computation of :func:`_kcenter_float64`, on the few rows that float32
+    cannot tell apart."""
+    pts = pool[cand].double()
+    best = torch.full((cand.numel(),), float("inf"), dtype=torch.float64, device=pts.device)
+    for c in centers64:
+        if c.shape[0]:
+            best = torch.minimum(best, _min_sq_dist(pts, c, max(1, (1 << 20) // cand.numel())))
+    return int(cand[int(torch.argmax(best))])  # cand is sorted: the first maximum is the lowest
+
+
 def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor | None,
-                   budget: int, *, seed: int = 0, max_elements: int = 1 << 22) -> torch.Tensor:
-    """Greedy k-centers (Sener & Savarese 2018) on Euclidean distance.
+                   budget: int, *, seed: int = 0, max_elements: int = 1 << 20) -> torch.Tensor:
+    """Greedy k-centers (Sener & Savarese 2018) on Euclidean distance (docs/method.md,
+    "Step 2: select").
+
+    Caveat first: distances are computed in float32, yet the picks are those of the float64
+    rule (:func:`_kcenter_float64`). Every float32 squared distance is within a proven bound
+    ``tol`` of the exact one; when another unpicked sample comes within ``2 tol`` of the
+    largest, the tied candidates are re-ranked in float64 against every center, so the choice
+    (ties to the lower index) is the float64 one. That costs a few float64 rows at the rare
+    near-ties and nothing elsewhere.
 
     Memory is O(pool): a running min-distance vector, with distances to the labeled centers
-    computed ``max_elements // pool`` centers at a time, never a labeled x pool matrix.
+    computed through matmul in blocks of at most ``max_elements`` entries, never a labeled x
+    pool matrix; each pick updates the vector with one matrix-vector product.
 
     Args:
         pool_features: (N, D) features of the unlabeled pool.
@@ -161,11 +203,54 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
     if pool_features.ndim != 2:
         raise ValueError(f"pool_features: expected shape (pool, dim), got "
                          f"{tuple(pool_features.shape)}")
+    n, dim = pool_features.shape
+    _check_budget(n, budget)
+    if torch.isnan(pool_features).any():
+        raise ValueError("pool_features: contain NaN")
+    x = pool_features.float().contiguous()
+    sq = (x * x).sum(1)
+    # Float64 copies of the centers, for the re-ranking: the labeled set, then each pick.
+    centers64 = [torch.empty(budget, dim, dtype=torch.float64, device=x.device)]
+    max_c = sq.max()
+    labeled = labeled_features is not None and labeled_features.numel() > 0
+    if labeled:
+        lab = labeled_features.to(x)
+        dist = _min_sq_dist_blocked(x, sq, lab, max_elements)
+        centers64.insert(0, labeled_features.to(device=x.device, dtype=torch.float64))
+        max_c = torch.maximum(max_c, (lab * lab).sum(1).max())
+    else:
+        dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
+    # |fl(d) - d| <= gamma * (|x|^2 + |c|^2) for a length-dim dot product and the input's
+    # rounding to float32 (Higham, Accuracy and Stability, eq. 3.5), with room to spare.
+    u = torch.finfo(torch.float32).eps / 2
+    tol = float(4 * (dim + 8) * u * (sq.max() + max_c))
+    picked: list[int] = []
+    buf = torch.empty_like(dist)
+    for i in range(budget):
+        if i == 0 and not labeled:
+            j = int(random(n, 1, seed)[0])
+        else:
+            j = int(torch.argmax(dist))  # first maximum: ties go to the lower index
+            cand = torch.nonzero(dist >= dist[j] - 2 * tol).flatten()
+            if cand.numel() > 1:
+                j = _exact_argmax(cand, pool_features, centers64[:-1] + [centers64[-1][:i]])
+        picked.append(j)
+        centers64[-1][i] = pool_features[j]
+        # |x - x_j|^2 = |x|^2 - 2 x.x_j + |x_j|^2: one matrix-vector product per pick. Not
+        # clamped at 0: the bound holds either way and the picked sample stays at -inf.
+        torch.addmv(sq, x, x[j], alpha=-2, out=buf).add_(sq[j])
+        torch.minimum(dist, buf, out=dist)
+        dist[j] = -float("inf")  # never picked twice, even among duplicates
+    return torch.tensor(picked, dtype=torch.long)
+
+
+def _kcenter_float64(pool_features: torch.Tensor, labeled_features: torch.Tensor | None,
+                     budget: int, *, seed: int = 0, max_elements: int = 1 << 22) -> torch.Tensor:
+    """The float64 reference rule of :func:`kcenter_greedy` (the package's rule until the
+    float32 path replaced it; kept for tests and benchmarks)."""
     n = pool_features.shape[0]
     _check_budget(n, budget)
     x = pool_features.double()
-    if torch.isnan(x).any():
-        raise ValueError("pool_features: contain NaN")
     chunk = max(1, max_elements // max(n, 1))
     if labeled_features is not None and labeled_features.numel():
         dist = _min_sq_dist(x, labeled_features.to(x), chunk)
@@ -180,8 +265,6 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
         else:
             j = int(torch.argmax(dist))  # first maximum: ties go to the lower index
         picked.append(j)
-        # |x - x_j|^2 = |x|^2 - 2 x.x_j + |x_j|^2: one matrix-vector product per pick, no
-        # pool x dim temporaries (the 50k x 64 benchmark ran 1.55x faster; RESULTS.md, section 0).
         torch.mv(x, x[j], out=d_j).mul_(-2).add_(sq).add_(sq[j]).clamp_min_(0)
         torch.minimum(dist, d_j, out=dist)
         dist[j] = -1.0  # never picked twice, even among duplicates
@@ -200,7 +283,7 @@ class PoolOutputs:
 @torch.no_grad()
 def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size: int | None = None,
                device: torch.device | str | None = None, mc_samples: int = 0,
-               mc_dropout: float = 0.5, seed: int = 0) -> PoolOutputs:
+               mc_dropout: float = 0.5, seed: int = 0, backend: str | None = None) -> PoolOutputs:
     """Forward ``images`` (uint8, N x C x H x W) once, in eval mode, without augmentation.
 
     MC dropout for BALD is applied to the penultimate features before the classifier:
@@ -218,6 +301,9 @@ def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size:
         mc_samples: number of dropout samples for BALD (0 = skip).
         mc_dropout: dropout rate of those samples.
         seed: seeds the dropout masks.
+        backend: how the forward runs (:class:`prunefuse.infer.FastForward`, always with
+            channels_last inputs): None = its default, the model's own forward; ``"folded"``
+            = BatchNorm folded into the convolutions; ``"jit"``, ``"compile"``.
 
     Returns:
         :class:`PoolOutputs` on the CPU.
@@ -226,6 +312,7 @@ def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size:
     batch_size = resolve_eval_batch(dev, batch_size)
     was_training = model.training
     model.eval()
+    forward = FastForward(model, backend)
     mean, std = norm_constants(mean, std, dev)
     probs, feats, mc = [], [], []
     keep = 1.0 - mc_dropout
@@ -237,13 +324,12 @@ def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size:
     try:
         for start in range(0, images.shape[0], batch_size):
             xb = normalize(images[start : start + batch_size].to(dev, non_blocking=True), mean, std)
-            # channels_last on every device: 1.2-1.5x faster forward passes on CPU as well.
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            f = model.features(xb).float()
+            f, logits = forward(xb)  # channels_last on every device, as FastForward does
+            f = f.float()
             # Kept on the device until the end: a .cpu() per batch would make the host wait
             # for the GPU after every batch.
             feats.append(f)
-            probs.append(F.softmax(model.fc(f), dim=1))
+            probs.append(F.softmax(logits.float(), dim=1))
             if masks is not None:
                 mc.append(F.softmax(model.fc(f * masks), dim=2))
     finally:

@@ -24,6 +24,7 @@ from .config import KD_LAMBDA, KD_TEMPERATURE, SCHEDULES, check_kd
 from .data import augment, norm_constants, normalize
 from .device import resolve_device, resolve_eval_batch
 from .distill import freeze_teacher, kd_loss
+from .infer import FastForward
 
 
 def lr_at(epoch: int, epochs: int, base_lr: float, schedule: str = "svp") -> float:
@@ -67,17 +68,20 @@ def _prepare(xb: torch.Tensor, mean, std, channels_last: bool) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
-             batch_size: int | None = None, device: torch.device | str | None = None) -> dict:
+             batch_size: int | None = None, device: torch.device | str | None = None,
+             backend: str | None = None) -> dict:
     """Test loss and accuracy (fraction in [0, 1]) of ``model`` on uint8 images ``x``.
 
     ``batch_size`` None = the device default (:func:`prunefuse.device.resolve_eval_batch`).
-    Inputs go in channels_last on every device: forward-only passes ran 1.2-1.5x faster that
-    way on CPU too (benchmarks/RESULTS.md, section 0), unlike training.
+    The forward is :class:`prunefuse.infer.FastForward` (``backend`` None = its default, the
+    model's own forward; ``"folded"`` = BatchNorm folded into the convolutions). Inputs are
+    channels_last: they ran 1.2-1.5x faster on CPU too (benchmarks/RESULTS.md, section 0).
     """
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
     batch_size = resolve_eval_batch(dev, batch_size)
     was_training = model.training
     model.eval()
+    forward = FastForward(model, backend)
     cuda = dev.type == "cuda"
     mean, std = norm_constants(mean, std, dev)
     loss = torch.zeros((), device=dev)
@@ -87,7 +91,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
             xb = _prepare(x[start : start + batch_size].to(dev), mean, std, True)
             yb = y[start : start + batch_size].to(dev)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                out = model(xb).float()
+                out = forward.logits(xb).float()
             loss += F.cross_entropy(out, yb, reduction="sum")
             correct += (out.argmax(1) == yb).sum()
     finally:
@@ -138,7 +142,8 @@ def train(
         lr: peak learning rate; momentum, weight_decay: SGD settings.
         schedule: ``"svp"``, ``"cosine"`` or ``"constant"``.
         teacher: if given, trained with :func:`prunefuse.distill.kd_loss` against this frozen
-            network (eval mode); ``kd_lambda`` and ``kd_temperature`` are its lambda and T.
+            network (eval mode, run through :class:`prunefuse.infer.FastForward` with its
+            default backend); ``kd_lambda`` and ``kd_temperature`` are its lambda and T.
         test: optional (images, labels) evaluated after every ``eval_every``-th epoch and
             after the last one (``eval_every=0``: the last one only). Evaluation time is
             reported as ``eval_seconds``, never inside ``seconds``.
@@ -179,10 +184,13 @@ def train(
     model.to(dev)
     if cuda:
         model.to(memory_format=torch.channels_last)
+    teacher_forward = None
     if teacher is not None:
         freeze_teacher(teacher.to(dev))
         if cuda:
             teacher.to(memory_format=torch.channels_last)
+        # Built once: the teacher is frozen for the whole training.
+        teacher_forward = FastForward(teacher)
     x, y = x.to(dev), y.to(dev)
     mean, std = norm_constants(mean, std, dev)
     step_model = torch.compile(model) if compile else model
@@ -208,8 +216,7 @@ def train(
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(xb)
                 if teacher is not None and kd_lambda > 0:
-                    with torch.no_grad():
-                        t_out = teacher(xb)
+                    t_out = teacher_forward.logits(xb)
                     loss = kd_loss(out, t_out, yb, kd_lambda, kd_temperature)
                 else:
                     loss = F.cross_entropy(out.float(), yb)

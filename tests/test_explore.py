@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from prunefuse import artefacts
 from prunefuse import explore as ex
 from prunefuse.experiment import run_experiment
 
@@ -192,7 +193,7 @@ def test_score_record_layout_and_real_sizes(runs):
 # -- the artefact ------------------------------------------------------------------------------
 
 def test_selector_agreement_artefact(runs, tmp_path):
-    paths = ex.selector_agreement(runs["root"], tmp_path, profile="smoke", dataset="synthetic",
+    paths = artefacts.agreement(runs["root"], tmp_path, profile="smoke", dataset="synthetic",
                                   arch="resnet8", score="least_confidence", ratios=[0.5, 0.6])
     for kind in ("csv", "md", "tex", "pdf", "png", "caption"):
         assert paths[kind].stat().st_size > 0, kind
@@ -208,5 +209,5 @@ def test_selector_agreement_artefact(runs, tmp_path):
     caption = paths["caption"].read_text()
     assert "n=1 seed" in caption and "Records: 3 runs" in caption  # 2 PruneFuse + dense
     with pytest.raises(FileNotFoundError, match="no finished runs for the agreement"):
-        ex.selector_agreement(runs["root"], tmp_path, profile="smoke", dataset="synthetic",
+        artefacts.agreement(runs["root"], tmp_path, profile="smoke", dataset="synthetic",
                               arch="resnet8", score="entropy", ratios=[0.5])

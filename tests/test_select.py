@@ -80,6 +80,35 @@ def test_kcenter_matches_brute_force(seed):
     assert S.kcenter_greedy(pool, labeled, 12).tolist() == expected
 
 
+def _kcenter_cases():
+    """(pool, labeled) pairs: Gaussian; duplicated rows; small integers (exact ties in every
+    dtype); a far offset that makes float32 distances too coarse to rank on their own."""
+    g = torch.Generator().manual_seed(7)
+    base = torch.randn(40, 5, generator=g)
+    dup = torch.cat([base, base[torch.randperm(40, generator=g)[:25]]])
+    grid = torch.randint(-2, 3, (70, 3), generator=g).float()
+    far = torch.randn(60, 4, generator=g) * 1e-2 + 300.0
+    return [
+        (torch.randn(80, 6, generator=g), torch.randn(7, 6, generator=g)),
+        (dup, torch.cat([base[:3], base[:3]])),
+        (grid, grid[:4]),
+        (grid, torch.empty(0, 3)),
+        (far, far[:2] + 1e-3),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_kcenter_float32_picks_the_float64_and_brute_force_centers(case):
+    pool, labeled = _kcenter_cases()[case]
+    budget = 30
+    ref = S._kcenter_float64(pool, labeled, budget, seed=1).tolist()
+    assert S.kcenter_greedy(pool, labeled, budget, seed=1).tolist() == ref
+    assert S.kcenter_greedy(pool, labeled, budget, seed=1, max_elements=50).tolist() == ref
+    assert S.kcenter_greedy(pool.double(), labeled.double(), budget, seed=1).tolist() == ref
+    if labeled.numel():  # the brute force has no seeded first pick
+        assert ref == _brute_kcenter(pool.tolist(), labeled.tolist(), budget)
+
+
 def test_kcenter_without_labeled_is_seeded_and_distinct():
     pool = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
     a = S.kcenter_greedy(pool, None, 20, seed=3)
