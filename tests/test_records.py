@@ -19,12 +19,14 @@ def _record(root, seed, accs=(0.5, 0.6)):
     cfg = make_config("smoke", seed=seed)
     run_dir = root / run_id(cfg)
     run_dir.mkdir(parents=True)
-    meta = {"config": cfg, "run_id": run_dir.name, "device_name": "cpu"}
+    meta = {"config": cfg, "run_id": run_dir.name, "device_name": "cpu",
+            "target": {"arch": cfg["arch"], "params": 78042, "macs_per_sample": 12677760}}
     (run_dir / "config.json").write_text(json.dumps(meta))
     lines = [{"kind": "round", "round": 1}] + [
         {"kind": "target", "budget": b, "labeled": int(512 * b), "final_test_acc": a,
-         "best_test_acc": a, "best_epoch": 1, "cumulative_selection_macs": 10**9,
-         "cumulative_selection_seconds": 1.0, "training_seconds": 1.0}
+         "best_test_acc": a, "best_epoch": 1, "epochs": [{"epoch": 1, "test_acc": a}],
+         "cumulative_selection_macs": 10**9, "cumulative_selection_seconds": 1.0,
+         "target_training_macs": 10**9, "training_seconds": 1.0}
         for b, a in zip(cfg["budgets"], accs)]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     (run_dir / "DONE").write_text("2025-01-02T03:04:05+0000\n")
