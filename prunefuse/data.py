@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import inspect
+import io
 import os
 import pickle
 import struct
 import urllib.error
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +36,19 @@ CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 TINY_IMAGENET_CACHE = "prunefuse-cache.pt"
+# Shipped with the package, for a machine with no copy of the data and no network: the images
+# the ``demo`` and ``cpu`` profiles draw (``max_train=4000``, ``max_test=2000``), nothing else.
+BUNDLED = {"fashion-mnist": Path(__file__).parent / "bundled" / "fashion-mnist-subset.npz"}
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset's files are in none of the places looked at and could not be downloaded."""
+
+
+class DataError(ValueError):
+    """The run's data is missing or unreadable: one line naming the dataset, data_root and
+    file. The runner reports it as a :class:`~prunefuse.config.ConfigError`, like any bad
+    parameter, before a run folder exists (see :func:`check_data`)."""
 
 
 @dataclass
@@ -46,6 +57,8 @@ class ImageDataset:
 
     ``mean``/``std`` are per-channel statistics in [0, 1] pixel units, for :func:`normalize`;
     ``padding`` is the random-crop padding used by :func:`augment` (4 px at 32x32, 8 at 64x64).
+    ``source`` says where the data was read, for the run record: ``{"source": where,
+    "files": [{"path", "bytes", "sha256"}, ...]}`` (empty for data made in memory).
     """
 
     name: str
@@ -57,6 +70,7 @@ class ImageDataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     padding: int
+    source: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -118,6 +132,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
                  **kwargs) -> ImageDataset:
     """Load a registered dataset into memory.
 
+    A dataset with a subset shipped in the package (:data:`BUNDLED`: Fashion-MNIST, the images
+    of the ``demo`` and ``cpu`` profiles) falls back to it when no copy is found on disk and
+    the subset holds every image asked for; then nothing is downloaded. The images are the
+    ones the same ``max_train``/``max_test`` draw from the full data, so a run reads the same
+    images wherever they come from; ``ds.source`` says where.
+
     Args:
         name: one of ``DATASETS`` (``fashion-mnist``, ``cifar10``, ``cifar100``,
             ``tiny-imagenet``, ``synthetic``).
@@ -140,19 +160,123 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     if unknown:
         raise ValueError(f"{unknown}: not options of dataset {name!r}; allowed: {allowed}")
     root = default_root() if root is None else Path(root).expanduser()
-    ds = loader(root=root, download=download, **kwargs)
+    bundle = BUNDLED.get(name)
+    covered = bundle is not None and not kwargs and _bundle_covers(bundle, max_train, max_test)
+    try:
+        ds = loader(root=root, download=download and not covered, **kwargs)
+    except DatasetNotFoundError as err:
+        if not covered:
+            if bundle is not None and bundle.is_file():
+                n_train, n_test = _bundle_sizes(bundle)
+                err.args = (f"{err}\nThe subset shipped with prunefuse ({bundle.name}) holds "
+                            f"only the images of max_train<={n_train} and max_test<={n_test}; "
+                            f"got max_train={max_train}, max_test={max_test}.",)
+            raise
+        return _load_bundle(name, bundle, max_train, max_test)
     ds.x_train, ds.y_train = _subset(ds.x_train, ds.y_train, max_train, "max_train")
     ds.x_test, ds.y_test = _subset(ds.x_test, ds.y_test, max_test, "max_test")
     return ds
 
 
-def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None, param: str):
+def _draw(full: int, n: int | None, param: str) -> torch.Tensor | None:
+    """Indices (ascending) of the seeded ``n``-image subset of a ``full``-image split."""
     if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= full:
+        raise ValueError(f"{param}={n!r}: must be a positive int <= {full} (available images)")
+    return torch.randperm(full, generator=torch.Generator().manual_seed(0))[:n].sort().values
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None, param: str):
+    idx = _draw(len(x), n, param)
+    if idx is None:
         return x, y
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= len(x):
-        raise ValueError(f"{param}={n!r}: must be a positive int <= {len(x)} (available images)")
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n].sort().values
     return x[idx].contiguous(), y[idx].contiguous()
+
+
+def check_data(cfg: dict) -> ImageDataset:
+    """Load a run's data (keys ``dataset``, ``data_root``, ``max_train``, ``max_test``), or
+    fail in one line naming the dataset, ``data_root`` and the file at fault.
+
+    Called before a run folder is created (docs/method.md, "Protocol": a run's record
+    names the data files it read), so that missing or corrupt data leaves nothing behind.
+
+    Raises:
+        DataError: the data is nowhere to be found, or a file is truncated or corrupt.
+    """
+    where = f"dataset={cfg['dataset']!r}, data_root={cfg.get('data_root')!r}"
+    try:
+        return load_dataset(cfg["dataset"], root=cfg.get("data_root"),
+                            max_train=cfg.get("max_train"), max_test=cfg.get("max_test"))
+    except (DatasetNotFoundError, ValueError) as err:
+        line = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
+        raise DataError(f"{where}: {line}") from err
+
+
+def _file_record(path: Path, content: bytes | None = None) -> dict:
+    """Path, size and sha256 of one data file read (``content``: its bytes, if in memory)."""
+    digest = hashlib.sha256()
+    if content is not None:
+        digest.update(content)
+    else:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+    return {"path": str(Path(path).resolve()), "bytes": Path(path).stat().st_size,
+            "sha256": digest.hexdigest()}
+
+
+def _bundle_sizes(bundle: Path) -> tuple[int, int]:
+    with np.load(bundle) as z:
+        return len(z["train_index"]), len(z["test_index"])
+
+
+def _bundle_covers(bundle: Path, max_train: int | None, max_test: int | None) -> bool:
+    if max_train is None or max_test is None or not bundle.is_file():
+        return False
+    n_train, n_test = _bundle_sizes(bundle)
+    return max_train <= n_train and max_test <= n_test
+
+
+def _load_bundle(name: str, bundle: Path, max_train: int, max_test: int) -> ImageDataset:
+    """The shipped subset, cut to exactly the images ``max_train``/``max_test`` draw from the
+    full data (:func:`_draw`); refuses if the draw asks for an image it does not hold."""
+    raw = bundle.read_bytes()
+    with np.load(io.BytesIO(raw)) as z:
+        arrays = {k: z[k] for k in z.files}
+    out = {}
+    for split, n in (("train", max_train), ("test", max_test)):
+        held = torch.from_numpy(arrays[f"{split}_index"].astype(np.int64))  # ascending
+        want = _draw(int(arrays[f"{split}_full"]), n, f"max_{split}")
+        pos = torch.searchsorted(held, want).clamp(max=len(held) - 1)
+        if not torch.equal(held[pos], want):
+            raise DatasetNotFoundError(
+                f"{bundle}: max_{split}={n} draws images this shipped subset does not hold "
+                f"(torch {torch.__version__} permutes differently from the one that built it); "
+                f"install the full {name} data")
+        out[f"x_{split}"] = torch.from_numpy(arrays[f"x_{split}"][pos.numpy()])
+        out[f"y_{split}"] = torch.from_numpy(arrays[f"y_{split}"][pos.numpy()].astype(np.int64))
+    ds = _fashion_dataset(out)
+    ds.source = {"source": "bundled", "files": [_file_record(bundle, raw)]}
+    return ds
+
+
+def write_bundle(ds: ImageDataset, path: str | os.PathLike, max_train: int, max_test: int) -> Path:
+    """Write the subset of Fashion-MNIST ``ds`` (as loaded: 32x32, 3 channels) that
+    ``max_train``/``max_test`` draw, back at 28x28 and one channel, as a compressed ``.npz``:
+    how :data:`BUNDLED` was made (``ds`` read from the official files)."""
+    arrays = {}
+    for split, n in (("train", max_train), ("test", max_test)):
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        idx = _draw(len(x), n, f"max_{split}")
+        arrays.update({f"x_{split}": x[idx, 0, 2:-2, 2:-2].numpy(),
+                       f"y_{split}": y[idx].numpy().astype(np.uint8),
+                       f"{split}_index": idx.numpy().astype(np.int32),
+                       f"{split}_full": np.int64(len(x))})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
 
 
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float],
@@ -258,14 +382,12 @@ def _download_archive(url: str, root: Path, md5: str) -> None:
     download_and_extract_archive(url, str(root), md5=md5)
 
 
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Parse one IDX file (gzipped or not) of unsigned bytes, checking header and length."""
+def _read_idx(path: Path, ndim: int, files: list[dict]) -> np.ndarray:
+    """Parse one IDX file (gzipped or not) of unsigned bytes, checking header and length;
+    append its record (:func:`_file_record`) to ``files``."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                data = f.read()
-        else:
-            data = path.read_bytes()
+        raw = path.read_bytes()
+        data = gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError) as err:  # EOFError: truncated gzip stream
         raise ValueError(f"{path}: unreadable or truncated IDX file ({err})") from err
     header = 4 + 4 * ndim
@@ -276,6 +398,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     if len(data) - header != int(np.prod(dims)):
         raise ValueError(f"{path}: header declares dims {dims} = {int(np.prod(dims))} bytes but "
                          f"the file holds {len(data) - header}; truncated or corrupt, re-fetch it")
+    files.append(_file_record(path, raw))
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -288,54 +411,88 @@ def _checked_labels(labels, n: int, num_classes: int, path: Path) -> torch.Tenso
     return y
 
 
+FASHION_MNIST_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+                       "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+
+
+def _fashion_files(d: Path) -> dict[str, Path]:
+    """Those of the four IDX files (gzipped or not) that are in ``d``."""
+    found = {}
+    for key, stem in FASHION_MNIST_FILES.items():
+        p = next((p for p in (d / f"{stem}.gz", d / stem) if p.is_file()), None)
+        if p is not None:
+            found[key] = p
+    return found
+
+
+def _fashion_dataset(arrays: dict[str, torch.Tensor]) -> ImageDataset:
+    """28x28 uint8 images ``(N, 28, 28)`` and labels -> the padded 3-channel dataset."""
+    out = dict(arrays)
+    for split in ("train", "test"):
+        x = F.pad(arrays[f"x_{split}"], (2, 2, 2, 2))
+        out[f"x_{split}"] = x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+    return ImageDataset("fashion-mnist", **out, num_classes=10, mean=(0.2190,) * 3,
+                        std=(0.3318,) * 3, padding=4)
+
+
 @register_dataset("fashion-mnist")
 def load_fashion_mnist(root: Path, download: bool = True) -> ImageDataset:
     """Fashion-MNIST, zero-padded from 28x28 to 32x32 (2 px per side) and replicated to three
-    channels, so the CIFAR architectures run on it unchanged.
+    channels, so the CIFAR architectures run unchanged.
 
-    Looks in ``/usr/share/datasets/fashion-mnist`` (Debian ``dataset-fashion-mnist``), then
-    ``root`` and ``root/FashionMNIST/raw`` (torchvision's layout), then downloads there with
-    torchvision. Mean/std are constants computed once over the padded 60000 training images.
+    Looks in ``root`` and ``root/FashionMNIST/raw`` (torchvision's layout) when ``root`` was
+    given (it is not :func:`default_root`), then in ``/usr/share/datasets/fashion-mnist``
+    (Debian ``dataset-fashion-mnist``), then in the default root (torchvision's cache), then
+    downloads into ``root`` with torchvision. A folder holding some of the four files but not
+    all is an error, not skipped. Mean/std are constants computed once over the padded 60000
+    training images. ``ds.source`` names the place read and each file's size and sha256.
     """
-    files = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
-    looked = [FASHION_MNIST_SYSTEM_DIR, root, root / "FashionMNIST" / "raw"]
+    cache = default_root()
+    places = [("debian", FASHION_MNIST_SYSTEM_DIR), ("cache", cache),
+              ("cache", cache / "FashionMNIST" / "raw")]
+    if root.resolve() != cache.resolve():
+        places = [("data_root", root), ("data_root", root / "FashionMNIST" / "raw"), *places]
+    found = None
+    for where, d in places:
+        paths = _fashion_files(d)
+        if len(paths) == len(FASHION_MNIST_FILES):
+            found = where, paths
+            break
+        if paths and where == "data_root":
+            missing = sorted(set(FASHION_MNIST_FILES.values())
+                             - {p.name.removesuffix(".gz") for p in paths.values()})
+            raise ValueError(f"{d}: holds {sorted(p.name for p in paths.values())} but not "
+                             f"{missing} (.gz or not); complete or remove it")
+    if found is None:
+        looked = [d for _, d in places]
+        target = root / "FashionMNIST" / "raw"
 
-    def find(d: Path) -> dict[str, Path] | None:
-        found = {}
-        for key, stem in files.items():
-            for p in (d / f"{stem}.gz", d / stem):
-                if p.is_file():
-                    found[key] = p
-                    break
-        return found if len(found) == len(files) else None
-
-    paths = next((f for f in map(find, looked) if f), None)
-    if paths is None:
         def fetch():
             from torchvision.datasets import FashionMNIST
             FashionMNIST(str(root), download=True)
         _fetch("Fashion-MNIST", looked, "Install it with `apt-get install dataset-fashion-mnist`.",
                download, fetch)
-        paths = find(looked[-1])
-        if paths is None:
-            raise DatasetNotFoundError(f"Fashion-MNIST download left no IDX files in {looked[-1]}")
-    out = {}
+        paths = _fashion_files(target)
+        if len(paths) != len(FASHION_MNIST_FILES):
+            raise DatasetNotFoundError(f"Fashion-MNIST download left no IDX files in {target}")
+        found = "download", paths
+    where, paths = found
+    out, files = {}, []
     for split in ("train", "test"):
-        images = _read_idx(paths[f"x_{split}"], 3)
-        y = _checked_labels(_read_idx(paths[f"y_{split}"], 1), len(images), 10, paths[f"y_{split}"])
-        x = torch.from_numpy(np.pad(images, ((0, 0), (2, 2), (2, 2))))
-        out[f"x_{split}"] = x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
-        out[f"y_{split}"] = y
-    return ImageDataset("fashion-mnist", **out, num_classes=10, mean=(0.2190,) * 3,
-                        std=(0.3318,) * 3, padding=4)
+        images = _read_idx(paths[f"x_{split}"], 3, files)
+        out[f"x_{split}"] = torch.from_numpy(images.copy())
+        out[f"y_{split}"] = _checked_labels(_read_idx(paths[f"y_{split}"], 1, files), len(images),
+                                            10, paths[f"y_{split}"])
+    ds = _fashion_dataset(out)
+    ds.source = {"source": where, "files": files}
+    return ds
 
 
-def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int):
+def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int, files: list[dict]):
     try:
-        with open(path, "rb") as f:
-            # The official batches are pickles; only load files from a source you trust.
-            batch = pickle.load(f, encoding="bytes")
+        raw = path.read_bytes()
+        # The official batches are pickles; only load files from a source you trust.
+        batch = pickle.loads(raw, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = batch[label_key]
     except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as err:
@@ -344,19 +501,24 @@ def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int):
     if data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(f"{path}: data has shape {data.shape}, expected (N, 3072)")
     y = _checked_labels(labels, len(data), num_classes, path)
+    files.append(_file_record(path, raw))
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), y
 
 
 def _load_cifar(name: str, root: Path, download: bool, folder: str, train: list[str], test: str,
                 label_key: bytes, num_classes: int, url: str, md5: str, mean, std) -> ImageDataset:
     base = root / folder
+    where = "data_root"
     if not all((base / f).is_file() for f in [*train, test]):
         _fetch(name, [base], f"Get {url} and extract it into {root}.", download,
                lambda: _download_archive(url, root, md5))
-    parts = [_read_cifar_batch(base / f, label_key, num_classes) for f in train]
-    x_test, y_test = _read_cifar_batch(base / test, label_key, num_classes)
+        where = "download"
+    files: list[dict] = []
+    parts = [_read_cifar_batch(base / f, label_key, num_classes, files) for f in train]
+    x_test, y_test = _read_cifar_batch(base / test, label_key, num_classes, files)
     return ImageDataset(name, torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
-                        x_test, y_test, num_classes, mean, std, padding=4)
+                        x_test, y_test, num_classes, mean, std, padding=4,
+                        source={"source": where, "files": files})
 
 
 @register_dataset("cifar10")
@@ -426,6 +588,7 @@ def load_tiny_imagenet(root: Path, download: bool = True) -> ImageDataset:
     base = root / "tiny-imagenet-200"
     cache = base / TINY_IMAGENET_CACHE
     tensors = None
+    where = "data_root"
     if cache.is_file():
         try:
             tensors = torch.load(cache, weights_only=True)
@@ -435,12 +598,16 @@ def load_tiny_imagenet(root: Path, download: bool = True) -> ImageDataset:
         if not (base / "wnids.txt").is_file():
             _fetch("Tiny ImageNet", [base], f"Get {TINY_IMAGENET_URL} and unzip it into {root}.",
                    download, lambda: _download_archive(TINY_IMAGENET_URL, root, TINY_IMAGENET_MD5))
+            where = "download"
         tensors = _decode_tiny_imagenet(base)
         tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
         torch.save(tensors, tmp)
         os.replace(tmp, cache)  # atomic: a crash never leaves a half-written cache
+    # The decoded cache stands for the 110000 JPEGs it was made from (decoded just now or
+    # before): one file to hash instead of 110000.
     return ImageDataset("tiny-imagenet", **tensors, num_classes=200,
-                        mean=(0.4802, 0.4481, 0.3975), std=(0.2770, 0.2691, 0.2821), padding=8)
+                        mean=(0.4802, 0.4481, 0.3975), std=(0.2770, 0.2691, 0.2821), padding=8,
+                        source={"source": where, "files": [_file_record(cache)]})
 
 
 @register_dataset("synthetic")
@@ -471,4 +638,5 @@ def load_synthetic(root: Path | None = None, download: bool = False, num_train: 
     pixels = x_train.double().div(255).transpose(0, 1).reshape(channels, -1)
     return ImageDataset("synthetic", x_train, y_train, x_test, y_test, num_classes,
                         tuple(pixels.mean(1).tolist()), tuple(pixels.std(1).tolist()),
-                        padding=max(1, image_size // 8))
+                        padding=max(1, image_size // 8),
+                        source={"source": "synthetic (generated in memory)", "files": []})

@@ -31,7 +31,7 @@ import torch
 
 from . import __version__
 from .config import ConfigError, check_sizes, make_config, run_id, validate
-from .data import DatasetNotFoundError, ImageDataset, load_dataset
+from .data import DataError, ImageDataset, check_data
 from .device import device_name, resolve_device
 from .flops import CostLedger, count_macs, training_macs
 from .fuse import fuse
@@ -84,7 +84,7 @@ class Experiment:
                  data: ImageDataset | None = None):
         self.cfg, self.dir, self.progress = cfg, run_dir, progress
         self.device = resolve_device(cfg["device"])
-        self.data = data if data is not None else _load_data(cfg)
+        self.data = data if data is not None else _data(cfg)
         self.pool_size = self.data.num_train
         self.data_dev = self.data.to(self.device)
         shape = (self.data.in_channels, self.data.image_size, self.data.image_size)
@@ -114,6 +114,8 @@ class Experiment:
             "python": platform.python_version(), "device": str(self.device),
             "device_name": device_name(self.device), "threads": torch.get_num_threads(),
             "pool_size": self.pool_size, "test_size": self.data.num_test,
+            # Where the images were read and which files: path, size, sha256.
+            "data": self.data.source,
             "target": {"arch": cfg["arch"], "params": count_params(self.dense_init),
                        "macs_per_sample": self.target_macs},
             "selector_model": None if self.selector_init is None else {
@@ -308,12 +310,12 @@ SELECTION_KEYS_BY_SELECTOR = {"prunefuse": ("arch", "ratio"), "dense": ("arch",)
                               "svp": ("proxy_arch",), "random": ()}
 
 
-def _load_data(cfg: dict[str, Any]) -> ImageDataset:
+def _data(cfg: dict[str, Any]) -> ImageDataset:
+    """The run's data, or a :class:`ConfigError` in one line naming the file at fault."""
     try:
-        return load_dataset(cfg["dataset"], root=cfg["data_root"], max_train=cfg["max_train"],
-                            max_test=cfg["max_test"])
-    except (DatasetNotFoundError, ValueError) as err:  # files missing, truncated or corrupt
-        raise ConfigError(f"dataset={cfg['dataset']!r}: {err}") from err
+        return check_data(cfg)
+    except DataError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:
@@ -373,7 +375,7 @@ def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
         _selection_record(cfg)
     if not data:
         return None
-    ds = _load_data(cfg)
+    ds = _data(cfg)
     check_sizes(cfg, ds.num_train)
     example = torch.zeros(1, ds.in_channels, ds.image_size, ds.image_size)
     archs = [cfg["arch"]] + ([cfg["proxy_arch"]] if cfg["selector"] == "svp" else [])

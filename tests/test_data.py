@@ -4,8 +4,13 @@ format; augment is checked against a per-image reference replaying the same rand
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
+import os
 import pickle
 import struct
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -48,8 +53,9 @@ def write_fashion(d: Path, n_train: int = 20, n_test: int = 10, compress: bool =
 
 @pytest.fixture
 def no_system_fashion(tmp_path, monkeypatch):
-    """Hide the Debian copy so the loader reads the test's files."""
+    """Hide the Debian copy and torchvision's cache so the loader reads the test's files."""
     monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-copy")
+    monkeypatch.setenv("PRUNEFUSE_DATA", str(tmp_path / "empty-cache"))
 
 
 @pytest.mark.parametrize("sub,compress", [("", True), ("FashionMNIST/raw", True), ("", False)])
@@ -122,6 +128,169 @@ def test_fashion_mnist_failed_download_is_chained(tmp_path, no_system_fashion, m
         load_dataset("fashion-mnist", root=tmp_path, download=True)
     assert isinstance(info.value.__cause__, urllib.error.URLError)
     assert str(tmp_path) in str(info.value)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_explicit_data_root_wins_and_is_recorded(tmp_path, monkeypatch):
+    system, cache, mine = tmp_path / "debian", tmp_path / "cache", tmp_path / "mine"
+    write_fashion(system, n_train=20)
+    write_fashion(cache / "FashionMNIST" / "raw", n_train=16)
+    write_fashion(mine, n_train=12, compress=False)
+    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", system)
+    monkeypatch.setenv("PRUNEFUSE_DATA", str(cache))
+    ds = load_dataset("fashion-mnist", root=mine, download=False)
+    assert ds.num_train == 12 and ds.source["source"] == "data_root"
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte"]
+    assert ds.source["files"] == [{"path": str((mine / n).resolve()),
+                                   "bytes": (mine / n).stat().st_size,
+                                   "sha256": _sha256(mine / n)} for n in names]
+    # no data_root: the Debian copy, then torchvision's cache
+    ds = load_dataset("fashion-mnist", download=False)
+    assert ds.num_train == 20 and ds.source["source"] == "debian"
+    assert ds.source["files"][0]["path"] == str(system / "train-images-idx3-ubyte.gz")
+    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "none")
+    ds = load_dataset("fashion-mnist", download=False)
+    assert ds.num_train == 16 and ds.source["source"] == "cache"
+
+
+def test_corrupt_or_partial_data_root_fails_in_one_line(tmp_path, no_system_fashion):
+    mine = tmp_path / "mine"
+    write_fashion(mine)
+    path = mine / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-30])
+    cfg = {"dataset": "fashion-mnist", "data_root": str(mine), "max_train": None,
+           "max_test": None}
+    with pytest.raises(data.DataError) as info:
+        data.check_data(cfg)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"dataset='fashion-mnist', data_root={str(mine)!r}: {path}: ")
+    assert "truncated" in msg
+    path.unlink()
+    with pytest.raises(data.DataError, match=r"holds \[.*\] but not \['t10k-images-idx3-ubyte'\]"):
+        data.check_data(cfg)
+
+
+def test_corrupt_data_root_leaves_no_run_folder(tmp_path, no_system_fashion, capsys):
+    from prunefuse.cli import main
+
+    mine = tmp_path / "mine"
+    write_fashion(mine)
+    (mine / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b")
+    out = tmp_path / "runs"
+    assert main(["run", "--profile", "smoke", "--out", str(out), "dataset=fashion-mnist",
+                 f"data_root={mine}", "max_train=20", "max_test=10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"data_root={str(mine)!r}" in err
+    assert "train-labels-idx1-ubyte.gz" in err and not out.exists()
+
+
+# sha256 of the demo's images and labels (x_train, y_train, x_test, y_test as loaded: uint8
+# 32x32x3 and int64), read from the official files with max_train=4000, max_test=2000.
+DEMO_SUBSET_SHA256 = "e7117d798f45263992fae2eca83ff571b9e2b623dc885e4b4b18b35d154fa9f6"
+
+
+def _subset_sha(ds) -> str:
+    h = hashlib.sha256()
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        h.update(getattr(ds, key).numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No Debian copy, no cache, and a downloader that must not be called."""
+    import torchvision.datasets
+
+    calls = []
+
+    def no_network(*args, **kwargs):
+        calls.append(args)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", no_network)
+    return calls
+
+
+def test_bundled_subset_is_the_demo_draw(tmp_path, no_system_fashion, offline):
+    ds = load_dataset("fashion-mnist", max_train=4000, max_test=2000)
+    assert ds.source["source"] == "bundled" and offline == []
+    bundle = data.BUNDLED["fashion-mnist"]
+    assert ds.source["files"] == [{"path": str(bundle.resolve()), "bytes": bundle.stat().st_size,
+                                   "sha256": _sha256(bundle)}]
+    assert _subset_sha(ds) == DEMO_SUBSET_SHA256
+    assert bundle.stat().st_size < 3_000_000
+    assert "MIT" in (bundle.parent / "LICENSE-fashion-mnist.txt").read_text()
+    # a smaller draw is a sub-draw of the bundled one: the same images as from the full data
+    small = load_dataset("fashion-mnist", max_train=1000, max_test=7)
+    idx = torch.randperm(4000, generator=torch.Generator().manual_seed(0))  # not the draw
+    assert small.num_train == 1000 and not torch.equal(small.x_train, ds.x_train[idx[:1000]])
+    full_draw = data._draw(60000, 1000, "max_train")
+    held = torch.from_numpy(np.load(bundle)["train_index"].astype(np.int64))
+    pos = torch.searchsorted(held, full_draw)
+    assert torch.equal(held[pos], full_draw) and torch.equal(small.x_train, ds.x_train[pos])
+
+
+@pytest.mark.parametrize("max_train,max_test", [(None, 2000), (4001, 2000), (4000, 2001)])
+def test_bundled_subset_refuses_what_it_does_not_hold(tmp_path, no_system_fashion, offline,
+                                                      max_train, max_test):
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset("fashion-mnist", max_train=max_train, max_test=max_test)
+    msg = str(info.value)
+    assert "download failed" in msg and len(offline) == 1
+    assert f"holds only the images of max_train<=4000 and max_test<=2000; got " \
+           f"max_train={max_train}, max_test={max_test}" in msg
+
+
+def test_bundled_subset_equals_the_full_data_draw():
+    if not data.FASHION_MNIST_SYSTEM_DIR.is_dir():  # the hash above stands for the full data
+        ds = load_dataset("fashion-mnist", max_train=4000, max_test=2000, download=False)
+        assert ds.source["source"] == "bundled" and _subset_sha(ds) == DEMO_SUBSET_SHA256
+        return
+    ds = load_dataset("fashion-mnist", max_train=4000, max_test=2000, download=False)
+    assert ds.source["source"] == "debian" and _subset_sha(ds) == DEMO_SUBSET_SHA256
+
+
+def _can_hide_debian() -> bool:
+    probe = ["unshare", "-m", "-n", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def test_demo_profile_runs_offline_without_debian_files(tmp_path):
+    """A fresh machine: no Debian package, empty cache, no network (a mount and network
+    namespace where ``unshare`` works; else the same hidden in the subprocess)."""
+    out = tmp_path / "runs"
+    args = ["run", "--profile", "demo", "--out", str(out), "--no-progress", "arch=resnet8",
+            "selector=random", "budgets=[0.1]", "target_epochs=1", "selector_epochs=1"]
+    env = {**os.environ, "HOME": str(tmp_path), "PRUNEFUSE_DATA": str(tmp_path / "cache"),
+           "PYTHONPATH": str(Path(data.__file__).parents[1])}
+    if _can_hide_debian():
+        script = ("[ -d /usr/share/datasets ] && mount -t tmpfs none /usr/share/datasets; "
+                  'exec "$@"')
+        cmd = ["unshare", "-m", "-n", "sh", "-c", script, "sh", sys.executable, "-m",
+               "prunefuse.cli", *args]
+    else:
+        code = ("import pathlib, sys, urllib.error, torchvision.datasets\n"
+                "from prunefuse import data\n"
+                "data.FASHION_MNIST_SYSTEM_DIR = pathlib.Path('/nonexistent')\n"
+                "def no_network(*a, **k): raise urllib.error.URLError('no network')\n"
+                "torchvision.datasets.FashionMNIST = no_network\n"
+                "from prunefuse.cli import main\n"
+                "sys.exit(main(sys.argv[1:]))\n")
+        cmd = [sys.executable, "-c", code, *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = [p for p in out.iterdir() if (p / "DONE").exists()]
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["data"]["source"] == "bundled" and record["pool_size"] == 4000
+    assert record["data"]["files"][0]["sha256"] == _sha256(data.BUNDLED["fashion-mnist"])
 
 
 @pytest.mark.realdata
