@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots
+from . import plots, stats
 from .runs import atomic_write_text, find_runs
 
 # What each profile's numbers can be trusted for; written into every caption.
@@ -67,9 +67,12 @@ def load_targets(records: str | os.PathLike) -> pd.DataFrame:
                 "variant": variant(cfg["target_init"], cfg["kd_lambda"]),
                 "selection_from": cfg["selection_from"], "seed": cfg["seed"],
                 "budget": m["budget"], "budget_pct": round(100 * m["budget"], 6),
+                "epochs_trained": len(m["epochs"]),
                 "labeled": m["labeled"], "acc_pct": 100 * m["final_test_acc"],
                 "best_acc_pct": 100 * m["best_test_acc"],
-                "epoch_acc_pct": [100 * e["test_acc"] for e in m["epochs"]],
+                # (epoch, accuracy) of the epochs the test set was evaluated after (eval_every)
+                "epoch_acc_pct": [(e["epoch"], 100 * e["test_acc"]) for e in m["epochs"]
+                                  if "test_acc" in e],
                 "selection_macs": m["cumulative_selection_macs"],
                 "selection_seconds": m["cumulative_selection_seconds"],
                 "target_macs": m["target_training_macs"],
@@ -80,7 +83,7 @@ def load_targets(records: str | os.PathLike) -> pd.DataFrame:
                 "target_params": run["target"]["params"],
                 "target_macs_per_sample": run["target"]["macs_per_sample"],
                 "device_name": run.get("device_name"), "threads": run.get("threads"),
-                "finished": finished,
+                "git_commit": run.get("git_commit"), "finished": finished,
             })
     return pd.DataFrame(rows)
 
@@ -136,7 +139,10 @@ def write_caption(out: Path, name: str, title: str, text: str, df: pd.DataFrame,
         f"- Dataset: {setting}.",
         f"- Hardware: {_hardware(df)}.",
         f"- Date: runs finished {span}; built {time.strftime('%Y-%m-%d')}.",
-        f"- Records: {df['run_id'].nunique()} runs.",
+        f"- Records: {df['run_id'].nunique()} runs, package commit(s) "
+        f"{', '.join(sorted({str(c)[:7] for c in df['git_commit']})) or 'unknown'}.",
+        f"- Command: `prunefuse reproduce --profile {profile} --out DIR` (DIR/runs holds the "
+        "records; artefacts only read them).",
         f"- Files: {', '.join(p.name for p in files)}.",
     ]
     return atomic_write_text(out / f"{name}.caption.md", "\n".join(lines) + "\n")
@@ -193,52 +199,87 @@ def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
 
 # -- the artefacts -----------------------------------------------------------------------------
 
+def _method_name(selector: str, ratio: float, proxy_arch: str) -> str:
+    return {"dense": "Baseline", "random": "Random", "svp": f"SVP ({proxy_arch})"}.get(
+        selector, f"PruneFuse p={ratio:g}")
+
+
+def _with_diffs(df: pd.DataFrame, by: list[str], baseline: str = "Baseline") -> pd.DataFrame:
+    """Per ``by`` group and method: accuracy mean ± sd with n, and the paired difference
+    against ``baseline`` (same seed) with its 95% t interval."""
+    diffs = stats.paired_differences(df, by=by, method="method", baseline=baseline)
+    rows = []
+    for keys, cell in df.groupby(by + ["method"], sort=False):
+        key = dict(zip(by + ["method"], keys))
+        d = diffs
+        for k, v in key.items():
+            d = d[d[k] == v]
+        rows.append({**key, "acc": stats.format_mean_sd(cell["acc_pct"]),
+                     "n": int(cell["seed"].nunique()),
+                     "diff": "" if key["method"] == baseline
+                     else (stats.format_diff(d.iloc[0]) if len(d) else "—")})
+    return pd.DataFrame(rows)
+
+
 def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                datasets: list[str], arch: str, scores: list[str],
                ratios: list[float]) -> Paths:
-    """The main accuracy table: dataset x selection score x budget; Baseline (dense AL) vs
-    PruneFuse p = ratios; with each selector's parameters and MACs per image.
+    """The main accuracy table: dataset x selection score x budget x method, with each method's
+    paired difference against the Baseline (dense AL: the target itself selects; random
+    selection for the random score) and each selector's parameters and MACs per image.
+    SVP and random-selection runs of the same grid are shown beside them when present.
 
     Returns the paths of ``main_table.{csv,md,tex,caption.md}``.
     """
     out, name = Path(out), "main_table"
     df = load_targets(records)
     if not df.empty:
-        df = df[df["dataset"].isin(datasets) & (df["arch"] == arch) & df["score"].isin(scores)]
+        df = df[df["dataset"].isin(datasets) & (df["arch"] == arch) & _main_runs(df)]
         pf = _prunefuse(df) & _isin(df["ratio"], ratios)
-        df = df[pf | _baseline(df)].copy()
+        own = (pf | _baseline(df) | (df["selector"] == "svp")) & df["score"].isin(scores)
+        df = df[own | (df["selector"] == "random")].copy()
     _require(df, "the main table", records, datasets=datasets, arch=arch, scores=scores)
-    df["method"] = ["Baseline" if s != "prunefuse" else f"PruneFuse p={r:g}"
-                    for s, r in zip(df["selector"], df["ratio"])]
-    methods = ["Baseline"] + [f"PruneFuse p={r:g}" for r in ratios]
-    methods = [m for m in methods if m in set(df["method"])]
+    df["method"] = [_method_name(s, r, a) for s, r, a in
+                    zip(df["selector"], df["ratio"], df["proxy_arch"])]
+    order = (["Baseline"] + sorted(m for m in set(df["method"]) if m.startswith("SVP"))
+             + ["Random"] + [f"PruneFuse p={r:g}" for r in ratios])
     rows = []
     for dataset in [d for d in datasets if d in set(df["dataset"])]:
         d = df[df["dataset"] == dataset]
-        params = {m: d.loc[d["method"] == m, "selector_params"].dropna() for m in methods}
-        macs = {m: d.loc[d["method"] == m, "selector_macs"].dropna() for m in methods}
-        rows.append({"dataset": dataset, "score": "selector params (M)", "budget (% of pool)": "",
-                     **{m: f"{v.iloc[0] / 1e6:.3f}" if len(v) else "—" for m, v in params.items()}})
-        rows.append({"dataset": dataset, "score": "selector MACs / image (M)",
-                     "budget (% of pool)": "",
-                     **{m: f"{v.iloc[0] / 1e6:.2f}" if len(v) else "—" for m, v in macs.items()}})
-        for score in [s for s in scores if s in set(d["score"])]:
-            for budget, cell in d[d["score"] == score].groupby("budget_pct", sort=True):
-                row = {"dataset": dataset, "score": score, "budget (% of pool)": f"{budget:g}"}
-                for m in methods:
-                    acc = cell.loc[cell["method"] == m, "acc_pct"]
-                    row[m] = f"{_mean_sd(acc)} (n={len(acc)})" if len(acc) else "—"
-                rows.append(row)
+        for score in scores:
+            if score == "random":  # the Baseline of the random score is random selection
+                cell = d[d["selector"] == "random"].assign(method="Baseline")
+            else:  # random-selection runs appear in every score's block as "Random"
+                cell = d[(d["score"] == score) | (d["selector"] == "random")]
+            if cell.empty or (score != "random" and score not in set(cell["score"])):
+                continue
+            cell = cell.assign(method=pd.Categorical(cell["method"], order)).sort_values(
+                ["budget_pct", "method"])
+            table = _with_diffs(cell.assign(method=cell["method"].astype(str)), ["budget_pct"])
+            for r in table.itertuples():
+                sel = cell[cell["method"].astype(str) == r.method]
+                params, macs = sel["selector_params"].dropna(), sel["selector_macs"].dropna()
+                rows.append({
+                    "dataset": dataset, "score": score, "budget (% of pool)": f"{r.budget_pct:g}",
+                    "method": r.method, "test acc (%)": r.acc, "n": r.n,
+                    "Δ vs Baseline (pp) [95% CI]": r.diff,
+                    "selector params (M)": f"{params.iloc[0] / 1e6:.3f}" if len(params) else "—",
+                    "selector MACs / image (M)": f"{macs.iloc[0] / 1e6:.2f}" if len(macs) else "—",
+                })
     table = pd.DataFrame(rows)
     n = plots.seeds_note(df, ["dataset", "score", "budget", "method"])
     caption = (f"Test accuracy (%) of the {arch} target, final epoch, mean ± sd over seeds "
-               f"({n}); Baseline = the dense target selects (random selection for the random "
-               f"score); PruneFuse = pruned selector, fused target trained with KD.")
-    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), table, caption, 3)
+               f"({n}). Δ: the paired difference against the Baseline over the seeds both "
+               "have (same dense init, initial labels and pool), mean and 95% Student-t "
+               "interval in percentage points; * marks an interval that excludes zero. "
+               "Baseline = the dense target selects (random selection for the random score); "
+               "SVP = the proxy selects, target from scratch; Random = random selection, "
+               "target from scratch; PruneFuse = pruned selector, fused target trained with KD.")
+    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), table, caption, 4)
     paths["caption"] = write_caption(
         out, name, "Main table: target accuracy by dataset, selection score and budget",
-        caption + " Selector parameters and MACs per image (fvcore: one multiply-add = one MAC) "
-        "head each dataset's block.", df, profile=profile,
+        caption + " Selector parameters and MACs per image: fvcore, one multiply-add = one "
+        "MAC.", df, profile=profile,
         setting=f"{', '.join(sorted(set(df['dataset'])))}; target {arch}; scores "
                 f"{', '.join(sorted(set(df['score'])))}",
         files=list(paths.values()))
@@ -266,13 +307,21 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
     df["gmacs"] = df["selection_macs"] / 1e9
     paths = dict(zip(("pdf", "png"), plots.plot_selection_macs(
         df, out / name, title=f"Total selection cost, {dataset}, {arch}, {score}")))
-    paths["csv"] = _write_data(out, name, df)
+    g = df.groupby(["ratio", "budget_pct", "method"])["selection_macs"].mean().unstack("method")
+    ratios_seen = (g["Baseline"] / g["PruneFuse"]).rename("baseline_over_prunefuse")
+    paths["csv"] = _write_data(out, name, df.merge(ratios_seen.reset_index(),
+                                                   on=["ratio", "budget_pct"], how="left"))
     paths["caption"] = write_caption(
         out, name, "Figure 3: total selection cost, PruneFuse vs baseline active learning",
-        "Cumulative selection cost in GMACs (selector training at 3 MACs per image-epoch plus "
-        "pool scoring at 1 MAC per image; fvcore MACs) until the labeled set reaches each "
-        "budget (% of pool); one panel per pruning ratio p. Baseline: the dense target selects. "
-        f"Bars: mean ± sd over seeds ({plots.seeds_note(df, ['ratio', 'method', 'budget'])}).",
+        "Cumulative selection cost in GMACs until the labeled set reaches each budget (% of "
+        "pool): the selectors trained on the earlier labeled sets (3 MACs per image-epoch) and "
+        "their pool passes (1 MAC per image); fvcore MACs. The same rule for both methods "
+        "(docs/method.md, Cost accounting): PruneFuse's selector trained on a budget's own "
+        "labeled set, its fusion source and KD teacher, is not selection cost and is not "
+        "shown, so at equal rounds the Baseline/PruneFuse ratio equals the ratio of their "
+        "selectors' per-image MACs (column baseline_over_prunefuse of the CSV). One panel per "
+        "pruning ratio p. Baseline: the dense target selects. Bars: mean ± sd over seeds "
+        f"({plots.seeds_note(df, ['ratio', 'method', 'budget'])}).",
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths
@@ -295,10 +344,16 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
             budget = df["budget"].max()
         df = df[_isin(df["budget"], [budget])] if budget is not None else df
     _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
+    # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid).
+    df = df[[len(c) > 1 or len(c) == e for c, e in zip(df["epoch_acc_pct"],
+                                                              df["epochs_trained"])]]
+    _require(df, "Figure 4 (runs tested after every epoch)", records, dataset=dataset,
+             ratios=ratios)
     curves = df[["run_id", "ratio", "variant", "seed", "budget_pct", "epoch_acc_pct"]].explode(
-        "epoch_acc_pct").rename(columns={"epoch_acc_pct": "acc_pct"})
-    curves["epoch"] = curves.groupby("run_id").cumcount() + 1
-    curves["acc_pct"] = curves["acc_pct"].astype(float)
+        "epoch_acc_pct")
+    curves["epoch"] = [int(p[0]) for p in curves["epoch_acc_pct"]]
+    curves["acc_pct"] = [float(p[1]) for p in curves["epoch_acc_pct"]]
+    curves = curves.drop(columns=["epoch_acc_pct"])
     paths = dict(zip(("pdf", "png"), plots.plot_epoch_curves(
         curves, out / name,
         title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")))
@@ -308,8 +363,9 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
         f"Test accuracy (%) of the {arch} target after each training epoch on the labeled set "
         f"({100 * budget:g}% of pool) selected by the pruned network; fused = initialized by "
         "fusing the trained pruned network into the dense initialization, scratch = the dense "
-        "initialization alone; + KD = distilled from the trained pruned network. Lines: mean ± "
-        f"sd over seeds ({plots.seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
+        "initialization alone; + KD = distilled from the trained pruned network. Lines: mean, "
+        "bands: 95% Student-t interval over seeds "
+        f"({plots.seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths
@@ -347,8 +403,9 @@ def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *,
         f"Final test accuracy (%) of each target at {100 * budget:g}% of the pool against the "
         "parameters of the network that selected its data: PruneFuse prunes the target at "
         f"p = {', '.join(f'{r:g}' for r in ratios)} (fused target, KD); SVP selects with an "
-        f"independent {proxy_arch} and trains the target from scratch. Error bars: sd over "
-        f"seeds ({plots.seeds_note(df, ['family', 'target', 'selector'])}).",
+        f"independent {proxy_arch} and trains the target from scratch. Error bars: 95% "
+        "Student-t interval of the mean over seeds "
+        f"({plots.seeds_note(df, ['family', 'target', 'selector'])}).",
         df, profile=profile, setting=f"{dataset}; targets {', '.join(archs)}; score {score}",
         files=list(paths.values()))
     return paths
@@ -368,19 +425,23 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
                 & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
     _require(df, "the ablation", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
-    variants = [v for v in plots.VARIANTS if v in set(df["variant"])]
-    rows = []
-    for (ratio, budget), cell in df.groupby(["ratio", "budget_pct"], sort=True):
-        row = {"p": f"{ratio:g}", "budget (% of pool)": f"{budget:g}"}
-        for v in variants:
-            acc = cell.loc[cell["variant"] == v, "acc_pct"]
-            row[v] = f"{_mean_sd(acc)} (n={len(acc)})" if len(acc) else "—"
-        rows.append(row)
+    pf = "fused + KD (PruneFuse)"
+    order = [v for v in plots.VARIANTS if v in set(df["variant"])]
+    df = df.assign(method=df["variant"]).sort_values(
+        ["ratio", "budget_pct", "method"], key=lambda c: c.map(order.index) if c.name == "method"
+        else c)
+    table = _with_diffs(df, ["ratio", "budget_pct"], baseline=pf)
+    rows = [{"p": f"{r.ratio:g}", "budget (% of pool)": f"{r.budget_pct:g}", "target": r.method,
+             "test acc (%)": r.acc, "n": r.n, f"Δ vs {pf} (pp) [95% CI]": r.diff}
+            for r in table.itertuples()]
     n = plots.seeds_note(df, ["ratio", "budget", "variant"])
     caption = (f"Test accuracy (%) of the {arch} target trained on the pruned network's "
-               f"selection, by target initialization and KD; mean ± sd over seeds ({n}).")
-    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), pd.DataFrame(rows),
-                         caption, 2)
+               f"selection, by target initialization and KD; mean ± sd over seeds ({n}). Δ: "
+               f"paired difference against {pf} (same seed and selection), mean and 95% "
+               "Student-t interval in percentage points; * marks an interval that excludes "
+               "zero.")
+    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct", "method"]),
+                         pd.DataFrame(rows), caption, 3)
     last = df[df["budget"] == df["budget"].max()]
     paths.update(zip(("pdf", "png"), plots.plot_ablation(
         last, out / name, title=f"Fusion / KD ablation, {last['budget_pct'].iloc[0]:g}% of pool")))
@@ -407,13 +468,17 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
     _require(df, "the cost figure", records, dataset=dataset, arch=arch, score=score)
     df["method"] = ["Baseline" if s != "prunefuse" else f"PruneFuse p={r:g}"
                     for s, r in zip(df["selector"], df["ratio"])]
-    df["gmacs"] = df["selection_macs"] / 1e9
-    df["seconds"] = df["selection_seconds"]
+    # Everything to reach a model at budget b: selection(b) + fusion(b) + target training(b).
+    df["gmacs"] = (df["selection_macs"] + df["fusion_macs"] + df["target_macs"]) / 1e9
+    df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_seconds"]
     g = df.groupby(["method", "budget_pct"], sort=True).agg(
         acc=("acc_pct", "mean"), sd=("acc_pct", "std"), n=("seed", "nunique"),
-        sel_gmacs=("gmacs", "mean"), sel_s=("seconds", "mean"),
+        sel_gmacs=("selection_macs", lambda x: x.mean() / 1e9),
+        sel_s=("selection_seconds", "mean"),
+        fus_gmacs=("fusion_macs", lambda x: x.mean() / 1e9), fus_s=("fusion_seconds", "mean"),
         tgt_gmacs=("target_macs", lambda x: x.mean() / 1e9),
-        tgt_s=("target_seconds", "mean")).reset_index()
+        tgt_s=("target_seconds", "mean"), all_gmacs=("gmacs", "mean"),
+        all_s=("seconds", "mean")).reset_index()
     g["sd"] = g["sd"].fillna(0.0)
     base = g[g["method"] == "Baseline"]
     goal = base.loc[base["budget_pct"].idxmax(), "acc"] if not base.empty else None
@@ -425,20 +490,23 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
             "method": r.method, "budget (% of pool)": f"{r.budget_pct:g}",
             "test acc (%)": f"{r.acc:.2f} ± {r.sd:.2f} (n={r.n})",
             "selection (GMACs)": f"{r.sel_gmacs:.3g}", "selection (s)": f"{r.sel_s:.1f}",
+            "fusion (GMACs)": f"{r.fus_gmacs:.3g}", "fusion (s)": f"{r.fus_s:.1f}",
             "target training (GMACs)": f"{r.tgt_gmacs:.3g}", "target training (s)": f"{r.tgt_s:.1f}",
-            "to baseline acc (s)": "not reached" if first is None
-            else f"{first['sel_s'] + first['tgt_s']:.1f}",
+            "total (GMACs)": f"{r.all_gmacs:.3g}", "total (s)": f"{r.all_s:.1f}",
+            "to baseline acc (s)": "not reached" if first is None else f"{first['all_s']:.1f}",
         })
-    caption = ("Cumulative selection cost until each budget, in MACs (fvcore: one multiply-add "
-               "= one MAC; training = 3 MACs per image-epoch, scoring = 1) and wall-clock "
-               "seconds, beside the target's accuracy (mean ± sd over seeds, "
-               f"{plots.seeds_note(df, ['method', 'budget'])}). 'to baseline acc': selection "
-               "plus target-training seconds at the first budget whose mean accuracy reaches "
-               "the baseline's at its largest budget. A PruneFuse selector trained on a "
-               "budget's labeled set is charged at that budget, because the fused target "
-               "there needs it; a baseline's selector trained on that set is charged at the "
-               "next budget, where it selects. So each PruneFuse row holds one selector "
-               "training more than the baseline row at the same budget.")
+    caption = ("Everything it costs to reach a model at each budget, in MACs (fvcore: one "
+               "multiply-add = one MAC; training = 3 MACs per image-epoch, a forward = 1) and "
+               "wall-clock seconds, beside the target's accuracy (table: mean ± sd over seeds; "
+               "figure: mean with 95% Student-t interval; "
+               f"{plots.seeds_note(df, ['method', 'budget'])}): selection (the selectors "
+               "trained on the earlier labeled sets and their pool passes; the same rule for "
+               "every method), fusion (PruneFuse only: its selector trained on this budget's "
+               "labeled set, the fusion source and KD teacher, and the teacher's forwards; its "
+               "seconds are the source's training, the teacher's run inside target training) "
+               "and target training at this budget. Test evaluation is excluded. 'to baseline "
+               "acc': total seconds at the first budget whose mean accuracy reaches the "
+               "baseline's at its largest budget. The figure plots the total.")
     paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), pd.DataFrame(rows),
                          caption, 2)
     paths.update(zip(("pdf", "png"), plots.plot_cost_accuracy(

@@ -13,6 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .stats import ci_interval, mean_ci  # noqa: E402
+
+# Bands and error bars show the 95% Student-t interval of the mean over seeds (prunefuse.stats).
+CI = ci_interval
+
 STYLE = {"context": "paper", "style": "whitegrid", "font_scale": 1.1}
 
 
@@ -43,9 +48,9 @@ def plot_accuracy_and_cost(table, path: str | os.PathLike, title: str = "") -> l
     n = int(df.groupby(["method", "budget"])["seed"].nunique().min())
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     sns.lineplot(data=df, x="budget_pct", y="acc_pct", hue="method", marker="o",
-                 errorbar="sd", ax=ax1)
+                 errorbar=CI, ax=ax1)
     ax1.set(xlabel="labeled set (% of pool)", ylabel="target test accuracy (%)",
-            title=f"accuracy (mean ± sd, n={n} seed{'s' if n != 1 else ''})")
+            title=f"accuracy (mean, 95% CI; n={n} seed{'s' if n != 1 else ''})")
     last = df[df["budget"] == df["budget"].max()].copy()
     last["gmacs"] = last["selection_macs"] / 1e9
     sns.barplot(data=last, x="gmacs", y="method", errorbar="sd", ax=ax2, color="C0")
@@ -110,14 +115,14 @@ def plot_epoch_curves(df, path: str | os.PathLike, title: str = "") -> list[Path
     fig, axes = _panels(len(ratios), width=4.2)
     for ax, p in zip(axes, ratios):
         sub = df[df["ratio"] == p]
-        sns.lineplot(data=sub, x="epoch", y="acc_pct", hue="variant", errorbar="sd", ax=ax,
+        sns.lineplot(data=sub, x="epoch", y="acc_pct", hue="variant", errorbar=CI, ax=ax,
                      marker="o" if sub["epoch"].nunique() < 15 else None,
                      hue_order=[v for v in VARIANTS if v in set(df["variant"])])
         ax.set(title=f"p = {p:g}", xlabel="target training epoch", ylabel="test accuracy (%)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax is not axes[-1] and ax.get_legend():
             ax.get_legend().remove()
-    fig.suptitle(f"{title} (mean ± sd, {seeds_note(df, ['ratio', 'variant', 'epoch'])})")
+    fig.suptitle(f"{title} (mean, 95% CI band; {seeds_note(df, ['ratio', 'variant', 'epoch'])})")
     return save(fig, path)
 
 
@@ -136,7 +141,8 @@ def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Pat
     setup_style()
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     g = df.groupby(["family", "target", "selector"], sort=True).agg(
-        x=("selector_mparams", "mean"), y=("acc_pct", "mean"), sd=("acc_pct", "std")).reset_index()
+        x=("selector_mparams", "mean"), y=("acc_pct", "mean"),
+        sd=("acc_pct", lambda v: mean_ci(v)[2])).reset_index()  # 95% CI half-width
     g["sd"] = g["sd"].fillna(0.0)
     colors = {"PruneFuse": "C0", "SVP": "C3"}
     markers = dict(zip(sorted(df["target"].unique()), "osD^v<>"))
@@ -150,7 +156,7 @@ def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Pat
                 for t, m in markers.items()]
     ax.legend(handles=handles, fontsize=8)
     ax.set(xlabel="selector parameters (millions)", ylabel="target test accuracy (%)",
-           title=f"{title} (mean ± sd, {seeds_note(df, ['family', 'target', 'selector'])})")
+           title=f"{title} (mean, 95% CI; {seeds_note(df, ['family', 'target', 'selector'])})")
     return save(fig, path)
 
 
@@ -163,12 +169,12 @@ def plot_ablation(df, path: str | os.PathLike, title: str = "") -> list[Path]:
     setup_style()
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     sns.lineplot(data=df, x="ratio", y="acc_pct", hue="variant", style="variant", markers=True,
-                 dashes=False, errorbar="sd", err_style="bars", ax=ax,
+                 dashes=False, errorbar=CI, err_style="bars", ax=ax,
                  hue_order=[v for v in VARIANTS if v in set(df["variant"])])
     ax.set_xticks(sorted(df["ratio"].unique()))
     ax.set(xlabel="pruning ratio p (fraction of channels removed)",
            ylabel="target test accuracy (%)",
-           title=f"{title} (mean ± sd, {seeds_note(df, ['ratio', 'variant'])})")
+           title=f"{title} (mean, 95% CI; {seeds_note(df, ['ratio', 'variant'])})")
     return save(fig, path)
 
 
@@ -183,16 +189,16 @@ def plot_cost_accuracy(df, path: str | os.PathLike, title: str = "") -> list[Pat
     fig, axes = _panels(2, width=4.6, height=3.6)
     g = df.groupby(["method", "budget_pct"], sort=True).agg(
         gmacs=("gmacs", "mean"), seconds=("seconds", "mean"), acc=("acc_pct", "mean"),
-        sd=("acc_pct", "std")).reset_index()
+        sd=("acc_pct", lambda v: mean_ci(v)[2])).reset_index()  # 95% CI half-width
     g["sd"] = g["sd"].fillna(0.0)
     for i, (method, sub) in enumerate(g.groupby("method", sort=True)):
         for ax, x in zip(axes, ("gmacs", "seconds")):
             ax.errorbar(sub[x], sub["acc"], yerr=sub["sd"], marker="o", capsize=3,
                         color=f"C{i}", label=method)
-    axes[0].set(xlim=(0, None), xlabel="cumulative selection cost (GMACs)",
+    axes[0].set(xlim=(0, None), xlabel="cost to reach the model (GMACs)",
                 ylabel="target test accuracy (%)")
-    axes[1].set(xlim=(0, None), xlabel="cumulative selection wall-clock (s)")
+    axes[1].set(xlim=(0, None), xlabel="cost to reach the model (wall-clock s)")
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"{title} (mean ± sd, {seeds_note(df, ['method', 'budget_pct'])}; points: "
+    fig.suptitle(f"{title} (mean, 95% CI; {seeds_note(df, ['method', 'budget_pct'])}; points: "
                  "budgets)")
     return save(fig, path)

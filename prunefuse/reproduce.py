@@ -74,8 +74,15 @@ GRIDS: dict[str, dict[str, Any]] = {
         "datasets": ["fashion-mnist"], "focus": "fashion-mnist",
         "scores": ["least_confidence"], "focus_score": "least_confidence",
         "ratios": [0.5, 0.6, 0.7], "seeds": [0, 1, 2], "main_seeds": [0, 1, 2, 3, 4],
-        "main_ratio": 0.5, "main_extra": ["svp", "random"], "ablation_ratios": [0.5],
-        "ablation_budgets": [0.3], "figure3_budgets": [0.1, 0.2, 0.3],
+        "main_ratio": 0.5, "main_extra": ["svp", "random"], "main_extra_seeds": [0, 1, 2],
+        "ablation_ratios": [0.5], "ablation_budgets": [0.3], "scratch_kd": False,
+        "figure3_budgets": [0.1, 0.2, 0.3],
+        # Run order, tier by tier (a run is in the first tier one of whose rules it matches):
+        # every method at seeds 0-2 but p=0.7, then the main comparison's seeds 3-4, then p=0.7.
+        "order": [[{"seed": [0, 1, 2], "selector": ["dense", "random", "svp"]},
+                   {"seed": [0, 1, 2], "selector": "prunefuse", "ratio": [0.5, 0.6]}],
+                  [{"selector": ["dense", "random"]},
+                   {"selector": "prunefuse", "ratio": 0.5}]],
         "figure4_ratios": [0.5], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",
     },
@@ -179,7 +186,7 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
         run = runs.setdefault(rid, Run(rid, config, needs=needs))
         if artefact not in run.artefacts:
             run.artefacts.append(artefact)
-        if artefact == "figure4":  # the epoch curves need the test accuracy after every epoch
+        if artefact == "figure4" and needs:  # its fused / scratch curves: every epoch tested
             run.config["eval_every"] = 1
         return rid
 
@@ -202,7 +209,7 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
     def main_runs(artefact: str, dataset: str, score: str) -> None:
         for seed in seeds_for(None):
             baseline(artefact, dataset, score, seed)
-            if "svp" in grid.get("main_extra", []):
+            if "svp" in grid.get("main_extra", []) and seed in grid.get("main_extra_seeds", [seed]):
                 add(artefact, dataset=dataset, selector="svp", proxy_arch=grid["svp_proxy"],
                     score=score, seed=seed)
             if "random" in grid.get("main_extra", []) and score != "random":
@@ -228,7 +235,7 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
                 main = prunefuse(artefact, focus, fscore, seed, p)
                 kd = make_config(profile, **runs[main].config)["kd_lambda"]
                 variants = [("fused", 0.0), ("scratch", 0.0)]
-                if artefact == "ablation":
+                if artefact == "ablation" and grid.get("scratch_kd", True):
                     variants.append(("scratch", kd))
                 for init, lam in variants:
                     prunefuse(artefact, focus, fscore, seed, p, needs=main, target_init=init,
@@ -254,7 +261,22 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
         "cost": {**shown, "ratios": grid["ratios"]},
     }
     notebooks = {a: {"profile": profile, **params[a]} for a in ARTEFACTS if a in wanted}
-    return Plan(profile, list(runs.values()), notebooks)
+    # By the grid's run order, then seed by seed: a batch stopped early leaves complete, paired
+    # seeds of the most important runs behind. A run reusing a selection has its source's seed
+    # and tier, and was added after it, so it still comes later.
+    tiers = grid.get("order", [])
+
+    def tier(run: Run) -> int:
+        cfg = make_config(profile, **run.config)
+        for i, rules in enumerate(tiers):
+            if any(all(cfg[k] in v if isinstance(v, list) else cfg[k] == v
+                       for k, v in rule.items()) for rule in rules):
+                return i
+        return len(tiers)
+
+    ordered = sorted(runs.values(), key=lambda r: (tier(r), make_config(profile, **r.config)[
+        "seed"]))
+    return Plan(profile, ordered, notebooks)
 
 
 # -- notebooks ---------------------------------------------------------------------------------

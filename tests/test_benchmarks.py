@@ -30,9 +30,31 @@ TINY = {
 }
 
 
+# Scripts that read a batch's records instead of timing anything; tested on a real record.
+RECORD_READERS = {"grid_time.py"}
+
+
 def test_every_benchmark_is_covered():
     scripts = {p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")}
-    assert scripts == set(TINY)
+    assert scripts == set(TINY) | RECORD_READERS
+
+
+def test_grid_time_reads_a_batch(tmp_path):
+    import json
+
+    from prunefuse.experiment import run_experiment
+
+    run = run_experiment(profile="smoke", out=tmp_path / "runs", progress=False, device="cpu")
+    (run / "log.txt").write_text("attempt 1\n")
+    (tmp_path / "plan.json").write_text(json.dumps({"runs": [{"run_id": run.name}] * 2}))
+    ledger = json.loads((run / "ledger.json").read_text())
+    proc = subprocess.run([sys.executable, str(BENCH / "grid_time.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 2 planned runs finished" in proc.stdout
+    total = sum(ledger["seconds"].values())
+    assert f"HEADLINE grid: 1 runs, {total:.0f} s charged" in proc.stdout
+    assert f"{'target_training':<18} {ledger['seconds']['target_training']:8.0f} s" in proc.stdout
 
 
 @pytest.mark.parametrize("script", sorted(TINY))

@@ -228,6 +228,8 @@ def test_demo_code_path_on_fashion_mnist(tmp_path, capsys):
     last = table[table["budget"] == 0.2]
     assert (last["final_test_acc"] > 0.3).all(), last  # chance is 0.1
     assert all(p.exists() for p in result["figure"])
+    caption = (tmp_path / "demo.caption.md").read_text()
+    assert "n=1" in caption and "no difference between methods is evidence" in caption
     out = capsys.readouterr().out
     assert "| PruneFuse p=0.5 |" in out and "selection (GMACs)" in out
     assert results_table(tmp_path)["selection_macs"].max() > 0

@@ -183,10 +183,21 @@ def test_smoke_batch_writes_every_figure_and_table(batch):
         assert header in main_md
     assert r"\begin{tabular}" in (figures / "main_table.tex").read_text()
     data = pd.read_csv(figures / "main_table.csv")
-    assert set(data["selector"]) == {"dense", "prunefuse"} and set(data["budget"]) == {0.2, 0.3}
-    header = (figures / "ablation.md").read_text().splitlines()[0]
+    # SVP and random-selection runs of the batch appear beside the baseline and PruneFuse.
+    assert {"dense", "prunefuse"} <= set(data["selector"]) <= {"dense", "prunefuse", "svp",
+                                                               "random"}
+    assert set(data["budget"]) == {0.2, 0.3}
+    ablation_md = (figures / "ablation.md").read_text()
     for variant in ("scratch", "scratch + KD", "fused, no KD", "fused + KD (PruneFuse)"):
-        assert f" {variant} |" in header
+        assert f"| {variant} |" in ablation_md
+    # One charging rule: at every budget, Figure 3's baseline / PruneFuse selection MACs is
+    # the ratio of the two selectors' MACs per image.
+    fig3 = pd.read_csv(figures / "figure3_selection_macs.csv")
+    for _, rows in fig3.groupby("ratio"):
+        per_image = (rows.loc[rows["method"] == "Baseline", "selector_macs"].iloc[0]
+                     / rows.loc[rows["method"] == "PruneFuse", "selector_macs"].iloc[0])
+        assert rows["baseline_over_prunefuse"].to_numpy() == pytest.approx(per_image, rel=1e-12)
+        assert rows["budget_pct"].nunique() == 2
     curves = pd.read_csv(figures / "figure4_epochs.csv")
     assert set(curves["ratio"]) == {0.5, 0.6} and set(curves["epoch"]) == {1}
     cost = pd.read_csv(figures / "cost_accuracy.csv")
@@ -244,7 +255,8 @@ def _record(root, seed, accs, macs, **params):
                                "macs_per_sample": 3000000 if pf else 12677760}}
     (run_dir / "config.json").write_text(json.dumps(meta))
     lines = [{"kind": "target", "budget": b, "labeled": int(512 * b), "final_test_acc": a,
-              "best_test_acc": a, "epochs": [{"test_acc": a / 2}, {"test_acc": a}],
+              "best_test_acc": a, "epochs": [{"epoch": 1, "test_acc": a / 2},
+                                                     {"epoch": 2, "test_acc": a}],
               "cumulative_selection_macs": m, "cumulative_selection_seconds": m / 1e9,
               "target_training_macs": 10**9, "teacher_forward_macs": 0, "training_seconds": 1.0}
              for b, a, m in zip(cfg["budgets"], accs, macs)]
@@ -263,9 +275,11 @@ def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
     paths = artefacts.main_table(records, out, datasets=["synthetic"],
                                  scores=["least_confidence"], ratios=[0.5], **kw)
     md = paths["md"].read_text()
-    # budget 30%: baseline 40 and 60 -> 50.00 +- 14.14; PruneFuse 50 and 70 -> 60.00 +- 14.14
-    assert "| synthetic | least_confidence | 30 | 50.00 ± 14.14 (n=2) | 60.00 ± 14.14 (n=2) |" in md
-    assert "| synthetic | selector params (M) |  | 0.078 | 0.020 |" in md
+    # budget 30%: baseline 40 and 60 -> 50.00 +- 14.14; PruneFuse 50 and 70 -> 60.00 +- 14.14,
+    # +10 points in both seeds: a paired interval of zero width, which excludes zero.
+    assert "| synthetic | least_confidence | 30 | Baseline | 50.00 ± 14.14 | 2 |  | 0.078 |" in md
+    assert ("| synthetic | least_confidence | 30 | PruneFuse p=0.5 | 60.00 ± 14.14 | 2 | "
+            "+10.00 [+10.00, +10.00]* | 0.020 | 3.00 |") in md
     caption = paths["caption"].read_text()
     assert "n=2 seeds" in caption and "runs finished 2025-01-02;" in caption
     assert "Records: 4 runs" in caption
@@ -274,6 +288,7 @@ def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
                                             budgets=[0.2, 0.3], **kw)
     data = pd.read_csv(fig3["csv"])
     assert sorted(data.groupby("method")["gmacs"].max()) == [2.0, 8.0]
+    assert (data["baseline_over_prunefuse"] == 4.0).all()
     cost = artefacts.cost_accuracy(records, out, dataset="synthetic", score="least_confidence",
                                    ratios=[0.5], **kw)
     rows = {line.split(" | ")[0].strip("| ") + line.split(" | ")[1]: line

@@ -1,0 +1,67 @@
+"""Where a batch's time went: wall-clock of a ``prunefuse reproduce`` folder, and the seconds
+its run records charged, by ledger category and by method.
+
+    python benchmarks/grid_time.py runs/cpu
+
+Reads only records (``plan.json``, ``runs/*/ledger.json``, ``config.json``, ``DONE``,
+``log.txt``); nothing is timed here. The wall-clock is from the batch's first run start
+(the first ``log.txt`` attempt header) to its last ``DONE``. Seconds charged per run cover
+training, scoring and evaluation; what is left of run time is process start, data loading,
+MAC counting and notebook overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+from prunefuse.flops import CATEGORIES
+from prunefuse.runs import find_runs, method_label
+
+
+def _done_time(run_dir: Path) -> dt.datetime:
+    return dt.datetime.strptime((run_dir / "DONE").read_text().strip(), "%Y-%m-%dT%H:%M:%S%z")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("batch", help="a reproduce output folder (holds plan.json and runs/)")
+    args = ap.parse_args()
+    batch = Path(args.batch)
+    plan = json.loads((batch / "plan.json").read_text())
+    runs = find_runs(batch / "runs")
+    print(f"batch {batch}: {len(runs)} of {len(plan['runs'])} planned runs finished")
+    if not runs:
+        return
+    starts = [Path(r["path"], "log.txt").stat().st_ctime for r in runs
+              if Path(r["path"], "log.txt").exists()]
+    done = [_done_time(Path(r["path"])) for r in runs]
+    if starts:
+        first = dt.datetime.fromtimestamp(min(starts), tz=dt.timezone.utc)
+        span = (max(done) - first).total_seconds()
+        print(f"wall-clock, first log to last DONE: {span / 60:.1f} min (an upper bound if the "
+              "batch was interrupted and resumed)")
+    by_cat = dict.fromkeys(CATEGORIES, 0.0)
+    by_method: dict[str, float] = {}
+    for r in runs:
+        secs = r["ledger"]["seconds"]
+        for c in CATEGORIES:
+            by_cat[c] += secs.get(c, 0.0)
+        label = method_label(r["config"]) + (" (reused selection)" if r["config"].get(
+            "selection_from") else "")
+        by_method[label] = by_method.get(label, 0.0) + sum(secs.values())
+    total = sum(by_cat.values())
+    print(f"seconds charged by the runs' ledgers: {total:.0f} s (summed over runs; with "
+          "several runs at once this exceeds the wall-clock)")
+    for c, s in by_cat.items():
+        print(f"  {c:<18} {s:8.0f} s  {100 * s / max(total, 1e-9):5.1f}%")
+    print("by method:")
+    for m, s in sorted(by_method.items(), key=lambda kv: -kv[1]):
+        print(f"  {m:<40} {s:8.0f} s")
+    print(f"HEADLINE grid: {len(runs)} runs, {total:.0f} s charged")
+
+
+if __name__ == "__main__":
+    main()

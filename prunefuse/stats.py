@@ -1,0 +1,98 @@
+"""Statistics over seeds: mean ± sd, Student-t confidence intervals, and paired differences.
+
+Within a seed every method shares the dense init, the initial labeled set and the pool
+(docs/method.md, "The CPU study"), so methods are compared *paired*: the difference is taken
+seed by seed, and its mean gets a t interval over the n pairs (n - 1 degrees of freedom).
+With n = 1 there is no interval; it is reported as undefined, never as zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+# Two-sided 95% quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables);
+# beyond 30 the normal quantile is within 0.04 of the exact value at df = 30 and closer after.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (df >= 1)."""
+    if df < 1:
+        raise ValueError(f"df={df}: a t interval needs at least 2 values (df >= 1)")
+    return _T975[df - 1] if df <= len(_T975) else 1.960
+
+
+def mean_ci(values) -> tuple[float, float, float, int]:
+    """(mean, sd, half-width of the 95% t interval, n) of ``values``; NaN sd/half-width
+    when n < 2."""
+    v = pd.Series(values, dtype=float).dropna()
+    n = len(v)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    if n == 1:
+        return float(v.iloc[0]), math.nan, math.nan, 1
+    sd = float(v.std(ddof=1))
+    return float(v.mean()), sd, t975(n - 1) * sd / math.sqrt(n), n
+
+
+def ci_interval(values) -> tuple[float, float]:
+    """(low, high) of the 95% t interval of the mean; for seaborn's ``errorbar=``."""
+    mean, _, half, n = mean_ci(values)
+    return (mean, mean) if n < 2 else (mean - half, mean + half)
+
+
+def paired_differences(df: pd.DataFrame, *, by: list[str], method: str, baseline: str,
+                       value: str = "acc_pct", pair: str = "seed") -> pd.DataFrame:
+    """Per group of ``by`` and per method other than ``baseline``: the paired difference
+    ``value(method) - value(baseline)`` over the ``pair`` values both have.
+
+    Args:
+        df: one row per (group, method, pair).
+        by: grouping columns (e.g. budget).
+        method: column naming the method.
+        baseline: the method every other is compared with.
+        value: the measured column.
+        pair: the column that pairs rows (the seed).
+
+    Returns:
+        Columns ``by + [method, "n_pairs", "diff_mean", "diff_sd", "ci_low", "ci_high",
+        "excludes_zero"]``; the interval is NaN, and ``excludes_zero`` False, when n < 2.
+    """
+    rows = []
+    for keys, group in df.groupby(by, sort=True, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        wide = group.pivot_table(index=pair, columns=method, values=value, aggfunc="mean")
+        if baseline not in wide:
+            continue
+        for m in [c for c in wide.columns if c != baseline]:
+            d = (wide[m] - wide[baseline]).dropna()
+            mean, sd, half, n = mean_ci(d)
+            rows.append({**dict(zip(by, keys)), method: m, "n_pairs": n, "diff_mean": mean,
+                         "diff_sd": sd, "ci_low": mean - half, "ci_high": mean + half,
+                         "excludes_zero": bool(n >= 2 and (mean - half > 0 or mean + half < 0))})
+    cols = by + [method, "n_pairs", "diff_mean", "diff_sd", "ci_low", "ci_high", "excludes_zero"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def format_mean_sd(values, digits: int = 2) -> str:
+    """``mean ± sd`` (``mean`` alone when n = 1)."""
+    mean, sd, _, n = mean_ci(values)
+    if n == 0:
+        return "—"
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def format_diff(row, digits: int = 2) -> str:
+    """``+1.23 [0.10, 2.36]*`` for one row of :func:`paired_differences`: the mean paired
+    difference, its 95% interval, and ``*`` when the interval excludes zero."""
+    if row["n_pairs"] == 0:
+        return "—"
+    if row["n_pairs"] < 2:
+        return f"{row['diff_mean']:+.{digits}f} (n=1, no interval)"
+    star = "*" if row["excludes_zero"] else ""
+    return (f"{row['diff_mean']:+.{digits}f} [{row['ci_low']:+.{digits}f}, "
+            f"{row['ci_high']:+.{digits}f}]{star}")

@@ -1,0 +1,50 @@
+"""Paired statistics over seeds: exact answers on tiny tables."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from prunefuse import stats
+
+
+def test_t_quantiles():
+    assert stats.t975(1) == 12.706 and stats.t975(4) == 2.776 and stats.t975(30) == 2.042
+    assert stats.t975(200) == 1.960
+    with pytest.raises(ValueError, match="df=0"):
+        stats.t975(0)
+
+
+def test_mean_ci_closed_form():
+    mean, sd, half, n = stats.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (mean, n) == (3.0, 5)
+    assert sd == pytest.approx(math.sqrt(2.5))
+    assert half == pytest.approx(2.776 * math.sqrt(2.5) / math.sqrt(5))
+    assert stats.ci_interval([7.0]) == (7.0, 7.0)  # n = 1: no interval, not a fake one
+    assert math.isnan(stats.mean_ci([7.0])[1])
+
+
+def test_paired_differences_pair_by_seed():
+    # Method B is A + 1 +- 0.1 seed by seed: the paired interval is tight although the
+    # unpaired spread over seeds is huge.
+    a = [10.0, 50.0, 90.0]
+    b = [11.1, 50.9, 91.0]
+    df = pd.DataFrame({"budget": 0.1, "method": ["A"] * 3 + ["B"] * 3, "seed": [0, 1, 2] * 2,
+                       "acc_pct": a + b})
+    out = stats.paired_differences(df, by=["budget"], method="method", baseline="A")
+    row = out.iloc[0]
+    d = [1.1, 0.9, 1.0]
+    sd = pd.Series(d).std()
+    assert row["method"] == "B" and row["n_pairs"] == 3
+    assert row["diff_mean"] == pytest.approx(1.0) and row["diff_sd"] == pytest.approx(sd)
+    assert row["ci_low"] == pytest.approx(1.0 - 4.303 * sd / math.sqrt(3))
+    assert row["excludes_zero"]
+    assert stats.format_diff(row).endswith("]*")
+
+
+def test_paired_differences_use_only_common_seeds():
+    df = pd.DataFrame({"budget": 0.1, "method": ["A", "A", "B"], "seed": [0, 1, 1],
+                       "acc_pct": [1.0, 2.0, 5.0]})
+    row = stats.paired_differences(df, by=["budget"], method="method", baseline="A").iloc[0]
+    assert row["n_pairs"] == 1 and row["diff_mean"] == 3.0 and not row["excludes_zero"]
+    assert "no interval" in stats.format_diff(row)
