@@ -48,7 +48,12 @@ ARTEFACTS = {
     "figure5": "figure5_selector_size.ipynb",
     "ablation": "ablation.ipynb",
     "cost": "cost_accuracy.ipynb",
+    "table2": "table2.ipynb",
+    "fusion_variants": "fusion_variants.ipynb",
 }
+# Artefacts a grid plans only when it has a "variants" entry (PruneFuse V2 and the readings
+# of fusion, each paired with the V1 run of the same seed at the grid's "ratio").
+VARIANT_ARTEFACTS = ("table2", "fusion_variants")
 
 # The grid per profile. The run parameters not named here come from the profile
 # (prunefuse.config.PROFILES): target architecture, budgets, epochs, ...
@@ -85,6 +90,11 @@ GRIDS: dict[str, dict[str, Any]] = {
                    {"selector": "prunefuse", "ratio": 0.5}]],
         "figure4_ratios": [0.5], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",
+        # Table 2 (V1 vs V2 at T_sync = 1, 2; full runs) and the fusion readings (the V1
+        # run's selection, target at the largest budget only), 3 seeds at p = 0.5; they run
+        # after everything else.
+        "variants": {"ratio": 0.5, "seeds": [0, 1, 2], "t_syncs": [1, 2],
+                     "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
     },
     # Ten runs of seconds each, for the tests.
     "smoke": {
@@ -93,12 +103,14 @@ GRIDS: dict[str, dict[str, Any]] = {
         "ratios": [0.5, 0.6], "seeds": [0], "figure3_budgets": [0.2, 0.3],
         "figure4_ratios": [0.5, 0.6], "figure5_archs": ["resnet8"], "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",
+        "variants": {"ratio": 0.5, "seeds": [0], "t_syncs": [1],
+                     "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
     },
 }
 
 # Run parameters the grid sets; overriding them for every run would break the grid.
 GRID_KEYS = ("dataset", "arch", "selector", "ratio", "proxy_arch", "score", "target_init",
-             "kd_lambda", "seed", "selection_from")
+             "kd_lambda", "seed", "selection_from", "t_sync", "fusion")
 
 
 class ParameterError(ConfigError):
@@ -172,11 +184,13 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
     if clash:
         raise ConfigError(f"{clash}: set by the {profile} grid, cannot be overridden for every "
                           f"run; overridable: any other key of prunefuse.config.PARAMS")
-    wanted = list(ARTEFACTS) if artefacts is None else list(artefacts)
-    bad = sorted(set(wanted) - set(ARTEFACTS))
-    if bad:
-        raise ConfigError(f"artefacts {bad}: unknown; choose from {list(ARTEFACTS)}")
     grid = GRIDS[profile]
+    offered = [a for a in ARTEFACTS if "variants" in grid or a not in VARIANT_ARTEFACTS]
+    wanted = offered if artefacts is None else list(artefacts)
+    bad = sorted(set(wanted) - set(offered))
+    if bad:
+        raise ConfigError(f"artefacts {bad}: unknown for the {profile} grid; choose from "
+                          f"{offered}")
     arch = make_config(profile, **overrides)["arch"]
     runs: dict[str, Run] = {}
 
@@ -249,6 +263,18 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
                 add("figure5", dataset=focus, arch=target, selector="svp",
                     proxy_arch=grid["svp_proxy"], score=fscore, seed=seed)
 
+    var = grid.get("variants", {})
+    for seed in var.get("seeds", []) if "table2" in wanted else []:
+        prunefuse("table2", focus, fscore, seed, var["ratio"])
+        for t in var["t_syncs"]:
+            prunefuse("table2", focus, fscore, seed, var["ratio"], t_sync=t)
+    for seed in var.get("seeds", []) if "fusion_variants" in wanted else []:
+        main = prunefuse("fusion_variants", focus, fscore, seed, var["ratio"])
+        for fusion in var["fusions"]:
+            prunefuse("fusion_variants", focus, fscore, seed, var["ratio"], needs=main,
+                      fusion=fusion, selection_from=f"runs/{main}",
+                      eval_budgets=var["fusion_budgets"])
+
     shown = {"dataset": focus, "arch": arch, "score": fscore}
     params = {
         "main_table": {"datasets": grid["datasets"], "arch": arch, "scores": grid["scores"],
@@ -260,6 +286,9 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
         "ablation": {**shown, "ratios": grid.get("ablation_ratios", grid["ratios"])},
         "cost": {**shown, "ratios": grid["ratios"]},
     }
+    if var:
+        params["table2"] = {**shown, "ratio": var["ratio"], "t_syncs": var["t_syncs"]}
+        params["fusion_variants"] = {**shown, "ratio": var["ratio"], "fusions": var["fusions"]}
     notebooks = {a: {"profile": profile, **params[a]} for a in ARTEFACTS if a in wanted}
     # By the grid's run order, then seed by seed: a batch stopped early leaves complete, paired
     # seeds of the most important runs behind. A run reusing a selection has its source's seed
@@ -268,6 +297,8 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
 
     def tier(run: Run) -> int:
         cfg = make_config(profile, **run.config)
+        if cfg["t_sync"] or cfg["fusion"] != "indices":  # Table 2 and fusion readings: last
+            return len(tiers)
         for i, rules in enumerate(tiers):
             if any(all(cfg[k] in v if isinstance(v, list) else cfg[k] == v
                        for k, v in rule.items()) for rule in rules):
