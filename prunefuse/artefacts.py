@@ -348,7 +348,7 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     df = load_targets(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
+                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)]
         if budget is None and not df.empty:
             budget = df["budget"].max()
         df = df[_isin(df["budget"], [budget])] if budget is not None else df
