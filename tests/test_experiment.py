@@ -14,6 +14,7 @@ import torch
 
 from prunefuse.cli import main, run_demo
 from prunefuse.config import ConfigError, make_config, run_id
+from prunefuse.estimate import run_macs
 from prunefuse.experiment import run_experiment
 from prunefuse.runs import read_jsonl, results_table, write_report
 
@@ -276,6 +277,7 @@ def test_ledger_closed_form(tmp_path, selector, score):
                          eval_every=0, progress=False)
     ledger = json.loads((run / "ledger.json").read_text())
     assert ledger["macs"] == _closed_form(run, score)
+    assert run_macs(json.loads((run / "config.json").read_text())["config"]) == ledger["macs"]
     targets = [m for m in read_jsonl(run / "metrics.jsonl") if m["kind"] == "target"]
     rounds = [m for m in read_jsonl(run / "metrics.jsonl") if m["kind"] == "round"]
     # Selection cost of a budget is what chose its labeled set, and nothing else.
@@ -341,6 +343,8 @@ def test_v2_ledger_closed_form(v1_v2_runs, name):
     expect, syncs = _v2_closed_form(run)
     assert len(syncs) == {"gather2": 1}.get(name, 2)
     assert json.loads((run / "ledger.json").read_text())["macs"] == expect
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert run_macs(cfg) == expect  # the dry run's estimate is the ledger, before running
 
 
 def test_v2_gather_and_reprune_differ_as_they_should(v1_v2_runs):

@@ -372,3 +372,29 @@ def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(t
     main = artefacts.main_table(records, out, datasets=["synthetic"], arch="resnet8",
                                 scores=["least_confidence"], ratios=[0.5], profile="smoke")
     assert "| 30 | PruneFuse p=0.5 | 60.00 ± 14.14 | 2 |" in main["md"].read_text()
+
+
+def test_dry_run_prints_runs_macs_and_hours_per_artefact(capsys):
+    from prunefuse.estimate import DATASET_SHAPES, forward_macs, plan_cost, run_macs
+
+    plan = rep.plan("smoke")
+    cost = plan_cost(plan, images_per_second=500.0)
+    macs = {r.run_id: sum(run_macs(make_config("smoke", **r.config)).values())
+            for r in plan.runs}
+    assert cost["total"]["runs"] == 14 and cost["total"]["macs"] == sum(macs.values())
+    target = forward_macs("resnet8", *DATASET_SHAPES["synthetic"][2:])
+    assert cost["total"]["hours"] == pytest.approx(sum(macs.values()) / (3 * target * 500) / 3600)
+    for artefact in plan.notebooks:
+        mine = [r.run_id for r in plan.runs if artefact in r.artefacts]
+        assert cost[artefact]["runs"] == len(mine)
+        assert cost[artefact]["macs"] == sum(macs[m] for m in mine)
+    assert main(["reproduce", "--profile", "smoke", "--dry-run", "--images-per-second",
+                 "500"]) == 0
+    out = capsys.readouterr().out
+    total = [ln.split() for ln in out.splitlines() if ln.strip().startswith("total")]
+    assert total == [["total", "14", f"{sum(macs.values()) / 1e15:.4g}",
+                      f"{cost['total']['hours']:.3g}"]]
+    assert any(ln.split()[:2] == ["table2", "2"] for ln in out.splitlines())
+    assert main(["reproduce", "--profile", "smoke", "--dry-run", "--images-per-second",
+                 "0"]) == 2
+    assert "--images-per-second 0: must be > 0" in capsys.readouterr().err
