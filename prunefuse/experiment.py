@@ -265,8 +265,11 @@ class Experiment:
         select with the selector trained on ``labeled``, so that training is charged there,
         as selection (the same rule as for every baseline); otherwise it is fusion cost.
         ``sync``: a V2 sync round; the trained target yields the next selector, so its
-        training and teacher forwards are charged to ``selector_training``."""
+        training and teacher forwards are charged to ``selector_training``, as is the selector
+        it is fused from (the next round selects with the derived one instead). The row's
+        cumulative selection cost is what chose ``labeled``: taken before those charges."""
         cfg = self.cfg
+        d = ledger.to_dict()
         charge_target = "selector_training" if sync else "target_training"
         charge_teacher = "selector_training" if sync else "teacher_forward"
         teacher = None
@@ -275,6 +278,8 @@ class Experiment:
             selector, rec = self.trained_selector(labeled, round_ + 1, state)
             if not selects_later:
                 self.charge_selector(rec, labeled, state, ledger, category="fusion_source")
+            elif sync:
+                self.charge_selector(rec, labeled, state, ledger)
             fusion_source_macs, fusion_source_seconds = rec["macs"], rec["seconds"]
             teacher = selector if cfg["kd_lambda"] > 0 else None
         if cfg["target_init"] == "fused":
@@ -314,7 +319,6 @@ class Experiment:
         curve = [h for h in hist if "test_acc" in h]
         accs = [h["test_acc"] for h in curve]
         best = max(range(len(accs)), key=accs.__getitem__) if accs else None
-        d = ledger.to_dict()
         return {"kind": "target", "round": round_, "budget": budget, "labeled": len(labeled),
                 "target_init": cfg["target_init"], "kd_lambda": cfg["kd_lambda"],
                 "final_test_acc": accs[-1] if accs else None,

@@ -369,7 +369,9 @@ def test_v2_gather_and_reprune_differ_as_they_should(v1_v2_runs):
                for k, v in rec.items()}
     assert sel_acc["gather"][0] == sel_acc["v1"][0]
     assert sel_acc["gather"][1] != sel_acc["v1"][1] or sel_acc["reprune"][1] != sel_acc["v1"][1]
-    assert not (v1_v2_runs["gather2"] / "index_map_round_02.json").exists()  # R = 3: one sync
+    two = v1_v2_runs["gather2"]  # T_sync = 2 with 3 rounds: one sync, after round 2
+    assert [(two / f"index_map_round_{r:02d}.json").exists() for r in (1, 2)] == [False, True]
+    assert rec["gather2"][:4] == rec["v1"][:4]  # rounds 1-2 and the target at 20%: V1's
 
 
 def test_selector_init_fresh_draws_a_new_init_per_round(tmp_path):
