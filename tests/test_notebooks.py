@@ -92,8 +92,12 @@ def test_paper_plan_covers_every_artefact():
         (a, "prunefuse", p) for a in ("resnet14", "resnet20") for p in (0.5, 0.6)} | {
         ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
     assert set(plan.notebooks) == set(rep.ARTEFACTS) - set(rep.VARIANT_ARTEFACTS)
-    # cpu: 35, then 3 seeds x (V2 at T_sync 1, 2 + 3 fusion readings); smoke: 1 x (1 + 3)
-    assert len(rep.plan("cpu").runs) == 35 + 3 * (2 + 3) and len(rep.plan("smoke").runs) == 14
+    # the variant artefacts add 3 seeds x (V2 at T_sync 1, 2 + 3 fusion readings) to cpu,
+    # 1 x (1 + 3) to smoke; their V1 runs are the main ones
+    base = [a for a in rep.ARTEFACTS if a not in rep.VARIANT_ARTEFACTS]
+    for profile, extra in (("cpu", 3 * (2 + 3)), ("smoke", 4)):
+        assert len(rep.plan(profile).runs) == len(rep.plan(profile, artefacts=base).runs) + extra
+    assert len(rep.plan("cpu").runs) == 45 and len(rep.plan("smoke").runs) == 14
 
 
 @pytest.mark.parametrize("profile,seeds,t_syncs", [("smoke", [0], [1]), ("cpu", [0, 1, 2], [1, 2])])
@@ -126,7 +130,7 @@ def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
         order = [r.run_id for r in full.runs]
         first_variant = min(order.index(r.run_id) for r in plan.runs
                             if cfgs[r.run_id]["t_sync"] or cfgs[r.run_id]["fusion"] != "indices")
-        assert first_variant == 35
+        assert first_variant == 30
     with pytest.raises(ConfigError, match=r"artefacts \['table2'\]: unknown for the paper grid"):
         rep.plan("paper", artefacts=["table2"])
 
@@ -134,7 +138,7 @@ def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
 def test_cpu_dry_run_lists_the_variant_artefacts(capsys):
     assert main(["reproduce", "--profile", "cpu", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("50 runs (cpu profile):")
+    assert out.startswith("45 runs (cpu profile):")
     assert sum("table2" in ln for ln in out.splitlines() if ln.startswith("  ")) == 3 * 3 + 1
     assert sum("fusion_variants" in ln for ln in out.splitlines()
                if ln.startswith("  ")) == 3 * 4 + 1
