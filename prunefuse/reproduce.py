@@ -298,7 +298,7 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
     def tier(run: Run) -> int:
         cfg = make_config(profile, **run.config)
         if cfg["t_sync"] or cfg["fusion"] != "indices":  # Table 2 and fusion readings: last
-            return len(tiers)
+            return len(tiers) + 1
         for i, rules in enumerate(tiers):
             if any(all(cfg[k] in v if isinstance(v, list) else cfg[k] == v
                        for k, v in rule.items()) for rule in rules):
