@@ -1,4 +1,4 @@
-"""CPU knobs behind the other benchmarks' numbers (issue 5): the evaluation batch size of
+"""CPU knobs behind the other benchmarks' numbers: the evaluation batch size of
 ``evaluate`` / ``score_pool`` (library default: 128 on CPU, 1024 on CUDA), and the
 channels_last memory format for training (the trainer uses it on CUDA only) and for
 forward-only passes (``evaluate`` / ``score_pool`` feed channels_last inputs on every device).

@@ -1,5 +1,5 @@
-"""Wall-clock of a small PruneFuse pipeline, built directly from the library (PAPER.md steps
-1-4; issue 5): where do the seconds go?
+"""Wall-clock of a small PruneFuse pipeline, built directly from the library (docs/method.md,
+steps 1 to 4): where do the seconds go?
 
 Fashion-MNIST subset (padded to 32x32, 3 channels), resnet20 pruned at p=0.5 with
 ``prune_at_init``; a random initial labeled set; ``--rounds`` active-learning rounds, each

@@ -1,5 +1,5 @@
 """One whole training run of the paper's protocol, timed: the dense network and its
-``prune_at_init`` selectors (issue 5: "seconds for one 181-epoch training on 25,000 images").
+``prune_at_init`` selectors (the headline: seconds for one 181-epoch training on 25,000 images).
 
 Each model trains from its initialization with ``prunefuse.train.train`` exactly as a run
 does: the SVP schedule over ``--epochs`` epochs, batch 128, random crop + flip, on
@@ -12,7 +12,7 @@ training accuracy. No warm-up run: the first epoch's start-up cost is part of a 
 
 Headline: seconds per full training of each model, and the dense / pruned ratio.
 
-    python benchmarks/full_training.py --device cuda        # the issue's figure: 181 x 25,000
+    python benchmarks/full_training.py --device cuda        # the headline: 181 x 25,000
     python benchmarks/full_training.py                      # CPU default: 2 epochs x 1,024
     python benchmarks/full_training.py --device cuda --compile --ratios 0.5
 """
@@ -34,7 +34,7 @@ from prunefuse.models import build_model, count_params
 from prunefuse.prune import prune_at_init
 from prunefuse.train import train
 
-PAPER = {"epochs": 181, "images": 25_000}  # the issue's run: 181 epochs on 25,000 images
+PROTOCOL = {"epochs": 181, "images": 25_000}  # one training of the paper's protocol
 CPU = {"epochs": 2, "images": 1024}  # the same run would take hours on a 2-core CPU
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     dev = setup(args)
     warnings.simplefilter("ignore")  # jit-trace deprecation notices from fvcore/torch-pruning
-    sizes = PAPER if dev.type == "cuda" else CPU
+    sizes = PROTOCOL if dev.type == "cuda" else CPU
     images = sizes["images"] if args.images is None else args.images
     epochs = sizes["epochs"] if args.epochs is None else args.epochs
     if images < 2 or epochs < 1:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 5's GPU checklist, for a session lent a GPU machine; figures go to benchmarks/RESULTS.md.
+# The GPU checklist, for a machine with a GPU: CUDA tests, the demo on CUDA, the
+# trainer, selection cost and one full training; figures go to benchmarks/RESULTS.md.
 #
 # The GPU machine has python3 with torch, torchvision, pytest, pandas, matplotlib and seaborn,
 # but no internet and none of torch-pruning, fvcore and their small pure-Python

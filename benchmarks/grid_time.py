@@ -18,11 +18,11 @@ import json
 from pathlib import Path
 
 from prunefuse.flops import CATEGORIES
-from prunefuse.runs import find_runs, method_label
+from prunefuse.runs import LOG, find_runs, method_label
 
 
-def _done_time(run_dir: Path) -> dt.datetime:
-    return dt.datetime.strptime((run_dir / "DONE").read_text().strip(), "%Y-%m-%dT%H:%M:%S%z")
+def _done_time(run: dict) -> dt.datetime:
+    return dt.datetime.strptime(run["finished"], "%Y-%m-%dT%H:%M:%S%z")
 
 
 def main() -> None:
@@ -35,9 +35,8 @@ def main() -> None:
     print(f"batch {batch}: {len(runs)} of {len(plan['runs'])} planned runs finished")
     if not runs:
         return
-    starts = [Path(r["path"], "log.txt").stat().st_ctime for r in runs
-              if Path(r["path"], "log.txt").exists()]
-    done = [_done_time(Path(r["path"])) for r in runs]
+    starts = [Path(r["path"], LOG).stat().st_ctime for r in runs if Path(r["path"], LOG).exists()]
+    done = [_done_time(r) for r in runs]
     if starts:
         first = dt.datetime.fromtimestamp(min(starts), tz=dt.timezone.utc)
         span = (max(done) - first).total_seconds()

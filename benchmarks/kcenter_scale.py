@@ -1,5 +1,5 @@
 """Greedy k-centers at CIFAR scale: seconds and peak memory of
-``prunefuse.select.kcenter_greedy`` (PAPER.md step 2; issue 5).
+``prunefuse.select.kcenter_greedy`` (docs/method.md, "Step 2: select").
 
 Defaults are the SVP/PruneFuse CIFAR-10 worst case: a 50,000-image pool of 64-d
 penultimate features (resnet56's width), 25,000 labeled images as initial centers, and a

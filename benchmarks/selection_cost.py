@@ -1,5 +1,5 @@
 """Selection cost of PruneFuse's pruned selector against the dense selector, MACs next to
-wall-clock (PAPER.md step 2 and "Cost accounting convention"; issue 5).
+wall-clock (docs/method.md, "Step 2: select" and "Cost accounting").
 
 For the dense network (default resnet56) and its ``prune_at_init`` versions at
 p = 0.5/0.6/0.7/0.8 it measures: parameters; forward MACs per 32x32 sample (fvcore, eval

@@ -1,5 +1,4 @@
-"""Training throughput: ``prunefuse.train.train`` against the loop a user would otherwise write
-(issue 5).
+"""Training throughput: ``prunefuse.train.train`` against the loop a user would otherwise write.
 
 The reference is the usual SVP-style recipe: a torchvision-style Dataset that turns each
 uint8 HWC array into a PIL image, ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip`` +

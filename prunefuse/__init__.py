@@ -1,9 +1,16 @@
 """PruneFuse: efficient data selection via weight pruning and network fusion.
 
-The package follows the method's steps, one module each: ``models`` (architectures),
-``data`` (in-memory datasets), ``prune`` (step 1, prune at initialization), ``select``
-(step 2, selection scores), ``fuse`` (step 3), ``distill`` (step 4, KD loss), ``train``
-(the trainer), ``flops`` (cost accounting), ``runs`` (experiment records) and ``plots``.
+The method, one module per step (docs/method.md): ``models`` (architectures, a registry),
+``data`` (in-memory datasets, a registry), ``prune`` (step 1: prune at initialization),
+``select`` (step 2: selection scores, a registry), ``fuse`` (step 3), ``distill`` (step 4:
+the KD loss), ``train`` (the one trainer) and ``flops`` (cost accounting in MACs).
+
+Experiments on top of it: ``config`` (every run parameter and the profiles), ``experiment``
+(one run, resumable), ``runs`` (the run record and the results table), ``stats``
+(statistics over seeds), ``artefacts`` and ``plots`` (the paper's tables and figures, from
+records only), and the batch that regenerates them: ``grid`` (which runs), ``execute``
+(papermill), ``executors`` (local or Ray), ``reproduce`` (the driver). ``cli`` is the
+``prunefuse`` command.
 """
 
 __version__ = "0.1.0"

@@ -1,23 +1,32 @@
-"""The paper's tables and figures, built from run records only (they never train).
+"""The paper's tables and figures (docs/method.md, "Step 5: report"), built from run records
+only (they never train), and the registry that declares each of them once.
 
-Each builder reads the finished runs under ``records``, keeps the ones its artefact needs
-(filtered by their config), and writes into ``out``: the data behind the artefact as CSV
-(one row per run and budget, accuracies in %, costs in MACs and seconds), the figure as PDF
-and PNG or the table as Markdown and LaTeX, and ``<name>.caption.md`` naming the profile,
-dataset, hardware and dates. Means are over seeds, spreads are sample standard deviations,
-and n is stated in every caption and figure title.
+Each builder reads the finished runs under ``records`` (:func:`prunefuse.runs.results_table`),
+keeps the ones its artefact needs (filtered by their config), and writes into ``out``: the
+data behind the artefact as CSV (one row per run and budget, accuracies in %, costs in MACs
+and seconds), the figure as PDF and PNG or the table as Markdown and LaTeX, and
+``<name>.caption.md`` naming the profile, dataset, hardware and dates. Means are over seeds,
+spreads are sample standard deviations, and n is stated in every caption and figure title.
+
+Adding an artefact: write its builder here under an :func:`artefact` declaration (the files
+it writes, the runs it needs, its notebook's parameters from the grid), and a notebook
+``prunefuse/notebooks/<builder name>.ipynb`` that calls it. ``prunefuse reproduce`` plans its
+runs and executes its notebook, ``--only NAME`` selects it, and the notebook tests check it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from . import plots, stats
-from .runs import atomic_write_text, find_runs
+from . import stats
+from .runs import PER_EPOCH, VARIANTS, atomic_write_text, results_table
 
 # What each profile's numbers can be trusted for; written into every caption.
 PROFILE_NOTES = {
@@ -35,65 +44,68 @@ PROFILE_NOTES = {
 Paths = dict[str, Path]
 
 
-# -- reading records ---------------------------------------------------------------------------
+# -- the registry ------------------------------------------------------------------------------
 
-def variant(target_init: str, kd_lambda: float) -> str:
-    """Name of a target variant of the fusion / KD ablation (PAPER.md, ablations a-d)."""
-    if target_init == "fused":
-        return "fused + KD (PruneFuse)" if kd_lambda > 0 else "fused, no KD"
-    return "scratch + KD" if kd_lambda > 0 else "scratch"
+@dataclass(frozen=True)
+class Artefact:
+    """One paper artefact, declared once, next to its builder.
 
-
-def load_targets(records: str | os.PathLike) -> pd.DataFrame:
-    """One row per finished run and evaluated budget, with the config keys artefacts filter on.
-
-    Accuracies are in % (``acc_pct`` final epoch, ``best_acc_pct``, ``epoch_acc_pct`` the list
-    per epoch); ``selection_macs``/``selection_seconds`` are cumulative up to that budget;
-    ``target_macs``/``target_seconds`` are that budget's target training (with KD teacher).
+    ``runs`` and ``params`` receive the batch planner (:class:`prunefuse.grid.Planner`):
+    ``runs(planner)`` adds the runs the artefact needs through the planner's methods, and
+    ``params(planner)`` returns the notebook's parameters from the grid (``records``,
+    ``figures`` and ``profile`` are added by the batch).
     """
-    rows = []
-    for run in find_runs(records):
-        cfg = run["config"]
-        sel = run.get("selector_model") or {}
-        finished = (Path(run["path"]) / "DONE").read_text().strip()
-        for m in run["metrics"]:
-            if m.get("kind") != "target":
-                continue
-            rows.append({
-                "run_id": run["run_id"], "dataset": cfg["dataset"], "arch": cfg["arch"],
-                "selector": cfg["selector"], "ratio": cfg["ratio"],
-                "proxy_arch": cfg["proxy_arch"], "score": cfg["score"],
-                "target_init": cfg["target_init"], "kd_lambda": cfg["kd_lambda"],
-                "variant": variant(cfg["target_init"], cfg["kd_lambda"]),
-                "selection_from": cfg["selection_from"], "seed": cfg["seed"],
-                # keys added later: records made before them ran at the default
-                "fusion": cfg.get("fusion", "indices"), "t_sync": cfg.get("t_sync", 0),
-                "v2_derive": cfg.get("v2_derive", "gather"),
-                "selector_init": cfg.get("selector_init", "same"),
-                "budget": m["budget"], "budget_pct": round(100 * m["budget"], 6),
-                "epochs_trained": len(m["epochs"]),
-                "labeled": m["labeled"], "acc_pct": 100 * m["final_test_acc"],
-                "best_acc_pct": 100 * m["best_test_acc"],
-                # (epoch, accuracy) of the epochs the test set was evaluated after (eval_every)
-                "epoch_acc_pct": [(e["epoch"], 100 * e["test_acc"]) for e in m["epochs"]
-                                  if "test_acc" in e],
-                "selection_macs": m["cumulative_selection_macs"],
-                "selection_seconds": m["cumulative_selection_seconds"],
-                "target_macs": m["target_training_macs"],
-                "target_seconds": m["training_seconds"],
-                "fusion_macs": m.get("fusion_macs", m.get("teacher_forward_macs", 0)),
-                "fusion_seconds": m.get("fusion_source_seconds", 0.0),
-                "selector_params": sel.get("params"), "selector_macs": sel.get("macs_per_sample"),
-                "target_params": run["target"]["params"],
-                "target_macs_per_sample": run["target"]["macs_per_sample"],
-                "device_name": run.get("device_name"), "threads": run.get("threads"),
-                "git_commit": run.get("git_commit"), "finished": finished,
-            })
-    return pd.DataFrame(rows)
 
+    name: str  # the key of --only
+    builder: Callable[..., Paths]
+    files: tuple[str, ...]  # what the builder writes besides its caption (csv, md, tex, pdf, png)
+    runs: Callable[[Any], None]
+    params: Callable[[Any], dict[str, Any]]
+
+    @property
+    def stem(self) -> str:
+        """Name of the files the builder writes (``<stem>.csv``, ``<stem>.caption.md``, ...)."""
+        return self.builder.__name__
+
+    @property
+    def notebook(self) -> str:
+        """The notebook that calls the builder: ``prunefuse/notebooks/<stem>.ipynb``."""
+        return f"{self.stem}.ipynb"
+
+
+ARTEFACTS: dict[str, Artefact] = {}
+
+
+def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
+             params: Callable[[Any], dict[str, Any]]) -> Callable:
+    """Declare the builder below as artefact ``name`` (see :class:`Artefact`)."""
+    def wrap(builder: Callable[..., Paths]) -> Callable[..., Paths]:
+        if name in ARTEFACTS:
+            raise ValueError(f"artefact {name!r} is declared twice")
+        ARTEFACTS[name] = Artefact(name, builder, files, runs, params)
+        return builder
+    return wrap
+
+
+def _plots():
+    """:mod:`prunefuse.plots` on first use: matplotlib takes seconds to import, and planning a
+    batch reads the declarations here without drawing anything."""
+    from . import plots
+
+    return plots
+
+
+# -- selecting records ------------------------------------------------------------------------
 
 def _isin(series: pd.Series, values) -> pd.Series:
-    return series.round(6).isin([round(float(v), 6) for v in values])
+    return pd.to_numeric(series).round(6).isin([round(float(v), 6) for v in values])
+
+
+def _at_budget(df: pd.DataFrame, budget: float | None) -> tuple[pd.DataFrame, float | None]:
+    """The rows at ``budget`` (default: the largest there is), and that budget."""
+    if budget is None and not df.empty:
+        budget = df["budget"].max()
+    return (df[_isin(df["budget"], [budget])] if budget is not None else df), budget
 
 
 def _require(df: pd.DataFrame, what: str, records, **filters) -> pd.DataFrame:
@@ -131,7 +143,7 @@ def _baseline(df: pd.DataFrame) -> pd.Series:
 
 def _hardware(df: pd.DataFrame) -> str:
     out = []
-    for (name, threads), _ in df.groupby(["device_name", "threads"], dropna=False):
+    for (name, threads), _ in df.groupby(["device", "threads"], dropna=False):
         out.append(f"{name} ({threads} torch threads)" if name == "cpu" else str(name))
     return "; ".join(out) or "unknown"
 
@@ -202,16 +214,18 @@ def _mean_sd(values: pd.Series) -> str:
 
 def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    data = data.drop(columns=["epoch_acc_pct"], errors="ignore")
+    data = data.drop(columns=PER_EPOCH, errors="ignore")
     return atomic_write_text(out / f"{name}.csv", data.to_csv(index=False))
 
 
+def _figure_files(out: Path, name: str, drawn: list[Path], data: pd.DataFrame) -> Paths:
+    """The figure as ``plots`` saved it (PDF, PNG) and the data behind it as CSV."""
+    paths = dict(zip(("pdf", "png"), drawn))
+    paths["csv"] = _write_data(out, name, data)
+    return paths
+
+
 # -- the artefacts -----------------------------------------------------------------------------
-
-def _method_name(selector: str, ratio: float, proxy_arch: str) -> str:
-    return {"dense": "Baseline", "random": "Random", "svp": f"SVP ({proxy_arch})"}.get(
-        selector, f"PruneFuse p={ratio:g}")
-
 
 def _with_diffs(df: pd.DataFrame, by: list[str], baseline: str = "Baseline") -> pd.DataFrame:
     """Per ``by`` group and method: accuracy mean ± sd with n, and the paired difference
@@ -230,6 +244,10 @@ def _with_diffs(df: pd.DataFrame, by: list[str], baseline: str = "Baseline") -> 
     return pd.DataFrame(rows)
 
 
+@artefact("main_table", files=("csv", "md", "tex"),
+          runs=lambda p: p.main_runs(p.grid["datasets"], p.grid["scores"]),
+          params=lambda p: {"datasets": p.grid["datasets"], "arch": p.arch,
+                            "scores": p.grid["scores"], "ratios": p.grid["ratios"]})
 def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                datasets: list[str], arch: str, scores: list[str],
                ratios: list[float]) -> Paths:
@@ -241,15 +259,14 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
     Returns the paths of ``main_table.{csv,md,tex,caption.md}``.
     """
     out, name = Path(out), "main_table"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[df["dataset"].isin(datasets) & (df["arch"] == arch) & _main_runs(df)]
         pf = _prunefuse(df) & _isin(df["ratio"], ratios)
         own = (pf | _baseline(df) | (df["selector"] == "svp")) & df["score"].isin(scores)
         df = df[own | (df["selector"] == "random")].copy()
     _require(df, "the main table", records, datasets=datasets, arch=arch, scores=scores)
-    df["method"] = [_method_name(s, r, a) for s, r, a in
-                    zip(df["selector"], df["ratio"], df["proxy_arch"])]
+    df["method"] = df["method"].replace({"Dense AL": "Baseline"})  # the baseline of the table
     order = (["Baseline"] + sorted(m for m in set(df["method"]) if m.startswith("SVP"))
              + ["Random"] + [f"PruneFuse p={r:g}" for r in ratios])
     rows = []
@@ -267,7 +284,7 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
             table = _with_diffs(cell.assign(method=cell["method"].astype(str)), ["budget_pct"])
             for r in table.itertuples():
                 sel = cell[cell["method"].astype(str) == r.method]
-                params, macs = sel["selector_params"].dropna(), sel["selector_macs"].dropna()
+                params, macs = sel["selector_params"].dropna(), sel["selector_macs_per_sample"].dropna()
                 rows.append({
                     "dataset": dataset, "score": score, "budget (% of pool)": f"{r.budget_pct:g}",
                     "method": r.method, "test acc (%)": r.acc, "n": r.n,
@@ -276,7 +293,7 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
                     "selector MACs / image (M)": f"{macs.iloc[0] / 1e6:.2f}" if len(macs) else "—",
                 })
     table = pd.DataFrame(rows)
-    n = plots.seeds_note(df, ["dataset", "score", "budget", "method"])
+    n = _plots().seeds_note(df, ["dataset", "score", "budget", "method"])
     caption = (f"Test accuracy (%) of the {arch} target, final epoch, mean ± sd over seeds "
                f"({n}). Δ: the paired difference against the Baseline over the seeds both "
                "have (same dense init, initial labels and pool), mean and 95% Student-t "
@@ -284,7 +301,7 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
                "Baseline = the dense target selects (random selection for the random score); "
                "SVP = the proxy selects, target from scratch; Random = random selection, "
                "target from scratch; PruneFuse = pruned selector, fused target trained with KD.")
-    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), table, caption, 4)
+    paths = _write_table(out, name, df.drop(columns=PER_EPOCH), table, caption, 4)
     paths["caption"] = write_caption(
         out, name, "Main table: target accuracy by dataset, selection score and budget",
         caption + " Selector parameters and MACs per image: fvcore, one multiply-add = one "
@@ -295,6 +312,9 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
     return paths
 
 
+@artefact("figure3", files=("pdf", "png", "csv"), runs=lambda p: p.main_runs(),
+          params=lambda p: {**p.shown, "ratios": p.grid["ratios"],
+                            "budgets": p.grid["figure3_budgets"]})
 def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                            dataset: str, arch: str, score: str, ratios: list[float],
                            budgets: list[float]) -> Paths:
@@ -304,7 +324,7 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
     Returns the paths of ``figure3_selection_macs.{pdf,png,csv,caption.md}``.
     """
     out, name = Path(out), "figure3_selection_macs"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
                 & _isin(df["budget"], budgets)]
@@ -314,12 +334,12 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
                        + [base.assign(method="Baseline", ratio=p) for p in sorted(pf["ratio"].unique())])
     _require(df, "Figure 3", records, dataset=dataset, arch=arch, score=score, budgets=budgets)
     df["gmacs"] = df["selection_macs"] / 1e9
-    paths = dict(zip(("pdf", "png"), plots.plot_selection_macs(
-        df, out / name, title=f"Total selection cost, {dataset}, {arch}, {score}")))
+    drawn = _plots().plot_selection_macs(df, out / name,
+                                         title=f"Total selection cost, {dataset}, {arch}, {score}")
     g = df.groupby(["ratio", "budget_pct", "method"])["selection_macs"].mean().unstack("method")
     ratios_seen = (g["Baseline"] / g["PruneFuse"]).rename("baseline_over_prunefuse")
-    paths["csv"] = _write_data(out, name, df.merge(ratios_seen.reset_index(),
-                                                   on=["ratio", "budget_pct"], how="left"))
+    paths = _figure_files(out, name, drawn, df.merge(ratios_seen.reset_index(),
+                                                     on=["ratio", "budget_pct"], how="left"))
     paths["caption"] = write_caption(
         out, name, "Figure 3: total selection cost, PruneFuse vs baseline active learning",
         "Cumulative selection cost in GMACs until the labeled set reaches each budget (% of "
@@ -330,12 +350,15 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
         "shown, so at equal rounds the Baseline/PruneFuse ratio equals the ratio of their "
         "selectors' per-image MACs (column baseline_over_prunefuse of the CSV). One panel per "
         "pruning ratio p. Baseline: the dense target selects. Bars: mean ± sd over seeds "
-        f"({plots.seeds_note(df, ['ratio', 'method', 'budget'])}).",
+        f"({_plots().seeds_note(df, ['ratio', 'method', 'budget'])}).",
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths
 
 
+@artefact("figure4", files=("pdf", "png", "csv"),
+          runs=lambda p: p.variant_runs(p.grid["figure4_ratios"], every_epoch=True),
+          params=lambda p: {**p.shown, "ratios": p.grid["figure4_ratios"]})
 def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                    dataset: str, arch: str, score: str, ratios: list[float],
                    budget: float | None = None) -> Paths:
@@ -345,13 +368,11 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     Returns the paths of ``figure4_epochs.{pdf,png,csv,caption.md}``.
     """
     out, name = Path(out), "figure4_epochs"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
                 & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)]
-        if budget is None and not df.empty:
-            budget = df["budget"].max()
-        df = df[_isin(df["budget"], [budget])] if budget is not None else df
+        df, budget = _at_budget(df, budget)
     _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid).
     df = df[[len(c) > 1 or len(c) == e for c, e in zip(df["epoch_acc_pct"],
@@ -363,10 +384,10 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     curves["epoch"] = [int(p[0]) for p in curves["epoch_acc_pct"]]
     curves["acc_pct"] = [float(p[1]) for p in curves["epoch_acc_pct"]]
     curves = curves.drop(columns=["epoch_acc_pct"])
-    paths = dict(zip(("pdf", "png"), plots.plot_epoch_curves(
+    drawn = _plots().plot_epoch_curves(
         curves, out / name,
-        title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")))
-    paths["csv"] = _write_data(out, name, curves)
+        title=f"Target on the pruned selector's selection, {100 * budget:g}% of pool")
+    paths = _figure_files(out, name, drawn, curves)
     paths["caption"] = write_caption(
         out, name, "Figure 4: fused vs non-fused target, test accuracy over epochs",
         f"Test accuracy (%) of the {arch} target after each training epoch on the labeled set "
@@ -374,12 +395,16 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
         "fusing the trained pruned network into the dense initialization, scratch = the dense "
         "initialization alone; + KD = distilled from the trained pruned network. Lines: mean, "
         "bands: 95% Student-t interval over seeds "
-        f"({plots.seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
+        f"({_plots().seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths
 
 
+@artefact("figure5", files=("pdf", "png", "csv"), runs=lambda p: p.selector_size_runs(),
+          params=lambda p: {"dataset": p.focus, "archs": p.grid["figure5_archs"],
+                            "score": p.focus_score, "ratios": p.grid["figure5_ratios"],
+                            "proxy_arch": p.grid["svp_proxy"]})
 def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                           dataset: str, archs: list[str], score: str, ratios: list[float],
                           proxy_arch: str, budget: float | None = None) -> Paths:
@@ -390,7 +415,7 @@ def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *,
     Returns the paths of ``figure5_selector_size.{pdf,png,csv,caption.md}``.
     """
     out, name = Path(out), "figure5_selector_size"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & df["arch"].isin(archs) & (df["score"] == score)]
         pf = df[_prunefuse(df) & _isin(df["ratio"], ratios)].assign(family="PruneFuse")
@@ -398,15 +423,12 @@ def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *,
         svp = df[(df["selector"] == "svp") & (df["proxy_arch"] == proxy_arch)
                  & _main_runs(df)].assign(family="SVP", selector=proxy_arch)
         df = pd.concat([pf, svp])
-        if budget is None and not df.empty:
-            budget = df["budget"].max()
-        df = df[_isin(df["budget"], [budget])] if budget is not None else df
+        df, budget = _at_budget(df, budget)
     _require(df, "Figure 5", records, dataset=dataset, archs=archs, score=score)
     df = df.rename(columns={"arch": "target"})
     df["selector_mparams"] = df["selector_params"] / 1e6
-    paths = dict(zip(("pdf", "png"), plots.plot_selector_size(
-        df, out / name, title=f"{dataset}, {100 * budget:g}% of pool")))
-    paths["csv"] = _write_data(out, name, df)
+    drawn = _plots().plot_selector_size(df, out / name, title=f"{dataset}, {100 * budget:g}% of pool")
+    paths = _figure_files(out, name, drawn, df)
     paths["caption"] = write_caption(
         out, name, "Figure 5: accuracy vs selector size, PruneFuse vs SVP",
         f"Final test accuracy (%) of each target at {100 * budget:g}% of the pool against the "
@@ -414,12 +436,15 @@ def figure5_selector_size(records: str | os.PathLike, out: str | os.PathLike, *,
         f"p = {', '.join(f'{r:g}' for r in ratios)} (fused target, KD); SVP selects with an "
         f"independent {proxy_arch} and trains the target from scratch. Error bars: 95% "
         "Student-t interval of the mean over seeds "
-        f"({plots.seeds_note(df, ['family', 'target', 'selector'])}).",
+        f"({_plots().seeds_note(df, ['family', 'target', 'selector'])}).",
         df, profile=profile, setting=f"{dataset}; targets {', '.join(archs)}; score {score}",
         files=list(paths.values()))
     return paths
 
 
+@artefact("ablation", files=("csv", "md", "tex", "pdf", "png"),
+          runs=lambda p: p.variant_runs(p.ablation_ratios, scratch_kd=True),
+          params=lambda p: {**p.shown, "ratios": p.ablation_ratios})
 def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, dataset: str,
              arch: str, score: str, ratios: list[float]) -> Paths:
     """The fusion / KD ablation across p: selection by the pruned network, then the target from
@@ -429,13 +454,13 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     Returns the paths of ``ablation.{csv,md,tex,pdf,png,caption.md}``.
     """
     out, name = Path(out), "ablation"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
                 & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)]
     _require(df, "the ablation", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     pf = "fused + KD (PruneFuse)"
-    order = [v for v in plots.VARIANTS if v in set(df["variant"])]
+    order = [v for v in VARIANTS if v in set(df["variant"])]
     df = df.assign(method=df["variant"]).sort_values(
         ["ratio", "budget_pct", "method"], key=lambda c: c.map(order.index) if c.name == "method"
         else c)
@@ -443,16 +468,16 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     rows = [{"p": f"{r.ratio:g}", "budget (% of pool)": f"{r.budget_pct:g}", "target": r.method,
              "test acc (%)": r.acc, "n": r.n, f"Δ vs {pf} (pp) [95% CI]": r.diff}
             for r in table.itertuples()]
-    n = plots.seeds_note(df, ["ratio", "budget", "variant"])
+    n = _plots().seeds_note(df, ["ratio", "budget", "variant"])
     caption = (f"Test accuracy (%) of the {arch} target trained on the pruned network's "
                f"selection, by target initialization and KD; mean ± sd over seeds ({n}). Δ: "
                f"paired difference against {pf} (same seed and selection), mean and 95% "
                "Student-t interval in percentage points; * marks an interval that excludes "
                "zero.")
-    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct", "method"]),
+    paths = _write_table(out, name, df.drop(columns=[*PER_EPOCH, "method"]),
                          pd.DataFrame(rows), caption, 3)
     last = df[df["budget"] == df["budget"].max()]
-    paths.update(zip(("pdf", "png"), plots.plot_ablation(
+    paths.update(zip(("pdf", "png"), _plots().plot_ablation(
         last, out / name, title=f"Fusion / KD ablation, {last['budget_pct'].iloc[0]:g}% of pool")))
     paths["caption"] = write_caption(
         out, name, "Ablation: fusion and knowledge distillation across pruning ratios",
@@ -461,6 +486,8 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     return paths
 
 
+@artefact("cost", files=("csv", "md", "tex", "pdf", "png"), runs=lambda p: p.main_runs(),
+          params=lambda p: {**p.shown, "ratios": p.grid["ratios"]})
 def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                   dataset: str, arch: str, score: str, ratios: list[float]) -> Paths:
     """Cost vs accuracy, wall-clock beside MACs: cumulative selection cost (GMACs and seconds)
@@ -469,24 +496,23 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
     Returns the paths of ``cost_accuracy.{csv,md,tex,pdf,png,caption.md}``.
     """
     out, name = Path(out), "cost_accuracy"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)]
         pf = _prunefuse(df) & _isin(df["ratio"], ratios)
         df = df[pf | _baseline(df)].copy()
     _require(df, "the cost figure", records, dataset=dataset, arch=arch, score=score)
-    df["method"] = ["Baseline" if s != "prunefuse" else f"PruneFuse p={r:g}"
-                    for s, r in zip(df["selector"], df["ratio"])]
+    df["method"] = df["method"].where(df["selector"] == "prunefuse", "Baseline")
     # Everything to reach a model at budget b: selection(b) + fusion(b) + target training(b).
-    df["gmacs"] = (df["selection_macs"] + df["fusion_macs"] + df["target_macs"]) / 1e9
-    df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_seconds"]
+    df["gmacs"] = (df["selection_macs"] + df["fusion_macs"] + df["target_training_macs"]) / 1e9
+    df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_training_seconds"]
     g = df.groupby(["method", "budget_pct"], sort=True).agg(
         acc=("acc_pct", "mean"), sd=("acc_pct", "std"), n=("seed", "nunique"),
         sel_gmacs=("selection_macs", lambda x: x.mean() / 1e9),
         sel_s=("selection_seconds", "mean"),
         fus_gmacs=("fusion_macs", lambda x: x.mean() / 1e9), fus_s=("fusion_seconds", "mean"),
-        tgt_gmacs=("target_macs", lambda x: x.mean() / 1e9),
-        tgt_s=("target_seconds", "mean"), all_gmacs=("gmacs", "mean"),
+        tgt_gmacs=("target_training_macs", lambda x: x.mean() / 1e9),
+        tgt_s=("target_training_seconds", "mean"), all_gmacs=("gmacs", "mean"),
         all_s=("seconds", "mean")).reset_index()
     g["sd"] = g["sd"].fillna(0.0)
     base = g[g["method"] == "Baseline"]
@@ -508,7 +534,7 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
                "multiply-add = one MAC; training = 3 MACs per image-epoch, a forward = 1) and "
                "wall-clock seconds, beside the target's accuracy (table: mean ± sd over seeds; "
                "figure: mean with 95% Student-t interval; "
-               f"{plots.seeds_note(df, ['method', 'budget'])}): selection (the selectors "
+               f"{_plots().seeds_note(df, ['method', 'budget'])}): selection (the selectors "
                "trained on the earlier labeled sets and their pool passes; the same rule for "
                "every method), fusion (PruneFuse only: its selector trained on this budget's "
                "labeled set, the fusion source and KD teacher, and the teacher's forwards; its "
@@ -516,9 +542,9 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
                "and target training at this budget. Test evaluation is excluded. 'to baseline "
                "acc': total seconds at the first budget whose mean accuracy reaches the "
                "baseline's at its largest budget. The figure plots the total.")
-    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct"]), pd.DataFrame(rows),
+    paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows),
                          caption, 2)
-    paths.update(zip(("pdf", "png"), plots.plot_cost_accuracy(
+    paths.update(zip(("pdf", "png"), _plots().plot_cost_accuracy(
         df, out / name, title=f"Selection cost vs accuracy, {dataset}, {arch}")))
     paths["caption"] = write_caption(
         out, name, "Cost vs accuracy: selection MACs and wall-clock", caption, df,
@@ -559,6 +585,9 @@ def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float
             & (df["selector_init"] == "same"))
 
 
+@artefact("table2", files=("csv", "md", "tex"), runs=lambda p: p.v2_runs(),
+          params=lambda p: {**p.shown, "ratio": p.grid["variants"]["ratio"],
+                            "t_syncs": p.grid["variants"]["t_syncs"]})
 def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, dataset: str,
            arch: str, score: str, ratio: float, t_syncs: list[int]) -> Paths:
     """Table 2: PruneFuse V1 against V2 (our interpretation, docs/method.md, "Cost
@@ -569,7 +598,7 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
     Returns the paths of ``table2.{csv,md,tex,caption.md}``.
     """
     out, name = Path(out), "table2"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[_pf_runs(df, dataset, arch, score, ratio) & _main_runs(df)
                 & (df["fusion"] == "indices") & df["t_sync"].isin([0, *t_syncs])].copy()
@@ -578,7 +607,7 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
     df["method"] = [("PruneFuse V1" if t == 0 else f"V2 T_sync={t} ({how})")
                     for t, how in zip(df["t_sync"], df["v2_derive"])]
     order = sorted(set(df["method"]), key=lambda m: (m != "PruneFuse V1", m))
-    n = plots.seeds_note(df, ["budget", "method"])
+    n = _plots().seeds_note(df, ["budget", "method"])
     caption = (f"Test accuracy (%) of the fused {arch} target, PruneFuse V1 against V2 at "
                f"p={ratio:g}; mean ± sd over seeds ({n}). V2 is our interpretation: every "
                "T_sync rounds the target trained at that budget yields the next selector "
@@ -589,6 +618,9 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
                           profile=profile, setting=f"{dataset}; target {arch}; score {score}")
 
 
+@artefact("fusion_variants", files=("csv", "md", "tex"), runs=lambda p: p.fusion_runs(),
+          params=lambda p: {**p.shown, "ratio": p.grid["variants"]["ratio"],
+                            "fusions": p.grid["variants"]["fusions"]})
 def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                     dataset: str, arch: str, score: str, ratio: float,
                     fusions: list[str]) -> Paths:
@@ -599,7 +631,7 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
     Returns the paths of ``fusion_variants.{csv,md,tex,caption.md}``.
     """
     out, name = Path(out), "fusion_variants"
-    df = load_targets(records)
+    df = results_table(records)
     if not df.empty:
         df = df[_pf_runs(df, dataset, arch, score, ratio) & (df["t_sync"] == 0)
                 & df["fusion"].isin(["indices", *fusions])].copy()
@@ -610,7 +642,7 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
     _require(df, "the fusion variants", records, dataset=dataset, arch=arch, score=score,
              ratio=ratio, fusions=fusions)
     df["method"] = df["fusion"]
-    n = plots.seeds_note(df, ["budget", "method"])
+    n = _plots().seeds_note(df, ["budget", "method"])
     caption = (f"Test accuracy (%) of the fused {arch} target (p={ratio:g}, KD) by the reading "
                f"of fusion, on the same selection; mean ± sd over seeds ({n}). indices (ours): "
                "every trained tensor at its kept indices into theta_0; fresh: the same into a "
@@ -622,13 +654,3 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
                           setting=f"{dataset}; target {arch}; score {score}")
 
 
-BUILDERS = {
-    "main_table": main_table,
-    "figure3": figure3_selection_macs,
-    "figure4": figure4_epochs,
-    "figure5": figure5_selector_size,
-    "ablation": ablation,
-    "cost": cost_accuracy,
-    "table2": table2,
-    "fusion_variants": fusion_variants,
-}

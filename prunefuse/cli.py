@@ -1,4 +1,5 @@
-"""Command line: ``prunefuse run | demo | report``. Thin: parsing, then library calls."""
+"""Command line: ``prunefuse run | demo | report | reproduce``. Thin: parsing, then library
+calls. A user's error is one line and exit code 2 (``--debug`` adds the traceback)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,34 @@ import argparse
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from .config import PROFILES, ConfigError, describe_params, make_config, parse_override, run_id
+from . import __version__
+from .config import (
+    PARAMS,
+    PROFILES,
+    ConfigError,
+    describe_params,
+    describe_profiles,
+    make_config,
+    parse_override,
+    run_id,
+)
+from .runs import RunBusyError
+
+LOG = "log.txt"  # per run, in its folder; the executors of reproduce append to it too
+
+DESCRIPTION = """PruneFuse: prune a dense CNN at initialization, let the small pruned network
+choose which samples to label (active learning), fuse it back into the dense network and
+train that with knowledge distillation; with dense active learning, SVP and random selection
+as baselines. Every run writes a record; tables and figures are made from records.
+
+  prunefuse demo                        the main job: four methods on Fashion-MNIST, CPU
+  prunefuse run --profile cpu ratio=0.7 one experiment (run --help: every parameter)
+  prunefuse report runs/                mean and std over seeds of the records under runs/
+  prunefuse reproduce --profile smoke   every table and figure of the paper, from scratch
+"""
 
 DEMO_METHODS = [
     {"selector": "prunefuse", "ratio": 0.5},
@@ -24,12 +50,14 @@ def run_demo(out: str | Path = "runs/demo", *, progress: bool = True, **override
 
     Returns a dict with the run folders, the results table and the files written.
     """
-    from .experiment import run_experiment
+    from .experiment import preflight, run_experiment
     from .plots import plot_accuracy_and_cost
     from .runs import atomic_write_text, results_table, summarize, summary_markdown
 
     out = Path(out)
     configs = [make_config("demo", **{**m, **overrides}) for m in DEMO_METHODS]
+    for i, cfg in enumerate(configs):  # every error before the first run; the data once
+        preflight(cfg, data=i == 0)
     started = time.perf_counter()
     dirs = []
     for i, cfg in enumerate(configs, 1):
@@ -78,18 +106,61 @@ def demo_caption(cfg: dict, table, seconds: float) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .experiment import load_config_file, run_experiment
+    from .experiment import load_config_file, preflight, run_experiment
 
     config = load_config_file(args.config) if args.config else {}
+    profile = args.profile
+    if "profile" in config:
+        from_file = config.pop("profile")
+        if profile is not None and profile != from_file:
+            raise ConfigError(f"--profile {profile} contradicts \"profile\": {from_file!r} in "
+                              f"{args.config}; give one of them")
+        profile = from_file
     config.update(dict(parse_override(o) for o in args.overrides))
-    cfg = make_config(args.profile, **config)
+    if profile is None and not set(PARAMS) <= set(config):  # a run's config.json has them all
+        raise ConfigError(f"--profile: required, one of {sorted(PROFILES)} (paper: the SVP "
+                          "protocol on a GPU; cpu and demo: Fashion-MNIST on a CPU; smoke: "
+                          "seconds), or a \"profile\" key in the config file")
+    cfg = make_config(profile, **config)
     if args.dry_run:
+        preflight(cfg, data=False)
         print(json.dumps(cfg, indent=2))
         print(f"run id: {run_id(cfg)}")
         return 0
-    path = run_experiment(cfg, out=args.out, progress=not args.no_progress)
-    print(path)
+    run_dir = Path(args.out) / run_id(cfg)
+    print(f"profile {profile or '(none: every parameter given)'}, run {run_dir}", flush=True)
+    try:
+        run_experiment(cfg, out=args.out, progress=not args.no_progress, log=_log_to(run_dir))
+    except BaseException as err:
+        if run_dir.is_dir() and not isinstance(err, (ConfigError, RunBusyError)):
+            with open(run_dir / LOG, "a") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} failed:\n{traceback.format_exc()}")
+        raise
+    _log_to(run_dir)(result_line(run_dir))
     return 0
+
+
+def _log_to(run_dir: Path):
+    """A ``log`` for :func:`run_experiment`: print each line and append it, timestamped, to
+    the run's ``log.txt`` (the same file the executors of ``reproduce`` append to)."""
+    def log(line: str) -> None:
+        print(line, flush=True)
+        with open(run_dir / LOG, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+    return log
+
+
+def result_line(run_dir: Path) -> str:
+    """One line: the final test accuracy at the last evaluated budget and the selection cost
+    behind it (docs/method.md, "Cost accounting")."""
+    from .runs import read_jsonl
+
+    targets = [m for m in read_jsonl(run_dir / "metrics.jsonl") if m.get("kind") == "target"]
+    last = targets[-1]
+    return (f"result: test accuracy {100 * last['final_test_acc']:.2f}% at budget "
+            f"{100 * last['budget']:g}% of the pool ({last['labeled']} labeled images); "
+            f"selection {last['cumulative_selection_macs'] / 1e9:.3f} GMACs, "
+            f"{last['cumulative_selection_seconds']:.1f} s")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -99,9 +170,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .runs import write_report
+    from .runs import find_runs, write_report
 
-    paths = write_report(args.root, args.out)
+    problems: list[str] = []
+    if args.strict:
+        find_runs(args.root, problems=problems)
+        for line in problems:
+            print(f"prunefuse report: error: {line}", file=sys.stderr)
+        if problems:
+            print(f"prunefuse report: error: {len(problems)} record(s) cannot be read; nothing "
+                  "written (--strict)", file=sys.stderr)
+            return 2
+    paths = write_report(args.root, args.out, problems=problems)
+    for line in problems:
+        print(f"prunefuse report: warning: {line}", file=sys.stderr)
     print(Path(paths["markdown"]).read_text())
     for p in paths.values():
         print(p)
@@ -109,23 +191,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _executor(args: argparse.Namespace):
-    from .executors import LocalExecutor, RayExecutor
+    """The executor ``--executor`` names, built from its own options; another executor's
+    option is refused."""
+    from .executors import EXECUTORS
 
-    ray_only = {"--ray-address": args.ray_address, "--num-gpus-per-run": args.num_gpus_per_run,
-                "--cpus-per-run": args.cpus_per_run}
+    cls = EXECUTORS[args.executor]
+    mine = {o.flag for o in cls.options}
+    given = {o.flag: (o.arg, getattr(args, o.arg)) for c in EXECUTORS.values() for o in c.options
+             if getattr(args, o.arg) is not None}
+    foreign = sorted(set(given) - mine)
+    if foreign:
+        owners = {o.flag: n for n, c in EXECUTORS.items() for o in c.options}
+        raise ConfigError("; ".join(f"{f}: only with --executor {owners[f]}" for f in foreign))
     try:
-        if args.executor == "ray":
-            if args.slots is not None:
-                raise ValueError("--slots is for --executor local; Ray places runs by "
-                                 "--num-gpus-per-run and --cpus-per-run")
-            return RayExecutor(args.ray_address, num_gpus=args.num_gpus_per_run,
-                               num_cpus=1.0 if args.cpus_per_run is None else args.cpus_per_run,
-                               max_retries=2 if args.max_retries is None else args.max_retries)
-        given = [k for k, v in ray_only.items() if v is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)}: only with --executor ray")
-        return LocalExecutor(args.slots, max_retries=args.max_retries or 0,
-                             keep_going=args.keep_going)
+        return cls(**dict(given.values()))
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -144,7 +223,9 @@ def _describe_cost(the_plan, images_per_second: float | None) -> str:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import NotebookRunError, describe_plan, plan, reproduce
+    from .execute import NotebookRunError
+    from .grid import describe_plan, plan
+    from .reproduce import reproduce
 
     overrides = dict(parse_override(o) for o in args.overrides)
     only = [a.strip() for a in args.only.split(",")] if args.only else None
@@ -171,50 +252,102 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_plugin(name: str) -> None:
+    """Import a module that registers datasets (:func:`prunefuse.data.register_dataset`) and
+    architectures (:func:`prunefuse.models.register_model`): a module name, looked up from
+    the working directory first, or the path of a ``.py`` file."""
+    import importlib
+    import importlib.util
+
+    if name.endswith(".py"):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"--plugin {name}: no such file")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # the console script, unlike python -m, omits it
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name.split(".")[0] and err.name != name:
+            raise  # the plugin itself imports something missing: its own traceback
+        raise ConfigError(f"--plugin {name}: no module of that name in the working directory "
+                          "or on the Python path; give a module name or a .py file") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunefuse", description=__doc__)
+    parser = argparse.ArgumentParser(prog="prunefuse", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"prunefuse {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error, not just its one line")
+    plug = argparse.ArgumentParser(add_help=False, parents=[common])
+    plug.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                      help="import this module (a name, or a .py file) first: it registers "
+                      "datasets and architectures (README, \"Your data, your model\"); "
+                      "repeatable")
     sub = parser.add_subparsers(dest="command", required=True)
-    epilog = "parameters (key=value; lists as 0.1,0.2 or JSON):\n" + describe_params()
+    head = "parameters (key=value; lists as 0.1,0.2 or JSON), with their values "
+    epilog = (head + "under --profile paper:\n" + describe_params("paper")
+              + "\n\nthe other profiles change from paper:\n" + describe_profiles())
     fmt = argparse.RawDescriptionHelpFormatter
 
-    run = sub.add_parser("run", help="run or resume one experiment", epilog=epilog,
-                         formatter_class=fmt)
-    run.add_argument("config", nargs="?", help="JSON file of parameters (optional)")
+    run = sub.add_parser("run", parents=[plug], help="run or resume one experiment",
+                         epilog=epilog, formatter_class=fmt)
+    run.add_argument("config", nargs="?", help="JSON file of parameters (optional); a "
+                     "\"profile\" key in it stands for --profile")
     run.add_argument("overrides", nargs="*", metavar="key=value")
-    run.add_argument("--profile", choices=sorted(PROFILES), help="defaults: paper, demo, smoke")
+    run.add_argument("--profile", choices=sorted(PROFILES), help="required (or in the config "
+                     "file): the defaults under the parameters given; listed below")
     run.add_argument("--out", default="runs", help="parent folder of run records (default runs)")
     run.add_argument("--dry-run", action="store_true", help="print the resolved config and id")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser("demo", help="the main job: PruneFuse vs dense AL, SVP, random on "
-                          "Fashion-MNIST (CPU, about 5 minutes)", epilog=epilog,
+    demo = sub.add_parser("demo", parents=[plug], help="the main job: PruneFuse vs dense "
+                          "AL, SVP, random on Fashion-MNIST (CPU, about 5 minutes)",
+                          description="Four runs under the demo profile: "
+                          + "; ".join(", ".join(f"{k}={v}" for k, v in m.items())
+                                      for m in DEMO_METHODS)
+                          + ". Parameters given (key=value) apply to all four.",
+                          epilog=head + "under the demo profile:\n" + describe_params("demo"),
                           formatter_class=fmt)
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     demo.add_argument("--out", default="runs/demo", help="record folder (default runs/demo)")
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=_cmd_demo)
 
-    report = sub.add_parser("report", help="aggregate run records: mean/std over seeds")
+    report = sub.add_parser("report", parents=[plug],
+                            help="aggregate run records: mean/std over seeds")
     report.add_argument("root", help="folder containing run records")
     report.add_argument("--out", help="where to write results.csv, summary.csv, summary.md")
+    report.add_argument("--strict", action="store_true", help="fail (exit 2, nothing written) "
+                        "if any record cannot be read; by default it is skipped with a warning")
     report.set_defaults(func=_cmd_report)
 
-    from .reproduce import GRIDS
+    from .artefacts import ARTEFACTS
+    from .executors import EXECUTORS
+    from .grid import GRIDS
 
-    rep = sub.add_parser("reproduce", help="regenerate every table and figure of the paper: "
-                         "plan the runs, execute the notebooks with papermill", epilog=epilog,
+    rep = sub.add_parser("reproduce", parents=[common], help="regenerate every table and "
+                         "figure of the paper: plan the runs, execute the notebooks with "
+                         "papermill", epilog=epilog,
                          formatter_class=fmt)
     rep.add_argument("overrides", nargs="*", metavar="key=value",
                      help="run parameters for every run (e.g. device=cuda); not the grid's keys")
     rep.add_argument("--profile", required=True, choices=sorted(GRIDS),
-                     help="grid and run defaults: smoke (minutes), demo (CPU, tens of minutes), "
-                     "paper (GPU)")
+                     help="grid and run defaults: smoke (minutes), cpu (the CPU study, hours "
+                     "on 2 cores), paper (GPU)")
     rep.add_argument("--out", help="batch folder: runs/, notebooks/, figures/ (default "
                      "runs/reproduce-PROFILE)")
     rep.add_argument("--figures", help="write tables and figures here instead of OUT/figures")
-    rep.add_argument("--only", help="comma-separated artefacts (and their runs): main_table, "
-                     "figure3, figure4, figure5, ablation, cost")
+    rep.add_argument("--only", help="comma-separated artefacts (and their runs): "
+                     + ", ".join(ARTEFACTS))
     rep.add_argument("--runs-only", action="store_true", help="execute the runs, not the "
                      "artefact notebooks")
     rep.add_argument("--dry-run", action="store_true", help="print the planned runs, their "
@@ -222,20 +355,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--images-per-second", type=float, help="dry run: training images per "
                      "second of the profile's target on the machine that will run the grid "
                      "(default: measured here with a few training steps)")
-    rep.add_argument("--executor", choices=["local", "ray"], default="local",
-                     help="local (default): runs on this machine, one per visible GPU (or "
-                     "--slots); ray: one Ray task per run on a cluster (docs/cluster.md)")
-    rep.add_argument("--slots", type=int, help="local: runs at once (default: one per visible "
-                     "GPU, else 1)")
-    rep.add_argument("--ray-address", help="ray: the cluster to join (auto, HOST:6379); default: "
-                     "start a local one for this batch")
-    rep.add_argument("--num-gpus-per-run", type=float, help="ray: GPUs per run, a fraction lets "
-                     "small runs share one (0.5, 0.25); default 1 if the cluster has GPUs, else 0")
-    rep.add_argument("--cpus-per-run", type=float, help="ray: CPUs per run (default 1)")
-    rep.add_argument("--max-retries", type=int, help="extra attempts of a failed run (default: "
-                     "2 with ray, 0 local); a retry resumes the run")
-    rep.add_argument("--keep-going", action="store_true", help="local: finish the other runs "
-                     "when one fails for good (ray always does)")
+    rep.add_argument("--executor", choices=list(EXECUTORS), default="local",
+                     help="where the runs execute (default local): " + "; ".join(
+                         f"{n}, {c.summary}" for n, c in EXECUTORS.items())
+                     + " (docs/cluster.md)")
+    seen = set()
+    for cls in EXECUTORS.values():
+        for o in cls.options:
+            if o.flag in seen:
+                continue
+            seen.add(o.flag)
+            users = [n for n, c in EXECUTORS.items() if o in c.options]
+            text = f"{'/'.join(users)}: {o.help}"
+            if o.type is bool:
+                rep.add_argument(o.flag, dest=o.arg, action="store_true", default=None, help=text)
+            else:
+                rep.add_argument(o.flag, dest=o.arg, type=o.type, help=text)
     rep.set_defaults(func=_cmd_reproduce)
     return parser
 
@@ -246,10 +381,14 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.insert(0, args.config)  # `prunefuse run key=value` without a file
         args.config = None
     try:
+        for plugin in getattr(args, "plugin", []):
+            load_plugin(plugin)
         return args.func(args)
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, RunBusyError) as err:  # one line, no traceback
+        if args.debug:
+            traceback.print_exc()
         print(f"prunefuse {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(err, RunBusyError) else 2
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
 A run config is a flat dict of JSON literals, checked before any compute: unknown keys,
 wrong types, a budget above the pool, a ratio >= 1, an unknown architecture, dataset or score
 each get one clear error naming the key and what is allowed. Defaults marked [choice] are
-ours where the paper is silent (see README, "Where we had to choose").
+ours where the paper is silent (docs/method.md, "Where we had to choose").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,13 @@ SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
 SELECTOR_INITS = ("same", "fresh")
 PRECISIONS = ("bf16", "fp32")
+FUSIONS = ("indices", "fresh", "conv_only", "fork")  # readings of prunefuse.fuse.fuse_variant
+V2_DERIVE = ("gather", "reprune")  # prunefuse.fuse.derive_selector
+# Learning-rate schedules of prunefuse.train.lr_at.
+SCHEDULES = ("svp", "svp_exact", "cosine", "constant")
+# Knowledge distillation of the fused target (docs/method.md, "Step 4: train with KD").
+KD_LAMBDA = 0.5  # weight of the distillation term [choice]
+KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ PARAMS: dict[str, Param] = {
     "max_train": _p(None, (int, NONE), "use a seeded random subset of this many pool images"),
     "max_test": _p(None, (int, NONE), "use a seeded random subset of this many test images"),
     "arch": _p("resnet56", str, "target architecture (registry in prunefuse.models)"),
-    "selector": _p("prunefuse", str, f"who selects: one of {SELECTORS}"),
+    "selector": _p("prunefuse", str, "who selects the samples to label"),
     "ratio": _p(0.5, (float, int), "PruneFuse pruning ratio p: fraction of channels removed"),
     "proxy_arch": _p("resnet20", str, "SVP proxy architecture (selector='svp')"),
     "score": _p("least_confidence", str, "selection score (registry in prunefuse.select)"),
@@ -60,11 +69,11 @@ PARAMS: dict[str, Param] = {
     "eval_every": _p(1, int, "test evaluation of a target every this many epochs, and always "
                      "after the last (0 = the last only); evaluation time is never training time"),
     "augment": _p(True, bool, "random crop (dataset padding) + horizontal flip during training"),
-    "target_init": _p(None, (str, NONE), "target init: fused or scratch; None = fused for "
+    "target_init": _p(None, (str, NONE), "target init; None = fused for "
                       "prunefuse, scratch otherwise"),
-    "kd_lambda": _p(None, (float, int, NONE), "KD weight lambda; None = 0.5 for prunefuse "
-                    "[choice], 0 otherwise"),
-    "kd_temperature": _p(4.0, (float, int), "KD temperature T [choice]"),
+    "kd_lambda": _p(None, (float, int, NONE), f"KD weight lambda; None = {KD_LAMBDA} for "
+                    "prunefuse [choice], 0 otherwise"),
+    "kd_temperature": _p(KD_TEMPERATURE, (float, int), "KD temperature T [choice]"),
     "warm_start": _p(False, bool, "selector continues from last round's weights instead of "
                      "the pruned init [choice: False]"),
     "selector_init": _p("same", str, "selector weights each round: same (one fixed init per "
@@ -125,6 +134,22 @@ class ConfigError(ValueError):
     """A run parameter is wrong; the message names the key and what is allowed."""
 
 
+def check_ratio(ratio: float) -> float:
+    """A pruning ratio (fraction of channels removed, docs/method.md "Step 1: prune at
+    initialization") as a float; :class:`ConfigError` unless it is a number in [0, 1)."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+        raise ConfigError(f"ratio={ratio!r}: pruning ratio must be a number in [0, 1)")
+    return float(ratio)
+
+
+def check_kd(kd_lambda: float, temperature: float) -> None:
+    """:class:`ConfigError` unless the KD weight is in [0, 1] and the temperature is > 0."""
+    if not 0 <= kd_lambda <= 1:
+        raise ConfigError(f"kd_lambda={kd_lambda!r}: must be in [0, 1]")
+    if not temperature > 0:
+        raise ConfigError(f"kd_temperature={temperature!r}: must be > 0")
+
+
 def _check_type(key: str, value: Any) -> Any:
     spec = PARAMS[key]
     if isinstance(value, bool) and bool not in spec.types:
@@ -160,7 +185,7 @@ def make_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
     Returns:
         A complete, validated config dict.
     """
-    if profile is not None and profile not in PROFILES:
+    if profile is not None and (not isinstance(profile, str) or profile not in PROFILES):
         raise ConfigError(f"profile={profile!r}: unknown; choose one of {sorted(PROFILES)}")
     unknown = sorted(set(overrides) - set(PARAMS))
     if unknown:
@@ -173,25 +198,16 @@ def make_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
 
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Check every key and value of a full config; resolve the None-means-auto defaults."""
-    from .data import DATASETS
-    from .fuse import FUSIONS, V2_DERIVE
-    from .models import MODELS
-    from .select import SCORES
-    from .train import SCHEDULES
-
     unknown = sorted(set(cfg) - set(PARAMS))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
     cfg = {k: _check_type(k, cfg.get(k, PARAMS[k].default)) for k in PARAMS}
-    choices = {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
-               "selector": SELECTORS, "score": sorted(SCORES),
-               "schedule": SCHEDULES, "selector_init": SELECTOR_INITS, "fusion": FUSIONS,
-               "precision": PRECISIONS, "v2_derive": V2_DERIVE}
+    choices = allowed_values()
+    del choices["target_init"]  # None means auto: resolved below
     for key, allowed in choices.items():
         if cfg[key] not in allowed:
             raise ConfigError(f"{key}={cfg[key]!r}: unknown; choose one of {list(allowed)}")
-    if not 0 <= cfg["ratio"] < 1:
-        raise ConfigError(f"ratio={cfg['ratio']!r}: pruning ratio must be in [0, 1)")
+    check_ratio(cfg["ratio"])
     cfg["budgets"] = _fraction_list("budgets", cfg["budgets"])
     if cfg["budgets"] != sorted(set(cfg["budgets"])):
         raise ConfigError(f"budgets={cfg['budgets']}: must be strictly increasing")
@@ -205,37 +221,28 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise ConfigError(f"eval_budgets={cfg['eval_budgets']}: {missing} not in budgets "
                           f"{cfg['budgets']}")
-    if cfg["eval_every"] < 0:
-        raise ConfigError(f"eval_every={cfg['eval_every']}: must be >= 0 (0 = last epoch only)")
-    for key in ("selector_epochs", "target_epochs", "batch_size", "eval_batch_size"):
-        lo = 0 if key.endswith("epochs") else 1
-        if cfg[key] is not None and cfg[key] < lo:
-            raise ConfigError(f"{key}={cfg[key]}: must be >= {lo}")
-    for key in ("max_train", "max_test"):
-        if cfg[key] is not None and cfg[key] < 1:
-            raise ConfigError(f"{key}={cfg[key]}: must be a positive number of images")
-    if cfg["mc_samples"] < (1 if cfg["score"] == "bald" else 0):
-        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score='bald' needs at least 1")
-    if not 0 <= cfg["mc_dropout"] < 1:
-        raise ConfigError(f"mc_dropout={cfg['mc_dropout']}: must be in [0, 1)")
+    _check_ranges(cfg)
     pf = cfg["selector"] == "prunefuse"
     if cfg["target_init"] is None:
         cfg["target_init"] = "fused" if pf else "scratch"
     if cfg["target_init"] not in TARGET_INITS:
         raise ConfigError(f"target_init={cfg['target_init']!r}: choose one of {list(TARGET_INITS)}")
     if cfg["kd_lambda"] is None:
-        cfg["kd_lambda"] = 0.5 if pf else 0.0
-    if not 0 <= cfg["kd_lambda"] <= 1:
-        raise ConfigError(f"kd_lambda={cfg['kd_lambda']}: must be in [0, 1]")
+        cfg["kd_lambda"] = KD_LAMBDA if pf else 0.0
+    check_kd(cfg["kd_lambda"], cfg["kd_temperature"])
     if not pf and (cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0):
         raise ConfigError(f"target_init='fused' and kd_lambda>0 need selector='prunefuse' (the "
                           f"pruned selector is what is fused and the KD teacher); got "
                           f"selector={cfg['selector']!r}")
-    if cfg["kd_temperature"] <= 0:
-        raise ConfigError(f"kd_temperature={cfg['kd_temperature']}: must be > 0")
     _check_variants(cfg)
     if cfg["selector"] == "random" and cfg["score"] != "random":
         cfg["score"] = "random"  # random selection has no score; one id per random run
+    if cfg["selector_epochs"] < 1 and trains_selector(cfg):
+        raise ConfigError(f"selector_epochs={cfg['selector_epochs']}: must be >= 1 (this run "
+                          f"trains a selector: selector={cfg['selector']!r}, "
+                          f"target_init={cfg['target_init']!r}, kd_lambda={cfg['kd_lambda']:g})")
+    if cfg["max_train"] is not None:
+        check_sizes(cfg, cfg["max_train"])
     return cfg
 
 
@@ -267,6 +274,72 @@ def _check_variants(cfg: dict[str, Any]) -> None:
     if missing:
         raise ConfigError(f"t_sync={cfg['t_sync']}: the dense net trained at a sync round is that "
                           f"budget's target, so eval_budgets must include {missing}")
+# Numeric ranges: key -> (test, what is allowed). Finite numbers only (JSON allows NaN).
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": (lambda v: v > 0, "> 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "selector_epochs": (lambda v: v >= 0, ">= 0 (>= 1 when a selector is trained)"),
+    "target_epochs": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 1, ">= 1 images"),
+    "eval_batch_size": (lambda v: v >= 1, ">= 1 images, or null for the device default"),
+    "eval_every": (lambda v: v >= 0, ">= 0 (0 = last epoch only)"),
+    "max_train": (lambda v: v >= 1, "a positive number of images, or null for all"),
+    "max_test": (lambda v: v >= 1, "a positive number of images, or null for all"),
+    "mc_samples": (lambda v: v >= 0, ">= 0 (>= 1 for score='bald')"),
+    "mc_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "kd_temperature": (lambda v: v > 0, "> 0"),
+    "seed": (lambda v: v >= 0, ">= 0"),
+}
+
+
+def _check_ranges(cfg: dict[str, Any]) -> None:
+    for key in PARAMS:
+        value = cfg[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: must be a finite number")
+        if key in RANGES and value is not None and not RANGES[key][0](value):
+            raise ConfigError(f"{key}={value!r}: must be {RANGES[key][1]}")
+    if cfg["score"] == "bald" and cfg["mc_samples"] < 1:
+        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score='bald' needs at least 1")
+
+
+def trains_selector(cfg: dict[str, Any]) -> bool:
+    """Whether a run trains a selector: to select (unless it reuses a selection or its score
+    needs no model), or as the fusion source / KD teacher of its target."""
+    from .select import SCORE_SPECS
+
+    selects = (cfg["selector"] != "random" and not cfg["selection_from"]
+               and SCORE_SPECS[cfg["score"]].model)
+    return bool(selects or cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0)
+
+
+def labeled_counts(cfg: dict[str, Any], pool_size: int) -> list[int]:
+    """Labeled images after round 0 (the random initial set) and after each budget's round,
+    for a pool of ``pool_size`` images: the counts :func:`prunefuse.experiment.run_experiment`
+    selects up to (docs/method.md, "Protocol")."""
+    initial = max(1, round(cfg["initial_fraction"] * pool_size))
+    return [initial] + [round(b * pool_size) for b in cfg["budgets"]]
+
+
+def check_sizes(cfg: dict[str, Any], pool_size: int) -> None:
+    """Reject a pool too small for the budgets: every round must add at least one image.
+
+    Args:
+        cfg: a validated config.
+        pool_size: images in the pool (``max_train``, or the dataset's training split).
+
+    Raises:
+        ConfigError: naming the pool size, the counts per round and what to change.
+    """
+    counts = labeled_counts(cfg, pool_size)
+    if any(b <= a for a, b in zip(counts, counts[1:])):
+        what = f"max_train={cfg['max_train']}" if cfg["max_train"] is not None else \
+            f"dataset={cfg['dataset']!r}"
+        raise ConfigError(f"{what}: a pool of {pool_size} images gives {counts[0]} initial and "
+                          f"{counts[1:]} labeled images at budgets {cfg['budgets']}; every "
+                          f"round must add at least one image: use a larger pool (max_train) "
+                          f"or budgets further apart")
 
 
 def run_id(cfg: dict[str, Any]) -> str:
@@ -309,9 +382,39 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def describe_params() -> str:
-    """A table of every parameter with its default and meaning, for ``--help``."""
+def allowed_values() -> dict[str, list[str]]:
+    """The names each choice parameter accepts, from the registries at call time (so a
+    plugin's registrations are listed too)."""
+    from .data import DATASETS
+    from .models import MODELS
+    from .select import SCORES
+
+    return {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
+            "selector": list(SELECTORS), "score": sorted(SCORES),
+            "schedule": list(SCHEDULES), "target_init": list(TARGET_INITS),
+            "selector_init": list(SELECTOR_INITS), "fusion": list(FUSIONS),
+            "precision": list(PRECISIONS), "v2_derive": list(V2_DERIVE)}
+
+
+def describe_params(profile: str = "paper") -> str:
+    """A table for ``--help``: every parameter with its value under ``profile`` (before the
+    None-means-auto defaults are resolved), its meaning and, for a choice, the allowed names."""
+    values = {k: p.default for k, p in PARAMS.items()} | PROFILES[profile]
+    allowed = allowed_values()
     lines = []
     for k, p in PARAMS.items():
-        lines.append(f"  {k:<18} default {json.dumps(p.default):<28} {p.help}")
+        lines.append(f"  {k:<18} {json.dumps(values[k]):<28} {p.help}")
+        if k in allowed:
+            lines.append(f"  {'':<18} {'':<28} one of: {', '.join(allowed[k])}")
+    return "\n".join(lines)
+
+
+def describe_profiles() -> str:
+    """What each profile changes from ``paper``, one line each, for ``--help``."""
+    paper = {k: p.default for k, p in PARAMS.items()} | PROFILES["paper"]
+    lines = []
+    for name, values in PROFILES.items():
+        diff = {k: v for k, v in values.items() if paper[k] != v} if name != "paper" else {}
+        lines.append(f"  {name:<6} " + (" ".join(f"{k}={json.dumps(v)}" for k, v in diff.items())
+                                        or "the values above"))
     return "\n".join(lines)

@@ -182,7 +182,7 @@ def norm_constants(mean: Sequence[float], std: Sequence[float], device: torch.de
 
     Tensors already there (same dtype) are returned as they are. Loops build these once
     rather than once per batch: on CUDA each copy from a Python list blocks the host until
-    the GPU has caught up (issue 5: no host synchronization per step).
+    the GPU has caught up (no host synchronization per step).
     """
     return (torch.as_tensor(mean, dtype=dtype, device=device),
             torch.as_tensor(std, dtype=dtype, device=device))

@@ -12,16 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KD_LAMBDA = 0.5  # weight of the distillation term [choice]
-KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
-
-
-def check_kd(kd_lambda: float, temperature: float) -> None:
-    """Validate KD hyper-parameters."""
-    if not 0 <= kd_lambda <= 1:
-        raise ValueError(f"kd_lambda={kd_lambda!r}: must be in [0, 1]")
-    if not temperature > 0:
-        raise ValueError(f"kd_temperature={temperature!r}: must be > 0")
+from .config import KD_LAMBDA, KD_TEMPERATURE, check_kd
 
 
 def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -38,7 +29,7 @@ def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
             kd_lambda: float = KD_LAMBDA, temperature: float = KD_TEMPERATURE) -> torch.Tensor:
-    """The PruneFuse training loss (PAPER.md step 4).
+    """The PruneFuse training loss (docs/method.md, "Step 4: train with KD").
 
     Args:
         student_logits: z_F, the fused network's logits, shape (N, K).

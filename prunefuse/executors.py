@@ -1,5 +1,5 @@
-"""Where the runs of a ``reproduce`` batch execute: this machine (:class:`LocalExecutor`) or a
-Ray cluster (:class:`RayExecutor`).
+"""Where the runs of a ``reproduce`` batch execute, registered by name in :data:`EXECUTORS`:
+``local`` (this machine, :class:`LocalExecutor`) or ``ray`` (a Ray cluster, :class:`RayExecutor`).
 
 Caveat first: a run is retried by executing it again, which is safe only because runs are
 idempotent (deterministic run id, ``DONE`` written last, resume from the last committed step;
@@ -13,6 +13,10 @@ times, prints progress (done, running, failed, pending, time left) and returns o
 :class:`Outcome` per run. Each run writes only inside its own folder; only the driver prints.
 
 Ray is imported only by :class:`RayExecutor` (``pip install 'prunefuse[ray]'``).
+
+Adding an executor: subclass :class:`Executor` (``_submit`` and ``_wait``), declare its command
+line options in ``options`` and register it with ``@register_executor("name")``;
+``prunefuse reproduce --executor name`` then builds it from those options.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-LOG = "log.txt"  # per run, inside its folder: one block per attempt
-# Test hook: comma-separated run ids; each is SIGKILLed once, after its second committed step
-# (with its Ray worker process, under RayExecutor). A marker file in the run folder remembers it.
-KILL_ONCE = "PRUNEFUSE_TEST_KILL_ONCE"
-KILL_MARKER = ".test-killed-once"
+from .execute import EXPERIMENT, NotebookRunError, execute_notebook
+from .runs import LOG, is_done
+
+# A callable given (job, process) once a run's process has started, in the process that
+# started it: the local driver, or the Ray worker.
+Watch = Callable[["Job", subprocess.Popen], None]
 
 
 @dataclass
@@ -50,7 +55,7 @@ class Job:
     output: str
     parameters: dict[str, Any]
     cwd: str
-    run_dir: str  # where DONE and log.txt are
+    run_dir: str  # the run's record folder (prunefuse.runs), where its log goes too
     needs: str | None = None  # run id that must be done first (its selection is reused)
     label: str = ""  # shown in progress lines (the artefacts the run serves)
 
@@ -84,32 +89,9 @@ def _signal_name(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def _steps(run_dir: Path) -> int:
-    try:
-        return len(json.loads((run_dir / "state.json").read_text())["steps"])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def _kill_once(job: Job, proc: subprocess.Popen, env: dict[str, str], kill_self: bool) -> None:
-    """Test hook (``PRUNEFUSE_TEST_KILL_ONCE``): SIGKILL the run mid-way, on its first attempt."""
-    run_dir = Path(job.run_dir)
-    if job.run_id not in env.get(KILL_ONCE, "").split(",") or (run_dir / KILL_MARKER).exists():
-        return
-    while proc.poll() is None and _steps(run_dir) < 2:
-        time.sleep(0.02)
-    if proc.poll() is not None:
-        return  # finished (or failed) before it could be killed
-    (run_dir / KILL_MARKER).write_text(f"killed after {_steps(run_dir)} committed steps\n")
-    proc.kill()
-    proc.wait()
-    if kill_self:  # the Ray worker dies too, as when its node is lost
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def run_job(job: Job, *, attempt: int = 1, env: dict[str, str] | None = None,
             on_start: Callable[[subprocess.Popen], None] | None = None,
-            kill_self: bool = False) -> dict[str, Any]:
+            watch: Watch | None = None) -> dict[str, Any]:
     """Execute one run in a subprocess (``python -m prunefuse.executors``), its output appended
     to ``<run_dir>/log.txt``.
 
@@ -119,7 +101,8 @@ def run_job(job: Job, *, attempt: int = 1, env: dict[str, str] | None = None,
         env: variables set for the subprocess over this process's environment.
         on_start: called with the subprocess once started (the local executor keeps it to
             kill it on interrupt).
-        kill_self: test hook only: under ``PRUNEFUSE_TEST_KILL_ONCE`` also SIGKILL this process.
+        watch: called with the job and the subprocess once started, before waiting for it
+            (see :attr:`Executor.watch`).
 
     Returns:
         ``{"ok", "returncode", "seconds", "host", "error"}``; ``ok`` when the subprocess exited
@@ -150,7 +133,8 @@ def run_job(job: Job, *, attempt: int = 1, env: dict[str, str] | None = None,
             try:
                 if on_start is not None:
                     on_start(proc)
-                _kill_once(job, proc, child_env, kill_self)
+                if watch is not None:
+                    watch(job, proc)
                 returncode = proc.wait()
             except BaseException:
                 proc.kill()
@@ -162,7 +146,7 @@ def run_job(job: Job, *, attempt: int = 1, env: dict[str, str] | None = None,
         error = json.loads(text) if text else None
     finally:
         Path(err_file).unlink(missing_ok=True)
-    ok = returncode == 0 and (run_dir / "DONE").exists()
+    ok = returncode == 0 and is_done(run_dir)
     if not ok and error is None:
         error = {"message": f"the run's process ended with {_signal_name(returncode)} on {host}; "
                             f"partial notebook at {job.output}"}
@@ -188,8 +172,6 @@ def _child(argv: list[str]) -> int:
     JSON to ``argv[1]`` and exit 1."""
     job, err_file = Job(**json.loads(argv[0])), Path(argv[1])
     _exit_with_parent()
-    from .reproduce import EXPERIMENT, NotebookRunError, execute_notebook
-
     error = None
     try:
         execute_notebook(job.notebook, job.output, job.parameters, cwd=job.cwd)
@@ -198,7 +180,7 @@ def _child(argv: list[str]) -> int:
                  "ename": err.ename, "evalue": err.evalue}
     except Exception as err:  # noqa: BLE001 - reported to the driver, not swallowed
         error = {"message": f"{type(err).__name__}: {err}", "output": job.output}
-    if error is None and not (Path(job.run_dir) / "DONE").exists():
+    if error is None and not is_done(job.run_dir):
         error = {"message": f"{EXPERIMENT} finished but {job.run_dir} has no DONE marker",
                  "output": job.output}
     if error is not None:
@@ -224,15 +206,34 @@ def _first_line(error: dict | None) -> str:
     return lines[0] if lines else "(no message)"
 
 
+@dataclass(frozen=True)
+class Option:
+    """A command line option of an executor: ``--flag`` sets constructor argument ``arg``."""
+
+    flag: str
+    arg: str
+    type: type  # bool: a switch
+    help: str
+
+
+RETRIES = Option("--max-retries", "max_retries", int, "extra attempts of a failed run (a retry "
+                 "resumes it)")
+
+
 class Executor(abc.ABC):
     """Executes a list of :class:`Job` and returns their outcomes; subclasses say how one job is
     submitted and awaited. ``max_retries``: extra attempts of a failed run; ``keep_going``:
     False stops submitting at the first run that fails for good (runs in flight finish)."""
 
     name = "executor"
+    summary = ""  # where it runs, in a few words, for --help
+    options: tuple[Option, ...] = ()  # its command line options, read by prunefuse.cli
     max_retries = 0
     keep_going = False
     progress_every = 60.0  # seconds between progress lines while nothing changes
+    # Called with (job, process) once each run's process has started, where it started (for
+    # instance to observe or interrupt a run); None: nothing.
+    watch: Watch | None = None
 
     def describe(self) -> str:
         return self.name
@@ -349,6 +350,20 @@ class Executor(abc.ABC):
         return {j.run_id: outcomes[j.run_id] for j in jobs}
 
 
+EXECUTORS: dict[str, type[Executor]] = {}
+
+
+def register_executor(name: str) -> Callable[[type[Executor]], type[Executor]]:
+    """Class decorator: make an :class:`Executor` available as ``--executor name``."""
+    def wrap(cls: type[Executor]) -> type[Executor]:
+        if name in EXECUTORS:
+            raise ValueError(f"executor {name!r} is registered twice")
+        cls.name = name
+        EXECUTORS[name] = cls
+        return cls
+    return wrap
+
+
 def visible_gpus() -> list[str]:
     """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else every CUDA device."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -363,8 +378,9 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+@register_executor("local")
 class LocalExecutor(Executor):
-    """Runs on this machine, ``slots`` at once, each in its own subprocess.
+    """Runs on this machine, one per visible GPU at once (else one), each in a subprocess.
 
     Args:
         slots: runs at once (default: one per visible GPU, else 1).
@@ -376,7 +392,13 @@ class LocalExecutor(Executor):
         keep_going: False (default) stops at the first failed run, as a notebook batch does.
     """
 
-    name = "local"
+    summary = "this machine, one run per visible GPU at once (else one)"
+    options = (
+        Option("--slots", "slots", int, "runs at once (default: one per visible GPU, else 1)"),
+        RETRIES,
+        Option("--keep-going", "keep_going", bool, "finish the other runs when one fails for "
+               "good (default: stop at the first failure)"),
+    )
 
     def __init__(self, slots: int | None = None, *, gpus: list[str] | None = None,
                  threads: int | None = None, max_retries: int = 0, keep_going: bool = False):
@@ -412,7 +434,7 @@ class LocalExecutor(Executor):
         if self.threads:
             env["OMP_NUM_THREADS"] = str(self.threads)
         future = self._pool.submit(run_job, job, attempt=attempt, env=env,
-                                   on_start=self._procs.add)
+                                   on_start=self._procs.add, watch=self.watch)
         self._slot_of[future] = slot
         return future
 
@@ -437,13 +459,14 @@ class LocalExecutor(Executor):
         self._pool.shutdown(wait=True)
 
 
-def _ray_task(job: Job, attempt: int, env: dict[str, str]) -> dict[str, Any]:
+def _ray_task(job: Job, attempt: int, env: dict[str, str], watch: Watch | None) -> dict[str, Any]:
     """One run as a Ray task (Ray already set ``CUDA_VISIBLE_DEVICES`` to this task's GPUs)."""
-    return run_job(job, attempt=attempt, env=env, kill_self=True)
+    return run_job(job, attempt=attempt, env=env, watch=watch)
 
 
+@register_executor("ray")
 class RayExecutor(Executor):
-    """Each run is a Ray task that executes the experiment notebook in a subprocess.
+    """Each run is a Ray task on a cluster, executing the experiment notebook in a subprocess.
 
     Args:
         address: an existing cluster (``auto``, ``HOST:6379``, ``ray://HOST:10001``); None
@@ -459,7 +482,15 @@ class RayExecutor(Executor):
     The ``PRUNEFUSE_*`` variables of the driver are set for every run.
     """
 
-    name = "ray"
+    summary = "one Ray task per run on a cluster"
+    options = (
+        Option("--ray-address", "address", str, "the cluster to join (auto, HOST:6379, "
+               "ray://HOST:10001); default: start a local one for this batch"),
+        Option("--num-gpus-per-run", "num_gpus", float, "GPUs per run, a fraction lets small "
+               "runs share one (0.5, 0.25); default 1 if the cluster has GPUs, else 0"),
+        Option("--cpus-per-run", "num_cpus", float, "CPUs per run (default 1)"),
+        RETRIES,
+    )
 
     def __init__(self, address: str | None = None, *, num_gpus: float | None = None,
                  num_cpus: float = 1.0, max_retries: int = 2, keep_going: bool = True,
@@ -532,7 +563,7 @@ class RayExecutor(Executor):
         task = self._remote.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                                     max_retries=0, retry_exceptions=False,
                                     name=f"prunefuse:{job.run_id}")
-        ref = task.remote(job, attempt, env)
+        ref = task.remote(job, attempt, env, self.watch)
         self._jobs[ref] = job
         return ref
 
@@ -566,10 +597,8 @@ class RayExecutor(Executor):
             self._ray.shutdown()
 
 
-EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
-
-__all__ = ["Job", "Outcome", "Executor", "LocalExecutor", "RayExecutor", "EXECUTORS", "run_job",
-           "visible_gpus"]
+__all__ = ["Job", "Outcome", "Option", "Executor", "EXECUTORS", "register_executor",
+           "LocalExecutor", "RayExecutor", "run_job", "visible_gpus"]
 
 if __name__ == "__main__":
     sys.exit(_child(sys.argv[1:]))

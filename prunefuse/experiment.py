@@ -1,5 +1,6 @@
 """One experiment, end to end: active-learning rounds with a selector, then the target at each
-evaluated budget (PAPER.md steps 1-5 and the baselines that share the runner).
+evaluated budget (docs/method.md, "Step 1: prune at initialization" to "Step 5: report", and
+the baselines that share the runner).
 
 Selectors: ``prunefuse`` (the dense target pruned at init, ratio p), ``dense`` (the target
 itself selects: baseline AL), ``svp`` (a small proxy architecture), ``random``. Each round
@@ -30,20 +31,42 @@ import json
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import __version__
-from .config import make_config, run_id, validate
-from .data import load_dataset
+from .config import ConfigError, check_sizes, make_config, run_id, validate
+from .data import DatasetNotFoundError, ImageDataset, load_dataset
 from .device import device_name, resolve_device
-from .flops import TRAIN_FACTOR, CostLedger, count_macs
+from .flops import CostLedger, count_macs, training_macs
 from .fuse import derive_selector, fuse_variant, gather
-from .models import build_model, count_params
+from .models import build_model, check_model, count_params
 from .prune import prune_at_init
-from .runs import atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl, write_scores
+from .runs import (
+    CACHE,
+    CONFIG,
+    INDEX_MAP,
+    LEDGER,
+    METRICS,
+    STATE,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    finished_at,
+    is_done,
+    mark_done,
+    read_config,
+    read_jsonl,
+    read_selection,
+    read_selections,
+    read_state,
+    run_lock,
+    selection_path,
+    write_scores,
+)
 from .select import SCORE_SPECS, score_pool, score_values, select
 from .select import random as random_select
 from .train import evaluate, train
@@ -65,11 +88,11 @@ def _key(indices: list[int]) -> str:
 class Experiment:
     """State of one run; use :func:`run_experiment`."""
 
-    def __init__(self, cfg: dict[str, Any], run_dir: Path, progress: bool):
+    def __init__(self, cfg: dict[str, Any], run_dir: Path, progress: bool,
+                 data: ImageDataset | None = None):
         self.cfg, self.dir, self.progress = cfg, run_dir, progress
         self.device = resolve_device(cfg["device"])
-        self.data = load_dataset(cfg["dataset"], root=cfg["data_root"], max_train=cfg["max_train"],
-                                 max_test=cfg["max_test"])
+        self.data = data if data is not None else _load_data(cfg)
         self.pool_size = self.data.num_train
         self.data_dev = self.data.to(self.device)
         shape = (self.data.in_channels, self.data.image_size, self.data.image_size)
@@ -105,9 +128,9 @@ class Experiment:
             "selector_model": None if self.selector_init is None else {
                 "params": count_params(self.selector_init), "macs_per_sample": self.selector_macs},
         }
-        atomic_write_json(self.dir / "config.json", record)
+        atomic_write_json(self.dir / CONFIG, record)
         if self.index_map is not None:
-            atomic_write_json(self.dir / "index_map.json", self.index_map)
+            atomic_write_json(self.dir / INDEX_MAP, self.index_map)
 
     # -- training pieces -------------------------------------------------------------------
     def _train_kw(self) -> dict:
@@ -137,7 +160,7 @@ class Experiment:
         PruneFuse a fresh dense init cut at the index map), else the run's one init."""
         cfg = self.cfg
         if self.v2_base is not None:
-            blob = torch.load(self.dir / "cache" / self.v2_base, weights_only=True)
+            blob = torch.load(self.dir / CACHE / self.v2_base, weights_only=True)
             model = copy.deepcopy(self.selector_init)
             model.load_state_dict(blob["state_dict"])
             return model
@@ -154,7 +177,7 @@ class Experiment:
         """Start later selectors from the V2-derived selector saved as ``cache/<name>``."""
         self.v2_base = name
         if name is not None:
-            self.index_map = torch.load(self.dir / "cache" / name,
+            self.index_map = torch.load(self.dir / CACHE / name,
                                         weights_only=True)["index_map"]
 
     def selector_key(self, labeled: list[int]) -> str:
@@ -168,10 +191,10 @@ class Experiment:
         Returns (model, record); the record holds the cost, charged to the ledger once.
         """
         key = self.selector_key(labeled)
-        path = self.dir / "cache" / f"selector-{key}.pt"
+        path = self.dir / CACHE / f"selector-{key}.pt"
         model = self.selector_start(round_)
         if self.cfg["warm_start"] and state.get("last_selector"):
-            model.load_state_dict(torch.load(self.dir / "cache" / state["last_selector"],
+            model.load_state_dict(torch.load(self.dir / CACHE / state["last_selector"],
                                              weights_only=True)["state_dict"])
         if path.exists():
             blob = torch.load(path, weights_only=True)
@@ -189,8 +212,8 @@ class Experiment:
         record = {"labeled": len(labeled), "seconds": seconds, "test_acc": test["test_acc"],
                   "train_acc": hist[-1]["train_acc"] if hist else None,
                   "eval_seconds": time.perf_counter() - start,
-                  "macs": TRAIN_FACTOR * self.selector_macs * len(labeled)
-                  * self.cfg["selector_epochs"]}
+                  "macs": training_macs(self.selector_macs, len(labeled),
+                                        self.cfg["selector_epochs"])}
         atomic_torch_save({"state_dict": model.state_dict(), "record": record}, path)
         return model, record
 
@@ -343,7 +366,7 @@ class Experiment:
                                          how=self.cfg["v2_derive"], ratio=self.cfg["ratio"],
                                          example_input=self.example)
         atomic_torch_save({"state_dict": selector.state_dict(), "index_map": imap},
-                          self.dir / "cache" / name)
+                          self.dir / CACHE / name)
         atomic_write_json(self.dir / f"index_map_round_{round_:02d}.json", imap)
         state["v2_base"] = name
         self.use_v2_base(name)
@@ -354,71 +377,178 @@ def _initial(pool_size: int, fraction: float, seed: int) -> list[int]:
     return sorted(random_select(pool_size, n, seed=seed).tolist())
 
 
-def _load_selection(source: Path, cfg: dict) -> list[dict]:
-    src_cfg = json.loads((source / "config.json").read_text())["config"]
-    for key in ("dataset", "max_train", "initial_fraction", "budgets", "seed"):
-        if src_cfg[key] != cfg[key]:
-            raise ValueError(f"selection_from={str(source)!r}: its {key}={src_cfg[key]!r} "
-                             f"differs from this run's {cfg[key]!r}")
-    rounds = sorted((source / "selections").glob("round_*.json"))
-    if len(rounds) < len(cfg["budgets"]) + 1:
-        raise ValueError(f"selection_from={str(source)!r}: has {len(rounds) - 1} of "
-                         f"{len(cfg['budgets'])} rounds; finish that run first")
-    return [json.loads(p.read_text()) for p in rounds]
+# The keys of a source run that determine its selection, by its selector: a run reusing the
+# selection must have the same values, so it is labelled and costed as that selection.
+SELECTION_KEYS = ("dataset", "max_train", "initial_fraction", "budgets", "seed", "selector",
+                  "score")
+SELECTION_KEYS_BY_SELECTOR = {"prunefuse": ("arch", "ratio"), "dense": ("arch",),
+                              "svp": ("proxy_arch",), "random": ()}
+
+
+def _load_data(cfg: dict[str, Any]) -> ImageDataset:
+    try:
+        return load_dataset(cfg["dataset"], root=cfg["data_root"], max_train=cfg["max_train"],
+                            max_test=cfg["max_test"])
+    except (DatasetNotFoundError, ValueError) as err:  # files missing, truncated or corrupt
+        raise ConfigError(f"dataset={cfg['dataset']!r}: {err}") from err
+
+
+def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:
+    """The source run of ``selection_from``, checked: a run record whose selection keys equal
+    this run's (:data:`SELECTION_KEYS`) and whose every selection round is committed."""
+    source = Path(cfg["selection_from"])
+    where = f"selection_from={cfg['selection_from']!r}"
+    try:
+        src = read_config(source)["config"]
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no run record there (no config.json); give the folder of a "
+                          "run that has finished its selection") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{where}: its config.json is unreadable ({err!r})") from None
+    for key in SELECTION_KEYS + SELECTION_KEYS_BY_SELECTOR[cfg["selector"]]:
+        if src.get(key) != cfg[key]:
+            raise ConfigError(f"{where}: its {key}={src.get(key)!r} differs from this run's "
+                              f"{cfg[key]!r}; the run reusing a selection must match it")
+    if not is_done(source):
+        try:
+            steps = (read_state(source) or {}).get("steps", [])
+        except (OSError, ValueError, KeyError):
+            steps = []
+        done = sum(f"round_{r}" in steps for r in range(1, len(cfg["budgets"]) + 1))
+        if done < len(cfg["budgets"]):
+            raise ConfigError(f"{where}: its selection is unfinished ({done} of "
+                              f"{len(cfg['budgets'])} rounds); finish that run first")
+    return source, src
+
+
+def _load_selection(source: Path) -> list[dict]:
+    return read_selections(source)
+
+
+def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
+    """Every check of a validated config that needs more than the config itself, before any
+    folder is created or any training starts: the device is usable, ``selection_from`` is a
+    finished run with the same selection keys, the data is there and large enough for the
+    budgets (docs/method.md, "Protocol"), and the architectures offer ``features`` and ``fc``
+    (:func:`prunefuse.models.check_model`).
+
+    Args:
+        cfg: a config from :func:`prunefuse.config.make_config`.
+        data: also load the dataset (downloading it if allowed) and check the pool's size.
+
+    Returns:
+        The loaded dataset (``data=True``), for :class:`Experiment` to reuse; else None.
+
+    Raises:
+        ConfigError: one line naming the parameter and what is wrong.
+    """
+    try:
+        resolve_device(cfg["device"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if cfg["selection_from"]:
+        _selection_record(cfg)
+    if not data:
+        return None
+    ds = _load_data(cfg)
+    check_sizes(cfg, ds.num_train)
+    example = torch.zeros(1, ds.in_channels, ds.image_size, ds.image_size)
+    archs = [cfg["arch"]] + ([cfg["proxy_arch"]] if cfg["selector"] == "svp" else [])
+    for arch in archs:
+        try:
+            check_model(build_model(arch, ds.num_classes, ds.in_channels, seed=0), arch,
+                        ds.num_classes, example)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    return ds
 
 
 def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "runs",
-                   profile: str | None = None, progress: bool = True, **overrides) -> Path:
+                   profile: str | None = None, progress: bool = True,
+                   log: Callable[[str], None] | None = None, **overrides) -> Path:
     """Run (or resume, or skip if done) one experiment and return its record folder.
+
+    One process at a time computes a run: it holds the lock of :func:`prunefuse.runs.run_lock`
+    on the folder, and a second process on the same run raises
+    :class:`prunefuse.runs.RunBusyError` naming the holder.
 
     Args:
         config: parameters (see :data:`prunefuse.config.PARAMS`); merged with ``overrides``.
         out: parent folder; the run lives in ``out/<run_id>``.
-        profile: ``paper``, ``demo`` or ``smoke`` defaults under the given keys.
+        profile: ``paper``, ``cpu``, ``demo`` or ``smoke`` defaults under the given keys.
         progress: tqdm bars.
+        log: called with one line when the run starts, resumes or is skipped, after each
+            committed step, and when it finishes (the CLI prints it and appends it to
+            ``log.txt``); None for silence.
 
     Returns:
         The run folder, holding config.json, metrics.jsonl, selections/, ledger.json,
-        index_map.json (PruneFuse), state.json and DONE.
+        index_map.json (PruneFuse), state.json and DONE. With ``selection_from``, the
+        target rows carry the selection cost of the reused selection (the ledger holds what
+        this run spent: no selection).
+
+    Raises:
+        ConfigError: a bad parameter, an unusable device, missing or too few data, or a
+            ``selection_from`` that is missing, unfinished or of another selection; raised
+            by :func:`preflight` before the run folder is created.
     """
     cfg = make_config(profile, **{**(config or {}), **overrides})
     run_dir = Path(out) / run_id(cfg)
-    if (run_dir / "DONE").exists():
+    say = log or (lambda line: None)
+    if is_done(run_dir):
+        say(f"skipped: finished {finished_at(run_dir)}, records in {run_dir}")
         return run_dir
+    exp = Experiment(cfg, run_dir, progress, data=preflight(cfg))
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else None
-    exp = Experiment(cfg, run_dir, progress)
+    with run_lock(run_dir):
+        if is_done(run_dir):  # finished by the process that held the lock before us
+            say(f"skipped: finished {finished_at(run_dir)}, records in {run_dir}")
+        else:
+            _run(exp, say)
+    return run_dir
+
+
+def _run(exp: Experiment, say: Callable[[str], None]) -> None:
+    """The rounds and targets of :func:`run_experiment`, resuming after the last commit."""
+    cfg, run_dir = exp.cfg, exp.dir
+    state = read_state(run_dir)
     if state is None:
         exp.write_static()
         state = {"steps": [], "n_metrics": 0, "charged": [], "last_selector": None,
                  "ledger": CostLedger().to_dict()}
+    n_steps = 1 + len(cfg["budgets"]) + len(cfg["eval_budgets"])
+    if state["steps"]:
+        say(f"resuming after {len(state['steps'])} of {n_steps} steps (last: "
+            f"{state['steps'][-1]}); the results equal an uninterrupted run's")
+    else:
+        say(f"starting: {n_steps} steps (initial set, {len(cfg['budgets'])} selection rounds, "
+            f"{len(cfg['eval_budgets'])} targets) on {exp.data.describe()}, {exp.device}")
     ledger = CostLedger.from_dict(state["ledger"])
     exp.use_v2_base(state.get("v2_base"))
-    metrics = read_jsonl(run_dir / "metrics.jsonl")[: state["n_metrics"]]
+    metrics = read_jsonl(run_dir / METRICS)[: state["n_metrics"]]
     source = None
     if cfg["selection_from"]:
-        source = _load_selection(Path(cfg["selection_from"]), cfg)
+        source = _load_selection(_selection_record(cfg)[0])
 
-    def commit(step: str) -> None:
+    def commit(step: str, what: str) -> None:
         state["steps"].append(step)
         state["n_metrics"] = len(metrics)
         state["ledger"] = ledger.to_dict()
-        atomic_write_text(run_dir / "metrics.jsonl",
+        atomic_write_text(run_dir / METRICS,
                           "".join(json.dumps(m, sort_keys=True) + "\n" for m in metrics))
-        atomic_write_json(run_dir / "ledger.json", state["ledger"])
-        atomic_write_json(state_path, state)  # the commit point
+        atomic_write_json(run_dir / LEDGER, state["ledger"])
+        atomic_write_json(run_dir / STATE, state)  # the commit point
+        say(f"step {len(state['steps'])}/{n_steps} {step}: {what}")
 
-    sel_dir = run_dir / "selections"
     if source is not None:
         labeled = source[0]["labeled"]
     else:
         labeled = _initial(exp.pool_size, cfg["initial_fraction"], cfg["seed"])
     if "round_0" not in state["steps"]:
-        atomic_write_json(sel_dir / "round_00.json", {"round": 0, "added": labeled,
+        atomic_write_json(selection_path(run_dir, 0), {"round": 0, "added": labeled,
                                                        "labeled": labeled})
-        commit("round_0")
-    labeled = json.loads((sel_dir / "round_00.json").read_text())["labeled"]
+        commit("round_0", f"{len(labeled)} random initial labels")
+    labeled = read_selection(run_dir, 0)["labeled"]
     for r, budget in enumerate(cfg["budgets"], start=1):
         step = f"round_{r}"
         if step not in state["steps"]:
@@ -433,27 +563,66 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "r
                 if scores is not None:
                     write_scores(run_dir, r, scores["values"], scores["picks"])
             new_labeled = sorted(labeled + added)
-            atomic_write_json(sel_dir / f"round_{r:02d}.json",
+            atomic_write_json(selection_path(run_dir, r),
                               {"round": r, "budget": budget, "added": added,
                                "labeled": new_labeled, "metrics": row})
             metrics.append(row)
-            commit(step)
-        labeled = json.loads((sel_dir / f"round_{r:02d}.json").read_text())["labeled"]
+            commit(step, f"{len(new_labeled)} labeled ({100 * budget:g}% of the pool)")
+        labeled = read_selection(run_dir, r)["labeled"]
         if budget in cfg["eval_budgets"] and f"target_{r}" not in state["steps"]:
             selects_later = (source is None and r < len(cfg["budgets"])
                              and SCORE_SPECS[cfg["score"]].model)
             sync = bool(cfg["t_sync"]) and r % cfg["t_sync"] == 0 and r < len(cfg["budgets"])
-            metrics.append(exp.train_target(budget, labeled, r, state, ledger, selects_later,
-                                            sync=sync))
-            commit(f"target_{r}")
-    atomic_write_text(run_dir / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
-    return run_dir
+            target = exp.train_target(budget, labeled, r, state, ledger, selects_later,
+                                      sync=sync)
+            if source is not None:  # the cost of the selection this target was trained on
+                reused = source[r].get("metrics", {})
+                for key in ("cumulative_selection_macs", "cumulative_selection_seconds"):
+                    target[key] = reused.get(key, target[key])
+            metrics.append(target)
+            commit(f"target_{r}", f"test accuracy {100 * target['final_test_acc']:.2f}% at "
+                   f"{100 * budget:g}%")
+    mark_done(run_dir)
+    say(f"finished: records in {run_dir}")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a JSON config file (a flat dict of parameters, or a run's config.json)."""
-    data = json.loads(Path(path).read_text())
-    return data.get("config", data) if isinstance(data, dict) else data
+    """Read a JSON config file: a flat object of parameters, or a run's ``config.json``.
+
+    A ``"profile"`` key names the profile whose defaults the file's parameters override
+    (``paper``, ``cpu``, ``demo``, ``smoke``); it is returned with the parameters, for
+    :func:`prunefuse.config.make_config` to take as its ``profile`` argument.
+
+    Raises:
+        ConfigError: one line naming the file and what is wrong with it: missing, a
+            directory, unreadable, not JSON (with line and column), or not a JSON object.
+    """
+    where = f"config file {str(path)!r}"
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{where}: is a directory; give a JSON file of parameters")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{where}: cannot be read as UTF-8 text ({err})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{where}: invalid JSON at line {err.lineno}, column {err.colno}: "
+                          f"{err.msg}") from None
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]  # a run's config.json: its parameters
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object of parameters such as "
+                          f'{{"ratio": 0.5, "seed": 1}}, got a JSON {_json_type(data)}')
+    return data
 
 
-__all__ = ["run_experiment", "load_config_file", "validate"]
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
+__all__ = ["run_experiment", "load_config_file", "preflight", "validate"]

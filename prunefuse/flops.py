@@ -1,4 +1,4 @@
-"""Cost accounting in MACs (PAPER.md, "Cost accounting convention").
+"""Cost accounting in MACs (docs/method.md, "Cost accounting").
 
 Caveat first: fvcore counts one fused multiply-add as one "flop". We store what it returns as
 **MACs** and derive FLOPs = 2 x MACs in exactly one place, :func:`macs_to_flops`.
@@ -103,6 +103,12 @@ def _device_of(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def training_macs(forward_macs: int, samples: int, epochs: int) -> int:
+    """MACs of training on ``samples`` images for ``epochs`` epochs: :data:`TRAIN_FACTOR` forward
+    MACs per image-epoch (docs/method.md, "Cost accounting")."""
+    return TRAIN_FACTOR * forward_macs * samples * epochs
+
+
 @dataclass
 class CostLedger:
     """MACs and wall-clock seconds spent, per category of :data:`CATEGORIES`.
@@ -115,7 +121,7 @@ class CostLedger:
 
     def add_training(self, category: str, forward_macs: int, samples: int, epochs: int) -> int:
         """Record training ``samples`` images for ``epochs`` epochs; returns the MACs added."""
-        return self._add(category, TRAIN_FACTOR * forward_macs * samples * epochs)
+        return self._add(category, training_macs(forward_macs, samples, epochs))
 
     def add_forward(self, category: str, forward_macs: int, samples: int) -> int:
         """Record ``samples`` forward passes (pool scoring, teacher forwards)."""
@@ -144,37 +150,26 @@ class CostLedger:
         if category not in CATEGORIES:
             raise ValueError(f"category={category!r}: must be one of {CATEGORIES}")
 
-    @property
-    def selection_macs(self) -> int:
-        """MACs spent choosing samples: training the selector and scoring the pool."""
-        return sum(self.macs[c] for c in SELECTION)
-
-    @property
-    def selection_seconds(self) -> float:
-        return sum(self.seconds[c] for c in SELECTION)
-
-    @property
-    def fusion_macs(self) -> int:
-        """MACs of the fusion source not needed for selection, plus the KD teacher's forwards."""
-        return sum(self.macs[c] for c in FUSION)
-
-    @property
-    def fusion_seconds(self) -> float:
-        return sum(self.seconds[c] for c in FUSION)
+    def total(self, categories: tuple[str, ...]) -> tuple[int, float]:
+        """(MACs, seconds) spent on ``categories``: :data:`SELECTION` (choosing samples:
+        training the selector and scoring the pool) or :data:`FUSION` (the fusion source not
+        needed for selection, plus the KD teacher's forwards)."""
+        return sum(self.macs[c] for c in categories), sum(self.seconds[c] for c in categories)
 
     def to_dict(self) -> dict:
         """JSON-ready view, with FLOPs derived from MACs."""
         total = sum(self.macs.values())
+        (sel_macs, sel_seconds), (fus_macs, fus_seconds) = self.total(SELECTION), self.total(FUSION)
         return {
             "macs": dict(self.macs),
             "seconds": dict(self.seconds),
             "total_macs": total,
             "total_flops": macs_to_flops(total),
-            "selection_macs": self.selection_macs,
-            "selection_flops": macs_to_flops(self.selection_macs),
-            "selection_seconds": self.selection_seconds,
-            "fusion_macs": self.fusion_macs,
-            "fusion_seconds": self.fusion_seconds,
+            "selection_macs": sel_macs,
+            "selection_flops": macs_to_flops(sel_macs),
+            "selection_seconds": sel_seconds,
+            "fusion_macs": fus_macs,
+            "fusion_seconds": fus_seconds,
         }
 
     @classmethod

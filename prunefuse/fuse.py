@@ -25,10 +25,8 @@ from collections.abc import Iterable
 import torch
 import torch.nn as nn
 
+from .config import FUSIONS, V2_DERIVE
 from .prune import IndexMap, index_tuple, prune_at_init
-
-FUSIONS = ("indices", "fresh", "conv_only", "fork")
-V2_DERIVE = ("gather", "reprune")
 
 
 def _check_fit(dense_sd: dict, pruned_sd: dict, index_map: IndexMap) -> None:

@@ -60,8 +60,47 @@ def build_model(
         return MODELS[name](num_classes=num_classes, in_channels=in_channels)
 
 
+def check_model(model: nn.Module, name: str, num_classes: int, example: torch.Tensor) -> None:
+    """Check that a model offers what PruneFuse needs of every architecture: ``features(x)``
+    returning ``(N, D)`` pooled penultimate features, an ``nn.Linear`` attribute ``fc`` from
+    ``D`` to ``num_classes``, and ``model(x) == model.fc(model.features(x))`` (pool scoring
+    and k-centers read the two stages; pruning keeps ``fc``'s outputs; docs/method.md,
+    "Step 1: prune at initialization").
+
+    Args:
+        model: a model from the registry, freshly built.
+        name: its registry name, for the message.
+        num_classes: classes of the dataset.
+        example: one input ``(1, C, H, W)`` of the dataset's shape.
+
+    Raises:
+        ValueError: naming the architecture and everything it lacks.
+    """
+    fc = getattr(model, "fc", None)
+    missing = []
+    if not callable(getattr(model, "features", None)):
+        missing.append("a method features(x) returning the (N, D) penultimate features")
+    if not isinstance(fc, nn.Linear):
+        missing.append("an nn.Linear attribute fc (the classifier, D -> num_classes)")
+    if missing:
+        raise ValueError(f"arch={name!r}: the model lacks {' and '.join(missing)}; see the "
+                         "README, \"Your data, your model\"")
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        feats, out = model.features(example), model(example)
+    model.train(was)
+    if feats.dim() != 2 or feats.shape[1] != fc.in_features:
+        raise ValueError(f"arch={name!r}: features(x) gives shape {tuple(feats.shape)}; fc "
+                         f"needs (N, {fc.in_features})")
+    if fc.out_features != num_classes or not torch.allclose(out, fc(feats)):
+        raise ValueError(f"arch={name!r}: model(x) must equal fc(features(x)) with "
+                         f"{num_classes} outputs (got shape {tuple(out.shape)})")
+
+
 def init_weights(model: nn.Module) -> nn.Module:
-    """Kaiming-normal (fan_out) for convs, gamma=1 / beta=0 for BN (PAPER.md step 1, as SVP)."""
+    """Kaiming-normal (fan_out) for convs, gamma=1 / beta=0 for BN (docs/method.md,
+    "Step 1: prune at initialization", as SVP)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .runs import VARIANTS  # noqa: E402
 from .stats import ci_interval, mean_ci  # noqa: E402
 
 # Bands and error bars show the 95% Student-t interval of the mean over seeds (prunefuse.stats).
@@ -124,10 +125,6 @@ def plot_epoch_curves(df, path: str | os.PathLike, title: str = "") -> list[Path
             ax.get_legend().remove()
     fig.suptitle(f"{title} (mean, 95% CI band; {seeds_note(df, ['ratio', 'variant', 'epoch'])})")
     return save(fig, path)
-
-
-# Target variants of the fusion / KD ablation, in legend order.
-VARIANTS = ["scratch", "scratch + KD", "fused, no KD", "fused + KD (PruneFuse)"]
 
 
 def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Path]:

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
+from .config import check_ratio
 from .models import build_model
 
 IndexMap = dict[str, list[list[int]]]
@@ -32,13 +33,6 @@ def kept_channels(channels: int, ratio: float) -> int:
     # floor(x + 0.5) rounds halves up, unlike Python's banker's round(); the epsilon absorbs
     # binary noise such as 16 * (1 - 0.7) = 4.800000000000001.
     return max(1, math.floor(channels * (1.0 - ratio) + 0.5 + 1e-9))
-
-
-def check_ratio(ratio: float) -> float:
-    """Validate a pruning ratio (fraction of channels removed)."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
-        raise ValueError(f"ratio={ratio!r}: pruning ratio must be a number in [0, 1)")
-    return float(ratio)
 
 
 def _dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
@@ -155,7 +149,8 @@ def _apply(model: nn.Module, example_input: torch.Tensor, keep: Sequence[Sequenc
 def prune_at_init(
     model: nn.Module, ratio: float, example_input: torch.Tensor
 ) -> tuple[nn.Module, IndexMap]:
-    """Prune a freshly initialised dense model by channel L2 norm (PAPER.md step 1).
+    """Prune a freshly initialised dense model by channel L2 norm (docs/method.md, "Step 1: prune at
+    initialization").
 
     Args:
         model: the dense initialisation theta_0; it is not modified (a deep copy is pruned).

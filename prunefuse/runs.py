@@ -1,15 +1,95 @@
-"""Run records: every file is written atomically (temporary file in the same folder, then
-``os.replace``), so a killed run never leaves a half-written file that looks complete."""
+"""The run record: what a run folder holds, how it is written, and how it is read back.
+
+Every other module names these files through the constants below and reads records through
+the readers here. A run folder ``<out>/<run_id>/`` holds:
+
+- ``config.json``: the parameters, seed, package version, git commit, torch and device;
+- ``metrics.jsonl``: one JSON line per selection round and per target training;
+- ``selections/round_RR.json`` (and ``round_RR.scores.npz``): the labeled set after each round;
+- ``ledger.json``: MACs and seconds per cost category (docs/method.md, "Cost accounting");
+- ``index_map.json``: the channels the pruned selector kept (PruneFuse runs);
+- ``state.json``: the committed steps, written last at every step (the resume point);
+- ``cache/``: trained selectors, keyed by their labeled set;
+- ``log.txt``: output of each attempt under ``prunefuse reproduce``;
+- ``DONE``: the completion marker, holding the time the run finished.
+
+Every file is written atomically (temporary file in the same folder, then ``os.replace``), so
+a killed run never leaves a half-written file that looks complete.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import socket
 import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+SELECTIONS = "selections"
+LEDGER = "ledger.json"
+INDEX_MAP = "index_map.json"
+STATE = "state.json"
+CACHE = "cache"
+LOG = "log.txt"
+DONE = "DONE"
+
+
+def is_done(run_dir: str | os.PathLike) -> bool:
+    """Whether the run in ``run_dir`` finished (its ``DONE`` marker exists)."""
+    return (Path(run_dir) / DONE).exists()
+
+
+def mark_done(run_dir: str | os.PathLike) -> Path:
+    """Write the completion marker, the last file of a run."""
+    return atomic_write_text(Path(run_dir) / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+
+
+def finished_at(run_dir: str | os.PathLike) -> str:
+    """When the run finished (``DONE``'s timestamp, ISO 8601)."""
+    return (Path(run_dir) / DONE).read_text().strip()
+
+
+def read_state(run_dir: str | os.PathLike) -> dict | None:
+    """The committed state of a run (``state.json``), or None before its first commit."""
+    path = Path(run_dir) / STATE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def committed_steps(run_dir: str | os.PathLike) -> list[str]:
+    """The steps a run has committed (``round_0``, ``round_1``, ``target_1``, ...); ``[]`` when
+    there is no state yet or it cannot be read (a run being written by another process)."""
+    try:
+        return list((read_state(run_dir) or {}).get("steps", []))
+    except (OSError, ValueError):
+        return []
+
+
+def selection_path(run_dir: str | os.PathLike, round_: int) -> Path:
+    """Where the labeled set after round ``round_`` is recorded."""
+    return Path(run_dir) / SELECTIONS / f"round_{round_:02d}.json"
+
+
+def read_selection(run_dir: str | os.PathLike, round_: int) -> dict:
+    """Round ``round_``'s record: ``added`` and ``labeled`` dataset indices (and its metrics)."""
+    return json.loads(selection_path(run_dir, round_).read_text())
+
+
+def read_selections(run_dir: str | os.PathLike) -> list[dict]:
+    """Every round's record of a run, round 0 (the initial set) first."""
+    return [json.loads(p.read_text())
+            for p in sorted((Path(run_dir) / SELECTIONS).glob("round_*.json"))]
+
+
+def read_config(run_dir: str | os.PathLike) -> dict:
+    """``config.json`` of a run: its parameters under ``config``, and what it ran on."""
+    return json.loads((Path(run_dir) / CONFIG).read_text())
 
 
 def _atomic(path: str | os.PathLike, write) -> Path:
@@ -17,6 +97,7 @@ def _atomic(path: str | os.PathLike, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; records are for colleagues too
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -26,6 +107,58 @@ def _atomic(path: str | os.PathLike, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, for a moment, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+LOCK = ".lock"  # in each run folder: the fcntl lock of the process computing the run
+
+
+class RunBusyError(RuntimeError):
+    """Another process is computing this run (it holds the run folder's lock)."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike):
+    """Hold the exclusive lock of a run folder while computing it.
+
+    A POSIX ``fcntl`` lock on ``run_dir/.lock``: it works across machines on NFS, and the
+    kernel releases it when the holder dies, even by SIGKILL, so a killed run never blocks
+    its resume. The file names the holder (pid, host, start time) for the message.
+
+    Raises:
+        RunBusyError: another process holds the lock; the message names it.
+    """
+    import fcntl
+
+    path = Path(run_dir) / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
+            raise RunBusyError(f"{run_dir}: another process is computing this run ({holder}); "
+                               "wait for it to finish (the run is then skipped) or stop it "
+                               "first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -40,16 +173,17 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` atomically."""
+    import torch
+
     return _atomic(path, lambda f: torch.save(obj, f))
 
 
 def scores_path(run_dir: str | os.PathLike, round_: int) -> Path:
     """Where the scores behind round ``round_``'s selection are kept."""
-    return Path(run_dir) / "selections" / f"round_{round_:02d}.scores.npz"
+    return Path(run_dir) / SELECTIONS / f"round_{round_:02d}.scores.npz"
 
 
-def write_scores(run_dir: str | os.PathLike, round_: int, values: torch.Tensor,
-                 picks: torch.Tensor) -> Path:
+def write_scores(run_dir: str | os.PathLike, round_: int, values, picks) -> Path:
     """Record the pool's scores of one round, compactly: ``values`` as float16, one per pool
     sample in pool order (the pool of round r is the sorted complement of round r-1's labeled
     set), and ``picks``, the positions in that order of the samples selected, in pick order."""
@@ -73,9 +207,8 @@ def read_scores(run_dir: str | os.PathLike, round_: int) -> dict | None:
         return None
     with np.load(path) as z:
         values, picks = z["values"].astype(np.float32), z["picks"].astype(np.int64)
-    before = json.loads((Path(run_dir) / "selections" / f"round_{round_ - 1:02d}.json")
-                        .read_text())["labeled"]
-    pool_size = json.loads((Path(run_dir) / "config.json").read_text())["pool_size"]
+    before = read_selection(run_dir, round_ - 1)["labeled"]
+    pool_size = read_config(run_dir)["pool_size"]
     pool = np.setdiff1d(np.arange(pool_size), np.asarray(before, dtype=np.int64))
     if pool.shape[0] != values.shape[0]:
         raise ValueError(f"{path}: {values.shape[0]} scores for a pool of {pool.shape[0]}")
@@ -83,76 +216,187 @@ def read_scores(run_dir: str | os.PathLike, round_: int) -> dict | None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """All records of a JSON-lines file; ``[]`` when it does not exist."""
+    """All records of a JSON-lines file; ``[]`` when it does not exist.
+
+    Raises:
+        ValueError: a line is not a JSON object (a truncated or hand-edited file), naming the
+            file and the line.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: line {i} is not valid JSON ({err.msg}); truncated or "
+                             "corrupt") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: line {i} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
+# Columns of the results table that hold a list per row (one value per evaluated epoch).
+PER_EPOCH = ["epoch_acc_pct"]
+
+# Target variants of the fusion / KD ablation (docs/method.md, "Step 3: fuse" and "Step 4:
+# train with KD"), in legend order.
+VARIANTS = ["scratch", "scratch + KD", "fused, no KD", "fused + KD (PruneFuse)"]
+
+
+def variant(cfg: dict) -> str:
+    """How a run's target starts and learns: one of :data:`VARIANTS`."""
+    kd = cfg["kd_lambda"] > 0
+    if cfg["target_init"] == "fused":
+        return VARIANTS[3] if kd else VARIANTS[2]
+    return VARIANTS[1] if kd else VARIANTS[0]
 
 
 def method_label(cfg: dict) -> str:
-    """Human-readable method name used in tables and legends."""
+    """The method's name in tables and legends: ``PruneFuse p=0.5`` (fused + KD, as the paper
+    runs it; other variants in brackets), ``SVP (resnet8)``, ``Dense AL`` or ``Random``."""
     sel = cfg["selector"]
     if sel == "prunefuse":
-        parts = [f"PruneFuse p={cfg['ratio']:g}"]
-        if cfg["target_init"] == "scratch":
-            parts.append("scratch" + (" + KD" if cfg["kd_lambda"] > 0 else ""))
-        elif cfg["kd_lambda"] == 0:
-            parts.append("fused, no KD")
-        return " ".join([parts[0]] + ([f"({parts[1]})"] if len(parts) > 1 else []))
+        v = variant(cfg)
+        return f"PruneFuse p={cfg['ratio']:g}" + ("" if v == VARIANTS[3] else f" ({v})")
     if sel == "svp":
         return f"SVP ({cfg['proxy_arch']})"
     return {"dense": "Dense AL", "random": "Random"}[sel]
 
 
 def load_run(run_dir: str | os.PathLike) -> dict:
-    """A run record as a dict: config.json's content plus metrics, ledger and DONE status."""
+    """A run record as a dict: config.json's content plus metrics, ledger and DONE status.
+
+    Raises:
+        ValueError: a file of the record is not valid JSON, or config.json has no config;
+            the message names the file.
+    """
     run_dir = Path(run_dir)
-    record = json.loads((run_dir / "config.json").read_text())
-    record["metrics"] = read_jsonl(run_dir / "metrics.jsonl")
-    ledger = run_dir / "ledger.json"
+    path = run_dir / CONFIG
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (line {err.lineno}: {err.msg}); truncated "
+                         "or corrupt") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError(f"{path}: not a run record (no \"config\" object)")
+    record["metrics"] = read_jsonl(run_dir / METRICS)
+    ledger = run_dir / LEDGER
     record["ledger"] = json.loads(ledger.read_text()) if ledger.exists() else None
-    record["done"] = (run_dir / "DONE").exists()
+    record["done"] = is_done(run_dir)
+    record["finished"] = finished_at(run_dir) if record["done"] else None
     record["path"] = str(run_dir)
     return record
 
 
-def find_runs(root: str | os.PathLike, done_only: bool = True) -> list[dict]:
-    """Every run record under ``root`` (any depth), finished ones only by default."""
-    runs = [load_run(p.parent) for p in sorted(Path(root).rglob("config.json"))
-            if (p.parent / "metrics.jsonl").exists()]
-    return [r for r in runs if r["done"] or not done_only]
+def find_runs(root: str | os.PathLike, done_only: bool = True,
+              problems: list[str] | None = None) -> list[dict]:
+    """Every run record under ``root`` (any depth), finished ones only by default.
+
+    A record that cannot be read (a truncated or empty ``metrics.jsonl``, bad JSON in
+    ``config.json``), or a finished one with fewer target rows than its ``eval_budgets``, is
+    left out and never silently: one line naming it goes to ``problems`` if given, else to
+    :func:`warnings.warn`.
+
+    Args:
+        root: folder searched for ``config.json`` files.
+        done_only: only runs with a ``DONE`` marker.
+        problems: a list that receives one line per record left out.
+
+    Returns:
+        The records, as :func:`load_run` returns them, in path order.
+    """
+    runs = []
+    for path in sorted(Path(root).rglob(CONFIG)):
+        run_dir = path.parent
+        done = is_done(run_dir)
+        if not done and (done_only or not (run_dir / METRICS).exists()):
+            continue
+        try:
+            run = load_run(run_dir)
+            if done:
+                _check_targets(run)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            line = f"skipped {run_dir}: {err}"
+            if problems is None:
+                warnings.warn(line, stacklevel=2)
+            else:
+                problems.append(line)
+            continue
+        runs.append(run)
+    return runs
 
 
-def results_table(root: str | os.PathLike, done_only: bool = True):
-    """Tidy table: one row per run and evaluated budget (pandas DataFrame).
+def _check_targets(run: dict) -> None:
+    """A finished run has one target row per evaluated budget, each with its accuracy."""
+    wanted = run["config"]["eval_budgets"]
+    got = [m.get("budget") for m in run["metrics"] if m.get("kind") == "target"
+           and m.get("final_test_acc") is not None]
+    if sorted(got) != sorted(wanted):
+        where = Path(run["path"]) / METRICS
+        raise ValueError(f"finished ({DONE}) but {where} holds targets at budgets {got}, not at "
+                         f"every one of eval_budgets {wanted}; empty or cut short")
 
-    Accuracies are fractions in [0, 1]; MACs are counts; seconds are wall-clock.
+
+def results_table(root: str | os.PathLike, done_only: bool = True,
+                  problems: list[str] | None = None):
+    """The tidy results table: one row per run and evaluated budget (pandas DataFrame).
+
+    Every table, figure and report reads this. Accuracies are fractions in [0, 1]
+    (``final_test_acc``, ``best_test_acc``) and the same in % (``acc_pct``, ``best_acc_pct``);
+    ``epoch_acc_pct`` lists (epoch, accuracy in %) for the epochs the test set was evaluated
+    after (``eval_every``) of the ``epochs_trained``; budgets as a fraction and in % of the
+    pool; MACs are counts (fvcore: one multiply-add = one MAC) and seconds wall-clock.
+    ``selection_*`` is cumulative up to that budget, ``target_training_*``
+    is that budget's target training (with its KD teacher), ``fusion_*`` PruneFuse's extra
+    work for the fused target. ``ratio`` is set for PruneFuse runs only, ``proxy_arch`` for
+    SVP runs only; ``git_commit`` is the package's commit and ``finished`` when the run
+    finished. Records that cannot be read are left out as :func:`find_runs` says
+    (``problems``).
     """
     import pandas as pd
 
     rows = []
-    for run in find_runs(root, done_only):
+    for run in find_runs(root, done_only, problems):
         cfg = run["config"]
+        sel = run.get("selector_model") or {}
         for m in run["metrics"]:
             if m.get("kind") != "target":
                 continue
             rows.append({
-                "run_id": run["run_id"], "method": method_label(cfg), "dataset": cfg["dataset"],
-                "arch": cfg["arch"], "selector": cfg["selector"],
+                "run_id": run["run_id"], "method": method_label(cfg), "variant": variant(cfg),
+                "dataset": cfg["dataset"], "arch": cfg["arch"], "selector": cfg["selector"],
                 "ratio": cfg["ratio"] if cfg["selector"] == "prunefuse" else None,
                 "proxy_arch": cfg["proxy_arch"] if cfg["selector"] == "svp" else None,
                 "score": cfg["score"], "target_init": cfg["target_init"],
-                "kd_lambda": cfg["kd_lambda"], "seed": cfg["seed"], "budget": m["budget"],
-                "labeled": m["labeled"], "final_test_acc": m["final_test_acc"],
-                "best_test_acc": m["best_test_acc"], "best_epoch": m["best_epoch"],
+                "kd_lambda": cfg["kd_lambda"], "selection_from": cfg["selection_from"],
+                "seed": cfg["seed"], "budget": m["budget"],
+                # keys added later: records made before them ran at the default
+                "fusion": cfg.get("fusion", "indices"), "t_sync": cfg.get("t_sync", 0),
+                "v2_derive": cfg.get("v2_derive", "gather"),
+                "selector_init": cfg.get("selector_init", "same"),
+                "budget_pct": round(100 * m["budget"], 6), "labeled": m["labeled"],
+                "final_test_acc": m["final_test_acc"], "best_test_acc": m["best_test_acc"],
+                "best_epoch": m.get("best_epoch"), "epochs_trained": len(m["epochs"]),
+                "acc_pct": 100 * m["final_test_acc"], "best_acc_pct": 100 * m["best_test_acc"],
+                "epoch_acc_pct": [(e["epoch"], 100 * e["test_acc"]) for e in m["epochs"]
+                                  if "test_acc" in e],
                 "selection_macs": m["cumulative_selection_macs"],
                 "selection_seconds": m["cumulative_selection_seconds"],
+                "target_training_macs": m["target_training_macs"],
                 "target_training_seconds": m["training_seconds"],
-                "selector_params": (run.get("selector_model") or {}).get("params"),
-                "selector_macs_per_sample": (run.get("selector_model") or {}).get(
-                    "macs_per_sample"),
-                "device": run.get("device_name"),
+                "fusion_macs": m.get("fusion_macs", m.get("teacher_forward_macs", 0)),
+                "fusion_seconds": m.get("fusion_source_seconds", 0.0),
+                "selector_params": sel.get("params"),
+                "selector_macs_per_sample": sel.get("macs_per_sample"),
+                "target_params": run["target"]["params"],
+                "target_macs_per_sample": run["target"]["macs_per_sample"],
+                "device": run.get("device_name"), "threads": run.get("threads"),
+                "git_commit": run.get("git_commit"), "finished": run["finished"],
             })
     return pd.DataFrame(rows)
 
@@ -175,14 +419,18 @@ def summarize(table):
     return out
 
 
-def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None) -> dict[str, Path]:
+def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None,
+                 problems: list[str] | None = None) -> dict[str, Path]:
     """Aggregate the runs under ``root`` into ``results.csv``, ``summary.csv`` and
-    ``summary.md`` in ``out`` (default: ``root``). Returns the paths written."""
+    ``summary.md`` in ``out`` (default: ``root``). Returns the paths written.
+
+    Records that cannot be read are left out, each named in ``problems`` (or warned about
+    when it is None); see :func:`find_runs`."""
     out = Path(out or root)
-    table = results_table(root)
+    table = results_table(root, problems=problems).drop(columns=PER_EPOCH, errors="ignore")
     if table.empty:
-        raise FileNotFoundError(f"root={str(root)!r}: no finished run records (config.json + "
-                                "metrics.jsonl + DONE) found under it")
+        raise FileNotFoundError(f"root={str(root)!r}: no finished run records ({CONFIG} + "
+                                f"{METRICS} + {DONE}) found under it")
     summary = summarize(table)
     paths = {"results": out / "results.csv", "summary": out / "summary.csv",
              "markdown": out / "summary.md"}

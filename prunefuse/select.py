@@ -302,11 +302,6 @@ def _rand(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.
     return random(pool.probs.shape[0], budget, seed)
 
 
-def needs_model(score: str) -> bool:
-    """Whether ``score`` needs a trained selector's forward passes (random does not)."""
-    return SCORE_SPECS[score].model
-
-
 def score_values(score: str, pool: PoolOutputs,
                  labeled_features: torch.Tensor | None) -> torch.Tensor | None:
     """The per-sample value behind a selection (higher = picked first), for the record;

@@ -1,4 +1,4 @@
-"""The trainer shared by the selector, the baselines and the target (PAPER.md, Protocol).
+"""The trainer shared by the selector, the baselines and the target (docs/method.md, "Protocol").
 
 SGD with momentum 0.9, weight decay 5e-4, batch 128, SVP's piecewise schedule (181 epochs =
 1 at lr/10, 90 at lr, 45 at lr/10, 45 at lr/100; other lengths keep the proportions) or a
@@ -20,11 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import KD_LAMBDA, KD_TEMPERATURE, SCHEDULES, check_kd
 from .data import augment, norm_constants, normalize
 from .device import resolve_device, resolve_eval_batch
-from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd, freeze_teacher, kd_loss
-
-SCHEDULES = ("svp", "svp_exact", "cosine", "constant")
+from .distill import freeze_teacher, kd_loss
 SVP_PHASES = (1, 90, 45, 45)  # epochs at lr/10, lr, lr/10, lr/100 in SVP's 181-epoch protocol
 
 

@@ -2,8 +2,8 @@
 
 The figures themselves are not checked (speed goals are shown by the scripts' printed
 tables, benchmarks/RESULTS.md, not by timed tests); what is checked is that each command
-that RESULTS.md and the GPU checklist name still works, so a session lent a GPU spends its
-time measuring, not fixing scripts.
+that RESULTS.md and the GPU checklist name still works, so time on a GPU machine goes to
+measuring, not to fixing scripts.
 """
 
 import os

@@ -16,7 +16,7 @@ from prunefuse.cli import main, run_demo
 from prunefuse.config import ConfigError, make_config, run_id
 from prunefuse.estimate import run_macs
 from prunefuse.experiment import run_experiment
-from prunefuse.runs import read_jsonl, results_table, write_report
+from prunefuse.runs import read_jsonl, read_scores, results_table, write_report
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -105,9 +105,13 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, v2):
     assert subprocess.run(cmd).returncode == 0  # resume
     assert (run_dir / "DONE").exists()
     ref = run_experiment(cfg, out=tmp_path / "ref", progress=False)
-    for name in sorted(p.name for p in (ref / "selections").iterdir()):
+    for name in sorted(p.name for p in (ref / "selections").glob("round_??.json")):
         assert json.loads((run_dir / "selections" / name).read_text())["labeled"] == \
             json.loads((ref / "selections" / name).read_text())["labeled"], name
+    for path in sorted((ref / "selections").glob("round_??.scores.npz")):  # the scores too
+        r = int(path.name[6:8])
+        a, b = read_scores(run_dir, r), read_scores(ref, r)
+        assert (a["picks"] == b["picks"]).all() and (a["values"] == b["values"]).all()
     assert _strip_time(read_jsonl(run_dir / "metrics.jsonl")) == \
         _strip_time(read_jsonl(ref / "metrics.jsonl"))
     assert json.loads((run_dir / "ledger.json").read_text())["macs"] == \
@@ -127,14 +131,26 @@ def test_target_from_saved_selection(tmp_path):
         assert json.loads((reuse / "selections" / name).read_text())["labeled"] == \
             json.loads((source / "selections" / name).read_text())["labeled"]
     assert json.loads((reuse / "ledger.json").read_text())["macs"]["selector_training"] == 0
-    with pytest.raises(ValueError, match="selection_from=.*seed=0 differs|its seed=0"):
-        run_experiment(profile="smoke", out=tmp_path, seed=1, target_init="scratch",
-                       kd_lambda=0.0, selection_from=str(source), progress=False)
+    # Labelled and costed as the selection it reused: the source's selection MACs per budget.
+    table = results_table(tmp_path).set_index(["run_id", "budget"])
+    assert set(table.loc[reuse.name, "method"]) == {"PruneFuse p=0.5 (scratch)"}
+    assert table.loc[reuse.name, "selection_macs"].tolist() == \
+        table.loc[source.name, "selection_macs"].tolist() and table["selection_macs"].min() > 0
+    for override, line in [({"seed": 1}, "its seed=0 differs from this run's 1"),
+                           ({"ratio": 0.7}, "its ratio=0.5 differs from this run's 0.7"),
+                           ({"selector": "random"}, "its selector='prunefuse' differs from this "
+                                                    "run's 'random'"),
+                           ({"score": "entropy"}, "its score='least_confidence' differs"),
+                           ({"arch": "resnet14"}, "its arch='resnet8' differs")]:
+        with pytest.raises(ConfigError, match=f"selection_from={str(source)!r}: {line}"):
+            run_experiment(profile="smoke", out=tmp_path / "x", target_init="scratch",
+                           kd_lambda=0.0, selection_from=str(source), progress=False, **override)
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("overrides,match", [
     ({"epochs": 3}, "unknown parameter\\(s\\) \\['epochs'\\]"),
-    ({"ratio": 1.0}, "ratio=1.0: pruning ratio must be in \\[0, 1\\)"),
+    ({"ratio": 1.0}, "ratio=1.0: pruning ratio must be a number in \\[0, 1\\)"),
     ({"ratio": "0.5"}, "ratio='0.5': expected float or int, got str"),
     ({"budgets": [0.1, 1.5]}, "budgets=.*fraction in \\(0, 1\\]"),
     ({"budgets": [0.3, 0.2]}, "strictly increasing"),
@@ -193,7 +209,7 @@ def test_cli_run_dry_run_report_and_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '"ratio": 0.6' in out and "run id:" in out
     assert main(["run", "--profile", "smoke", "ratio=1.2", "--out", str(tmp_path)]) == 2
-    assert "ratio=1.2: pruning ratio must be in [0, 1)" in capsys.readouterr().err
+    assert "ratio=1.2: pruning ratio must be a number in [0, 1)" in capsys.readouterr().err
     assert main(["run", "--profile", "smoke", "ratoi=0.5", "--out", str(tmp_path)]) == 2
     assert "unknown parameter 'ratoi'" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2

@@ -15,31 +15,36 @@ import nbformat
 import pandas as pd
 import pytest
 
+from prunefuse import execute as nbx
+from prunefuse import grid
 from prunefuse import reproduce as rep
+from prunefuse.artefacts import ARTEFACTS
 from prunefuse.cli import main
 from prunefuse.config import ConfigError, make_config, run_id
 
-NOTEBOOKS = sorted(rep.NOTEBOOKS.glob("*.ipynb"))
-EXPERIMENT = rep.NOTEBOOKS / rep.EXPERIMENT
-# Files each artefact writes into figures/, besides its caption.
-OUTPUTS = {
-    "main_table": ("csv", "md", "tex"),
-    "figure3_selection_macs": ("pdf", "png", "csv"),
-    "figure4_epochs": ("pdf", "png", "csv"),
-    "figure5_selector_size": ("pdf", "png", "csv"),
-    "ablation": ("csv", "md", "tex", "pdf", "png"),
-    "cost_accuracy": ("csv", "md", "tex", "pdf", "png"),
-    "table2": ("csv", "md", "tex"),
-    "fusion_variants": ("csv", "md", "tex"),
-}
+NOTEBOOKS = sorted(nbx.NOTEBOOKS.glob("*.ipynb"))
+EXPERIMENT = nbx.NOTEBOOKS / nbx.EXPERIMENT
+# Files each artefact writes into figures/, besides its caption (from its declaration).
+OUTPUTS = {a.stem: a.files for a in ARTEFACTS.values()}
 
 
 # -- the notebooks as committed ----------------------------------------------------------------
 
-def test_every_artefact_has_its_notebook():
+def test_every_artefact_has_its_notebook_which_calls_its_builder():
     names = {p.name for p in NOTEBOOKS}
-    assert names == {rep.EXPERIMENT, "quickstart.ipynb", *rep.ARTEFACTS.values()}
-    assert {Path(nb).stem for nb in rep.ARTEFACTS.values()} == set(OUTPUTS)
+    assert names == {nbx.EXPERIMENT, "quickstart.ipynb", *(a.notebook for a in ARTEFACTS.values())}
+    for art in ARTEFACTS.values():
+        source = "\n".join(c.source for c in nbformat.read(nbx.NOTEBOOKS / art.notebook,
+                                                            as_version=4).cells)
+        assert f"from prunefuse.artefacts import {art.stem}\n" in source + "\n", art.name
+        assert set(art.files) <= {"csv", "md", "tex", "pdf", "png"} and art.files, art.name
+
+
+def test_notebooks_ship_inside_the_package():
+    import prunefuse
+
+    assert nbx.NOTEBOOKS == Path(prunefuse.__file__).resolve().parent / "notebooks"
+    assert rep.reproduce.__kwdefaults__["notebooks"] == nbx.NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -50,13 +55,13 @@ def test_notebook_is_clean_and_parameterized(path):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     lines = [ln for ln in tagged[0].source.splitlines() if ln.strip()]
-    declared = rep.notebook_parameters(path)
+    declared = nbx.notebook_parameters(path)
     assert len(declared) == len(lines), "one parameter per line"
     for name, spec in declared.items():
-        assert spec["inferred_type_name"] in rep._TYPES, f"{name}: needs a type annotation"
+        assert spec["inferred_type_name"] in nbx._TYPES, f"{name}: needs a type annotation"
         assert spec["help"], f"{name}: needs a comment saying what it is"
         value = ast.literal_eval(spec["default"])
-        assert isinstance(value, rep._TYPES[spec["inferred_type_name"]]), name
+        assert isinstance(value, nbx._TYPES[spec["inferred_type_name"]]), name
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -71,7 +76,7 @@ def test_notebook_is_clean_and_parameterized(path):
 # -- planning and checks (no kernels) ----------------------------------------------------------
 
 def test_paper_plan_covers_every_artefact():
-    plan = rep.plan("paper")
+    plan = grid.plan("paper")
     ids = [r.run_id for r in plan.runs]
     assert len(ids) == len(set(ids)) == 174
     # main table: 2 datasets x 4 scores x 3 seeds x (baseline + 4 ratios)
@@ -91,18 +96,18 @@ def test_paper_plan_covers_every_artefact():
              else c["proxy_arch"]) for c in fig5} == {
         (a, "prunefuse", p) for a in ("resnet14", "resnet20") for p in (0.5, 0.6)} | {
         ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
-    assert set(plan.notebooks) == set(rep.ARTEFACTS) - set(rep.VARIANT_ARTEFACTS)
+    assert set(plan.notebooks) == set(ARTEFACTS) - set(grid.VARIANT_ARTEFACTS)
     # the variant artefacts add 3 seeds x (V2 at T_sync 1, 2 + 3 fusion readings) to cpu,
     # 1 x (1 + 3) to smoke; their V1 runs are the main ones
-    base = [a for a in rep.ARTEFACTS if a not in rep.VARIANT_ARTEFACTS]
-    for profile, extra in (("cpu", 3 * (2 + 3)), ("smoke", 4)):
-        assert len(rep.plan(profile).runs) == len(rep.plan(profile, artefacts=base).runs) + extra
-    assert len(rep.plan("cpu").runs) == 45 and len(rep.plan("smoke").runs) == 14
+    base = [a for a in ARTEFACTS if a not in grid.VARIANT_ARTEFACTS]
+    assert len(grid.plan("cpu", artefacts=base).runs) == 35
+    assert len(grid.plan("smoke", artefacts=base).runs) == 10
+    assert len(grid.plan("cpu").runs) == 35 + 15 and len(grid.plan("smoke").runs) == 10 + 4
 
 
 @pytest.mark.parametrize("profile,seeds,t_syncs", [("smoke", [0], [1]), ("cpu", [0, 1, 2], [1, 2])])
 def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
-    plan = rep.plan(profile, artefacts=["table2", "fusion_variants"])
+    plan = grid.plan(profile, artefacts=["table2", "fusion_variants"])
     cfgs = {r.run_id: make_config(profile, **r.config) for r in plan.runs}
     by = {}
     for r in plan.runs:
@@ -126,19 +131,19 @@ def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
     assert plan.notebooks["table2"]["t_syncs"] == t_syncs
     assert plan.notebooks["fusion_variants"]["fusions"] == ["fresh", "conv_only", "fork"]
     if profile == "cpu":  # after every run of the study, and each after the run it reuses
-        full = rep.plan("cpu")
+        full = grid.plan("cpu")
         order = [r.run_id for r in full.runs]
         first_variant = min(order.index(r.run_id) for r in plan.runs
                             if cfgs[r.run_id]["t_sync"] or cfgs[r.run_id]["fusion"] != "indices")
-        assert first_variant == 30
+        assert first_variant == len(full.runs) - 15
     with pytest.raises(ConfigError, match=r"artefacts \['table2'\]: unknown for the paper grid"):
-        rep.plan("paper", artefacts=["table2"])
+        grid.plan("paper", artefacts=["table2"])
 
 
 def test_cpu_dry_run_lists_the_variant_artefacts(capsys):
     assert main(["reproduce", "--profile", "cpu", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("45 runs (cpu profile):")
+    assert out.startswith("50 runs (cpu profile):")
     assert sum("table2" in ln for ln in out.splitlines() if ln.startswith("  ")) == 3 * 3 + 1
     assert sum("fusion_variants" in ln for ln in out.splitlines()
                if ln.startswith("  ")) == 3 * 4 + 1
@@ -147,27 +152,53 @@ def test_cpu_dry_run_lists_the_variant_artefacts(capsys):
 
 def test_plan_rejects_what_would_break_the_grid():
     with pytest.raises(ConfigError, match="profile='papr'"):
-        rep.plan("papr")
+        grid.plan("papr")
     with pytest.raises(ConfigError, match=r"\['seed'\]: set by the smoke grid"):
-        rep.plan("smoke", overrides={"seed": 3})
+        grid.plan("smoke", overrides={"seed": 3})
     with pytest.raises(ConfigError, match="figure6"):
-        rep.plan("smoke", artefacts=["figure6"])
+        grid.plan("smoke", artefacts=["figure6"])
     with pytest.raises(ConfigError, match="target_epochs=-1"):
-        rep.plan("smoke", overrides={"target_epochs": -1})
-    only = rep.plan("smoke", artefacts=["figure5"])
+        grid.plan("smoke", overrides={"target_epochs": -1})
+    only = grid.plan("smoke", artefacts=["figure5"])
     assert set(only.notebooks) == {"figure5"} and len(only.runs) == 3
 
 
+def test_a_declared_artefact_is_planned_listed_and_selectable(monkeypatch, capsys):
+    """Declaring an artefact (here a made-up one) is all the planner and --only need."""
+    from prunefuse.artefacts import Artefact
+
+    def agreement(records, out, *, profile, dataset, arch, score):
+        raise AssertionError("planning builds nothing")
+
+    monkeypatch.setitem(ARTEFACTS, "agreement", Artefact(
+        "agreement", agreement, ("csv",), runs=lambda p: p.main_runs(),
+        params=lambda p: {**p.shown, "seeds": p.grid["seeds"]}))
+    plan = grid.plan("smoke", artefacts=["agreement"])
+    assert plan.notebooks == {"agreement": {"profile": "smoke", "dataset": "synthetic",
+                                            "arch": "resnet8", "score": "least_confidence",
+                                            "seeds": [0]}}
+    # the focus score's main runs: the dense baseline and PruneFuse at both smoke ratios
+    assert sorted(run_id(make_config("smoke", **r.config)) for r in plan.runs) == sorted(
+        run_id(make_config("smoke", **c)) for c in (
+            {"selector": "dense"}, {"selector": "prunefuse", "ratio": 0.5},
+            {"selector": "prunefuse", "ratio": 0.6}))
+    assert all(r.artefacts == ["agreement"] for r in plan.runs)
+    assert main(["reproduce", "--profile", "smoke", "--only", "agreement", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs (smoke profile)" in out and "agreement.ipynb" in out
+    assert "agreement" in grid.plan("smoke").notebooks
+
+
 def test_mistyped_parameter_is_rejected_before_anything_runs(tmp_path, capsys):
-    with pytest.raises(rep.ParameterError, match=r"unknown parameter\(s\) \['profle'\].*'profile'"):
-        rep.check_parameters(EXPERIMENT, {"profle": "smoke"})
-    with pytest.raises(rep.ParameterError, match=r"config='\{\}' is str, expected dict"):
-        rep.execute_notebook(EXPERIMENT, tmp_path / "out.ipynb", {"config": "{}"})
-    with pytest.raises(rep.ParameterError, match="progress=1 is int, expected bool"):
-        rep.check_parameters(EXPERIMENT, {"progress": 1})
-    with pytest.raises(rep.ParameterError, match="ratios='0.5' is str, expected list"):
-        rep.check_parameters(rep.NOTEBOOKS / "ablation.ipynb", {"ratios": "0.5"})
-    rep.check_parameters(rep.NOTEBOOKS / "quickstart.ipynb", {"ratio": 1})  # int is a float
+    with pytest.raises(nbx.ParameterError, match=r"unknown parameter\(s\) \['profle'\].*'profile'"):
+        nbx.check_parameters(EXPERIMENT, {"profle": "smoke"})
+    with pytest.raises(nbx.ParameterError, match=r"config='\{\}' is str, expected dict"):
+        nbx.execute_notebook(EXPERIMENT, tmp_path / "out.ipynb", {"config": "{}"})
+    with pytest.raises(nbx.ParameterError, match="progress=1 is int, expected bool"):
+        nbx.check_parameters(EXPERIMENT, {"progress": 1})
+    with pytest.raises(nbx.ParameterError, match="ratios='0.5' is str, expected list"):
+        nbx.check_parameters(nbx.NOTEBOOKS / "ablation.ipynb", {"ratios": "0.5"})
+    nbx.check_parameters(nbx.NOTEBOOKS / "quickstart.ipynb", {"ratio": 1})  # int is a float
     # the command line: a mistyped run parameter fails before any notebook runs
     out = tmp_path / "batch"
     assert main(["reproduce", "--profile", "smoke", "--out", str(out), "target_epoch=1"]) == 2
@@ -194,14 +225,14 @@ def test_smoke_batch_writes_records_and_executed_notebooks(batch):
     assert plan["profile"] == "smoke" and len(plan["runs"]) == 14
     for run in plan["runs"]:
         run_dir = batch / "runs" / run["run_id"]
-        for name in ("DONE", "config.json", "metrics.jsonl", "ledger.json", rep.EXPERIMENT):
+        for name in ("DONE", "config.json", "metrics.jsonl", "ledger.json", nbx.EXPERIMENT):
             assert (run_dir / name).exists(), (run["run_id"], name)
-        nb = nbformat.read(run_dir / rep.EXPERIMENT, as_version=4)
+        nb = nbformat.read(run_dir / nbx.EXPERIMENT, as_version=4)
         assert not _errors(nb) and nb.metadata.papermill.parameters["config"] == run["config"]
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
-    for artefact in rep.ARTEFACTS.values():
-        nb = nbformat.read(batch / "notebooks" / artefact, as_version=4)
+    for artefact in ARTEFACTS.values():
+        nb = nbformat.read(batch / "notebooks" / artefact.notebook, as_version=4)
         assert not _errors(nb) and any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
@@ -261,13 +292,13 @@ def test_smoke_batch_writes_every_figure_and_table(batch):
 def test_rerun_skips_finished_runs(batch):
     lines = []
     result = rep.reproduce("smoke", batch, run_figures=False, log=lines.append)
-    assert result["executed"] == [] and len(result["skipped"]) == 10
+    assert result["executed"] == [] and len(result["skipped"]) == 14
     assert all("done, skipped" in line for line in lines)
 
 
 def test_quickstart_notebook_runs_on_smoke(batch, tmp_path):
     out = batch / "runs"  # PruneFuse, dense and SVP are already there; random runs now
-    rep.execute_notebook(rep.NOTEBOOKS / "quickstart.ipynb", tmp_path / "quickstart.ipynb",
+    nbx.execute_notebook(nbx.NOTEBOOKS / "quickstart.ipynb", tmp_path / "quickstart.ipynb",
                          {"profile": "smoke", "out": str(out), "progress": False}, cwd=tmp_path)
     assert (out / "quickstart.pdf").exists() and (out / "quickstart.png").exists()
     random_run = out / run_id(make_config("smoke", selector="random"))
@@ -279,17 +310,17 @@ def test_failing_run_stops_the_batch_and_keeps_its_partial_notebook(tmp_path, mo
     # run whose selection it reuses does not exist.
     bad = {"selection_from": "runs/not-there"}
     good = {"selector": "random"}
-    runs = [rep.Run(run_id(make_config("smoke", **c)), c, ["main_table"]) for c in (bad, good)]
-    monkeypatch.setattr(rep, "plan", lambda *a, **k: rep.Plan("smoke", runs, {}))
+    runs = [grid.Run(run_id(make_config("smoke", **c)), c, ["main_table"]) for c in (bad, good)]
+    monkeypatch.setattr(rep, "plan", lambda *a, **k: grid.Plan("smoke", runs, {}))
     assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert re.search(r"experiment\.ipynb failed in cell In \[\d+\] \(`run_dir = run_experiment",
                      err), err
-    assert "FileNotFoundError" in err and "not-there" in err
-    partial = tmp_path / "runs" / runs[0].run_id / rep.EXPERIMENT
+    assert "ConfigError" in err and "not-there" in err
+    partial = tmp_path / "runs" / runs[0].run_id / nbx.EXPERIMENT
     assert f"partial notebook kept at {partial}" in err
     errors = _errors(nbformat.read(partial, as_version=4))
-    assert len(errors) == 1 and errors[0].ename == "FileNotFoundError"
+    assert len(errors) == 1 and errors[0].ename == "ConfigError"
     assert not (tmp_path / "runs" / runs[1].run_id).exists(), "the batch stopped at the failure"
 
 
@@ -381,7 +412,7 @@ def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(t
 def test_dry_run_prints_runs_macs_and_hours_per_artefact(capsys):
     from prunefuse.estimate import DATASET_SHAPES, forward_macs, plan_cost, run_macs
 
-    plan = rep.plan("smoke")
+    plan = grid.plan("smoke")
     cost = plan_cost(plan, images_per_second=500.0)
     macs = {r.run_id: sum(run_macs(make_config("smoke", **r.config)).values())
             for r in plan.runs}

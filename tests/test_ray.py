@@ -10,7 +10,10 @@ CPUs): float sums depend on the thread count, so records are equal only at equal
 
 import importlib.util
 import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import nbformat
@@ -20,16 +23,39 @@ from prunefuse import executors as ex
 from prunefuse import reproduce as rep
 from prunefuse.cli import main
 from prunefuse.config import make_config, run_id
-from prunefuse.runs import read_jsonl
+from prunefuse.execute import EXPERIMENT
+from prunefuse.grid import Plan, Run, plan
+from prunefuse.runs import LOG, committed_steps, read_jsonl
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="ray is not installed: pip install 'prunefuse[ray]' (the "
                                "test extra installs it)")
 OVERRIDES = {"device": "cpu"}  # the same records on a machine with GPUs
-MAIN = rep.plan("smoke", overrides=OVERRIDES, artefacts=["main_table"])
+MAIN = plan("smoke", overrides=OVERRIDES, artefacts=["main_table"])
 KILLED = next(r.run_id for r in MAIN.runs if "-pf0.5-" in r.run_id)
-BAD = rep.Run(run_id(make_config("smoke", **OVERRIDES, selection_from="runs/not-there")),
+KILL_MARKER = ".test-killed-once"  # in the killed run's folder: when it was killed
+BAD = Run(run_id(make_config("smoke", **OVERRIDES, selection_from="runs/not-there")),
               {**OVERRIDES, "selection_from": "runs/not-there"}, ["main_table"])
+
+
+def _kill_once(run_id: str):
+    """A watch (:attr:`prunefuse.executors.Executor.watch`) that SIGKILLs run ``run_id`` once,
+    after its second committed step, then the process that started it (the Ray worker), as
+    when a node is lost. A closure, so that Ray ships it to its workers by value."""
+    def watch(job, proc):
+        run_dir = Path(job.run_dir)
+        if job.run_id != run_id or (run_dir / KILL_MARKER).exists():
+            return
+        while proc.poll() is None and len(committed_steps(run_dir)) < 2:
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            return  # finished (or failed) before it could be killed
+        (run_dir / KILL_MARKER).write_text(
+            f"killed after {len(committed_steps(run_dir))} committed steps\n")
+        proc.kill()
+        proc.wait()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return watch
 
 
 # -- the driver loop, with a scripted executor (no processes) ---------------------------------
@@ -69,7 +95,7 @@ def test_driver_retries_then_reports_and_keeps_going(tmp_path):
     assert exe.order == [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("d", 1)]
     assert [out[r].status for r in "abcd"] == ["done", "failed", "failed", "done"]
     assert out["a"].attempts == 2 and out["b"].attempts == 2 and out["c"].attempts == 0
-    assert out["b"].log == str(tmp_path / "b" / ex.LOG)
+    assert out["b"].log == str(tmp_path / "b" / LOG)
     assert "needs run b, which failed" in out["c"].error["message"]
     assert any(re.search(r"b FAILED after 2 attempt\(s\): b broke; log: .*b/log\.txt", x)
                for x in lines)
@@ -80,15 +106,15 @@ def test_driver_stops_at_the_first_failure_unless_told(tmp_path):
     exe = Scripted({"a": [True], "b": [False], "c": [True]})
     out = exe.run(_jobs(tmp_path, ("a", None), ("b", None), ("c", None)), log=lambda _: None)
     assert [out[r].status for r in "abc"] == ["done", "failed", "not started"]
-    err = rep._batch_error(out, [o for o in out.values() if not o.ok])
+    err = rep.batch_error(out, [o for o in out.values() if not o.ok])
     assert "1 of 3 runs failed (1 finished, 1 not started" in str(err)
-    assert f"b broke\ntraceback\nlog: {tmp_path / 'b' / ex.LOG}" in str(err)
+    assert f"b broke\ntraceback\nlog: {tmp_path / 'b' / LOG}" in str(err)
 
 
 def test_local_executor_gives_each_slot_its_gpu_and_threads(tmp_path, monkeypatch):
     seen = {}
 
-    def fake(job, *, attempt, env, on_start):
+    def fake(job, *, attempt, env, on_start, watch):
         seen[job.run_id] = env
         return {"ok": True, "seconds": 1.0, "host": "h", "error": None}
 
@@ -109,11 +135,44 @@ def test_cli_refuses_options_of_the_other_executor(tmp_path, capsys):
     base = ["reproduce", "--profile", "smoke", "--out", str(tmp_path)]
     assert main([*base, "--num-gpus-per-run", "0.5"]) == 2
     assert "--num-gpus-per-run: only with --executor ray" in capsys.readouterr().err
-    assert main([*base, "--executor", "ray", "--slots", "2"]) == 2
-    assert "--slots is for --executor local" in capsys.readouterr().err
+    assert main([*base, "--executor", "ray", "--slots", "2", "--keep-going"]) == 2
+    assert "--keep-going: only with --executor local; --slots: only with --executor local" in \
+        capsys.readouterr().err
     assert main([*base, "--executor", "ray", "--num-gpus-per-run", "-1"]) == 2
     assert "GPUs per run must be >= 0" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_cli_builds_the_named_executor_from_its_registered_options(monkeypatch, capsys):
+    from prunefuse.cli import _executor, build_parser
+
+    def parse(*argv):
+        return build_parser().parse_args(["reproduce", "--profile", "smoke", *argv])
+
+    local = _executor(parse("--slots", "3", "--keep-going"))
+    assert type(local) is ex.LocalExecutor and (local.slots, local.keep_going) == (3, True)
+    ray = _executor(parse("--executor", "ray", "--max-retries", "0", "--cpus-per-run", "2"))
+    assert type(ray) is ex.RayExecutor and (ray.max_retries, ray.num_cpus) == (0, 2.0)
+    assert ex.RayExecutor().max_retries == 2 and ex.LocalExecutor(gpus=[]).max_retries == 0
+
+    # a new executor: a class, its options and one decorator; the command line follows
+    monkeypatch.setattr(ex, "EXECUTORS", dict(ex.EXECUTORS))
+
+    @ex.register_executor("echo")
+    class Echo(Scripted):
+        summary = "prints the runs"
+        options = (ex.Option("--echo-word", "word", str, "what to print"),)
+
+        def __init__(self, word="hi"):
+            super().__init__({})
+            self.word = word
+
+    echo = _executor(parse("--executor", "echo", "--echo-word", "bye"))
+    assert type(echo) is Echo and echo.word == "bye" and echo.name == "echo"
+    assert main(["reproduce", "--profile", "smoke", "--executor", "echo", "--slots", "2"]) == 2
+    assert "--slots: only with --executor local" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="registered twice"):
+        ex.register_executor("echo")(Echo)
 
 
 # -- a real local Ray cluster against the local executor ---------------------------------------
@@ -153,9 +212,9 @@ def ray_batch(tmp_path_factory):
     out = tmp_path_factory.mktemp("ray")
     lines = []
     executor = ex.RayExecutor(num_gpus=0.5, max_retries=1, local_cpus=2, local_gpus=1)
+    executor.watch = _kill_once(KILLED)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(ex.KILL_ONCE, KILLED)
-        mp.setattr(rep, "plan", lambda *a, **k: rep.Plan("smoke", [*MAIN.runs, BAD], {}))
+        mp.setattr(rep, "plan", lambda *a, **k: Plan("smoke", [*MAIN.runs, BAD], {}))
         with pytest.raises(rep.BatchError) as err:
             rep.reproduce("smoke", out, executor=executor, log=lines.append)
     return out, lines, err.value
@@ -167,19 +226,19 @@ def test_ray_runs_every_run_once_and_retries_the_killed_one(ray_batch):
     for run in MAIN.runs:
         run_dir = out / "runs" / run.run_id
         assert (run_dir / "DONE").exists()
-        nb = nbformat.read(run_dir / rep.EXPERIMENT, as_version=4)
+        nb = nbformat.read(run_dir / EXPERIMENT, as_version=4)
         assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                     if o.output_type == "error"]
-        log = (run_dir / ex.LOG).read_text()
+        log = (run_dir / LOG).read_text()
         assert log.count("\nfinished\n") == 1 and log.count("exit status 0") == 1, log
         assert "CUDA_VISIBLE_DEVICES=0," in log and "OMP_NUM_THREADS=1" in log  # 0.5 GPU, 1 CPU
         assert sum(f"{run.run_id} finished in" in x for x in lines) == 1
         attempts = log.count("== attempt ")
         if run.run_id != KILLED:
-            assert attempts == 1 and not (run_dir / ex.KILL_MARKER).exists()
+            assert attempts == 1 and not (run_dir / KILL_MARKER).exists()
             continue
         # killed after >= 2 committed steps of 5, the worker lost, then resumed to DONE
-        steps = int(re.search(r"after (\d+) committed", (run_dir / ex.KILL_MARKER).read_text())[1])
+        steps = int(re.search(r"after (\d+) committed", (run_dir / KILL_MARKER).read_text())[1])
         assert 2 <= steps < 5
         assert attempts == 2 and "== Ray task lost: WorkerCrashedError" in log
         assert any(f"{KILLED} failed (attempt 1): Ray task lost" in x for x in lines)
@@ -192,12 +251,12 @@ def test_ray_reports_the_failing_run_with_its_log(ray_batch):
     bad = err.outcomes[BAD.run_id]
     assert bad.status == "failed" and bad.attempts == 2
     assert [o.status for rid, o in err.outcomes.items() if rid != BAD.run_id] == ["done"] * 3
-    log = out / "runs" / BAD.run_id / ex.LOG
+    log = out / "runs" / BAD.run_id / LOG
     assert bad.log == str(log) and log.read_text().count("== attempt ") == 2
     assert "1 of 4 runs failed (3 finished); artefact notebooks not run" in str(err)
     assert f"run {BAD.run_id} failed after 2 attempt(s): experiment.ipynb failed in cell" in str(err)
-    assert "FileNotFoundError" in str(err) and f"log: {log}" in str(err)
-    assert err.ename == "FileNotFoundError"
+    assert "ConfigError" in str(err) and f"log: {log}" in str(err)
+    assert err.ename == "ConfigError"
     assert not (out / "notebooks").exists()
 
 

@@ -198,7 +198,7 @@ def test_eval_batch_default_per_device_and_results_independent_of_it(synthetic):
 def test_loops_build_normalization_constants_once(synthetic, monkeypatch):
     """Every batch of train, evaluate and score_pool gets mean/std as tensors already on its
     device: built from the Python tuples once per loop, not copied host-to-device per batch
-    (a copy that blocks the host on CUDA; issue 5)."""
+    (a copy that blocks the host on CUDA)."""
     import prunefuse.select as select_mod
     import prunefuse.train as train_mod
     from prunefuse.data import normalize

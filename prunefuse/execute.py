@@ -1,0 +1,123 @@
+"""Executing one notebook with papermill, after checking its parameters.
+
+Papermill itself only warns about a parameter the notebook does not declare; here every
+parameter is checked against the notebook's ``parameters`` cell (name and type) before a
+kernel starts, and a failing cell becomes one :class:`NotebookRunError` naming the cell, its
+error and where the partially executed notebook was kept.
+
+The notebooks ship inside the package (:data:`NOTEBOOKS`), so an installed ``prunefuse``
+finds them from any working directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError
+
+NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+EXPERIMENT = "experiment.ipynb"  # one run: prunefuse.experiment.run_experiment
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (float, int),
+                                       "bool": (bool,), "list": (list,), "dict": (dict,)}
+
+
+class ParameterError(ConfigError):
+    """A notebook parameter is unknown or of the wrong type."""
+
+
+class NotebookRunError(RuntimeError):
+    """A notebook failed; names the cell and its error, and where the partial notebook is."""
+
+    def __init__(self, message: str, *, output: Path, cell: int | None = None,
+                 ename: str | None = None, evalue: str | None = None):
+        super().__init__(message)
+        self.output, self.cell, self.ename, self.evalue = output, cell, ename, evalue
+
+
+def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
+    """The parameters a notebook declares (papermill's view of its ``parameters`` cell):
+    name -> {``inferred_type_name``, ``default``, ``help``}."""
+    import papermill
+
+    path = Path(notebook)
+    if not path.exists():
+        raise FileNotFoundError(f"notebook {str(path)!r} does not exist")
+    return papermill.inspect_notebook(str(path))
+
+
+def check_parameters(notebook: str | os.PathLike, parameters: dict[str, Any]) -> None:
+    """Refuse parameters a notebook does not declare, or of another type than its default.
+
+    Raises:
+        ParameterError: naming the parameter, what it got, and what the notebook declares.
+    """
+    declared = notebook_parameters(notebook)
+    name = Path(notebook).name
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ParameterError(f"{name}: unknown parameter(s) {unknown}; it declares "
+                             f"{sorted(declared)}")
+    for key, value in parameters.items():
+        spec = declared[key]
+        types = _TYPES.get(spec["inferred_type_name"])
+        if types is None:  # no annotation: take the type of the default literal
+            try:
+                types = (type(ast.literal_eval(spec["default"])),)
+            except (ValueError, SyntaxError):
+                continue
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise ParameterError(
+                f"{name}: parameter {key}={value!r} is {type(value).__name__}, expected "
+                f"{' or '.join(t.__name__ for t in types)} (default {spec['default']}: "
+                f"{spec['help']})")
+
+
+def check_kernel() -> None:
+    """:class:`ConfigError` unless the ``python3`` Jupyter kernel the notebooks run in exists."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel as err:
+        raise ConfigError("jupyter kernel 'python3' is not installed; run `python -m ipykernel "
+                          "install --sys-prefix --name python3`") from err
+
+
+def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
+                     parameters: dict[str, Any], *, cwd: str | os.PathLike | None = None) -> Path:
+    """Check ``parameters``, then execute ``notebook`` into ``output`` in a fresh ``python3``
+    kernel (a process of its own); ``output`` is saved after every cell.
+
+    Raises:
+        ParameterError: before anything runs (see :func:`check_parameters`).
+        NotebookRunError: a cell raised, or the kernel died; ``output`` keeps the partial
+            notebook and the message names the cell.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    check_parameters(notebook, parameters)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
+                                   kernel_name="python3", progress_bar=False,
+                                   cwd=None if cwd is None else str(cwd),
+                                   request_save_on_cell_execute=True)
+    except PapermillExecutionError as err:
+        first = next((line for line in err.source.splitlines() if line.strip()), "")
+        raise NotebookRunError(
+            f"{Path(notebook).name} failed in cell In [{err.exec_count}] (`{first.strip()}`): "
+            f"{err.ename}: {err.evalue}\npartial notebook kept at {output}",
+            output=output, cell=err.exec_count, ename=err.ename, evalue=err.evalue) from None
+    except Exception as err:  # kernel died, timed out, could not start
+        raise NotebookRunError(f"{Path(notebook).name} did not finish: {type(err).__name__}: "
+                               f"{err}\npartial notebook kept at {output}", output=output) from err
+    return output
+
+
+__all__ = ["NOTEBOOKS", "EXPERIMENT", "ParameterError", "NotebookRunError", "notebook_parameters",
+           "check_parameters", "check_kernel", "execute_notebook"]

@@ -1,0 +1,290 @@
+"""The grid of runs behind the paper's artefacts: which runs each table and figure needs.
+
+:func:`plan` reads the artefact registry (:data:`prunefuse.artefacts.ARTEFACTS`): each
+artefact adds the runs it needs through a :class:`Planner` and names its notebook's
+parameters. Every run config is validated (:func:`prunefuse.config.make_config`) while
+planning, so a bad grid or override fails before anything runs. Runs are identified by their
+run id; a run several artefacts need is planned once.
+
+Ablation runs reuse the selection of their PruneFuse run through ``selection_from``, a path
+relative to the batch folder (the notebooks run with it as working directory), so run ids do
+not depend on where the batch folder is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .artefacts import ARTEFACTS
+from .config import ConfigError, make_config, run_id
+
+# The grid per profile. The run parameters not named here come from the profile
+# (prunefuse.config.PROFILES): target architecture, budgets, epochs, ...
+GRIDS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "datasets": ["cifar10", "cifar100"],  # main table: one block per dataset
+        "focus": "cifar10",  # dataset of Figures 3-5, the ablation and the cost figure
+        "scores": ["least_confidence", "entropy", "kcenter", "random"],  # main table
+        "focus_score": "least_confidence",  # score of Figures 3-5, ablation and cost
+        "ratios": [0.5, 0.6, 0.7, 0.8],  # pruning ratios p, fraction of channels removed
+        "seeds": [0, 1, 2],
+        "figure3_budgets": [0.1, 0.3, 0.5],  # fractions of the pool
+        "figure4_ratios": [0.5, 0.6],
+        "figure5_archs": ["resnet14", "resnet20"],  # targets pruned for Figure 5
+        "figure5_ratios": [0.5, 0.6],
+        "svp_proxy": "resnet8",  # SVP's selector in Figure 5
+    },
+    # The CPU study (docs/method.md, "The CPU study"): 5 seeds for the main comparison (dense
+    # AL, SVP, random and PruneFuse at p=0.5), 3 for p=0.6 and 0.7 and the ablations. The
+    # ablation variants reuse the selection of their PruneFuse run and train the target at the
+    # largest budget only; Figures 3-5 and the cost figure reuse the main runs.
+    "cpu": {
+        "datasets": ["fashion-mnist"], "focus": "fashion-mnist",
+        "scores": ["least_confidence"], "focus_score": "least_confidence",
+        "ratios": [0.5, 0.6, 0.7], "seeds": [0, 1, 2], "main_seeds": [0, 1, 2, 3, 4],
+        "main_ratio": 0.5, "main_extra": ["svp", "random"], "main_extra_seeds": [0, 1, 2],
+        "ablation_ratios": [0.5], "ablation_budgets": [0.3], "scratch_kd": False,
+        "figure3_budgets": [0.1, 0.2, 0.3],
+        # Run order, tier by tier (a run is in the first tier one of whose rules it matches):
+        # every method at seeds 0-2 but p=0.7, then the main comparison's seeds 3-4, then p=0.7.
+        "order": [[{"seed": [0, 1, 2], "selector": ["dense", "random", "svp"]},
+                   {"seed": [0, 1, 2], "selector": "prunefuse", "ratio": [0.5, 0.6]}],
+                  [{"selector": ["dense", "random"]},
+                   {"selector": "prunefuse", "ratio": 0.5}]],
+        "figure4_ratios": [0.5], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6],
+        "svp_proxy": "resnet8",
+        # Table 2 (V1 vs V2 at T_sync = 1, 2; full runs) and the fusion readings (the V1
+        # run's selection, target at the largest budget only), 3 seeds at p = 0.5; they run
+        # after everything else.
+        "variants": {"ratio": 0.5, "seeds": [0, 1, 2], "t_syncs": [1, 2],
+                     "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
+    },
+    # Ten runs of seconds each, for the tests.
+    "smoke": {
+        "datasets": ["synthetic"], "focus": "synthetic",
+        "scores": ["least_confidence"], "focus_score": "least_confidence",
+        "ratios": [0.5, 0.6], "seeds": [0], "figure3_budgets": [0.2, 0.3],
+        "figure4_ratios": [0.5, 0.6], "figure5_archs": ["resnet8"], "figure5_ratios": [0.5, 0.6],
+        "svp_proxy": "resnet8",
+        "variants": {"ratio": 0.5, "seeds": [0], "t_syncs": [1],
+                     "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
+    },
+}
+
+# Run parameters the grid sets; overriding them for every run would break the grid.
+# Artefacts a grid plans only when it has a "variants" entry (PruneFuse V2 and the readings
+# of fusion, each paired with the V1 run of the same seed at the entry's "ratio").
+VARIANT_ARTEFACTS = ("table2", "fusion_variants")
+GRID_KEYS = ("dataset", "arch", "selector", "ratio", "proxy_arch", "score", "target_init",
+             "kd_lambda", "seed", "selection_from", "t_sync", "fusion")
+
+
+@dataclass
+class Run:
+    """One planned experiment: its parameters over the profile and who needs it."""
+
+    run_id: str
+    config: dict[str, Any]  # run parameters over the profile
+    artefacts: list[str] = field(default_factory=list)
+    needs: str | None = None  # run id whose selection this run reuses (runs before it)
+
+
+@dataclass
+class Plan:
+    """The runs, in execution order, and the parameters of each artefact notebook."""
+
+    profile: str
+    runs: list[Run]
+    notebooks: dict[str, dict[str, Any]]
+
+    def to_dict(self) -> dict:
+        return {"profile": self.profile, "runs": [asdict(r) for r in self.runs],
+                "notebooks": self.notebooks}
+
+
+class Planner:
+    """Collects the runs of one batch; an artefact's declaration adds its runs through the
+    methods below (each adds to the artefact being planned, :attr:`artefact`).
+
+    Attributes:
+        profile, grid: the profile and its :data:`GRIDS` entry.
+        arch: the target architecture of the profile (after overrides).
+        focus, focus_score: dataset and score of the figures beyond the main table.
+        shown: ``{"dataset", "arch", "score"}`` of those figures, for notebook parameters.
+        ablation_ratios: pruning ratios of the ablation (default: the grid's ratios).
+    """
+
+    def __init__(self, profile: str, overrides: dict[str, Any]):
+        self.profile, self.grid, self.overrides = profile, GRIDS[profile], overrides
+        self.arch = make_config(profile, **overrides)["arch"]
+        self.focus, self.focus_score = self.grid["focus"], self.grid["focus_score"]
+        self.shown = {"dataset": self.focus, "arch": self.arch, "score": self.focus_score}
+        self.ablation_ratios = self.grid.get("ablation_ratios", self.grid["ratios"])
+        self.runs: dict[str, Run] = {}
+        self.artefact = ""
+
+    def add(self, needs: str | None = None, **params: Any) -> str:
+        """Plan the run with ``params`` (over the overrides) for the current artefact; returns
+        its run id."""
+        config = {**self.overrides, **params}
+        rid = run_id(make_config(self.profile, **config))
+        run = self.runs.setdefault(rid, Run(rid, config, needs=needs))
+        if self.artefact not in run.artefacts:
+            run.artefacts.append(self.artefact)
+        return rid
+
+    def _prunefuse(self, dataset: str, score: str, seed: int, ratio: float, **kw: Any) -> str:
+        return self.add(dataset=dataset, selector="prunefuse", ratio=ratio, score=score,
+                        seed=seed, **kw)
+
+    def _seeds(self, ratio: float | None) -> list[int]:
+        """The main comparison (baselines, PruneFuse at the main ratio) may get more seeds."""
+        if ratio is None or ratio == self.grid.get("main_ratio"):
+            return self.grid.get("main_seeds", self.grid["seeds"])
+        return self.grid["seeds"]
+
+    def main_runs(self, datasets: list[str] | None = None, scores: list[str] | None = None) -> None:
+        """Baseline AL (random selection for the ``random`` score), the grid's extra baselines
+        and PruneFuse at every ratio, for each dataset and score (default: the focus ones)."""
+        extra = self.grid.get("main_extra", [])
+        for dataset in datasets or [self.focus]:
+            for score in scores or [self.focus_score]:
+                for seed in self._seeds(None):
+                    if score == "random":
+                        self.add(dataset=dataset, selector="random", seed=seed)
+                    else:
+                        self.add(dataset=dataset, selector="dense", score=score, seed=seed)
+                    if "svp" in extra and seed in self.grid.get("main_extra_seeds", [seed]):
+                        self.add(dataset=dataset, selector="svp", proxy_arch=self.grid["svp_proxy"],
+                                 score=score, seed=seed)
+                    if "random" in extra and score != "random":
+                        self.add(dataset=dataset, selector="random", seed=seed)
+                for p in self.grid["ratios"]:
+                    for seed in self._seeds(p):
+                        self._prunefuse(dataset, score, seed, p)
+
+    def variant_runs(self, ratios: list[float], *, scratch_kd: bool = False,
+                     every_epoch: bool = False) -> None:
+        """PruneFuse at ``ratios`` and, on its selection, the target fused without KD and from
+        scratch (and from scratch with KD when ``scratch_kd`` and the grid's ``scratch_kd``
+        allow): the fusion / KD ablation. ``every_epoch``: those targets are tested after every
+        epoch (``eval_every=1``, not part of the run id), for curves over epochs."""
+        budgets = self.grid.get("ablation_budgets")
+        scratch_kd = scratch_kd and self.grid.get("scratch_kd", True)
+        for seed in self.grid["seeds"]:
+            for p in ratios:
+                main = self._prunefuse(self.focus, self.focus_score, seed, p)
+                kd = make_config(self.profile, **self.runs[main].config)["kd_lambda"]
+                variants = [("fused", 0.0), ("scratch", 0.0)] + ([("scratch", kd)] if scratch_kd
+                                                                 else [])
+                for init, lam in variants:
+                    rid = self._prunefuse(self.focus, self.focus_score, seed, p, needs=main,
+                                          target_init=init, kd_lambda=lam,
+                                          selection_from=f"runs/{main}",
+                                          **({"eval_budgets": budgets} if budgets else {}))
+                    if every_epoch:
+                        self.runs[rid].config["eval_every"] = 1
+
+    def v2_runs(self) -> None:
+        """Table 2: PruneFuse V1 and V2 at each of the grid's ``t_syncs``, full runs, per seed."""
+        var = self.grid["variants"]
+        for seed in var["seeds"]:
+            self._prunefuse(self.focus, self.focus_score, seed, var["ratio"])
+            for t in var["t_syncs"]:
+                self._prunefuse(self.focus, self.focus_score, seed, var["ratio"], t_sync=t)
+
+    def fusion_runs(self) -> None:
+        """The readings of fusion: on the selection of the V1 run of the same seed, the
+        target at ``fusion_budgets`` fused by each of the grid's ``fusions``."""
+        var = self.grid["variants"]
+        for seed in var["seeds"]:
+            main = self._prunefuse(self.focus, self.focus_score, seed, var["ratio"])
+            for fusion in var["fusions"]:
+                self._prunefuse(self.focus, self.focus_score, seed, var["ratio"], needs=main,
+                                fusion=fusion, selection_from=f"runs/{main}",
+                                eval_budgets=var["fusion_budgets"])
+
+    def selector_size_runs(self) -> None:
+        """Each Figure 5 target pruned at the Figure 5 ratios, and SVP's proxy selecting for it."""
+        for target in self.grid["figure5_archs"]:
+            for seed in self.grid["seeds"]:
+                for p in self.grid["figure5_ratios"]:
+                    self._prunefuse(self.focus, self.focus_score, seed, p, arch=target)
+                self.add(dataset=self.focus, arch=target, selector="svp",
+                         proxy_arch=self.grid["svp_proxy"], score=self.focus_score, seed=seed)
+
+
+def plan(profile: str, *, overrides: dict[str, Any] | None = None,
+         artefacts: list[str] | None = None) -> Plan:
+    """The runs every artefact of ``profile`` needs, each config validated, in run order.
+
+    Args:
+        profile: a key of :data:`GRIDS` (``paper``, ``cpu``, ``smoke``).
+        overrides: run parameters applied to every run (``device``, ``target_epochs``, ...);
+            the grid's own keys (:data:`GRID_KEYS`) are refused.
+        artefacts: only these keys of :data:`prunefuse.artefacts.ARTEFACTS` (default: all).
+
+    Returns:
+        A :class:`Plan`; a run reusing another's selection comes after it.
+
+    Raises:
+        ConfigError: unknown profile or artefact, a grid key in ``overrides``, or any run
+            config that :func:`prunefuse.config.make_config` rejects.
+    """
+    if profile not in GRIDS:
+        raise ConfigError(f"profile={profile!r}: unknown; choose one of {sorted(GRIDS)}")
+    overrides = dict(overrides or {})
+    clash = sorted(set(overrides) & set(GRID_KEYS))
+    if clash:
+        raise ConfigError(f"{clash}: set by the {profile} grid, cannot be overridden for every "
+                          f"run; overridable: any other key of prunefuse.config.PARAMS")
+    offered = [a for a in ARTEFACTS
+               if "variants" in GRIDS[profile] or a not in VARIANT_ARTEFACTS]
+    wanted = offered if artefacts is None else list(artefacts)
+    bad = sorted(set(wanted) - set(offered))
+    if bad:
+        raise ConfigError(f"artefacts {bad}: unknown for the {profile} grid; choose from "
+                          f"{offered}")
+    planner = Planner(profile, overrides)
+    notebooks = {}
+    for name, art in ARTEFACTS.items():
+        if name not in wanted:
+            continue
+        planner.artefact = name
+        art.runs(planner)
+        notebooks[name] = {"profile": profile, **art.params(planner)}
+    return Plan(profile, _ordered(profile, list(planner.runs.values())), notebooks)
+
+
+def _ordered(profile: str, runs: list[Run]) -> list[Run]:
+    """By the grid's run order (``order``: tiers of rules), then seed by seed: a batch stopped
+    early leaves complete, paired seeds of the most important runs behind. A run reusing a
+    selection has its source's seed and tier, and was planned after it, so it still comes
+    later."""
+    tiers = GRIDS[profile].get("order", [])
+
+    def key(run: Run) -> tuple[int, int]:
+        cfg = make_config(profile, **run.config)
+        if cfg["t_sync"] or cfg["fusion"] != "indices":  # Table 2 and fusion readings: last
+            return len(tiers) + 1, cfg["seed"]
+        for i, rules in enumerate(tiers):
+            if any(all(cfg[k] in v if isinstance(v, list) else cfg[k] == v
+                       for k, v in rule.items()) for rule in rules):
+                return i, cfg["seed"]
+        return len(tiers), cfg["seed"]
+
+    return sorted(runs, key=key)
+
+
+def describe_plan(the_plan: Plan) -> str:
+    """One line per run (id and the artefacts it serves), then the artefact notebooks."""
+    lines = [f"{len(the_plan.runs)} runs ({the_plan.profile} profile):"]
+    lines += [f"  {r.run_id}  [{', '.join(r.artefacts)}]" for r in the_plan.runs]
+    lines.append("artefact notebooks:")
+    lines += [f"  {ARTEFACTS[a].notebook}  {json.dumps(p)}" for a, p in the_plan.notebooks.items()]
+    return "\n".join(lines)
+
+
+__all__ = ["GRIDS", "GRID_KEYS", "Run", "Plan", "Planner", "plan", "describe_plan"]
