@@ -24,6 +24,7 @@ from .config import KD_LAMBDA, KD_TEMPERATURE, SCHEDULES, check_kd
 from .data import augment, norm_constants, normalize
 from .device import resolve_device, resolve_eval_batch
 from .distill import freeze_teacher, kd_loss
+
 SVP_PHASES = (1, 90, 45, 45)  # epochs at lr/10, lr, lr/10, lr/100 in SVP's 181-epoch protocol
 
 
