@@ -122,10 +122,15 @@ def _main_runs(df: pd.DataFrame) -> pd.Series:
     return df["selection_from"].isna()
 
 
+def _ours(df: pd.DataFrame) -> pd.Series:
+    """Runs at our readings: V1, fusion at the kept indices, one selector init per run."""
+    return (df["t_sync"] == 0) & (df["fusion"] == "indices") & (df["selector_init"] == "same")
+
+
 def _prunefuse(df: pd.DataFrame) -> pd.Series:
     """PruneFuse as the paper runs it: fused target trained with KD, own selection."""
     return ((df["selector"] == "prunefuse") & (df["target_init"] == "fused")
-            & (df["kd_lambda"] > 0) & _main_runs(df))
+            & (df["kd_lambda"] > 0) & _main_runs(df) & _ours(df))
 
 
 def _baseline(df: pd.DataFrame) -> pd.Series:
@@ -366,7 +371,7 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
+                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)]
         df, budget = _at_budget(df, budget)
     _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid).
@@ -452,7 +457,7 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios)]
+                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)]
     _require(df, "the ablation", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     pf = "fused + KD (PruneFuse)"
     order = [v for v in VARIANTS if v in set(df["variant"])]
@@ -593,12 +598,101 @@ def agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: st
 
 
 # Artefact name -> builder; the notebooks call these, ``prunefuse.reproduce`` plans for them.
-BUILDERS = {
-    "main_table": main_table,
-    "figure3": figure3_selection_macs,
-    "figure4": figure4_epochs,
-    "figure5": figure5_selector_size,
-    "ablation": ablation,
-    "cost": cost_accuracy,
-    "agreement": agreement,
-}
+def _variant_table(df: pd.DataFrame, out: Path, name: str, *, order: list[str], caption: str,
+                   title: str, profile: str, setting: str) -> Paths:
+    """Accuracy per budget and method (in ``order``) with n and the paired difference against
+    the first method; the tables of :func:`table2` and :func:`fusion_variants`."""
+    baseline = order[0]
+    df = df.sort_values(["budget_pct", "method"], key=lambda c: c.map(order.index)
+                        if c.name == "method" else c)
+    table = _with_diffs(df, ["budget_pct"], baseline=baseline)
+    macs = df.groupby(["budget_pct", "method"])["selection_macs"].mean()
+    rows = [{"budget (% of pool)": f"{r.budget_pct:g}", "method": r.method,
+             "test acc (%)": r.acc, "n": r.n, f"Δ vs {baseline} (pp) [95% CI]": r.diff,
+             "selection GMACs": f"{macs[(r.budget_pct, r.method)] / 1e9:.3g}"}
+            for r in table.itertuples()]
+    paths = _write_table(out, name, df.drop(columns=["epoch_acc_pct", "method"]),
+                         pd.DataFrame(rows), caption, 2)
+    paths["caption"] = write_caption(out, name, title, caption, df, profile=profile,
+                                     setting=setting, files=list(paths.values()))
+    return paths
+
+
+_DIFF_NOTE = ("Δ: paired difference against {} (same seed), mean and 95% Student-t interval "
+              "in percentage points; * marks an interval that excludes zero.")
+
+
+def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float) -> pd.Series:
+    return ((df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
+            & (df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
+            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0)
+            & (df["selector_init"] == "same"))
+
+
+@artefact("table2", files=("csv", "md", "tex"), runs=lambda p: p.v2_runs(),
+          params=lambda p: {**p.shown, "ratio": p.grid["variants"]["ratio"],
+                            "t_syncs": p.grid["variants"]["t_syncs"]})
+def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, dataset: str,
+           arch: str, score: str, ratio: float, t_syncs: list[int]) -> Paths:
+    """Table 2: PruneFuse V1 against V2 (our interpretation, docs/method.md, "Cost
+    accounting") at each synchronisation period T_sync, per budget: accuracy mean ± sd, n,
+    the paired difference against V1 (same seed) and the cumulative selection MACs, which
+    for V2 include the dense trainings it selects with.
+
+    Returns the paths of ``table2.{csv,md,tex,caption.md}``.
+    """
+    out, name = Path(out), "table2"
+    df = results_table(records)
+    if not df.empty:
+        df = df[_pf_runs(df, dataset, arch, score, ratio) & _main_runs(df)
+                & (df["fusion"] == "indices") & df["t_sync"].isin([0, *t_syncs])].copy()
+    _require(df, "Table 2", records, dataset=dataset, arch=arch, score=score, ratio=ratio,
+             t_syncs=t_syncs)
+    df["method"] = [("PruneFuse V1" if t == 0 else f"V2 T_sync={t} ({how})")
+                    for t, how in zip(df["t_sync"], df["v2_derive"])]
+    order = sorted(set(df["method"]), key=lambda m: (m != "PruneFuse V1", m))
+    n = _plots().seeds_note(df, ["budget", "method"])
+    caption = (f"Test accuracy (%) of the fused {arch} target, PruneFuse V1 against V2 at "
+               f"p={ratio:g}; mean ± sd over seeds ({n}). V2 is our interpretation: every "
+               "T_sync rounds the target trained at that budget yields the next selector "
+               "(gather: the same kept indices; reprune: a new L2 pruning), and that training "
+               "is charged to selection. " + _DIFF_NOTE.format("V1"))
+    return _variant_table(df, out, name, order=order, caption=caption,
+                          title="Table 2: PruneFuse V1 vs V2 by synchronisation period",
+                          profile=profile, setting=f"{dataset}; target {arch}; score {score}")
+
+
+@artefact("fusion_variants", files=("csv", "md", "tex"), runs=lambda p: p.fusion_runs(),
+          params=lambda p: {**p.shown, "ratio": p.grid["variants"]["ratio"],
+                            "fusions": p.grid["variants"]["fusions"]})
+def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                    dataset: str, arch: str, score: str, ratio: float,
+                    fusions: list[str]) -> Paths:
+    """The fusion ablation: the same selection, the target initialised by each reading of
+    fusion (:func:`prunefuse.fuse.fuse_variant`: ``indices`` is ours), per budget, with the
+    paired difference against ours.
+
+    Returns the paths of ``fusion_variants.{csv,md,tex,caption.md}``.
+    """
+    out, name = Path(out), "fusion_variants"
+    df = results_table(records)
+    if not df.empty:
+        df = df[_pf_runs(df, dataset, arch, score, ratio) & (df["t_sync"] == 0)
+                & df["fusion"].isin(["indices", *fusions])].copy()
+        # only the budgets every variant was trained at
+        common = df.groupby("fusion")["budget_pct"].agg(set)
+        budgets = set.intersection(*common) if len(common) else set()
+        df = df[df["budget_pct"].isin(budgets)]
+    _require(df, "the fusion variants", records, dataset=dataset, arch=arch, score=score,
+             ratio=ratio, fusions=fusions)
+    df["method"] = df["fusion"]
+    n = _plots().seeds_note(df, ["budget", "method"])
+    caption = (f"Test accuracy (%) of the fused {arch} target (p={ratio:g}, KD) by the reading "
+               f"of fusion, on the same selection; mean ± sd over seeds ({n}). indices (ours): "
+               "every trained tensor at its kept indices into theta_0; fresh: the same into a "
+               "fresh init; conv_only: conv weights only, BN and classifier keep theta_0; fork: "
+               "conv weights at [::2, ::2] when both widths are halved, else the leading corner, "
+               "into a fresh Xavier net. " + _DIFF_NOTE.format("indices"))
+    return _variant_table(df, out, name, order=["indices", *fusions], caption=caption,
+                          title="Ablation: readings of fusion", profile=profile,
+                          setting=f"{dataset}; target {arch}; score {score}")

@@ -209,6 +209,19 @@ def _executor(args: argparse.Namespace):
         raise ConfigError(str(err)) from None
 
 
+def _describe_cost(the_plan, images_per_second: float | None) -> str:
+    from .estimate import describe_cost, measure_images_per_second, plan_cost
+
+    if images_per_second is None:
+        cfg = make_config(the_plan.profile, **the_plan.runs[0].config)
+        images_per_second = measure_images_per_second(cfg["arch"], cfg["dataset"],
+                                                      batch_size=cfg["batch_size"])
+    elif not images_per_second > 0:
+        raise ConfigError(f"--images-per-second {images_per_second:g}: must be > 0")
+    return describe_cost(plan_cost(the_plan, images_per_second=images_per_second),
+                         images_per_second)
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .execute import NotebookRunError
     from .grid import describe_plan, plan
@@ -217,7 +230,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(o) for o in args.overrides)
     only = [a.strip() for a in args.only.split(",")] if args.only else None
     if args.dry_run:
-        print(describe_plan(plan(args.profile, overrides=overrides, artefacts=only)))
+        the_plan = plan(args.profile, overrides=overrides, artefacts=only)
+        print(describe_plan(the_plan))
+        print(_describe_cost(the_plan, args.images_per_second))
         return 0
     out = args.out or f"runs/reproduce-{args.profile}"
     executor = _executor(args)
@@ -335,7 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
                      + ", ".join(ARTEFACTS))
     rep.add_argument("--runs-only", action="store_true", help="execute the runs, not the "
                      "artefact notebooks")
-    rep.add_argument("--dry-run", action="store_true", help="print the planned runs and exit")
+    rep.add_argument("--dry-run", action="store_true", help="print the planned runs, their "
+                     "MACs and hours per artefact and in total, and exit")
+    rep.add_argument("--images-per-second", type=float, help="dry run: training images per "
+                     "second of the profile's target on the machine that will run the grid "
+                     "(default: measured here with a few training steps)")
     rep.add_argument("--executor", choices=list(EXECUTORS), default="local",
                      help="where the runs execute (default local): " + "; ".join(
                          f"{n}, {c.summary}" for n, c in EXECUTORS.items())

@@ -17,8 +17,12 @@ from typing import Any
 
 SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
+SELECTOR_INITS = ("same", "fresh")
+PRECISIONS = ("bf16", "fp32")
+FUSIONS = ("indices", "fresh", "conv_only", "fork")  # readings of prunefuse.fuse.fuse_variant
+V2_DERIVE = ("gather", "reprune")  # prunefuse.fuse.derive_selector
 # Learning-rate schedules of prunefuse.train.lr_at.
-SCHEDULES = ("svp", "cosine", "constant")
+SCHEDULES = ("svp", "svp_exact", "cosine", "constant")
 # Knowledge distillation of the fused target (docs/method.md, "Step 4: train with KD").
 KD_LAMBDA = 0.5  # weight of the distillation term [choice]
 KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
@@ -53,7 +57,9 @@ PARAMS: dict[str, Param] = {
     "eval_budgets": _p(None, (list, NONE), "budgets at which the target is trained; None = all"),
     "selector_epochs": _p(181, int, "epochs per selector training (SVP protocol: 181)"),
     "target_epochs": _p(181, int, "epochs of target training (SVP protocol: 181)"),
-    "schedule": _p("svp", str, "learning-rate schedule: svp (1/90/45/45 proportions), cosine, constant"),
+    "schedule": _p("svp", str, "learning-rate schedule: svp (1/90/45/45 proportions, rounded "
+                   "per phase), svp_exact (closest integer phases, each >= 1 epoch), cosine, "
+                   "constant"),
     "lr": _p(0.1, (float, int), "peak learning rate"),
     "momentum": _p(0.9, (float, int), "SGD momentum"),
     "weight_decay": _p(5e-4, (float, int), "SGD weight decay"),
@@ -70,6 +76,18 @@ PARAMS: dict[str, Param] = {
     "kd_temperature": _p(KD_TEMPERATURE, (float, int), "KD temperature T [choice]"),
     "warm_start": _p(False, bool, "selector continues from last round's weights instead of "
                      "the pruned init [choice: False]"),
+    "selector_init": _p("same", str, "selector weights each round: same (one fixed init per "
+                        "run) [choice] or fresh (a new random init every round, as SVP)"),
+    "fusion": _p("indices", str, "how the trained selector enters the dense target: indices "
+                 "(every tensor at its kept indices into theta_0) [choice], fresh (the same into "
+                 "a fresh init), conv_only (conv weights only; BN and classifier keep theta_0), "
+                 "fork (the forked scripts' placement into a fresh Xavier net)"),
+    "t_sync": _p(0, int, "PruneFuse V2 period in rounds, our interpretation: every t_sync rounds "
+                 "the trained dense target yields the next selector; 0 = V1"),
+    "v2_derive": _p("gather", str, "V2: the next selector from the trained dense net: gather "
+                    "(same kept indices) or reprune (new L2 pruning, new index map)"),
+    "precision": _p("bf16", str, "training and test-evaluation precision on CUDA: bf16 "
+                    "autocast [choice] or fp32 (SVP); pool scoring and the CPU are always fp32"),
     "mc_samples": _p(10, int, "MC-dropout samples for score='bald'"),
     "mc_dropout": _p(0.5, (float, int), "dropout rate of those samples (on penultimate features)"),
     "selection_from": _p(None, (str, NONE), "reuse the selection of this run folder (SVP's "
@@ -86,7 +104,8 @@ PARAMS: dict[str, Param] = {
 NOT_IN_ID = ("device", "compile", "eval_batch_size", "eval_every")
 # Keys added after records existed: at their default they stay out of the run id, so every
 # earlier config keeps its id and its finished records. A new result-relevant key goes here.
-ID_IF_NOT_DEFAULT: tuple[str, ...] = ()
+ID_IF_NOT_DEFAULT: tuple[str, ...] = ("selector_init", "fusion", "t_sync", "v2_derive",
+                                       "precision")
 
 _CPU = {"dataset": "fashion-mnist", "max_train": 4000, "max_test": 2000, "arch": "resnet20",
         "proxy_arch": "resnet8", "initial_fraction": 0.025, "budgets": [0.1, 0.2, 0.3],
@@ -215,6 +234,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"target_init='fused' and kd_lambda>0 need selector='prunefuse' (the "
                           f"pruned selector is what is fused and the KD teacher); got "
                           f"selector={cfg['selector']!r}")
+    _check_variants(cfg)
     if cfg["selector"] == "random" and cfg["score"] != "random":
         cfg["score"] = "random"  # random selection has no score; one id per random run
     if cfg["selector_epochs"] < 1 and trains_selector(cfg):
@@ -226,6 +246,34 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _check_variants(cfg: dict[str, Any]) -> None:
+    """The fusion reading, selector re-initialisation and V2 fit the rest of the config."""
+    pf = cfg["selector"] == "prunefuse"
+    if cfg["fusion"] != "indices" and cfg["target_init"] != "fused":
+        raise ConfigError(f"fusion={cfg['fusion']!r}: only applies with target_init='fused' "
+                          f"(got {cfg['target_init']!r}); leave fusion at 'indices'")
+    if cfg["selector_init"] == "fresh" and cfg["warm_start"]:
+        raise ConfigError("selector_init='fresh' and warm_start=true exclude each other: a "
+                          "warm start continues last round's weights; choose one")
+    if cfg["t_sync"] < 0:
+        raise ConfigError(f"t_sync={cfg['t_sync']}: must be >= 0 (0 = PruneFuse V1)")
+    if cfg["t_sync"] == 0:
+        if cfg["v2_derive"] != "gather":
+            raise ConfigError(f"v2_derive={cfg['v2_derive']!r}: only applies with t_sync > 0")
+        return
+    if not pf or cfg["target_init"] != "fused":
+        raise ConfigError(f"t_sync={cfg['t_sync']}: PruneFuse V2 needs selector='prunefuse' and "
+                          f"target_init='fused' (got {cfg['selector']!r}, "
+                          f"{cfg['target_init']!r})")
+    if cfg["warm_start"] or cfg["selector_init"] != "same" or cfg["selection_from"]:
+        raise ConfigError(f"t_sync={cfg['t_sync']}: V2 derives each selector from the trained "
+                          "dense net; it needs warm_start=false, selector_init='same' and no "
+                          "selection_from")
+    syncs = [b for r, b in enumerate(cfg["budgets"][:-1], start=1) if r % cfg["t_sync"] == 0]
+    missing = [b for b in syncs if b not in cfg["eval_budgets"]]
+    if missing:
+        raise ConfigError(f"t_sync={cfg['t_sync']}: the dense net trained at a sync round is that "
+                          f"budget's target, so eval_budgets must include {missing}")
 # Numeric ranges: key -> (test, what is allowed). Finite numbers only (JSON allows NaN).
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "lr": (lambda v: v > 0, "> 0"),
@@ -343,7 +391,9 @@ def allowed_values() -> dict[str, list[str]]:
 
     return {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
             "selector": list(SELECTORS), "score": sorted(SCORES),
-            "schedule": list(SCHEDULES), "target_init": list(TARGET_INITS)}
+            "schedule": list(SCHEDULES), "target_init": list(TARGET_INITS),
+            "selector_init": list(SELECTOR_INITS), "fusion": list(FUSIONS),
+            "precision": list(PRECISIONS), "v2_derive": list(V2_DERIVE)}
 
 
 def describe_params(profile: str = "paper") -> str:

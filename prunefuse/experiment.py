@@ -5,10 +5,18 @@ the baselines that share the runner).
 Selectors: ``prunefuse`` (the dense target pruned at init, ratio p), ``dense`` (the target
 itself selects: baseline AL), ``svp`` (a small proxy architecture), ``random``. Each round
 the selector is retrained on the labeled set from the same initialization [choice] (or warm
-started), scores the unlabeled pool without augmentation, and the top samples are added.
-At each evaluated budget the target is trained from the dense init (``scratch``) or from the
-fusion of the dense init and the selector trained on that labeled set (``fused``), with KD
+started, or from a fresh random init per round: ``selector_init="fresh"``), scores the
+unlabeled pool without augmentation, and the top samples are added. At each evaluated budget
+the target is trained from the dense init (``scratch``) or from the fusion of the dense init
+and the selector trained on that labeled set (``fused``, in the reading ``fusion``), with KD
 from that selector when ``kd_lambda > 0``, recording test accuracy after every epoch.
+
+PruneFuse V2 (``t_sync > 0``, our interpretation; docs/method.md, "Where we had to choose"):
+after every ``t_sync``-th round but the last, the target trained at that budget is also the
+dense network the next selector is derived from (``v2_derive``: gather or re-prune). That
+training is needed to select, so the ledger charges it to ``selector_training``. The derived
+selector (and, for re-prune, its new index map) is the start of every later selector until
+the next sync; ``index_map_round_XX.json`` records the map in use from round XX + 1 on.
 
 Resumable: every step commits ``state.json`` last, atomically; a re-run of the same config
 continues after the last committed step and ends with the same indices and metrics (on CPU)
@@ -34,7 +42,7 @@ from .config import ConfigError, check_sizes, make_config, run_id, validate
 from .data import DataError, ImageDataset, check_data
 from .device import device_name, resolve_device
 from .flops import CostLedger, count_macs, training_macs
-from .fuse import fuse
+from .fuse import derive_selector, fuse_variant, gather
 from .models import build_model, check_model, count_params
 from .prune import prune_at_init
 from .runs import (
@@ -102,6 +110,7 @@ class Experiment:
             self.selector_init = build_model(cfg["proxy_arch"], nc, ch, seed=cfg["seed"])
         else:
             self.selector_init = None
+        self.v2_base: str | None = None  # the file of the V2-derived selector start, if any
         self.target_macs = count_macs(self.dense_init, self.example)
         self.selector_macs = count_macs(self.selector_init, self.example) if self.selector_init else 0
 
@@ -132,22 +141,60 @@ class Experiment:
                     augmentation=c["augment"], batch_size=c["batch_size"], lr=c["lr"],
                     momentum=c["momentum"], weight_decay=c["weight_decay"],
                     schedule=c["schedule"], eval_batch_size=c["eval_batch_size"],
-                    compile=c["compile"], device=self.device, progress=self.progress)
+                    compile=c["compile"], device=self.device, progress=self.progress,
+                    amp=self._amp())
+
+    def _amp(self) -> bool | None:
+        return None if self.cfg["precision"] == "bf16" else False  # None: bf16 on CUDA only
 
     def seed(self, stream: str, round_: int) -> int:
         """The one seed derivation of a run: ``selector`` (selector training, pool scoring and
-        random picks of round ``round_``) or ``target`` (the target trained at that round)."""
-        offset = {"selector": 0, "target": 500}[stream]
+        random picks of round ``round_``), ``selector_init`` (its fresh init, with
+        ``selector_init="fresh"``), ``target`` (the target trained at that round) or
+        ``fusion_init`` (the fresh dense init of ``fusion`` fresh / fork, round 0)."""
+        offset = {"selector": 0, "selector_init": 250, "target": 500, "fusion_init": 750}[stream]
         return self.cfg["seed"] * 1000 + offset + round_
+
+    # -- the selector's starting point -----------------------------------------------------
+    def selector_start(self, round_: int) -> torch.nn.Module:
+        """A new copy of the weights round ``round_``'s selector starts from: the V2-derived
+        selector after a sync, else a fresh random init (``selector_init="fresh"``; for
+        PruneFuse a fresh dense init cut at the index map), else the run's one init."""
+        cfg = self.cfg
+        if self.v2_base is not None:
+            blob = torch.load(self.dir / CACHE / self.v2_base, weights_only=True)
+            model = copy.deepcopy(self.selector_init)
+            model.load_state_dict(blob["state_dict"])
+            return model
+        if cfg["selector_init"] == "same":
+            return copy.deepcopy(self.selector_init)
+        arch = cfg["proxy_arch"] if cfg["selector"] == "svp" else cfg["arch"]
+        fresh = build_model(arch, self.data.num_classes, self.data.in_channels,
+                            seed=self.seed("selector_init", round_))
+        if cfg["selector"] == "prunefuse":
+            return gather(fresh, copy.deepcopy(self.selector_init), self.index_map)
+        return fresh
+
+    def use_v2_base(self, name: str | None) -> None:
+        """Start later selectors from the V2-derived selector saved as ``cache/<name>``."""
+        self.v2_base = name
+        if name is not None:
+            self.index_map = torch.load(self.dir / CACHE / name,
+                                        weights_only=True)["index_map"]
+
+    def selector_key(self, labeled: list[int]) -> str:
+        """Cache key of the selector trained on ``labeled`` from the current start."""
+        key = _key(labeled)
+        return key if self.v2_base is None else f"{key}-{self.v2_base.removesuffix('.pt')}"
 
     def trained_selector(self, labeled: list[int], round_: int, state: dict) -> tuple:
         """The selector trained on ``labeled``: from the cache on disk or trained now.
 
         Returns (model, record); the record holds the cost, charged to the ledger once.
         """
-        key = _key(labeled)
+        key = self.selector_key(labeled)
         path = self.dir / CACHE / f"selector-{key}.pt"
-        model = copy.deepcopy(self.selector_init)
+        model = self.selector_start(round_)
         if self.cfg["warm_start"] and state.get("last_selector"):
             model.load_state_dict(torch.load(self.dir / CACHE / state["last_selector"],
                                              weights_only=True)["state_dict"])
@@ -163,7 +210,7 @@ class Experiment:
         seconds = time.perf_counter() - start
         start = time.perf_counter()
         test = evaluate(model, self.data_dev.x_test, self.data_dev.y_test, mean=self.data.mean,
-                        std=self.data.std, batch_size=self.cfg["eval_batch_size"])
+                        std=self.data.std, batch_size=self.cfg["eval_batch_size"], amp=self._amp())
         record = {"labeled": len(labeled), "seconds": seconds, "test_acc": test["test_acc"],
                   "train_acc": hist[-1]["train_acc"] if hist else None,
                   "eval_seconds": time.perf_counter() - start,
@@ -175,7 +222,7 @@ class Experiment:
     def charge_selector(self, record: dict, labeled: list[int], state: dict, ledger: CostLedger,
                         category: str = "selector_training") -> None:
         """Charge a selector's training (to ``category``) and its test evaluation, once."""
-        key = _key(labeled)
+        key = self.selector_key(labeled)
         if key not in state["charged"]:
             ledger.add_training(category, self.selector_macs, len(labeled),
                                 self.cfg["selector_epochs"])
@@ -238,21 +285,35 @@ class Experiment:
         return added, row, scores
 
     def train_target(self, budget: float, labeled: list[int], round_: int, state: dict,
-                     ledger: CostLedger, selects_later: bool) -> dict:
+                     ledger: CostLedger, selects_later: bool, sync: bool = False) -> dict:
         """Train the target at ``budget``. ``selects_later``: a later round of this run will
         select with the selector trained on ``labeled``, so that training is charged there,
-        as selection (the same rule as for every baseline); otherwise it is fusion cost."""
+        as selection (the same rule as for every baseline); otherwise it is fusion cost.
+        ``sync``: a V2 sync round; the trained target yields the next selector, so its
+        training and teacher forwards are charged to ``selector_training``, as is the selector
+        it is fused from (the next round selects with the derived one instead). The row's
+        cumulative selection cost is what chose ``labeled``: taken before those charges."""
         cfg = self.cfg
+        d = ledger.to_dict()
+        charge_target = "selector_training" if sync else "target_training"
+        charge_teacher = "selector_training" if sync else "teacher_forward"
         teacher = None
         fusion_source_macs = fusion_source_seconds = 0
         if cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0:
             selector, rec = self.trained_selector(labeled, round_ + 1, state)
             if not selects_later:
                 self.charge_selector(rec, labeled, state, ledger, category="fusion_source")
+            elif sync:
+                self.charge_selector(rec, labeled, state, ledger)
             fusion_source_macs, fusion_source_seconds = rec["macs"], rec["seconds"]
             teacher = selector if cfg["kd_lambda"] > 0 else None
         if cfg["target_init"] == "fused":
-            model = fuse(self.dense_init, selector.cpu(), self.index_map)
+            fresh = self.dense_init
+            if cfg["fusion"] in ("fresh", "fork"):
+                fresh = build_model(cfg["arch"], self.data.num_classes, self.data.in_channels,
+                                    seed=self.seed("fusion_init", 0))
+            model = fuse_variant(cfg["fusion"], dense_init=self.dense_init, fresh_init=fresh,
+                                 pruned_trained=selector.cpu(), index_map=self.index_map)
         else:
             model = copy.deepcopy(self.dense_init)
         idx = torch.tensor(labeled, device=self.data_dev.x_train.device)
@@ -267,21 +328,22 @@ class Experiment:
         eval_seconds = sum(h.get("eval_seconds", 0.0) for h in hist)
         seconds = total - eval_seconds
         n_evals = sum("test_acc" in h for h in hist)
-        macs = ledger.add_training("target_training", self.target_macs, len(labeled),
+        macs = ledger.add_training(charge_target, self.target_macs, len(labeled),
                                    cfg["target_epochs"])
-        ledger.add_seconds("target_training", seconds)
+        ledger.add_seconds(charge_target, seconds)
         eval_macs = ledger.add_forward("evaluation", self.target_macs,
                                        n_evals * self.data.num_test)
         ledger.add_seconds("evaluation", eval_seconds)
         teacher_macs = 0
         if teacher is not None:
             # Inside the training loop, so inside ``seconds``; charged to fusion in MACs only.
-            teacher_macs = ledger.add_forward("teacher_forward", self.selector_macs,
+            teacher_macs = ledger.add_forward(charge_teacher, self.selector_macs,
                                               len(labeled) * cfg["target_epochs"])
+        if sync:
+            self.derive_next_selector(model, round_, state)
         curve = [h for h in hist if "test_acc" in h]
         accs = [h["test_acc"] for h in curve]
         best = max(range(len(accs)), key=accs.__getitem__) if accs else None
-        d = ledger.to_dict()
         return {"kind": "target", "round": round_, "budget": budget, "labeled": len(labeled),
                 "target_init": cfg["target_init"], "kd_lambda": cfg["kd_lambda"],
                 "final_test_acc": accs[-1] if accs else None,
@@ -295,6 +357,21 @@ class Experiment:
                 "fusion_macs": fusion_source_macs + teacher_macs,
                 "cumulative_selection_macs": d["selection_macs"],
                 "cumulative_selection_seconds": d["selection_seconds"]}
+
+
+    def derive_next_selector(self, dense_trained: torch.nn.Module, round_: int,
+                             state: dict) -> None:
+        """V2: save the selector derived from the trained target (and its index map) and
+        start every later selector from it; committed with this round's target step."""
+        name = f"v2-round_{round_:02d}.pt"
+        selector, imap = derive_selector(dense_trained, self.selector_init, self.index_map,
+                                         how=self.cfg["v2_derive"], ratio=self.cfg["ratio"],
+                                         example_input=self.example)
+        atomic_torch_save({"state_dict": selector.state_dict(), "index_map": imap},
+                          self.dir / CACHE / name)
+        atomic_write_json(self.dir / f"index_map_round_{round_:02d}.json", imap)
+        state["v2_base"] = name
+        self.use_v2_base(name)
 
 
 def _initial(pool_size: int, fraction: float, seed: int) -> list[int]:
@@ -449,6 +526,7 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
         say(f"starting: {n_steps} steps (initial set, {len(cfg['budgets'])} selection rounds, "
             f"{len(cfg['eval_budgets'])} targets) on {exp.data.describe()}, {exp.device}")
     ledger = CostLedger.from_dict(state["ledger"])
+    exp.use_v2_base(state.get("v2_base"))
     metrics = read_jsonl(run_dir / METRICS)[: state["n_metrics"]]
     source = None
     if cfg["selection_from"]:
@@ -496,7 +574,9 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
         if budget in cfg["eval_budgets"] and f"target_{r}" not in state["steps"]:
             selects_later = (source is None and r < len(cfg["budgets"])
                              and SCORE_SPECS[cfg["score"]].model)
-            target = exp.train_target(budget, labeled, r, state, ledger, selects_later)
+            sync = bool(cfg["t_sync"]) and r % cfg["t_sync"] == 0 and r < len(cfg["budgets"])
+            target = exp.train_target(budget, labeled, r, state, ledger, selects_later,
+                                      sync=sync)
             if source is not None:  # the cost of the selection this target was trained on
                 reused = source[r].get("metrics", {})
                 for key in ("cumulative_selection_macs", "cumulative_selection_seconds"):

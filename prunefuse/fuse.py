@@ -5,18 +5,28 @@ positions its index map names: conv weights at [kept_out, kept_in], BN weight, b
 running statistics at the kept channels, classifier columns at the kept inputs and its full
 bias. Everything else keeps its initial value. Nothing is frozen.
 
+That is our reading, the run parameter ``fusion="indices"``. :func:`fuse_variant` also
+builds the readings a reader may want to compare it with (docs/method.md, "Where we had to
+choose"): ``fresh`` (the same writes into a fresh initialisation), ``conv_only`` (only conv
+weights are written; BN and the classifier keep theta_0) and ``fork`` (the public forked
+scripts: conv weights only, into a fresh network with Xavier-uniform convs, at ``[::2, ::2]``
+when both widths are exactly halved, else in the leading corner; no index map).
+
 :func:`gather` is the inverse (dense to pruned), used by "PruneFuse V2" to copy the trained
-dense network's kept weights back into the selector.
+dense network's kept weights back into the selector; :func:`derive_selector` is V2's step
+from a trained dense network to the next selector.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
 
-from .prune import IndexMap, index_tuple
+from .config import FUSIONS, V2_DERIVE
+from .prune import IndexMap, index_tuple, prune_at_init
 
 
 def _check_fit(dense_sd: dict, pruned_sd: dict, index_map: IndexMap) -> None:
@@ -43,13 +53,16 @@ def _check_fit(dense_sd: dict, pruned_sd: dict, index_map: IndexMap) -> None:
                 )
 
 
-def fuse(dense_init: nn.Module, pruned_trained: nn.Module, index_map: IndexMap) -> nn.Module:
+def fuse(dense_init: nn.Module, pruned_trained: nn.Module, index_map: IndexMap, *,
+         keys: Iterable[str] | None = None) -> nn.Module:
     """Return a new dense model: the dense init with the trained pruned tensors written in.
 
     Args:
         dense_init: theta_0, the same initialization that was pruned (left unchanged).
         pruned_trained: theta_p after training.
         index_map: from :func:`prunefuse.prune.prune_at_init`.
+        keys: write only these state-dict entries (None = every one); the others keep
+            ``dense_init``'s values.
 
     Returns:
         theta_F, a deep copy of ``dense_init`` on its device, in train mode.
@@ -57,6 +70,8 @@ def fuse(dense_init: nn.Module, pruned_trained: nn.Module, index_map: IndexMap) 
     fused = copy.deepcopy(dense_init)
     dense_sd = fused.state_dict()
     pruned_sd = pruned_trained.state_dict()
+    if keys is not None:
+        pruned_sd = {k: pruned_sd[k] for k in keys}
     _check_fit(dense_sd, pruned_sd, index_map)
     with torch.no_grad():
         for key, small in pruned_sd.items():
@@ -65,6 +80,56 @@ def fuse(dense_init: nn.Module, pruned_trained: nn.Module, index_map: IndexMap) 
             big = dense_sd[key]
             big[index_tuple(index_map[key])] = small.to(big.device, big.dtype)
     return fused.train()
+
+
+def conv_keys(model: nn.Module) -> list[str]:
+    """State-dict keys of every Conv2d's weight (and bias, if it has one)."""
+    return [f"{name}.{p}" for name, m in model.named_modules() if isinstance(m, nn.Conv2d)
+            for p, _ in m.named_parameters(recurse=False)]
+
+
+def fork_placement(dense: nn.Module, pruned: nn.Module) -> IndexMap:
+    """The forked scripts' placement of each conv weight, as an index map: along the output
+    and input channels ``[::2]`` when both are exactly half the dense widths, else the
+    leading ``[:k]``; the kernel whole. It ignores which channels were actually kept."""
+    dense_sd, imap = dense.state_dict(), {}
+    for key in conv_keys(pruned):
+        small, big = pruned.state_dict()[key], dense_sd[key]
+        halved = small.ndim > 1 and all(2 * small.shape[d] == big.shape[d] for d in (0, 1))
+        imap[key] = [list(range(0, big.shape[d], 2)) if halved and d < 2
+                     else list(range(small.shape[d])) for d in range(small.ndim)]
+    return imap
+
+
+def fuse_variant(fusion: str, *, dense_init: nn.Module, fresh_init: nn.Module,
+                 pruned_trained: nn.Module, index_map: IndexMap) -> nn.Module:
+    """The dense target's initialization under the reading ``fusion`` (see the module doc).
+
+    Args:
+        fusion: one of :data:`FUSIONS`; ``"indices"`` is ours (docs/method.md, "Step 3").
+        dense_init: theta_0, the dense initialization that was pruned.
+        fresh_init: another dense initialization of the same architecture (``fresh``,
+            ``fork``); left unchanged.
+        pruned_trained: the trained selector theta_p.
+        index_map: theta_p's index map into theta_0.
+
+    Returns:
+        A new dense model in train mode.
+    """
+    if fusion == "indices":
+        return fuse(dense_init, pruned_trained, index_map)
+    if fusion == "fresh":
+        return fuse(fresh_init, pruned_trained, index_map)
+    convs = conv_keys(pruned_trained)
+    if fusion == "conv_only":
+        return fuse(dense_init, pruned_trained, index_map, keys=convs)
+    if fusion == "fork":
+        base = copy.deepcopy(fresh_init)
+        for m in base.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+        return fuse(base, pruned_trained, fork_placement(base, pruned_trained), keys=convs)
+    raise ValueError(f"fusion={fusion!r}: unknown; choose one of {list(FUSIONS)}")
 
 
 def gather(dense: nn.Module, pruned: nn.Module, index_map: IndexMap) -> nn.Module:
@@ -77,6 +142,32 @@ def gather(dense: nn.Module, pruned: nn.Module, index_map: IndexMap) -> nn.Modul
             if not key.endswith("num_batches_tracked"):
                 small.copy_(dense_sd[key][index_tuple(index_map[key])])
     return pruned
+
+
+def derive_selector(dense_trained: nn.Module, selector: nn.Module, index_map: IndexMap, *,
+                    how: str, ratio: float, example_input: torch.Tensor
+                    ) -> tuple[nn.Module, IndexMap]:
+    """PruneFuse V2 (our interpretation): the next selector from a trained dense network.
+
+    Args:
+        dense_trained: the dense network trained on the labeled set (left unchanged).
+        selector: the current selector (its architecture; its weights are not used).
+        index_map: the current selector's index map.
+        how: ``"gather"``: the same kept channels, their trained weights copied back by
+            :func:`gather`; ``"reprune"``: an L2 re-prune of the trained network at ``ratio``
+            (:func:`prunefuse.prune.prune_at_init`), which yields a new index map.
+        ratio: the pruning ratio p (used by ``reprune``).
+        example_input: one input batch (used by ``reprune`` to trace the network).
+
+    Returns:
+        ``(selector, index_map)``: a new selector holding trained weights, and its map.
+    """
+    dense = copy.deepcopy(dense_trained).cpu()
+    if how == "gather":
+        return gather(dense, copy.deepcopy(selector).cpu(), index_map), index_map
+    if how == "reprune":
+        return prune_at_init(dense, ratio, example_input)
+    raise ValueError(f"v2_derive={how!r}: unknown; choose one of {list(V2_DERIVE)}")
 
 
 def zero_outside(model: nn.Module, index_map: IndexMap) -> nn.Module:

@@ -55,6 +55,11 @@ GRIDS: dict[str, dict[str, Any]] = {
                    {"selector": "prunefuse", "ratio": 0.5}]],
         "figure4_ratios": [0.5], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",
+        # Table 2 (V1 vs V2 at T_sync = 1, 2; full runs) and the fusion readings (the V1
+        # run's selection, target at the largest budget only), 3 seeds at p = 0.5; they run
+        # after everything else.
+        "variants": {"ratio": 0.5, "seeds": [0, 1, 2], "t_syncs": [1, 2],
+                     "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
     },
     # Ten runs of seconds each, for the tests.
     "smoke": {
@@ -63,12 +68,17 @@ GRIDS: dict[str, dict[str, Any]] = {
         "ratios": [0.5, 0.6], "seeds": [0], "figure3_budgets": [0.2, 0.3],
         "figure4_ratios": [0.5, 0.6], "figure5_archs": ["resnet8"], "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",
+        "variants": {"ratio": 0.5, "seeds": [0], "t_syncs": [1],
+                     "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
     },
 }
 
 # Run parameters the grid sets; overriding them for every run would break the grid.
+# Artefacts a grid plans only when it has a "variants" entry (PruneFuse V2 and the readings
+# of fusion, each paired with the V1 run of the same seed at the entry's "ratio").
+VARIANT_ARTEFACTS = ("table2", "fusion_variants")
 GRID_KEYS = ("dataset", "arch", "selector", "ratio", "proxy_arch", "score", "target_init",
-             "kd_lambda", "seed", "selection_from")
+             "kd_lambda", "seed", "selection_from", "t_sync", "fusion")
 
 
 @dataclass
@@ -177,6 +187,25 @@ class Planner:
                     if every_epoch:
                         self.runs[rid].config["eval_every"] = 1
 
+    def v2_runs(self) -> None:
+        """Table 2: PruneFuse V1 and V2 at each of the grid's ``t_syncs``, full runs, per seed."""
+        var = self.grid["variants"]
+        for seed in var["seeds"]:
+            self._prunefuse(self.focus, self.focus_score, seed, var["ratio"])
+            for t in var["t_syncs"]:
+                self._prunefuse(self.focus, self.focus_score, seed, var["ratio"], t_sync=t)
+
+    def fusion_runs(self) -> None:
+        """The readings of fusion: on the selection of the V1 run of the same seed, the
+        target at ``fusion_budgets`` fused by each of the grid's ``fusions``."""
+        var = self.grid["variants"]
+        for seed in var["seeds"]:
+            main = self._prunefuse(self.focus, self.focus_score, seed, var["ratio"])
+            for fusion in var["fusions"]:
+                self._prunefuse(self.focus, self.focus_score, seed, var["ratio"], needs=main,
+                                fusion=fusion, selection_from=f"runs/{main}",
+                                eval_budgets=var["fusion_budgets"])
+
     def selector_size_runs(self) -> None:
         """Each Figure 5 target pruned at the Figure 5 ratios, and SVP's proxy selecting for it."""
         for target in self.grid["figure5_archs"]:
@@ -211,10 +240,13 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
     if clash:
         raise ConfigError(f"{clash}: set by the {profile} grid, cannot be overridden for every "
                           f"run; overridable: any other key of prunefuse.config.PARAMS")
-    wanted = list(ARTEFACTS) if artefacts is None else list(artefacts)
-    bad = sorted(set(wanted) - set(ARTEFACTS))
+    offered = [a for a in ARTEFACTS
+               if "variants" in GRIDS[profile] or a not in VARIANT_ARTEFACTS]
+    wanted = offered if artefacts is None else list(artefacts)
+    bad = sorted(set(wanted) - set(offered))
     if bad:
-        raise ConfigError(f"artefacts {bad}: unknown; choose from {list(ARTEFACTS)}")
+        raise ConfigError(f"artefacts {bad}: unknown for the {profile} grid; choose from "
+                          f"{offered}")
     planner = Planner(profile, overrides)
     notebooks = {}
     for name, art in ARTEFACTS.items():
@@ -235,6 +267,8 @@ def _ordered(profile: str, runs: list[Run]) -> list[Run]:
 
     def key(run: Run) -> tuple[int, int]:
         cfg = make_config(profile, **run.config)
+        if cfg["t_sync"] or cfg["fusion"] != "indices":  # Table 2 and fusion readings: last
+            return len(tiers) + 1, cfg["seed"]
         for i, rules in enumerate(tiers):
             if any(all(cfg[k] in v if isinstance(v, list) else cfg[k] == v
                        for k, v in rule.items()) for rule in rules):

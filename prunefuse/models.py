@@ -203,8 +203,10 @@ class PreActBottleneck(nn.Module):
         return out + skip
 
 
-class PreActWideBlock(nn.Module):
-    """Wide-ResNet block (Zagoruyko & Komodakis 2016): BN-ReLU-3x3 conv twice."""
+class PreActBlock(nn.Module):
+    """Pre-activation basic block (He et al. 2016b): BN-ReLU-3x3 conv twice, 1x1-conv
+    projection (no BN) where the shape changes. The block of SVP's PreAct-ResNet-(6n+2) and,
+    at widths 128/256/512, of Wide-ResNet (Zagoruyko & Komodakis 2016)."""
 
     expansion = 1
 
@@ -264,10 +266,19 @@ def preact_resnet164(num_classes: int, in_channels: int = 3) -> nn.Module:
     return PreActNet(PreActBottleneck, 18, (16, 32, 64), num_classes, in_channels)
 
 
+# SVP's PreAct-ResNet family for CIFAR (its preact8 ... preact110): depth 6n+2 from basic
+# blocks, n per stage, widths 16/32/64; its preact164 is preact-resnet164 above.
+for _depth in (8, 14, 20, 56, 110):
+    register_model(f"preact{_depth}")(
+        lambda num_classes, in_channels=3, _n=(_depth - 2) // 6: PreActNet(
+            PreActBlock, _n, (16, 32, 64), num_classes, in_channels)
+    )
+
+
 @register_model("wrn-16-8")
 def wrn_16_8(num_classes: int, in_channels: int = 3) -> nn.Module:
     """Wide-ResNet-16-8 (no dropout), 11.0M params at 10 classes."""
-    return PreActNet(PreActWideBlock, 2, (128, 256, 512), num_classes, in_channels)
+    return PreActNet(PreActBlock, 2, (128, 256, 512), num_classes, in_channels)
 
 
 class TinyImageNetResNet18(torchvision.models.ResNet):

@@ -26,18 +26,48 @@ from .device import resolve_device, resolve_eval_batch
 from .distill import freeze_teacher, kd_loss
 from .infer import FastForward
 
+SVP_PHASES = (1, 90, 45, 45)  # epochs at lr/10, lr, lr/10, lr/100 in SVP's 181-epoch protocol
+
+
+def svp_exact_phases(epochs: int) -> tuple[int, ...]:
+    """Integer phase lengths closest to SVP's 1:90:45:45 that sum to ``epochs``.
+
+    Closest means the least sum of squared deviations from ``epochs * 1/181, 90/181, ...``,
+    with every phase at least one epoch when there are at least four (ties go to the earlier
+    phase). Adding epochs one at a time to the phase with the smallest marginal increase of
+    that sum is exact for such a separable convex objective. 181 -> (1, 90, 45, 45),
+    20 -> (1, 9, 5, 5), 4 -> (1, 1, 1, 1).
+    """
+    total = sum(SVP_PHASES)
+    quota = [epochs * w / total for w in SVP_PHASES]
+    floor = 1 if epochs >= len(SVP_PHASES) else 0
+    lengths = [floor] * len(SVP_PHASES)
+    for _ in range(epochs - floor * len(SVP_PHASES)):
+        i = min(range(len(lengths)), key=lambda j: (2 * (lengths[j] - quota[j]) + 1, j))
+        lengths[i] += 1
+    return tuple(lengths)
+
 
 def lr_at(epoch: int, epochs: int, base_lr: float, schedule: str = "svp") -> float:
     """Learning rate of ``epoch`` (0-based) out of ``epochs``.
 
     ``svp``: one warm-up epoch at base_lr/10 (when epochs >= 4), then the rest split 2:1:1
-    at base_lr, base_lr/10, base_lr/100; for 181 epochs that is exactly 1/90/45/45.
+    at base_lr, base_lr/10, base_lr/100 by rounding each boundary; for 181 epochs that is
+    exactly 1/90/45/45, for 20 it is 1/10/4/5 and for 4 it is 1/2/0/1.
+    ``svp_exact``: the same four phases at :func:`svp_exact_phases` lengths.
     ``cosine``: half-cosine from base_lr to 0. ``constant``: base_lr.
     """
     if schedule == "constant":
         return base_lr
     if schedule == "cosine":
         return base_lr * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+    if schedule == "svp_exact":
+        end = 0
+        for length, divisor in zip(svp_exact_phases(epochs), (10, 1, 10, 100)):
+            end += length
+            if epoch < end:
+                return base_lr / divisor
+        return base_lr / 100
     if schedule != "svp":
         raise ValueError(f"schedule={schedule!r}: must be one of {SCHEDULES}")
     warm = 1 if epochs >= 4 else 0
@@ -69,12 +99,13 @@ def _prepare(xb: torch.Tensor, mean, std, channels_last: bool) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
              batch_size: int | None = None, device: torch.device | str | None = None,
-             backend: str | None = None) -> dict:
+             backend: str | None = None, amp: bool | None = None) -> dict:
     """Test loss and accuracy (fraction in [0, 1]) of ``model`` on uint8 images ``x``.
 
     ``batch_size`` None = the device default (:func:`prunefuse.device.resolve_eval_batch`).
     The forward is :class:`prunefuse.infer.FastForward` (``backend`` None = its default, the
-    model's own forward; ``"folded"`` = BatchNorm folded into the convolutions). Inputs are
+    model's own forward; ``"folded"`` = BatchNorm folded into the convolutions). ``amp``:
+    bf16 autocast; None = on for CUDA, off on CPU (as :func:`train`). Inputs are
     channels_last: they ran 1.2-1.5x faster on CPU too (benchmarks/RESULTS.md, section 0).
     """
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
@@ -82,7 +113,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
     was_training = model.training
     model.eval()
     forward = FastForward(model, backend)
-    cuda = dev.type == "cuda"
+    amp = dev.type == "cuda" if amp is None else amp
     mean, std = norm_constants(mean, std, dev)
     loss = torch.zeros((), device=dev)
     correct = torch.zeros((), dtype=torch.long, device=dev)
@@ -90,7 +121,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
         for start in range(0, x.shape[0], batch_size):
             xb = _prepare(x[start : start + batch_size].to(dev), mean, std, True)
             yb = y[start : start + batch_size].to(dev)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 out = forward.logits(xb).float()
             loss += F.cross_entropy(out, yb, reduction="sum")
             correct += (out.argmax(1) == yb).sum()
@@ -241,7 +272,7 @@ def train(
         if test is not None and (last or (eval_every and (epoch + 1) % eval_every == 0)):
             t0 = time.perf_counter()
             row.update(evaluate(model, *test, mean=mean, std=std, batch_size=eval_batch_size,
-                                device=dev))
+                                device=dev, amp=amp))
             row["eval_seconds"] = time.perf_counter() - t0
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}",

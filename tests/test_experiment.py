@@ -1,5 +1,6 @@
 """The experiment runner: every selector end to end, records, resume after a kill, config errors."""
 
+import copy
 import json
 import os
 import signal
@@ -9,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from prunefuse.cli import main, run_demo
 from prunefuse.config import ConfigError, make_config, run_id
+from prunefuse.estimate import run_macs
 from prunefuse.experiment import run_experiment
 from prunefuse.runs import read_jsonl, read_scores, results_table, write_report
 
@@ -76,13 +79,15 @@ def test_same_seed_same_selection(tmp_path):
     assert _strip_time(read_jsonl(a / "metrics.jsonl")) == _strip_time(read_jsonl(b / "metrics.jsonl"))
 
 
-def test_kill_and_resume_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("v2", [{}, {"t_sync": 1, "v2_derive": "reprune"}], ids=["v1", "v2"])
+def test_kill_and_resume_matches_uninterrupted(tmp_path, v2):
     overrides = ["dataset=synthetic", "budgets=0.2,0.3,0.4,0.5", "selector_epochs=2",
                  "target_epochs=2", "device=cpu"]  # equal metrics: promised on the CPU
+    overrides += [f"{k}={v}" for k, v in v2.items()]
     cmd = [sys.executable, "-m", "prunefuse.cli", "run", "--profile", "smoke", "--no-progress",
            "--out", str(tmp_path / "killed"), *overrides]
     cfg = make_config("smoke", budgets=[0.2, 0.3, 0.4, 0.5], selector_epochs=2, target_epochs=2,
-                      device="cpu")
+                      device="cpu", **v2)
     run_dir = tmp_path / "killed" / run_id(cfg)
     proc = subprocess.Popen(cmd, start_new_session=True)
     deadline = time.time() + 300
@@ -112,6 +117,9 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     assert json.loads((run_dir / "ledger.json").read_text())["macs"] == \
         json.loads((ref / "ledger.json").read_text())["macs"]
     assert not list(run_dir.rglob("*.tmp"))
+    for p in ref.glob("index_map_round_*.json"):  # V2: the same derived index maps
+        assert json.loads((run_dir / p.name).read_text()) == json.loads(p.read_text())
+    assert len(list(ref.glob("index_map_round_*.json"))) == (3 if v2 else 0)
 
 
 def test_target_from_saved_selection(tmp_path):
@@ -154,6 +162,18 @@ def test_target_from_saved_selection(tmp_path):
     ({"eval_budgets": [0.25]}, "not in budgets"),
     ({"eval_batch_size": 0}, "eval_batch_size=0: must be >= 1"),
     ({"compile": "yes"}, "compile='yes': expected bool, got str"),
+    ({"fusion": "corner"}, "fusion='corner': unknown; choose one of"),
+    ({"fusion": "fresh", "target_init": "scratch"}, "fusion='fresh': only applies with"),
+    ({"selector_init": "fresh", "warm_start": True}, "selector_init='fresh' and warm_start"),
+    ({"precision": "fp16"}, "precision='fp16': unknown; choose one of \\['bf16', 'fp32'\\]"),
+    ({"schedule": "step"}, "schedule='step': unknown"),
+    ({"t_sync": -1}, "t_sync=-1: must be >= 0"),
+    ({"v2_derive": "reprune"}, "v2_derive='reprune': only applies with t_sync > 0"),
+    ({"v2_derive": "copy", "t_sync": 1}, "v2_derive='copy': unknown"),
+    ({"t_sync": 1, "selector": "svp", "kd_lambda": 0, "target_init": "scratch"},
+     "t_sync=1: PruneFuse V2 needs selector='prunefuse'"),
+    ({"t_sync": 1, "warm_start": True}, "t_sync=1: V2 derives"),
+    ({"t_sync": 1, "eval_budgets": [0.3]}, "eval_budgets must include \\[0.2\\]"),
 ])
 def test_config_errors_before_compute(tmp_path, overrides, match):
     with pytest.raises(ConfigError, match=match):
@@ -168,6 +188,20 @@ def test_how_to_compute_keys_do_not_change_the_run_id():
     assert run_id(make_config("smoke", compile=True)) == run_id(base)
     assert run_id(make_config("smoke", device="cpu")) == run_id(base)
     assert run_id(make_config("smoke", batch_size=32)) != run_id(base)
+
+
+def test_new_parameters_at_their_default_keep_the_run_id():
+    base = make_config("smoke")
+    defaults = {"selector_init": "same", "fusion": "indices", "t_sync": 0,
+                "v2_derive": "gather", "precision": "bf16"}
+    assert {k: base[k] for k in defaults} == defaults
+    assert run_id(make_config("smoke", **defaults)) == run_id(base) == "synthetic-resnet8-" \
+        "pf0.5-fused-kd0.5-least_confidence-s0-" + run_id(base).rsplit("-", 1)[1]
+    others = [{"selector_init": "fresh"}, {"fusion": "conv_only"}, {"t_sync": 1},
+              {"t_sync": 1, "v2_derive": "reprune"}, {"precision": "fp32"},
+              {"schedule": "svp_exact"}]
+    ids = {run_id(make_config("smoke", **o)) for o in others}
+    assert len(ids) == len(others) and run_id(base) not in ids
 
 
 def test_cli_run_dry_run_report_and_errors(tmp_path, capsys):
@@ -259,6 +293,7 @@ def test_ledger_closed_form(tmp_path, selector, score):
                          eval_every=0, progress=False)
     ledger = json.loads((run / "ledger.json").read_text())
     assert ledger["macs"] == _closed_form(run, score)
+    assert run_macs(json.loads((run / "config.json").read_text())["config"]) == ledger["macs"]
     targets = [m for m in read_jsonl(run / "metrics.jsonl") if m["kind"] == "target"]
     rounds = [m for m in read_jsonl(run / "metrics.jsonl") if m["kind"] == "round"]
     # Selection cost of a budget is what chose its labeled set, and nothing else.
@@ -284,3 +319,117 @@ def test_selection_macs_ratio_is_per_sample_ratio(tmp_path):
                if m["kind"] == "target"] for s, r in runs.items()}
     for d, p in zip(cum["dense"], cum["prunefuse"]):
         assert d / p == pytest.approx(want, rel=1e-12)
+
+
+# -- PruneFuse V2 (our interpretation) and the readings to compare ----------------------------
+
+def _v2_closed_form(run):
+    """V1's ledger moved and extended by V2's syncs: after round r (r % t_sync == 0, r < R)
+    the target at L_r is charged to selection with its teacher forwards, and round r+1's
+    selector is trained (and tested) again on L_r, from the derived start."""
+    expect = _closed_form(run)
+    rec = json.loads((run / "config.json").read_text())
+    cfg = rec["config"]
+    sel, tgt = rec["selector_model"]["macs_per_sample"], rec["target"]["macs_per_sample"]
+    sizes = [len(json.loads(p.read_text())["labeled"])
+             for p in sorted((run / "selections").glob("round_??.json"))]
+    es, et = cfg["selector_epochs"], cfg["target_epochs"]
+    syncs = [sizes[r] for r in range(1, len(sizes) - 1) if r % cfg["t_sync"] == 0]
+    for n in syncs:
+        expect["selector_training"] += 3 * tgt * n * et + sel * n * et + 3 * sel * n * es
+        expect["target_training"] -= 3 * tgt * n * et
+        expect["teacher_forward"] -= sel * n * et
+        expect["evaluation"] += sel * rec["test_size"]
+    return expect, syncs
+
+
+@pytest.fixture(scope="module")
+def v1_v2_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("v2")
+    kw = {"profile": "smoke", "out": out, "progress": False, "eval_every": 0, "device": "cpu",
+          "budgets": [0.2, 0.3, 0.4]}
+    return {name: run_experiment(**kw, **o) for name, o in (
+        ("v1", {}), ("gather", {"t_sync": 1}), ("reprune", {"t_sync": 1, "v2_derive": "reprune"}),
+        ("gather2", {"t_sync": 2}))}
+
+
+@pytest.mark.parametrize("name", ["gather", "reprune", "gather2"])
+def test_v2_ledger_closed_form(v1_v2_runs, name):
+    run = v1_v2_runs[name]
+    expect, syncs = _v2_closed_form(run)
+    assert len(syncs) == {"gather2": 1}.get(name, 2)
+    assert json.loads((run / "ledger.json").read_text())["macs"] == expect
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert run_macs(cfg) == expect  # the dry run's estimate is the ledger, before running
+
+
+def test_v2_gather_and_reprune_differ_as_they_should(v1_v2_runs):
+    from prunefuse.prune import pruned_from_index_map
+
+    rec = {k: _strip_time(read_jsonl(r / "metrics.jsonl")) for k, r in v1_v2_runs.items()}
+    first = json.loads((v1_v2_runs["v1"] / "index_map.json").read_text())
+    # Before the first sync every run is V1: the same round 1 and the same target at 20%.
+    for name in ("gather", "reprune"):
+        assert rec[name][:2] == rec["v1"][:2]
+        assert json.loads((v1_v2_runs[name] / "index_map.json").read_text()) == first
+    maps = {name: [json.loads((v1_v2_runs[name] / f"index_map_round_{r:02d}.json").read_text())
+                   for r in (1, 2)] for name in ("gather", "reprune")}
+    assert maps["gather"] == [first, first]  # gather keeps the kept indices
+    assert all(m != first for m in maps["reprune"]) and maps["reprune"][0] != maps["reprune"][1]
+    for m in maps["reprune"]:  # a valid channel pruning of the target, at the same widths
+        pruned = pruned_from_index_map("resnet8", 10, m)
+        assert [len(v[0]) for v in m.values() if v] == [len(v[0]) for v in first.values() if v]
+        assert pruned(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    # After the sync the selector starts elsewhere: round 2's selector is not V1's.
+    sel_acc = {k: [m.get("selector_test_acc") for m in v if m["kind"] == "round"]
+               for k, v in rec.items()}
+    assert sel_acc["gather"][0] == sel_acc["v1"][0]
+    assert sel_acc["gather"][1] != sel_acc["v1"][1] or sel_acc["reprune"][1] != sel_acc["v1"][1]
+    two = v1_v2_runs["gather2"]  # T_sync = 2 with 3 rounds: one sync, after round 2
+    assert [(two / f"index_map_round_{r:02d}.json").exists() for r in (1, 2)] == [False, True]
+    assert rec["gather2"][:4] == rec["v1"][:4]  # rounds 1-2 and the target at 20%: V1's
+
+
+def test_selector_init_fresh_draws_a_new_init_per_round(tmp_path):
+    from prunefuse.experiment import Experiment
+    from prunefuse.fuse import gather
+    from prunefuse.models import build_model
+
+    for selector in ("prunefuse", "svp"):
+        same = Experiment(make_config("smoke", selector=selector,
+                                      **({} if selector == "prunefuse" else
+                                         {"target_init": "scratch", "kd_lambda": 0})),
+                          tmp_path, progress=False)
+        fresh = Experiment({**same.cfg, "selector_init": "fresh"}, tmp_path, progress=False)
+        a, b = same.selector_start(1), same.selector_start(2)
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                     b.state_dict().values()))
+        f1, f1b, f2 = fresh.selector_start(1), fresh.selector_start(1), fresh.selector_start(2)
+        assert all(torch.equal(x, y) for x, y in zip(f1.state_dict().values(),
+                                                     f1b.state_dict().values()))
+        assert not torch.equal(f1.conv1.weight, f2.conv1.weight)
+        assert not torch.equal(f1.conv1.weight, a.conv1.weight)
+        want = build_model("resnet8", 10, seed=fresh.seed("selector_init", 2))
+        if selector == "prunefuse":  # the pruned architecture, cut from a fresh dense init
+            want = gather(want, copy.deepcopy(same.selector_init), same.index_map)
+        assert all(torch.equal(x, y) for x, y in zip(f2.state_dict().values(),
+                                                     want.state_dict().values()))
+        assert same._train_kw()["amp"] is None  # bf16 autocast on CUDA, fp32 on CPU
+        assert Experiment({**same.cfg, "precision": "fp32"}, tmp_path,
+                          progress=False)._train_kw()["amp"] is False
+
+
+@pytest.mark.parametrize("overrides", [{"fusion": "fork", "selector_init": "fresh"},
+                                       {"fusion": "conv_only", "schedule": "svp_exact",
+                                        "precision": "fp32"}])
+def test_variants_run_end_to_end(tmp_path, overrides):
+    base = run_experiment(profile="smoke", out=tmp_path, progress=False, eval_budgets=[0.3],
+                          device="cpu")
+    run = run_experiment(profile="smoke", out=tmp_path, progress=False, eval_budgets=[0.3],
+                         device="cpu", **overrides)
+    assert (run / "DONE").exists() and run != base
+    assert json.loads((run / "config.json").read_text())["config"] == \
+        make_config("smoke", eval_budgets=[0.3], device="cpu", **overrides)
+    targets = [m for m in read_jsonl(run / "metrics.jsonl") if m["kind"] == "target"]
+    base_targets = [m for m in read_jsonl(base / "metrics.jsonl") if m["kind"] == "target"]
+    assert targets[0]["epochs"][0]["train_loss"] != base_targets[0]["epochs"][0]["train_loss"]

@@ -16,6 +16,43 @@ def test_param_counts_match_literature(name, expected):
     assert count_params(build_model(name, 10)) == expected
 
 
+def _preact_closed_form(block: str, n: int, widths=(16, 32, 64), classes=10) -> int:
+    """Parameters of a CIFAR pre-activation net, summed layer by layer from its definition:
+    3x3 stem to 16, n blocks per stage, 1x1 projection (no BN) where the shape changes,
+    final BN and the classifier. BN has 2 parameters per channel."""
+    total, c_in = 3 * 16 * 9, 16
+    for planes in widths:
+        for _ in range(n):
+            if block == "basic":
+                c_out = planes
+                body = 2 * c_in + 9 * c_in * planes + 2 * planes + 9 * planes * planes
+            else:  # bottleneck: 1x1 reduce, 3x3, 1x1 expand x4
+                c_out = 4 * planes
+                body = (2 * c_in + c_in * planes + 2 * planes + 9 * planes * planes
+                        + 2 * planes + planes * c_out)
+            total += body + (c_in * c_out if c_in != c_out else 0)  # every stride-2 block
+            # also changes the width, so the width alone decides the projection
+            c_in = c_out
+    return total + 2 * c_in + c_in * classes + classes
+
+
+@pytest.mark.parametrize("name,block,n", [
+    ("preact8", "basic", 1), ("preact14", "basic", 2), ("preact20", "basic", 3),
+    ("preact56", "basic", 9), ("preact110", "basic", 18), ("preact-resnet164", "bottleneck", 18),
+])
+def test_preact_param_counts_closed_form(name, block, n):
+    assert count_params(build_model(name, 10)) == _preact_closed_form(block, n)
+
+
+def test_preact_closed_form_by_hand():
+    # preact8 (n=1): stem 432; stage 1 (16->16, identity) 32+2304+32+2304; stage 2
+    # (16->32, stride 2) 32+4608+64+9216 + projection 512; stage 3 (32->64) 64+18432+128+36864
+    # + projection 2048; final BN 128; fc 64*10+10.
+    by_hand = 432 + 4672 + 14432 + 57536 + 128 + 650
+    assert _preact_closed_form("basic", 1) == by_hand == 77_850
+    assert _preact_closed_form("bottleneck", 18) == 1_703_258  # "1.70M" (He et al. 2016b)
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_runs_and_exposes_features(name):
     size = 64 if name == "resnet18" else 32

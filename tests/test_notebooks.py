@@ -97,8 +97,58 @@ def test_paper_plan_covers_every_artefact():
              else c["proxy_arch"]) for c in fig5} == {
         (a, "prunefuse", p) for a in ("resnet14", "resnet20") for p in (0.5, 0.6)} | {
         ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
-    assert set(plan.notebooks) == set(ARTEFACTS)
-    assert len(grid.plan("cpu").runs) == 30 and len(grid.plan("smoke").runs) == 10
+    assert set(plan.notebooks) == set(ARTEFACTS) - set(grid.VARIANT_ARTEFACTS)
+    # the variant artefacts add 3 seeds x (V2 at T_sync 1, 2 + 3 fusion readings) to cpu,
+    # 1 x (1 + 3) to smoke; their V1 runs are the main ones
+    base = [a for a in ARTEFACTS if a not in grid.VARIANT_ARTEFACTS]
+    assert len(grid.plan("cpu", artefacts=base).runs) == 30
+    assert len(grid.plan("smoke", artefacts=base).runs) == 10
+    assert len(grid.plan("cpu").runs) == 30 + 15 and len(grid.plan("smoke").runs) == 10 + 4
+
+
+@pytest.mark.parametrize("profile,seeds,t_syncs", [("smoke", [0], [1]), ("cpu", [0, 1, 2], [1, 2])])
+def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
+    plan = grid.plan(profile, artefacts=["table2", "fusion_variants"])
+    cfgs = {r.run_id: make_config(profile, **r.config) for r in plan.runs}
+    by = {}
+    for r in plan.runs:
+        c = cfgs[r.run_id]
+        assert c["selector"] == "prunefuse" and c["ratio"] == 0.5 and c["seed"] in seeds
+        by.setdefault((c["t_sync"], c["fusion"]), []).append((c, r))
+    v1 = {c["seed"]: r.run_id for c, r in by[(0, "indices")]}
+    assert sorted(v1) == seeds  # one V1 run per seed, shared by both artefacts
+    assert all(set(r.artefacts) == {"table2", "fusion_variants"} for _, r in by[(0, "indices")])
+    assert sorted(t for t, f in by if t) == t_syncs
+    for t in t_syncs:  # V2: full runs of their own, same seeds
+        assert sorted(c["seed"] for c, r in by[(t, "indices")]) == seeds
+        assert all(r.needs is None and c["selection_from"] is None for c, r in by[(t, "indices")])
+    for fusion in ("fresh", "conv_only", "fork"):  # the V1 run's selection, largest budget
+        runs = by[(0, fusion)]
+        assert sorted(c["seed"] for c, _ in runs) == seeds
+        for c, r in runs:
+            assert r.needs == v1[c["seed"]] and c["selection_from"] == f"runs/{r.needs}"
+            assert c["eval_budgets"] == [0.3] and c["t_sync"] == 0
+    assert len(plan.runs) == len(seeds) * (1 + len(t_syncs) + 3)
+    assert plan.notebooks["table2"]["t_syncs"] == t_syncs
+    assert plan.notebooks["fusion_variants"]["fusions"] == ["fresh", "conv_only", "fork"]
+    if profile == "cpu":  # after every run of the study, and each after the run it reuses
+        full = grid.plan("cpu")
+        order = [r.run_id for r in full.runs]
+        first_variant = min(order.index(r.run_id) for r in plan.runs
+                            if cfgs[r.run_id]["t_sync"] or cfgs[r.run_id]["fusion"] != "indices")
+        assert first_variant == len(full.runs) - 15
+    with pytest.raises(ConfigError, match=r"artefacts \['table2'\]: unknown for the paper grid"):
+        grid.plan("paper", artefacts=["table2"])
+
+
+def test_cpu_dry_run_lists_the_variant_artefacts(capsys):
+    assert main(["reproduce", "--profile", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("50 runs (cpu profile):")
+    assert sum("table2" in ln for ln in out.splitlines() if ln.startswith("  ")) == 3 * 3 + 1
+    assert sum("fusion_variants" in ln for ln in out.splitlines()
+               if ln.startswith("  ")) == 3 * 4 + 1
+    assert "table2.ipynb" in out and "fusion_variants.ipynb" in out
 
 
 def test_plan_rejects_what_would_break_the_grid():
@@ -173,7 +223,7 @@ def batch(tmp_path_factory):
 
 def test_smoke_batch_writes_records_and_executed_notebooks(batch):
     plan = json.loads((batch / "plan.json").read_text())
-    assert plan["profile"] == "smoke" and len(plan["runs"]) == 10
+    assert plan["profile"] == "smoke" and len(plan["runs"]) == 14
     for run in plan["runs"]:
         run_dir = batch / "runs" / run["run_id"]
         for name in ("DONE", "config.json", "metrics.jsonl", "ledger.json", nbx.EXPERIMENT):
@@ -243,7 +293,7 @@ def test_smoke_batch_writes_every_figure_and_table(batch):
 def test_rerun_skips_finished_runs(batch):
     lines = []
     result = rep.reproduce("smoke", batch, run_figures=False, log=lines.append)
-    assert result["executed"] == [] and len(result["skipped"]) == 10
+    assert result["executed"] == [] and len(result["skipped"]) == 14
     assert all("done, skipped" in line for line in lines)
 
 
@@ -345,3 +395,56 @@ def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
     # selection 1 s (1e9 MACs at 1e-9 s per MAC here) + 1 s target training
     assert rows["PruneFuse p=0.520"].endswith("| 2.0 |")
     assert rows["Baseline30"].endswith("| 9.0 |")
+
+
+def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(tmp_path):
+    from prunefuse import artefacts
+
+    records, out = tmp_path / "runs", tmp_path / "figures"
+    for seed, v1 in enumerate([0.50, 0.70]):
+        _record(records, seed, [v1 - 0.1, v1], [1e9, 2e9], selector="prunefuse")
+        _record(records, seed, [v1 - 0.1, v1 + 0.02], [1e9, 5e9], selector="prunefuse", t_sync=1)
+        _record(records, seed, [v1 - 0.1, v1 - 0.05 * (seed + 1)], [1e9, 2e9],
+                selector="prunefuse", fusion="fork")
+    kw = dict(profile="smoke", dataset="synthetic", arch="resnet8", score="least_confidence",
+              ratio=0.5)
+    md = artefacts.table2(records, out, t_syncs=[1], **kw)["md"].read_text()
+    # 30%: V1 50, 70 -> 60.00 ± 14.14; V2 52, 72: +2 points in both seeds
+    assert "| 30 | PruneFuse V1 | 60.00 ± 14.14 | 2 |  | 2 |" in md
+    assert "| 30 | V2 T_sync=1 (gather) | 62.00 ± 14.14 | 2 | +2.00 [+2.00, +2.00]* | 5 |" in md
+    assert "fork" not in md
+    fv = artefacts.fusion_variants(records, out, fusions=["fork"], **kw)
+    md = fv["md"].read_text()
+    # fork at 30%: 45, 60 -> 52.50 ± 10.61; differences -5, -10: mean -7.5, t(1) interval
+    assert "| 30 | indices | 60.00 ± 14.14 | 2 |  | 2 |" in md
+    assert "| 30 | fork | 52.50 ± 10.61 | 2 | -7.50 [" in md and "V2" not in md
+    assert "n=2 seeds" in fv["caption"].read_text()
+    main = artefacts.main_table(records, out, datasets=["synthetic"], arch="resnet8",
+                                scores=["least_confidence"], ratios=[0.5], profile="smoke")
+    assert "| 30 | PruneFuse p=0.5 | 60.00 ± 14.14 | 2 |" in main["md"].read_text()
+
+
+def test_dry_run_prints_runs_macs_and_hours_per_artefact(capsys):
+    from prunefuse.estimate import DATASET_SHAPES, forward_macs, plan_cost, run_macs
+
+    plan = grid.plan("smoke")
+    cost = plan_cost(plan, images_per_second=500.0)
+    macs = {r.run_id: sum(run_macs(make_config("smoke", **r.config)).values())
+            for r in plan.runs}
+    assert cost["total"]["runs"] == 14 and cost["total"]["macs"] == sum(macs.values())
+    target = forward_macs("resnet8", *DATASET_SHAPES["synthetic"][2:])
+    assert cost["total"]["hours"] == pytest.approx(sum(macs.values()) / (3 * target * 500) / 3600)
+    for artefact in plan.notebooks:
+        mine = [r.run_id for r in plan.runs if artefact in r.artefacts]
+        assert cost[artefact]["runs"] == len(mine)
+        assert cost[artefact]["macs"] == sum(macs[m] for m in mine)
+    assert main(["reproduce", "--profile", "smoke", "--dry-run", "--images-per-second",
+                 "500"]) == 0
+    out = capsys.readouterr().out
+    total = [ln.split() for ln in out.splitlines() if ln.strip().startswith("total")]
+    assert total == [["total", "14", f"{sum(macs.values()) / 1e15:.4g}",
+                      f"{cost['total']['hours']:.3g}"]]
+    assert any(ln.split()[:2] == ["table2", "2"] for ln in out.splitlines())
+    assert main(["reproduce", "--profile", "smoke", "--dry-run", "--images-per-second",
+                 "0"]) == 2
+    assert "--images-per-second 0: must be > 0" in capsys.readouterr().err

@@ -4,7 +4,16 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunefuse.fuse import fuse, gather, zero_outside
+from prunefuse.fuse import (
+    FUSIONS,
+    conv_keys,
+    derive_selector,
+    fork_placement,
+    fuse,
+    fuse_variant,
+    gather,
+    zero_outside,
+)
 from prunefuse.models import build_model, count_params
 from prunefuse.prune import (
     index_tuple,
@@ -107,16 +116,44 @@ def test_nothing_to_prune_is_a_clear_error():
         prune_at_init(OnlyLinear(), 0.5, torch.zeros(1, 4))
 
 
-@pytest.mark.parametrize("arch,size", [("preact-resnet164", 32), ("wrn-16-8", 32),
-                                       ("resnet18", 64)])
+PREACT = ["preact8", "preact14", "preact20", "preact56", "preact110", "preact-resnet164"]
+
+
+@pytest.mark.parametrize("arch,size", [(a, 32) for a in PREACT] + [("wrn-16-8", 32),
+                                                                   ("resnet18", 64)])
 def test_other_architectures_prune_and_fuse(arch, size):
     x = torch.randn(2, 3, size, size)
     dense = build_model(arch, 10, seed=0)
     pruned, imap = prune_at_init(dense, 0.6, x[:1])
+    dsd = dense.state_dict()
+    for key, tensor in pruned.state_dict().items():  # the index map slices theta_0
+        if imap[key]:
+            assert torch.equal(dsd[key][index_tuple(imap[key])], tensor), key
+    for (name, m), (_, d) in zip(pruned.named_modules(), dense.named_modules()):
+        if isinstance(m, nn.Conv2d):
+            assert m.out_channels == kept_channels(d.out_channels, 0.6), name
+            expected_in = d.in_channels if name == "conv1" else kept_channels(d.in_channels, 0.6)
+            assert m.in_channels == expected_in, name
     assert pruned(x).shape == (2, 10)
     assert count_params(pruned) / count_params(dense) == pytest.approx(0.16, rel=0.2)
     fused = zero_outside(fuse(dense, pruned, imap), imap).eval()
     torch.testing.assert_close(fused(x), pruned.eval()(x), rtol=1e-4, atol=1e-4)
+    if arch in PREACT[:-1]:
+        _check_preact_streams(imap, n=(int(arch[len("preact"):]) - 2) // 6)
+
+
+def _check_preact_streams(imap, n):
+    """The residual stream of a stage is one group: the stem (stage 1) or the projection
+    (stages 2, 3) and every block's second conv write the same kept channels, which the next
+    blocks' pre-activation BNs read; the last stream feeds the final BN and the classifier."""
+    for s, writer in ((1, "conv1"), (2, "layer2.0.shortcut"), (3, "layer3.0.shortcut")):
+        stream = imap[f"{writer}.weight"][0]
+        assert len(stream) == kept_channels(16 * 2 ** (s - 1), 0.6)
+        for j in range(n):
+            assert imap[f"layer{s}.{j}.conv2.weight"][0] == stream
+            if j > 0:
+                assert imap[f"layer{s}.{j}.bn1.weight"][0] == stream
+    assert imap["bn.weight"][0] == imap["fc.weight"][1] == imap["layer3.0.shortcut.weight"][0]
 
 
 def _perturb(model):
@@ -182,3 +219,86 @@ def test_save_and_load_pruned_round_trip(tmp_path, resnet20_pruned):
     torch.testing.assert_close(loaded.eval()(x), trained(x))
     with pytest.raises(ValueError, match="index_map"):
         pruned_from_index_map("resnet8", 10, imap)
+
+
+def _written(big, small, ix):
+    """Mask of the positions ``ix`` of ``big``; asserts they hold ``small``."""
+    mask = torch.zeros_like(big, dtype=torch.bool)
+    mask[index_tuple(ix)] = True
+    assert torch.equal(big[index_tuple(ix)], small)
+    return mask
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_each_fusion_variant_copies_exactly_what_it_says(resnet20_pruned, fusion):
+    dense, _, imap = resnet20_pruned
+    fresh = build_model("resnet20", 10, seed=1)
+    assert not torch.equal(fresh.conv1.weight, dense.conv1.weight)
+    trained = _perturb(pruned_from_index_map("resnet20", 10, imap))
+    fused = fuse_variant(fusion, dense_init=dense, fresh_init=fresh, pruned_trained=trained,
+                         index_map=imap)
+    convs = set(conv_keys(trained))
+    base = {"indices": dense, "fresh": fresh, "conv_only": dense, "fork": fresh}[fusion]
+    bsd, fsd, tsd = base.state_dict(), fused.state_dict(), trained.state_dict()
+    assert len(convs) == 1 + 18 + 2 and all(k.endswith(".weight") for k in convs)  # stem,
+    # 9 blocks x 2, 2 projection shortcuts
+    place = fork_placement(dense, trained) if fusion == "fork" else imap
+    for key, big in fsd.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        copied = fusion in ("indices", "fresh") or key in convs
+        if not copied:  # BN and the classifier keep the base init
+            assert torch.equal(big, bsd[key]), key
+            continue
+        mask = _written(big, tsd[key], place[key])
+        if fusion == "fork":  # the rest of each conv: a Xavier-uniform draw
+            bound = (6 / (big.shape[0] * big[0, 0].numel() + big.shape[1] * big[0, 0].numel())
+                     ) ** 0.5
+            assert big[~mask].abs().max() <= bound and not torch.equal(big[~mask], bsd[key][~mask])
+        else:
+            assert torch.equal(big[~mask], bsd[key][~mask]), key
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                 build_model("resnet20", 10, seed=1)
+                                                 .state_dict().values()))  # inputs untouched
+
+
+def test_fork_placement_interleaves_halved_widths_else_leading_corner(resnet20_pruned):
+    dense, pruned, imap = resnet20_pruned  # p=0.5: 16/32/64 -> 8/16/32, exactly halved
+    place = fork_placement(dense, pruned)
+    assert place["layer1.0.conv1.weight"][:2] == [list(range(0, 16, 2))] * 2
+    assert place["layer2.0.conv1.weight"][:2] == [list(range(0, 32, 2)), list(range(0, 16, 2))]
+    assert place["conv1.weight"][:2] == [list(range(8)), [0, 1, 2]]  # RGB in: not halved
+    assert place["layer1.0.conv1.weight"][2:] == [[0, 1, 2]] * 2  # the kernel whole
+    assert place["layer1.0.conv1.weight"] != imap["layer1.0.conv1.weight"]  # ignores the map
+    thin, _ = prune_at_init(dense, 0.6, X32)  # 16 -> 6: not halved
+    assert fork_placement(dense, thin)["layer1.0.conv1.weight"][:2] == [list(range(6))] * 2
+
+
+def test_unknown_fusion_is_a_clear_error(resnet20_pruned):
+    dense, pruned, imap = resnet20_pruned
+    with pytest.raises(ValueError, match="fusion='bogus': unknown; choose one of"):
+        fuse_variant("bogus", dense_init=dense, fresh_init=dense, pruned_trained=pruned,
+                     index_map=imap)
+
+
+def test_v2_derive_gather_keeps_the_map_reprune_ranks_the_trained_net(resnet20_pruned):
+    dense, pruned, imap = resnet20_pruned
+    trained_dense = _perturb(build_model("resnet20", 10, seed=2))
+    before = {k: v.clone() for k, v in trained_dense.state_dict().items()}
+    sel_g, map_g = derive_selector(trained_dense, pruned, imap, how="gather", ratio=0.5,
+                                   example_input=X32)
+    sel_r, map_r = derive_selector(trained_dense, pruned, imap, how="reprune", ratio=0.5,
+                                   example_input=X32)
+    assert map_g is imap and map_r != imap
+    # reprune: an L2 ranking of the *trained* filters (this group is not residual-coupled).
+    norms = trained_dense.layer1[0].conv1.weight.flatten(1).norm(dim=1)
+    assert map_r["layer1.0.conv1.weight"][0] == sorted(torch.argsort(-norms)[:8].tolist())
+    tsd = trained_dense.state_dict()
+    for sel, m in ((sel_g, map_g), (sel_r, map_r)):  # both hold the trained weights at their map
+        assert count_params(sel) == count_params(pruned)
+        for key, t in sel.state_dict().items():
+            if m[key]:
+                assert torch.equal(t, tsd[key][index_tuple(m[key])]), key
+    assert all(torch.equal(before[k], v) for k, v in tsd.items())
+    with pytest.raises(ValueError, match="v2_derive='x': unknown"):
+        derive_selector(trained_dense, pruned, imap, how="x", ratio=0.5, example_input=X32)

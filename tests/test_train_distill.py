@@ -9,7 +9,7 @@ from prunefuse.device import resolve_eval_batch
 from prunefuse.distill import kd_kl, kd_loss
 from prunefuse.models import build_model
 from prunefuse.prune import prune_at_init
-from prunefuse.train import evaluate, lr_at, train
+from prunefuse.train import evaluate, lr_at, svp_exact_phases, train
 
 
 def test_kd_zero_when_student_equals_teacher():
@@ -55,6 +55,44 @@ def test_svp_schedule_181_epochs():
         lr_at(0, 10, 0.1, "step")
 
 
+def _phases(epochs, schedule):
+    """Lengths of the runs of equal learning rate, in epoch order, as (divisor, length)."""
+    out = []
+    for e in range(epochs):
+        div = round(1.0 / lr_at(e, epochs, 1.0, schedule))
+        if out and out[-1][0] == div:
+            out[-1][1] += 1
+        else:
+            out.append([div, 1])
+    return [tuple(p) for p in out]
+
+
+@pytest.mark.parametrize("epochs,svp,exact", [
+    (181, [(10, 1), (1, 90), (10, 45), (100, 45)], (1, 90, 45, 45)),
+    # svp rounds each boundary: the lr/10 phase comes out shorter than the lr/100 one ...
+    (20, [(10, 1), (1, 10), (10, 4), (100, 5)], (1, 9, 5, 5)),
+    # ... and at 4 epochs the lr/10 phase vanishes, merging warm-up-like lr/100 at the end.
+    (4, [(10, 1), (1, 2), (100, 1)], (1, 1, 1, 1)),
+])
+def test_schedule_phase_lengths(epochs, svp, exact):
+    assert _phases(epochs, "svp") == svp  # the default, kept for existing runs
+    assert svp_exact_phases(epochs) == exact and sum(exact) == epochs
+    assert _phases(epochs, "svp_exact") == [(d, n) for d, n in zip((10, 1, 10, 100), exact)]
+
+
+def test_svp_exact_is_the_closest_integer_split():
+    # Brute force: among all splits with every phase >= 1, the least squared deviation from
+    # epochs * (1, 90, 45, 45) / 181; ties to the earlier phase, as in lexicographic order.
+    for epochs in range(4, 24):
+        quota = [epochs * w / 181 for w in (1, 90, 45, 45)]
+        best = min(((a, b, c, epochs - a - b - c) for a in range(1, epochs)
+                    for b in range(1, epochs) for c in range(1, epochs) if epochs - a - b - c >= 1),
+                   key=lambda s: (round(sum((x - q) ** 2 for x, q in zip(s, quota)), 12),
+                                  [-x for x in s]))
+        assert svp_exact_phases(epochs) == best, epochs
+    assert svp_exact_phases(3) == (0, 1, 1, 1) and svp_exact_phases(0) == (0, 0, 0, 0)
+
+
 @pytest.fixture(scope="module")
 def synthetic():
     return load_dataset("synthetic", num_train=300, num_test=100, seed=0)
@@ -66,6 +104,17 @@ def _run(ds, seed, teacher=None):
                  batch_size=64, seed=seed, teacher=teacher, progress=False, device="cpu",
                  test=(ds.x_test, ds.y_test))
     return model, hist
+
+
+def test_amp_flag_reaches_the_forward_passes(synthetic):
+    """precision='fp32' passes amp=False; on the CPU amp=None is fp32 too, amp=True is not."""
+    kw = dict(mean=synthetic.mean, std=synthetic.std, epochs=1, batch_size=64, seed=0,
+              progress=False, device="cpu", test=(synthetic.x_test, synthetic.y_test))
+    runs = {amp: train(build_model("resnet8", 10, seed=0), synthetic.x_train, synthetic.y_train,
+                       amp=amp, **kw)[0] for amp in (None, False, True)}
+    assert runs[None]["train_loss"] == runs[False]["train_loss"]
+    assert runs[None]["test_loss"] == runs[False]["test_loss"]
+    assert runs[True]["train_loss"] != runs[False]["train_loss"]
 
 
 def test_same_seed_same_losses_on_cpu(synthetic):
