@@ -467,7 +467,7 @@ def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, scor
 
 def _provenance(run: dict) -> dict:
     """What a caption says about a run (:func:`prunefuse.artefacts.write_caption`)."""
-    return {"run_id": run["run_id"], "device_name": run.get("device_name"),
+    return {"run_id": run["run_id"], "device": run.get("device_name"),
             "threads": run.get("threads"), "git_commit": run.get("git_commit"),
             "finished": (Path(run["path"]) / "DONE").read_text().strip()}
 
@@ -529,7 +529,7 @@ def selector_agreement(records: str | os.PathLike, out: str | os.PathLike, *, pr
     paths = artefacts._write_table(out, name, df, pd.DataFrame(rows), caption, 2)
     paths.update(zip(("pdf", "png"), plot_agreement_by_ratio(
         df, out / name, title=f"Pruned vs dense selector, {dataset}, {arch}")))
-    keys = ["run_id", "device_name", "threads", "git_commit", "finished"]  # _provenance's
+    keys = ["run_id", "device", "threads", "git_commit", "finished"]  # _provenance's
     involved = pd.concat([df[keys], df[[f"dense_{k}" for k in keys]].set_axis(keys, axis=1)])
     paths["caption"] = artefacts.write_caption(
         out, name, "Selector agreement: does the pruned network choose like the dense one?",
