@@ -3,11 +3,11 @@ its run records charged, by ledger category and by method.
 
     python benchmarks/grid_time.py runs/cpu
 
-Reads only records (``plan.json``, ``runs/*/ledger.json``, ``config.json``, ``DONE``,
-``log.txt``); nothing is timed here. The wall-clock is from the batch's first run start
-(the first ``log.txt`` attempt header) to its last ``DONE``. Seconds charged per run cover
-training, scoring and evaluation; what is left of run time is process start, data loading,
-MAC counting and notebook overhead.
+Reads only records (``plan.json``, ``runs/*/ledger.json``, ``config.json``, ``DONE``);
+nothing is timed here. The wall-clock is from the batch's first run start (its
+``config.json``, written once when the run starts) to its last ``DONE``. Seconds charged per
+run cover training, scoring and evaluation; what is left of run time is process start, data
+loading, MAC counting and notebook overhead.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from prunefuse.flops import CATEGORIES
-from prunefuse.runs import LOG, find_runs, method_label
+from prunefuse.runs import CONFIG, find_runs, method_label
 
 
 def _done_time(run: dict) -> dt.datetime:
@@ -35,12 +35,13 @@ def main() -> None:
     print(f"batch {batch}: {len(runs)} of {len(plan['runs'])} planned runs finished")
     if not runs:
         return
-    starts = [Path(r["path"], LOG).stat().st_ctime for r in runs if Path(r["path"], LOG).exists()]
+    # config.json is written once, when a run starts (log.txt changes with every attempt).
+    starts = [Path(r["path"], CONFIG).stat().st_mtime for r in runs]
     done = [_done_time(r) for r in runs]
     if starts:
         first = dt.datetime.fromtimestamp(min(starts), tz=dt.timezone.utc)
         span = (max(done) - first).total_seconds()
-        print(f"wall-clock, first log to last DONE: {span / 60:.1f} min (an upper bound if the "
+        print(f"wall-clock, first run start to last DONE: {span / 60:.1f} min (an upper bound if the "
               "batch was interrupted and resumed)")
     by_cat = dict.fromkeys(CATEGORIES, 0.0)
     by_method: dict[str, float] = {}

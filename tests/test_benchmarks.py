@@ -48,7 +48,6 @@ def test_grid_time_reads_a_batch(tmp_path):
     from prunefuse.experiment import run_experiment
 
     run = run_experiment(profile="smoke", out=tmp_path / "runs", progress=False, device="cpu")
-    (run / "log.txt").write_text("attempt 1\n")
     (tmp_path / "plan.json").write_text(json.dumps({"runs": [{"run_id": run.name}] * 2}))
     ledger = json.loads((run / "ledger.json").read_text())
     proc = subprocess.run([sys.executable, str(BENCH / "grid_time.py"), str(tmp_path)],
