@@ -392,7 +392,7 @@ def _data(cfg: dict[str, Any]) -> ImageDataset:
     try:
         return check_data(cfg)
     except DataError as err:
-        raise ConfigError(str(err)) from None
+        raise ConfigError(str(err)) from err  # --debug shows what check_data found
 
 
 def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:

@@ -188,7 +188,7 @@ def _strip_time(x):
 
 def _record(run_dir: Path) -> dict:
     """What the tables read, without wall-clock fields."""
-    sel = {p.name: json.loads(p.read_text()) for p in sorted((run_dir / "selections").iterdir())}
+    sel = {p.name: json.loads(p.read_text()) for p in sorted((run_dir / "selections").glob("round_??.json"))}
     index_map = run_dir / "index_map.json"
     return {"metrics": _strip_time(read_jsonl(run_dir / "metrics.jsonl")),
             "selections": _strip_time(sel),

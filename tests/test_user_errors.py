@@ -141,17 +141,17 @@ def test_checks_before_any_folder_device_selection_and_data(tmp_path, capsys, mo
     monkeypatch.setitem(DATASETS, "absent", absent)
     monkeypatch.setitem(DATASETS, "truncated", truncated)
     assert run("dataset=absent", "data_root=/d") == (
-        2, "prunefuse run: error: dataset='absent': my-data not found in /d\n")
+        2, "prunefuse run: error: dataset='absent', data_root='/d': my-data not found in /d\n")
     assert run("dataset=truncated", "data_root=/d") == (
-        2, "prunefuse run: error: dataset='truncated': /d/x.bin: truncated\n")
+        2, "prunefuse run: error: dataset='truncated', data_root='/d': /d/x.bin: truncated\n")
     assert run("max_train=4") == (
         2, "prunefuse run: error: max_train=4: a pool of 4 images gives 1 initial and [1, 1] "
            "labeled images at budgets [0.2, 0.3]; every round must add at least one image: use "
            "a larger pool (max_train) or budgets further apart\n")
     code, err = run("dataset=absent", "--debug")  # the traceback, then the same line
     assert code == 2 and err.startswith("Traceback (most recent call last):")
-    assert "DatasetNotFoundError" in err and err.endswith("dataset='absent': my-data not found "
-                                                          f"in {default_root()}\n")
+    assert "DatasetNotFoundError" in err and err.endswith(
+        f"dataset='absent', data_root=None: my-data not found in {default_root()}\n")
 
 
 def test_demo_checks_every_method_before_the_first_run(tmp_path, capsys, monkeypatch):
@@ -175,7 +175,7 @@ def test_run_needs_a_profile_and_help_shows_what_runs(capsys):
     assert "one of: cifar10, cifar100, fashion-mnist, synthetic, tiny-imagenet" in text
     assert "one of: prunefuse, dense, svp, random" in text
     assert "one of: bald, entropy, kcenter, least_confidence, margin, random" in text
-    assert "one of: svp, cosine, constant" in text and "resnet110, resnet14, resnet18" in text
+    assert "one of: svp, svp_exact, cosine, constant" in text and "resnet110, resnet14, resnet18" in text
     assert '  smoke  dataset="synthetic" arch="resnet8"' in text
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
