@@ -153,9 +153,9 @@ def _log_to(run_dir: Path):
 def result_line(run_dir: Path) -> str:
     """One line: the final test accuracy at the last evaluated budget and the selection cost
     behind it (docs/method.md, "Cost accounting")."""
-    from .runs import read_jsonl
+    from .runs import METRICS, read_jsonl
 
-    targets = [m for m in read_jsonl(run_dir / "metrics.jsonl") if m.get("kind") == "target"]
+    targets = [m for m in read_jsonl(run_dir / METRICS) if m.get("kind") == "target"]
     last = targets[-1]
     return (f"result: test accuracy {100 * last['final_test_acc']:.2f}% at budget "
             f"{100 * last['budget']:g}% of the pool ({last['labeled']} labeled images); "

@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 from . import plots
-from .runs import find_runs, finished_at, load_run, method_label, read_scores, scores_path
+from .runs import (
+    CONFIG,
+    find_runs,
+    finished_at,
+    load_run,
+    method_label,
+    read_scores,
+    scores_path,
+)
 from .select import SCORE_SPECS
 
 plt = plots.plt
@@ -42,7 +50,7 @@ def _run(run) -> dict:
     if isinstance(run, dict):
         return run
     path = Path(run)
-    if not (path / "config.json").exists():
+    if not (path / CONFIG).exists():
         raise FileNotFoundError(f"run={str(path)!r}: not a run folder (no config.json); pass "
                                 "a folder out/<run_id> written by run_experiment")
     return load_run(path)
