@@ -50,6 +50,9 @@ def plot_accuracy_and_cost(table, path: str | os.PathLike, title: str = "") -> l
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     sns.lineplot(data=df, x="budget_pct", y="acc_pct", hue="method", marker="o",
                  errorbar=CI, ax=ax1)
+    # Below the panel, so that the legend never covers a line.
+    sns.move_legend(ax1, "upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, title=None,
+                    frameon=False)
     ax1.set(xlabel="labeled set (% of pool)", ylabel="target test accuracy (%)",
             title=f"accuracy (mean, 95% CI; n={n} seed{'s' if n != 1 else ''})")
     last = df[df["budget"] == df["budget"].max()].copy()
