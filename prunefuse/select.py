@@ -357,16 +357,19 @@ def _mar(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.T
     return margin(pool.probs, budget)
 
 
-def _bald_values(pool: PoolOutputs, labeled_features) -> torch.Tensor:
+def _mc_probs(pool: PoolOutputs) -> torch.Tensor:
     if pool.mc_probs is None:
         raise ValueError("score='bald': score_pool(..., mc_samples>0) must provide mc_probs")
-    return bald_scores(pool.mc_probs)
+    return pool.mc_probs
+
+
+def _bald_values(pool: PoolOutputs, labeled_features) -> torch.Tensor:
+    return bald_scores(_mc_probs(pool))
 
 
 @register_score("bald", values=_bald_values, mc_samples=True)
 def _bald(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
-    _bald_values(pool, labeled_features)
-    return bald(pool.mc_probs, budget)
+    return bald(_mc_probs(pool), budget)
 
 
 def _kcenter_values(pool: PoolOutputs, labeled_features) -> torch.Tensor:
