@@ -37,6 +37,17 @@ class NotebookRunError(RuntimeError):
         self.output, self.cell, self.ename, self.evalue = output, cell, ename, evalue
 
 
+def declared_types(spec: dict) -> tuple[type, ...] | None:
+    """The types a parameter's annotation accepts (``float``, ``"Optional[int]"``), or None
+    if it has none that is known."""
+    name = spec["inferred_type_name"]
+    optional = name.startswith("Optional[") and name.endswith("]")
+    types = _TYPES.get(name[len("Optional["):-1] if optional else name)
+    if types is None:
+        return None
+    return (*types, type(None)) if optional else types
+
+
 def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
     """The parameters a notebook declares (papermill's view of its ``parameters`` cell):
     name -> {``inferred_type_name``, ``default``, ``help``}."""
@@ -62,7 +73,7 @@ def check_parameters(notebook: str | os.PathLike, parameters: dict[str, Any]) ->
                              f"{sorted(declared)}")
     for key, value in parameters.items():
         spec = declared[key]
-        types = _TYPES.get(spec["inferred_type_name"])
+        types = declared_types(spec)
         if types is None:  # no annotation: take the type of the default literal
             try:
                 types = (type(ast.literal_eval(spec["default"])),)
@@ -120,4 +131,4 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
 
 
 __all__ = ["NOTEBOOKS", "EXPERIMENT", "ParameterError", "NotebookRunError", "notebook_parameters",
-           "check_parameters", "check_kernel", "execute_notebook"]
+           "check_parameters", "declared_types", "check_kernel", "execute_notebook"]

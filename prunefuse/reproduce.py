@@ -46,8 +46,10 @@ class BatchError(NotebookRunError):
 
 
 def run_parameters(profile: str, run: Run) -> dict[str, Any]:
-    """The experiment notebook's parameters for one planned run (working directory: ``out``)."""
-    return {"profile": profile, "config": run.config, "out": "runs", "progress": False}
+    """The experiment notebook's parameters for one planned run (working directory: ``out``):
+    the run parameters over the profile, each a notebook parameter of its own, as
+    ``papermill -p key value`` would pass them."""
+    return {"profile": profile, **run.config, "out": "runs", "progress": False}
 
 
 def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLike | None = None,

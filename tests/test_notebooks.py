@@ -8,7 +8,10 @@ about 3 minutes on 2 CPU cores.
 
 import ast
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -20,7 +23,8 @@ from prunefuse import grid
 from prunefuse import reproduce as rep
 from prunefuse.artefacts import ARTEFACTS
 from prunefuse.cli import main
-from prunefuse.config import ConfigError, make_config, run_id
+from prunefuse.config import (NOTEBOOK_EXTRAS, PARAMS, ConfigError, from_notebook, make_config,
+                              notebook_parameters_cell, run_id)
 
 NOTEBOOKS = sorted(nbx.NOTEBOOKS.glob("*.ipynb"))
 EXPERIMENT = nbx.NOTEBOOKS / nbx.EXPERIMENT
@@ -59,10 +63,11 @@ def test_notebook_is_clean_and_parameterized(path):
     declared = nbx.notebook_parameters(path)
     assert len(declared) == len(lines), "one parameter per line"
     for name, spec in declared.items():
-        assert spec["inferred_type_name"] in nbx._TYPES, f"{name}: needs a type annotation"
+        types = nbx.declared_types(spec)
+        assert types is not None, f"{name}: needs a type annotation"
         assert spec["help"], f"{name}: needs a comment saying what it is"
         value = ast.literal_eval(spec["default"])
-        assert isinstance(value, nbx._TYPES[spec["inferred_type_name"]]), name
+        assert isinstance(value, types), name
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -72,6 +77,58 @@ def test_notebook_is_clean_and_parameterized(path):
         defs = [n for n in ast.walk(tree)
                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
         assert not defs, "no function or class definitions in notebooks: logic goes in the library"
+
+
+def test_experiment_takes_every_run_parameter():
+    nb = nbformat.read(EXPERIMENT, as_version=4)
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert cell.source == notebook_parameters_cell()
+    declared = nbx.notebook_parameters(EXPERIMENT)
+    assert list(declared) == [*NOTEBOOK_EXTRAS, *PARAMS]
+    for key in PARAMS:
+        assert declared[key]["default"] == "None", key  # None: the profile's value
+        for value in (PARAMS[key].default, None):
+            nbx.check_parameters(EXPERIMENT, {key: value})
+
+
+def test_from_notebook_resolves_none_and_rejects_unknown_names():
+    ns = {"profile": "smoke", "out": "runs", "progress": True, **dict.fromkeys(PARAMS)}
+    assert from_notebook(ns) == make_config("smoke")
+    history = ["", 'profile: str = "demo"',
+               '# Parameters\nratio = 0.7\nseed = 1\nbudgets = "0.2,0.4"\n']
+    got = from_notebook({**ns, "ratio": 0.7, "seed": 1, "budgets": "0.2,0.4", "In": history})
+    assert got == make_config("smoke", ratio=0.7, seed=1, budgets=[0.2, 0.4])
+    history.append('# Parameters\nratoi = 0.5\nprofile = "smoke"\n')
+    with pytest.raises(ConfigError, match=r"unknown notebook parameter\(s\) \['ratoi'\]; "
+                                          r"allowed: \[.*'ratio'"):
+        from_notebook({**ns, "ratoi": 0.5, "In": history})
+    with pytest.raises(ConfigError, match=r"ratio=1.5: .*\[0, 1\)"):
+        from_notebook({**ns, "ratio": 1.5})
+
+
+def test_papermill_cli_passes_run_parameters(tmp_path):
+    """The real papermill command line, on the smoke profile: -p values reach the run, and a
+    name that is not a parameter fails the notebook before any compute, naming it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(rep.__file__).parents[1])}
+    papermill = [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3"]
+    out = tmp_path / "runs"
+    args = ["-p", "profile", "smoke", "-p", "ratio", "0.7", "-p", "seed", "1", "-p", "out",
+            str(out), "-p", "progress", "False", "-p", "budgets", "0.2,0.4"]
+    proc = subprocess.run([*papermill, str(EXPERIMENT), str(tmp_path / "ok.ipynb"), *args],
+                          env=env, capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = make_config("smoke", ratio=0.7, seed=1, budgets=[0.2, 0.4])
+    record = json.loads((out / run_id(expected) / "config.json").read_text())
+    assert record["config"] == expected and (out / run_id(expected) / "DONE").exists()
+    bad = tmp_path / "bad.ipynb"
+    proc = subprocess.run([*papermill, str(EXPERIMENT), str(bad), "-p", "profile", "smoke",
+                           "-p", "ratoi", "0.5", "-p", "out", str(tmp_path / "bad-runs")],
+                          env=env, capture_output=True, text=True, timeout=3000)
+    assert proc.returncode != 0
+    (error,) = _errors(nbformat.read(bad, as_version=4))
+    assert error.ename == "ConfigError"
+    assert error.evalue.startswith("unknown notebook parameter(s) ['ratoi']; allowed: ")
+    assert not (tmp_path / "bad-runs").exists()  # nothing computed, no folder
 
 
 # -- planning and checks (no kernels) ----------------------------------------------------------
@@ -194,8 +251,8 @@ def test_a_declared_artefact_is_planned_listed_and_selectable(monkeypatch, capsy
 def test_mistyped_parameter_is_rejected_before_anything_runs(tmp_path, capsys):
     with pytest.raises(nbx.ParameterError, match=r"unknown parameter\(s\) \['profle'\].*'profile'"):
         nbx.check_parameters(EXPERIMENT, {"profle": "smoke"})
-    with pytest.raises(nbx.ParameterError, match=r"config='\{\}' is str, expected dict"):
-        nbx.execute_notebook(EXPERIMENT, tmp_path / "out.ipynb", {"config": "{}"})
+    with pytest.raises(nbx.ParameterError, match=r"budgets=\{\} is dict, expected list or NoneType"):
+        nbx.execute_notebook(EXPERIMENT, tmp_path / "out.ipynb", {"budgets": {}})
     with pytest.raises(nbx.ParameterError, match="progress=1 is int, expected bool"):
         nbx.check_parameters(EXPERIMENT, {"progress": 1})
     with pytest.raises(nbx.ParameterError, match="ratios='0.5' is str, expected list"):
@@ -230,7 +287,8 @@ def test_smoke_batch_writes_records_and_executed_notebooks(batch):
         for name in ("DONE", "config.json", "metrics.jsonl", "ledger.json", nbx.EXPERIMENT):
             assert (run_dir / name).exists(), (run["run_id"], name)
         nb = nbformat.read(run_dir / nbx.EXPERIMENT, as_version=4)
-        assert not _errors(nb) and nb.metadata.papermill.parameters["config"] == run["config"]
+        passed = nb.metadata.papermill.parameters
+        assert not _errors(nb) and {k: passed[k] for k in run["config"]} == run["config"]
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
     for artefact in ARTEFACTS.values():
