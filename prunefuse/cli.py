@@ -21,7 +21,7 @@ from .config import (
     parse_override,
     run_id,
 )
-from .runs import RunBusyError
+from .runs import DiskFullError, RunBusyError
 
 LOG = "log.txt"  # per run, in its folder; the executors of reproduce append to it too
 
@@ -389,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"prunefuse {args.command}: error: {err}", file=sys.stderr)
         return 3 if isinstance(err, RunBusyError) else 2
+    except DiskFullError as err:  # nothing lost: the same command resumes once there is space
+        if args.debug:
+            traceback.print_exc()
+        print(f"prunefuse {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -48,6 +48,26 @@ def declared_types(spec: dict) -> tuple[type, ...] | None:
     return (*types, type(None)) if optional else types
 
 
+def beside_notebook(namespace: dict[str, Any], *parts: str) -> Path:
+    """A path in the folder of the running notebook, whatever the kernel's working directory.
+
+    The notebook is the one Jupyter names (``__session__`` in ``namespace``, or the
+    ``JPY_SESSION_NAME`` environment variable, when either is an existing ``.ipynb``). Papermill
+    does not tell the kernel which notebook runs: then the package's notebook folder (from a
+    clone, ``prunefuse/notebooks``; ``runs/`` there is git-ignored), or the working directory
+    where that folder is read-only (an installed package).
+
+    Args:
+        namespace: the notebook's ``globals()``.
+        *parts: path components below that folder.
+    """
+    for name in (namespace.get("__session__"), os.environ.get("JPY_SESSION_NAME")):
+        if isinstance(name, str) and name.endswith(".ipynb") and Path(name).is_file():
+            return Path(name).resolve().parent.joinpath(*parts)
+    base = NOTEBOOKS if os.access(NOTEBOOKS, os.W_OK) else Path.cwd()
+    return base.joinpath(*parts)
+
+
 def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
     """The parameters a notebook declares (papermill's view of its ``parameters`` cell):
     name -> {``inferred_type_name``, ``default``, ``help``}."""
@@ -130,5 +150,5 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
     return output
 
 
-__all__ = ["NOTEBOOKS", "EXPERIMENT", "ParameterError", "NotebookRunError", "notebook_parameters",
+__all__ = ["NOTEBOOKS", "EXPERIMENT", "beside_notebook", "ParameterError", "NotebookRunError", "notebook_parameters",
            "check_parameters", "declared_types", "check_kernel", "execute_notebook"]

@@ -92,6 +92,18 @@ def read_config(run_dir: str | os.PathLike) -> dict:
     return json.loads((Path(run_dir) / CONFIG).read_text())
 
 
+class DiskFullError(OSError):
+    """A record could not be written because the disk (or the quota) is full: one line,
+    ``disk full: <path>``. Nothing was lost: the file's previous version, if any, is
+    untouched, so the same command resumes once there is space."""
+
+    def __init__(self, path: str | os.PathLike, code: int = errno.ENOSPC):
+        super().__init__(code, "disk full", str(path))
+
+    def __str__(self) -> str:
+        return f"disk full: {self.filename}"
+
+
 def _atomic(path: str | os.PathLike, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,8 +115,10 @@ def _atomic(path: str | os.PathLike, write) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(path, err.errno) from err
         raise
     return path
 
@@ -172,10 +186,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` atomically."""
+    """``torch.save`` atomically. Serialized in memory first: torch's own writer reports a
+    full disk as an unrelated ``unexpected pos`` error, a plain write as ENOSPC."""
+    import io
+
     import torch
 
-    return _atomic(path, lambda f: torch.save(obj, f))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return _atomic(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def scores_path(run_dir: str | os.PathLike, round_: int) -> Path:

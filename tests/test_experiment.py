@@ -1,6 +1,7 @@
 """The experiment runner: every selector end to end, records, resume after a kill, config errors."""
 
 import copy
+import errno
 import json
 import os
 import signal
@@ -435,3 +436,52 @@ def test_variants_run_end_to_end(tmp_path, overrides):
     targets = [m for m in read_jsonl(run / "metrics.jsonl") if m["kind"] == "target"]
     base_targets = [m for m in read_jsonl(base / "metrics.jsonl") if m["kind"] == "target"]
     assert targets[0]["epochs"][0]["train_loss"] != base_targets[0]["epochs"][0]["train_loss"]
+
+
+def test_disk_full_is_one_line_and_loses_nothing(tmp_path, monkeypatch, capsys):
+    from prunefuse import runs
+
+    path = tmp_path / "record.json"
+    runs.atomic_write_json(path, {"v": 1})
+    real_fsync, calls = os.fsync, []
+
+    def full(fd):
+        calls.append(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs.os, "fsync", full)
+    for write in (lambda: runs.atomic_write_json(path, {"v": 2}),
+                  lambda: runs.atomic_torch_save({"v": 2}, path)):
+        with pytest.raises(runs.DiskFullError) as info:
+            write()
+        assert str(info.value) == f"disk full: {path}" and info.value.errno == errno.ENOSPC
+        assert json.loads(path.read_text()) == {"v": 1}  # the old version, untouched
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]  # no temp file
+    # A run whose disk fills mid-way: one line, exit 1; the same command then finishes it,
+    # with the metrics of a run that never stopped.
+    fills_at = 6
+
+    def fill_later(fd):
+        calls.append(fd)
+        if len(calls) == fills_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    calls.clear()
+    monkeypatch.setattr(runs.os, "fsync", fill_later)
+    out = tmp_path / "runs"
+    args = ["run", "--profile", "smoke", "--out", str(out), "--no-progress", "selector=random"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    (run_dir,) = out.iterdir()
+    assert err.startswith(f"prunefuse run: error: disk full: {run_dir}/") and "\n" not in err
+    monkeypatch.setattr(runs.os, "fsync", real_fsync)
+    assert main(args) == 0 and (run_dir / "DONE").exists()
+    again = run_experiment(profile="smoke", out=tmp_path / "whole", selector="random",
+                           progress=False)
+
+    def strip(rows):
+        return [{k: v for k, v in m.items() if "seconds" not in k and k != "epochs"}
+                for m in rows]
+
+    assert strip(read_jsonl(run_dir / "metrics.jsonl")) == strip(read_jsonl(again / "metrics.jsonl"))

@@ -10,6 +10,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -364,6 +365,46 @@ def test_quickstart_notebook_runs_on_smoke(batch, tmp_path):
     assert (out / "quickstart.pdf").exists() and (out / "quickstart.png").exists()
     random_run = out / run_id(make_config("smoke", selector="random"))
     assert (random_run / "DONE").exists()
+
+
+def test_beside_notebook_ignores_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert nbx.beside_notebook({}, "runs", "q") == nbx.NOTEBOOKS / "runs" / "q"
+    nb = tmp_path / "mine.ipynb"
+    nb.write_text("{}")
+    assert nbx.beside_notebook({"__session__": str(nb)}, "runs") == tmp_path / "runs"
+    monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
+    assert nbx.beside_notebook({}, "runs") == tmp_path / "runs"
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "gone.ipynb"))
+    assert nbx.beside_notebook({}) == nbx.NOTEBOOKS
+    monkeypatch.setattr(nbx.os, "access", lambda path, mode: False)  # installed read-only
+    monkeypatch.chdir(tmp_path)
+    assert nbx.beside_notebook({}, "runs") == tmp_path / "runs"
+
+
+def test_quickstart_writes_beside_itself_from_any_directory(tmp_path):
+    """Jupyter names the notebook (JPY_SESSION_NAME); the kernel starts elsewhere; the default
+    profile is smoke, so it takes seconds."""
+    declared = nbx.notebook_parameters(nbx.NOTEBOOKS / "quickstart.ipynb")
+    assert declared["profile"]["default"] == '"smoke"' and declared["out"]["default"] == '""'
+    nb_dir, elsewhere = tmp_path / "nb", tmp_path / "elsewhere"
+    nb_dir.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(nbx.NOTEBOOKS / "quickstart.ipynb", nb_dir / "quickstart.ipynb")
+    env = {**os.environ, "PYTHONPATH": str(Path(rep.__file__).parents[1]),
+           "JPY_SESSION_NAME": str(nb_dir / "quickstart.ipynb")}
+    proc = subprocess.run([sys.executable, "-m", "papermill", "--no-progress-bar", "-k",
+                           "python3", str(nb_dir / "quickstart.ipynb"),
+                           str(tmp_path / "executed.ipynb"), "-p", "progress", "False"],
+                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = nb_dir / "runs" / "quickstart"
+    assert (out / "quickstart.png").exists() and (out / "quickstart.pdf").exists()
+    done = sorted(p.parent.name for p in out.glob("*/DONE"))
+    assert done == sorted(run_id(make_config("smoke", **m)) for m in (
+        {"selector": "prunefuse", "ratio": 0.5}, {"selector": "dense"}, {"selector": "svp"},
+        {"selector": "random"}))
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_explore_notebook_runs_on_smoke(batch, tmp_path):
