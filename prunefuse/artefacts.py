@@ -64,6 +64,9 @@ class Artefact:
     files: tuple[str, ...]  # what the builder writes besides its caption (csv, md, tex, pdf, png)
     runs: Callable[[Any], None]
     params: Callable[[Any], dict[str, Any]]
+    # Planned only when asked for (``--extended``, or named in ``--only``), and only for a grid
+    # with the entry it needs (e.g. ``extended``): runs too costly to start by default.
+    optional: str | None = None
 
     @property
     def stem(self) -> str:
@@ -80,12 +83,12 @@ ARTEFACTS: dict[str, Artefact] = {}
 
 
 def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
-             params: Callable[[Any], dict[str, Any]]) -> Callable:
+             params: Callable[[Any], dict[str, Any]], optional: str | None = None) -> Callable:
     """Declare the builder below as artefact ``name`` (see :class:`Artefact`)."""
     def wrap(builder: Callable[..., Paths]) -> Callable[..., Paths]:
         if name in ARTEFACTS:
             raise ValueError(f"artefact {name!r} is declared twice")
-        ARTEFACTS[name] = Artefact(name, builder, files, runs, params)
+        ARTEFACTS[name] = Artefact(name, builder, files, runs, params, optional)
         return builder
     return wrap
 
@@ -699,3 +702,50 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
     return _variant_table(df, out, name, order=["indices", *fusions], caption=caption,
                           title="Ablation: readings of fusion", profile=profile,
                           setting=f"{dataset}; target {arch}; score {score}")
+
+
+@artefact("extended", files=("csv", "md", "tex"), runs=lambda p: p.extended_runs(),
+          params=lambda p: {"blocks": p.extended_blocks(), "score": p.focus_score,
+                            "ratios": p.grid["extended"]["ratios"]},
+          optional="extended")
+def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                   blocks: list[list[str]], score: str, ratios: list[float]) -> Paths:
+    """The main table's comparison beyond the default grid: one block per ``[dataset,
+    target architecture]`` (Tiny ImageNet-200, the deeper targets), Baseline (dense AL) against
+    PruneFuse at each ratio, per budget, with the paired difference against the Baseline.
+    Planned only with ``prunefuse reproduce --extended`` (hours of GPU per run).
+
+    Returns the paths of ``extended_table.{csv,md,tex,caption.md}``.
+    """
+    out, name = Path(out), "extended_table"
+    df = results_table(records)
+    if not df.empty:
+        pairs = pd.Series(list(zip(df["dataset"], df["arch"])), index=df.index)
+        df = df[pairs.isin([tuple(b) for b in blocks]) & _main_runs(df) & (df["score"] == score)
+                & (_baseline(df) | (_prunefuse(df) & _isin(df["ratio"], ratios)))].copy()
+    _require(df, "the extended table", records, blocks=blocks, score=score, ratios=ratios)
+    df["method"] = df["method"].replace({"Dense AL": "Baseline"})
+    order = ["Baseline"] + [f"PruneFuse p={r:g}" for r in ratios]
+    rows = []
+    for dataset, arch in blocks:
+        cell = df[(df["dataset"] == dataset) & (df["arch"] == arch)]
+        if cell.empty:
+            continue
+        cell = cell.sort_values(["budget_pct", "method"], key=lambda c: c.map(order.index)
+                                if c.name == "method" else c)
+        for r in _with_diffs(cell, ["budget_pct"]).itertuples():
+            rows.append({"dataset": dataset, "target": arch,
+                         "budget (% of pool)": f"{r.budget_pct:g}", "method": r.method,
+                         "test acc (%)": r.acc, "n": r.n, "Δ vs Baseline (pp) [95% CI]": r.diff})
+    n = _plots().seeds_note(df, ["dataset", "arch", "budget", "method"])
+    caption = (f"Test accuracy (%) of each target, final epoch, score {score}, mean ± sd over "
+               f"seeds ({n}). Baseline = the dense target selects; PruneFuse = the target "
+               "pruned at p selects, fused target trained with KD. " + _DIFF_NOTE.format(
+                   "the Baseline"))
+    paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows), caption, 5)
+    paths["caption"] = write_caption(
+        out, name, "Beyond the main table: Tiny ImageNet and deeper targets", caption, df,
+        profile=profile, setting="; ".join(f"{d}, target {a}" for d, a in blocks
+                                          if ((df["dataset"] == d) & (df["arch"] == a)).any()),
+        files=list(paths.values()))
+    return paths

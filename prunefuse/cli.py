@@ -229,6 +229,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     overrides = dict(parse_override(o) for o in args.overrides)
     only = [a.strip() for a in args.only.split(",")] if args.only else None
+    if args.extended:
+        from .artefacts import ARTEFACTS
+        from .grid import GRIDS, default_artefacts
+
+        if "extended" not in GRIDS[args.profile]:
+            raise ConfigError(f"--extended: the {args.profile} grid has no extended runs; "
+                              "only --profile paper has")
+        only = sorted(set(only or default_artefacts(args.profile)) | {"extended"},
+                      key=list(ARTEFACTS).index)
     if args.dry_run:
         the_plan = plan(args.profile, overrides=overrides, artefacts=only)
         print(describe_plan(the_plan))
@@ -348,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", help="write tables and figures here instead of OUT/figures")
     rep.add_argument("--only", help="comma-separated artefacts (and their runs): "
                      + ", ".join(ARTEFACTS))
+    rep.add_argument("--extended", action="store_true", help="paper: also the extended "
+                     "table, Tiny ImageNet-200 and the deeper targets (ResNet-110, PreAct-"
+                     "ResNet-164, WRN-16-8); see --dry-run for its cost")
     rep.add_argument("--runs-only", action="store_true", help="execute the runs, not the "
                      "artefact notebooks")
     rep.add_argument("--dry-run", action="store_true", help="print the planned runs, their "

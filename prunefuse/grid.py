@@ -35,6 +35,12 @@ GRIDS: dict[str, dict[str, Any]] = {
         "figure5_archs": ["resnet14", "resnet20"],  # targets pruned for Figure 5
         "figure5_ratios": [0.5, 0.6],
         "svp_proxy": "resnet8",  # SVP's selector in Figure 5
+        # The rest of the paper, planned only with `reproduce --extended` (the extended
+        # table): ResNet-56 on Tiny ImageNet-200 (a 100,000-image pool, 64x64), and the deeper
+        # targets on the focus dataset. Baseline AL and PruneFuse, focus score.
+        "extended": {"blocks": [["tiny-imagenet", "resnet56"], ["cifar10", "resnet110"],
+                                ["cifar10", "preact-resnet164"], ["cifar10", "wrn-16-8"]],
+                     "ratios": [0.5, 0.6, 0.7, 0.8]},
     },
     # The CPU study (docs/method.md, "The CPU study"): 5 seeds for the main comparison (dense
     # AL, SVP, random and PruneFuse at p=0.5), 3 for p=0.6 and 0.7 and the ablations. The
@@ -187,6 +193,21 @@ class Planner:
                     if every_epoch:
                         self.runs[rid].config["eval_every"] = 1
 
+    def extended_blocks(self) -> list[list[str]]:
+        """``[dataset, target architecture]`` of each block of the extended table."""
+        return [list(b) for b in self.grid["extended"]["blocks"]]
+
+    def extended_runs(self) -> None:
+        """Per block of the grid's ``extended`` entry: Baseline AL (the dense target selects)
+        and PruneFuse at each of its ratios, on the focus score, every seed."""
+        ext = self.grid["extended"]
+        for dataset, arch in self.extended_blocks():
+            for seed in self.grid["seeds"]:
+                self.add(dataset=dataset, arch=arch, selector="dense", score=self.focus_score,
+                         seed=seed)
+                for p in ext["ratios"]:
+                    self._prunefuse(dataset, self.focus_score, seed, p, arch=arch)
+
     def v2_runs(self) -> None:
         """Table 2: PruneFuse V1 and V2 at each of the grid's ``t_syncs``, full runs, per seed."""
         var = self.grid["variants"]
@@ -241,8 +262,9 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
         raise ConfigError(f"{clash}: set by the {profile} grid, cannot be overridden for every "
                           f"run; overridable: any other key of prunefuse.config.PARAMS")
     offered = [a for a in ARTEFACTS
-               if "variants" in GRIDS[profile] or a not in VARIANT_ARTEFACTS]
-    wanted = offered if artefacts is None else list(artefacts)
+               if ("variants" in GRIDS[profile] or a not in VARIANT_ARTEFACTS)
+               and (ARTEFACTS[a].optional is None or ARTEFACTS[a].optional in GRIDS[profile])]
+    wanted = default_artefacts(profile) if artefacts is None else list(artefacts)
     bad = sorted(set(wanted) - set(offered))
     if bad:
         raise ConfigError(f"artefacts {bad}: unknown for the {profile} grid; choose from "
@@ -256,6 +278,15 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
         art.runs(planner)
         notebooks[name] = {"profile": profile, **art.params(planner)}
     return Plan(profile, _ordered(profile, list(planner.runs.values())), notebooks)
+
+
+def default_artefacts(profile: str, *, extended: bool = False) -> list[str]:
+    """The artefacts a batch of ``profile`` builds unless told otherwise: all that its grid
+    offers, without the optional ones (e.g. ``extended``) unless ``extended``."""
+    grid = GRIDS[profile]
+    return [a for a, art in ARTEFACTS.items()
+            if ("variants" in grid or a not in VARIANT_ARTEFACTS)
+            and (art.optional is None or (extended and art.optional in grid))]
 
 
 def _ordered(profile: str, runs: list[Run]) -> list[Run]:
@@ -287,4 +318,5 @@ def describe_plan(the_plan: Plan) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GRIDS", "GRID_KEYS", "Run", "Plan", "Planner", "plan", "describe_plan"]
+__all__ = ["GRIDS", "GRID_KEYS", "Run", "Plan", "Planner", "plan", "default_artefacts",
+           "describe_plan"]

@@ -155,10 +155,10 @@ def test_paper_plan_covers_every_artefact():
              else c["proxy_arch"]) for c in fig5} == {
         (a, "prunefuse", p) for a in ("resnet14", "resnet20") for p in (0.5, 0.6)} | {
         ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
-    assert set(plan.notebooks) == set(ARTEFACTS) - set(grid.VARIANT_ARTEFACTS)
+    assert set(plan.notebooks) == set(ARTEFACTS) - set(grid.VARIANT_ARTEFACTS) - {"extended"}
     # the variant artefacts add 3 seeds x (V2 at T_sync 1, 2 + 3 fusion readings) to cpu,
     # 1 x (1 + 3) to smoke; their V1 runs are the main ones
-    base = [a for a in ARTEFACTS if a not in grid.VARIANT_ARTEFACTS]
+    base = [a for a in ARTEFACTS if a not in grid.VARIANT_ARTEFACTS and a != "extended"]
     assert len(grid.plan("cpu", artefacts=base).runs) == 30
     assert len(grid.plan("smoke", artefacts=base).runs) == 10
     assert len(grid.plan("cpu").runs) == 30 + 15 and len(grid.plan("smoke").runs) == 10 + 4
@@ -221,6 +221,30 @@ def test_plan_rejects_what_would_break_the_grid():
         grid.plan("smoke", overrides={"target_epochs": -1})
     only = grid.plan("smoke", artefacts=["figure5"])
     assert set(only.notebooks) == {"figure5"} and len(only.runs) == 3
+
+
+def test_extended_table_is_planned_only_when_asked(capsys):
+    """Tiny ImageNet and the deeper targets join the paper grid behind --extended."""
+    default = grid.plan("paper")
+    assert "extended" not in default.notebooks
+    assert "extended" not in grid.default_artefacts("paper")
+    plan = grid.plan("paper", artefacts=grid.default_artefacts("paper", extended=True))
+    ext = [make_config("paper", **r.config) for r in plan.runs if "extended" in r.artefacts]
+    blocks = {(c["dataset"], c["arch"]) for c in ext}
+    assert blocks == {("tiny-imagenet", "resnet56"), ("cifar10", "resnet110"),
+                      ("cifar10", "preact-resnet164"), ("cifar10", "wrn-16-8")}
+    assert len(ext) == 4 * 3 * (1 + 4)  # blocks x seeds x (Baseline + 4 ratios)
+    assert {(c["selector"], c["ratio"] if c["selector"] == "prunefuse" else None) for c in ext} \
+        == {("dense", None)} | {("prunefuse", p) for p in (0.5, 0.6, 0.7, 0.8)}
+    assert len(plan.runs) == len(default.runs) + len(ext)
+    assert main(["reproduce", "--profile", "paper", "--extended", "--dry-run",
+                 "--images-per-second", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "extended_table.ipynb" in out and re.search(r"^  extended\s+60\s", out, re.M)
+    assert main(["reproduce", "--profile", "cpu", "--extended", "--dry-run"]) == 2
+    assert "--extended: the cpu grid has no extended runs" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"artefacts \['extended'\]: unknown for the cpu grid"):
+        grid.plan("cpu", artefacts=["extended"])
 
 
 def test_a_declared_artefact_is_planned_listed_and_selectable(monkeypatch, capsys):
@@ -292,8 +316,8 @@ def test_smoke_batch_writes_records_and_executed_notebooks(batch):
         assert not _errors(nb) and {k: passed[k] for k in run["config"]} == run["config"]
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
-    for artefact in ARTEFACTS.values():
-        nb = nbformat.read(batch / "notebooks" / artefact.notebook, as_version=4)
+    for name in grid.default_artefacts("smoke"):
+        nb = nbformat.read(batch / "notebooks" / ARTEFACTS[name].notebook, as_version=4)
         assert not _errors(nb) and any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
@@ -365,6 +389,22 @@ def test_quickstart_notebook_runs_on_smoke(batch, tmp_path):
     assert (out / "quickstart.pdf").exists() and (out / "quickstart.png").exists()
     random_run = out / run_id(make_config("smoke", selector="random"))
     assert (random_run / "DONE").exists()
+
+
+def test_extended_table_builds_from_records(batch, tmp_path):
+    """The extended table's builder on the smoke records, one block: Baseline and PruneFuse at
+    both smoke ratios, per budget, with the paired difference."""
+    from prunefuse.artefacts import extended_table
+
+    paths = extended_table(batch / "runs", tmp_path, profile="smoke",
+                           blocks=[["synthetic", "resnet8"], ["cifar10", "resnet110"]],
+                           score="least_confidence", ratios=[0.5, 0.6])
+    table = pd.read_csv(paths["csv"])
+    assert set(table["method"]) == {"Baseline", "PruneFuse p=0.5", "PruneFuse p=0.6"}
+    md = paths["md"].read_text()
+    assert md.count("| synthetic | resnet8 |") == 3 * 2  # methods x smoke budgets
+    assert "resnet110" not in md and "Baseline" in md
+    assert "target resnet8" in paths["caption"].read_text()
 
 
 def test_beside_notebook_ignores_the_working_directory(tmp_path, monkeypatch):
