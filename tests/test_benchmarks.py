@@ -30,6 +30,8 @@ TINY = {
                      "--repeats", "1"],
     "full_training.py": ["--arch", "resnet8", "--images", "128", "--epochs", "2", "--batch", "64"],
     "record_size.py": ["--records", "no-such-folder"],
+    "slots.py": ["--profile", "smoke", "--images", "64", "--layouts", "1x1", "2x1",
+                 "--repeats", "1"],
 }
 
 
