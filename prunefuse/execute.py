@@ -150,5 +150,6 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
     return output
 
 
-__all__ = ["NOTEBOOKS", "EXPERIMENT", "beside_notebook", "ParameterError", "NotebookRunError", "notebook_parameters",
-           "check_parameters", "declared_types", "check_kernel", "execute_notebook"]
+__all__ = ["NOTEBOOKS", "EXPERIMENT", "beside_notebook", "ParameterError", "NotebookRunError",
+           "notebook_parameters", "check_parameters", "declared_types", "check_kernel",
+           "execute_notebook"]

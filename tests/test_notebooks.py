@@ -24,8 +24,15 @@ from prunefuse import grid
 from prunefuse import reproduce as rep
 from prunefuse.artefacts import ARTEFACTS
 from prunefuse.cli import main
-from prunefuse.config import (NOTEBOOK_EXTRAS, PARAMS, ConfigError, from_notebook, make_config,
-                              notebook_parameters_cell, run_id)
+from prunefuse.config import (
+    NOTEBOOK_EXTRAS,
+    PARAMS,
+    ConfigError,
+    from_notebook,
+    make_config,
+    notebook_parameters_cell,
+    run_id,
+)
 
 NOTEBOOKS = sorted(nbx.NOTEBOOKS.glob("*.ipynb"))
 EXPERIMENT = nbx.NOTEBOOKS / nbx.EXPERIMENT
