@@ -218,6 +218,18 @@ def _mean_sd(values: pd.Series) -> str:
     return f"{values.mean():.2f} ± {sd:.2f}"
 
 
+def _mean_interval(values: pd.Series) -> str:
+    """``mean [low, high]`` with the 95% t interval over the values (seeds), ``*`` when it
+    excludes zero; the mean alone with n = 1."""
+    mean, _, half, n = stats.mean_ci(values)
+    if n == 0:
+        return "—"
+    if n < 2:
+        return f"{mean:+.2f} (n=1, no interval)"
+    star = "*" if mean - half > 0 or mean + half < 0 else ""
+    return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]{star}"
+
+
 def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     data = data.drop(columns=PER_EPOCH, errors="ignore")
@@ -580,15 +592,21 @@ def agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: st
         rows.append({"p": f"{p:g}", "budget (% of pool)": f"{budget:g}",
                      "Jaccard": f"{_mean_sd(cell['jaccard'])} (n={len(cell)})",
                      "chance Jaccard": f"{cell['chance_jaccard'].mean():.2f}",
+                     "Jaccard − chance [95% CI]": _mean_interval(cell["jaccard"]
+                                                                 - cell["chance_jaccard"]),
                      "Spearman": f"{_mean_sd(cell['spearman'].dropna())} "
-                                 f"(n={cell['spearman'].notna().sum()})"})
+                                 f"(n={cell['spearman'].notna().sum()})",
+                     "Spearman [95% CI]": _mean_interval(cell["spearman"])})
     n = _plots().seeds_note(df, ["ratio", "round"])
     caption = (f"Agreement of the pruned selector with the dense one ({arch} target, score "
                f"{score}), per pruning ratio p and round (budget reached): Jaccard overlap of "
                "the samples each selects in the round, with two random draws of that many "
                "from that pool as chance level (about k/(2N-k)), and Spearman rank correlation "
                "of their scores on the images both still had in the pool (float16 scores, "
-               f"ties at average rank). Mean ± sd over seeds ({n}); each PruneFuse run is "
+               f"ties at average rank). Mean ± sd over seeds ({n}), and the mean with its "
+               "95% Student-t interval over seeds of the Jaccard's excess over chance and of "
+               "the Spearman correlation (* where the interval excludes zero); each PruneFuse "
+               "run is "
                "compared with the dense-AL run of the same seed. Round 1 shares the initial "
                "labeled set; later rounds start from labeled sets that already differ.")
     paths = _write_table(out, name, df, pd.DataFrame(rows), caption, 2)
