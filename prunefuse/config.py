@@ -359,7 +359,8 @@ def run_id(cfg: dict[str, Any]) -> str:
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` from the command line; the value is JSON when it parses, else a string.
 
-    ``budgets=0.1,0.2`` is accepted as a list.
+    ``budgets=0.1,0.2`` is accepted as a list, and so is one number for a list parameter
+    (``eval_budgets=0.3`` is ``[0.3]``).
     """
     if "=" not in text:
         raise ConfigError(f"{text!r}: expected key=value")
@@ -380,6 +381,9 @@ def parse_override(text: str) -> tuple[str, Any]:
             value = None
         elif raw in ("True", "False"):
             value = raw == "True"
+    if list in PARAMS[key].types and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        value = [value]
     return key, value
 
 

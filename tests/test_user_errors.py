@@ -190,3 +190,12 @@ def test_run_needs_a_profile_and_help_shows_what_runs(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     assert "prunefuse reproduce --profile smoke" in text and "Every run writes a record" in text
+
+
+def test_one_number_is_a_one_element_list():
+    from prunefuse.config import parse_override
+
+    assert parse_override("eval_budgets=0.3") == ("eval_budgets", [0.3])
+    assert parse_override("budgets=0.1,0.2") == ("budgets", [0.1, 0.2])
+    assert parse_override("budgets=[0.1]") == ("budgets", [0.1])
+    assert parse_override("ratio=0.3") == ("ratio", 0.3)  # not a list parameter
