@@ -116,11 +116,10 @@ _CPU = {"dataset": "fashion-mnist", "max_train": 4000, "max_test": 2000, "arch":
 PROFILES: dict[str, dict[str, Any]] = {
     # The SVP protocol that PruneFuse follows (CIFAR-10, ResNet-56, 181 epochs, 2% then 10..50%).
     "paper": {"dataset": "cifar10", "arch": "resnet56"},
-    # The CPU study: the paper's protocol shrunk to 2 CPU cores and trained to convergence
-    # (docs/method.md, "The CPU study"). 4,000-image pool, 100 random initial labels, then
-    # 10/20/30% of the pool; 30 epochs of cosine at batch 64 (the final accuracy at 30% is
-    # within 1 point of 60 epochs); test accuracy on 2,000 images, after the last epoch only
-    # unless a figure needs the curve.
+    # The CPU study: the paper's protocol shrunk to 2 CPU cores (docs/method.md, "The CPU
+    # study"). 4,000-image pool, 100 random initial labels, then 10/20/30% of the pool; 30
+    # epochs of cosine at batch 64 (not converged: 60 epochs add about 2 points at 30%);
+    # test accuracy on 2,000 images, after the last epoch only unless a figure needs the curve.
     "cpu": _CPU,
     # The main job: a cut of the CPU study (same recipe; budgets 10% and 20%), minutes on 2 cores.
     "demo": {**_CPU, "budgets": [0.1, 0.2]},
