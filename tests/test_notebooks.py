@@ -37,7 +37,8 @@ from prunefuse.config import (
 NOTEBOOKS = sorted(nbx.NOTEBOOKS.glob("*.ipynb"))
 EXPERIMENT = nbx.NOTEBOOKS / nbx.EXPERIMENT
 # Files each artefact writes into figures/, besides its caption (from its declaration).
-OUTPUTS = {a.stem: a.files for a in ARTEFACTS.values()}
+# (those the smoke batch builds: not the optional extended table)
+OUTPUTS = {ARTEFACTS[a].stem: ARTEFACTS[a].files for a in grid.default_artefacts("smoke")}
 
 
 # -- the notebooks as committed ----------------------------------------------------------------
