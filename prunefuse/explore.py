@@ -452,9 +452,13 @@ def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, scor
     """:func:`agreement` of every PruneFuse run at ``ratios`` (fused target with KD, own
     selection) against the dense-AL run of the same seed and pool, one row per run and round,
     with ``ratio``, ``seed``, ``run_id``, ``dense_run_id`` and what captions need."""
+    # V1 runs that select by themselves: a V2 run (t_sync) or a fresh-init selector is
+    # another method, not another seed of this one
     runs = [r for r in find_runs(records) if r["config"]["dataset"] == dataset
             and r["config"]["arch"] == arch and r["config"]["score"] == score
-            and not r["config"]["selection_from"]]
+            and not r["config"]["selection_from"] and not r["config"].get("t_sync", 0)
+            and r["config"].get("selector_init", "same") == "same"
+            and r["config"].get("fusion", "indices") == "indices"]
     dense = {tuple(json.dumps(r["config"][k]) for k in SAME_POOL): r for r in runs
              if r["config"]["selector"] == "dense"}
     frames = []

@@ -211,3 +211,21 @@ def test_selector_agreement_artefact(runs, tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished runs for the agreement"):
         artefacts.agreement(runs["root"], tmp_path, profile="smoke", dataset="synthetic",
                               arch="resnet8", score="entropy", ratios=[0.5])
+
+
+def test_agreement_table_counts_v1_runs_only(runs, tmp_path):
+    """A V2 run (t_sync) or a fresh-init selector of the same seed is another method: it
+    must not count as a second seed of PruneFuse V1."""
+    import shutil
+
+    for name in ("dense", "pf"):
+        shutil.copytree(runs[name], tmp_path / runs[name].name)
+    for key, value in (("t_sync", 1), ("selector_init", "fresh")):
+        copy = tmp_path / f"{runs['pf'].name}-{key}"
+        shutil.copytree(runs["pf"], copy)
+        meta = json.loads((copy / "config.json").read_text())
+        meta["config"][key] = value
+        (copy / "config.json").write_text(json.dumps(meta))
+    df = ex.agreement_table(tmp_path, dataset="synthetic", arch="resnet8",
+                            score="least_confidence", ratios=[0.5])
+    assert set(df["run_id"]) == {runs["pf"].name} and len(df) == 2  # its two rounds
