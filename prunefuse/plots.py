@@ -40,14 +40,22 @@ def save(fig, path: str | os.PathLike) -> list[Path]:
 
 
 def plot_accuracy_and_cost(table, path: str | os.PathLike, title: str = "") -> list[Path]:
-    """Left: target test accuracy vs labeled budget per method (mean +- std over seeds).
-    Right: cumulative selection cost in GMACs at the last budget, per method."""
+    """Left: target test accuracy vs labeled budget per method (mean, 95% CI over seeds).
+    Right: cumulative selection cost in GMACs at the last budget, per method. Saved as
+    ``path.pdf`` and ``path.png``."""
+    return save(accuracy_and_cost_figure(table, title), path)
+
+
+def accuracy_and_cost_figure(table, title: str = ""):
+    """The figure of :func:`plot_accuracy_and_cost`, not saved. Nothing written covers data:
+    the legend sits below the panels and the method names of the bar panel get their own
+    space (constrained layout)."""
     setup_style()
     df = table.copy()
     df["budget_pct"] = 100 * df["budget"]
     df["acc_pct"] = 100 * df["final_test_acc"]
     n = int(df.groupby(["method", "budget"])["seed"].nunique().min())
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     sns.lineplot(data=df, x="budget_pct", y="acc_pct", hue="method", marker="o",
                  errorbar=CI, ax=ax1)
     # Below the panel, so that the legend never covers a line.
@@ -62,7 +70,7 @@ def plot_accuracy_and_cost(table, path: str | os.PathLike, title: str = "") -> l
             title=f"selection cost at {last['budget_pct'].iloc[0]:g}% of pool")
     if title:
         fig.suptitle(title)
-    return save(fig, path)
+    return fig
 
 
 # -- paper artefacts ---------------------------------------------------------------------------
