@@ -130,13 +130,17 @@ def random(n: int, budget: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)[:budget]
 
 
-def _min_sq_dist(points: torch.Tensor, centers: torch.Tensor, chunk: int) -> torch.Tensor:
-    """For each point, the squared distance to its nearest center, centers taken in chunks."""
+def _min_sq_dist(points: torch.Tensor, centers: torch.Tensor, chunk: int,
+                 centers_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """For each point, the squared distance to its nearest center, centers taken in chunks.
+    ``centers_sq``: the centers' squared norms, if already known."""
     best = torch.full((points.shape[0],), float("inf"), dtype=points.dtype, device=points.device)
     sq = (points * points).sum(1)
+    if centers_sq is None:
+        centers_sq = (centers * centers).sum(1)
     for start in range(0, centers.shape[0], chunk):
         c = centers[start : start + chunk]
-        d = sq[:, None] - 2 * points @ c.T + (c * c).sum(1)[None, :]
+        d = sq[:, None] - 2 * points @ c.T + centers_sq[start : start + chunk][None, :]
         best = torch.minimum(best, d.min(dim=1).values.clamp_min_(0))
     return best
 
@@ -161,15 +165,18 @@ def _min_sq_dist_blocked(x: torch.Tensor, sq: torch.Tensor, centers: torch.Tenso
     return best.add_(sq)
 
 
-def _exact_argmax(cand: torch.Tensor, pool: torch.Tensor, centers64: list[torch.Tensor]) -> int:
+def _exact_argmax(cand: torch.Tensor, pool: torch.Tensor,
+                  centers64: list[tuple[torch.Tensor, torch.Tensor]]) -> int:
     """The candidate with the largest float64 distance to its nearest center (lower index on
     ties): the float64 computation of :func:`_kcenter_float64`, on the few rows that float32
-    cannot tell apart."""
+    cannot tell apart. ``centers64``: (centers, their squared norms) in float64, the norms
+    computed once per run rather than once per call (most of a call's time otherwise)."""
     pts = pool[cand].double()
     best = torch.full((cand.numel(),), float("inf"), dtype=torch.float64, device=pts.device)
-    for c in centers64:
+    for c, c_sq in centers64:
         if c.shape[0]:
-            best = torch.minimum(best, _min_sq_dist(pts, c, max(1, (1 << 20) // cand.numel())))
+            best = torch.minimum(best, _min_sq_dist(pts, c, max(1, (1 << 20) // cand.numel()),
+                                                    c_sq))
     return int(cand[int(torch.argmax(best))])  # cand is sorted: the first maximum is the lowest
 
 
@@ -211,12 +218,14 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
     sq = (x * x).sum(1)
     # Float64 copies of the centers, for the re-ranking: the labeled set, then each pick.
     centers64 = [torch.empty(budget, dim, dtype=torch.float64, device=x.device)]
+    picks_sq64 = torch.empty(budget, dtype=torch.float64, device=x.device)
     max_c = sq.max()
     labeled = labeled_features is not None and labeled_features.numel() > 0
     if labeled:
         lab = labeled_features.to(x)
         dist = _min_sq_dist_blocked(x, sq, lab, max_elements)
-        centers64.insert(0, labeled_features.to(device=x.device, dtype=torch.float64))
+        lab64 = labeled_features.to(device=x.device, dtype=torch.float64)
+        centers64.insert(0, (lab64, (lab64 * lab64).sum(1)))
         max_c = torch.maximum(max_c, (lab * lab).sum(1).max())
     else:
         dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
@@ -233,9 +242,11 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
             j = int(torch.argmax(dist))  # first maximum: ties go to the lower index
             cand = torch.nonzero(dist >= dist[j] - 2 * tol).flatten()
             if cand.numel() > 1:
-                j = _exact_argmax(cand, pool_features, centers64[:-1] + [centers64[-1][:i]])
+                j = _exact_argmax(cand, pool_features,
+                                  centers64[:-1] + [(centers64[-1][:i], picks_sq64[:i])])
         picked.append(j)
         centers64[-1][i] = pool_features[j]
+        picks_sq64[i] = (centers64[-1][i : i + 1] * centers64[-1][i : i + 1]).sum(1)[0]
         # |x - x_j|^2 = |x|^2 - 2 x.x_j + |x_j|^2: one matrix-vector product per pick. Not
         # clamped at 0: the bound holds either way and the picked sample stays at -inf.
         torch.addmv(sq, x, x[j], alpha=-2, out=buf).add_(sq[j])
