@@ -201,7 +201,7 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
     rule (:func:`_kcenter_float64`). Every float32 squared distance is within a proven bound
     ``tol`` of the exact one; when another unpicked sample comes within ``2 tol`` of the
     largest, the tied candidates are re-ranked in float64 against every center, so the choice
-    (ties to the lower index) is the float64 one. The bound is loose, so on real features
+    (ties to the lower index) is the float64 one. The bound is loose, so on Gaussian features
     most picks have such near-ties (4,518 of 5,000 on a 50,000-image Gaussian pool); each
     costs a few float64 rows against the picks so far, and against the labeled centers once
     per candidate (cached).
