@@ -218,18 +218,6 @@ def _mean_sd(values: pd.Series) -> str:
     return f"{values.mean():.2f} ± {sd:.2f}"
 
 
-def _mean_interval(values: pd.Series) -> str:
-    """``mean [low, high]`` with the 95% t interval over the values (seeds), ``*`` when it
-    excludes zero; the mean alone with n = 1."""
-    mean, _, half, n = stats.mean_ci(values)
-    if n == 0:
-        return "—"
-    if n < 2:
-        return f"{mean:+.2f} (n=1, no interval)"
-    star = "*" if mean - half > 0 or mean + half < 0 else ""
-    return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]{star}"
-
-
 def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     data = data.drop(columns=PER_EPOCH, errors="ignore")
@@ -592,11 +580,11 @@ def agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: st
         rows.append({"p": f"{p:g}", "budget (% of pool)": f"{budget:g}",
                      "Jaccard": f"{_mean_sd(cell['jaccard'])} (n={len(cell)})",
                      "chance Jaccard": f"{cell['chance_jaccard'].mean():.2f}",
-                     "Jaccard − chance [95% CI]": _mean_interval(cell["jaccard"]
-                                                                 - cell["chance_jaccard"]),
+                     "Jaccard − chance [95% CI]": stats.format_mean_ci(
+                         cell["jaccard"] - cell["chance_jaccard"]),
                      "Spearman": f"{_mean_sd(cell['spearman'].dropna())} "
                                  f"(n={cell['spearman'].notna().sum()})",
-                     "Spearman [95% CI]": _mean_interval(cell["spearman"])})
+                     "Spearman [95% CI]": stats.format_mean_ci(cell["spearman"])})
     n = _plots().seeds_note(df, ["ratio", "round"])
     caption = (f"Agreement of the pruned selector with the dense one ({arch} target, score "
                f"{score}), per pruning ratio p and round (budget reached): Jaccard overlap of "

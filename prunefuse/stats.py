@@ -45,6 +45,15 @@ def ci_interval(values) -> tuple[float, float]:
     return (mean, mean) if n < 2 else (mean - half, mean + half)
 
 
+def _interval_row(values) -> dict:
+    """n, mean, sd and 95% t interval of ``values`` (the difference columns of
+    :func:`paired_differences`); the interval is NaN, and ``excludes_zero`` False, when n < 2."""
+    mean, sd, half, n = mean_ci(values)
+    return {"n_pairs": n, "diff_mean": mean, "diff_sd": sd, "ci_low": mean - half,
+            "ci_high": mean + half,
+            "excludes_zero": bool(n >= 2 and (mean - half > 0 or mean + half < 0))}
+
+
 def paired_differences(df: pd.DataFrame, *, by: list[str], method: str, baseline: str,
                        value: str = "acc_pct", pair: str = "seed") -> pd.DataFrame:
     """Per group of ``by`` and per method other than ``baseline``: the paired difference
@@ -69,11 +78,8 @@ def paired_differences(df: pd.DataFrame, *, by: list[str], method: str, baseline
         if baseline not in wide:
             continue
         for m in [c for c in wide.columns if c != baseline]:
-            d = (wide[m] - wide[baseline]).dropna()
-            mean, sd, half, n = mean_ci(d)
-            rows.append({**dict(zip(by, keys)), method: m, "n_pairs": n, "diff_mean": mean,
-                         "diff_sd": sd, "ci_low": mean - half, "ci_high": mean + half,
-                         "excludes_zero": bool(n >= 2 and (mean - half > 0 or mean + half < 0))})
+            rows.append({**dict(zip(by, keys)), method: m,
+                         **_interval_row((wide[m] - wide[baseline]).dropna())})
     cols = by + [method, "n_pairs", "diff_mean", "diff_sd", "ci_low", "ci_high", "excludes_zero"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -96,3 +102,9 @@ def format_diff(row, digits: int = 2) -> str:
     star = "*" if row["excludes_zero"] else ""
     return (f"{row['diff_mean']:+.{digits}f} [{row['ci_low']:+.{digits}f}, "
             f"{row['ci_high']:+.{digits}f}]{star}")
+
+
+def format_mean_ci(values, digits: int = 2) -> str:
+    """``+1.23 [0.10, 2.36]*``: the mean of ``values`` (one per seed) with its 95% t interval,
+    ``*`` when it excludes zero; the mean alone when n = 1 (as :func:`format_diff`)."""
+    return format_diff(_interval_row(values), digits)

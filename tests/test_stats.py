@@ -50,11 +50,9 @@ def test_paired_differences_use_only_common_seeds():
     assert "no interval" in stats.format_diff(row)
 
 
-def test_mean_interval_of_an_artefact_column():
-    from prunefuse.artefacts import _mean_interval
-
+def test_mean_with_its_interval_over_seeds():
     # mean 2, sd 1, n 3: half-width t(0.975, 2) / sqrt(3) = 4.303 / 1.732 = 2.484
-    assert _mean_interval(pd.Series([1.0, 2.0, 3.0])) == "+2.00 [-0.48, +4.48]"
-    assert _mean_interval(pd.Series([0.9, 1.0, 1.1])).endswith("]*")  # excludes zero
-    assert _mean_interval(pd.Series([0.5, float("nan")])) == "+0.50 (n=1, no interval)"
-    assert _mean_interval(pd.Series([], dtype=float)) == "—"
+    assert stats.format_mean_ci(pd.Series([1.0, 2.0, 3.0])) == "+2.00 [-0.48, +4.48]"
+    assert stats.format_mean_ci(pd.Series([0.9, 1.0, 1.1])).endswith("]*")  # excludes zero
+    assert stats.format_mean_ci(pd.Series([0.5, float("nan")])) == "+0.50 (n=1, no interval)"
+    assert stats.format_mean_ci(pd.Series([], dtype=float)) == "—"
