@@ -233,6 +233,12 @@ def _figure_files(out: Path, name: str, drawn: list[Path], data: pd.DataFrame) -
 
 # -- the artefacts -----------------------------------------------------------------------------
 
+def _in_method_order(df: pd.DataFrame, by: list[str], order: list[str]) -> pd.DataFrame:
+    """``df`` sorted by ``by``, then by ``method`` in the given ``order`` (not alphabetically)."""
+    return df.sort_values(by + ["method"],
+                          key=lambda c: c.map(order.index) if c.name == "method" else c)
+
+
 def _with_diffs(df: pd.DataFrame, by: list[str], baseline: str = "Baseline") -> pd.DataFrame:
     """Per ``by`` group and method: accuracy mean ± sd with n, and the paired difference
     against ``baseline`` (same seed) with its 95% t interval."""
@@ -467,9 +473,7 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     _require(df, "the ablation", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     pf = "fused + KD (PruneFuse)"
     order = [v for v in VARIANTS if v in set(df["variant"])]
-    df = df.assign(method=df["variant"]).sort_values(
-        ["ratio", "budget_pct", "method"], key=lambda c: c.map(order.index) if c.name == "method"
-        else c)
+    df = _in_method_order(df.assign(method=df["variant"]), ["ratio", "budget_pct"], order)
     table = _with_diffs(df, ["ratio", "budget_pct"], baseline=pf)
     rows = [{"p": f"{r.ratio:g}", "budget (% of pool)": f"{r.budget_pct:g}", "target": r.method,
              "test acc (%)": r.acc, "n": r.n, f"Δ vs {pf} (pp) [95% CI]": r.diff}
@@ -615,8 +619,7 @@ def _variant_table(df: pd.DataFrame, out: Path, name: str, *, order: list[str], 
     """Accuracy per budget and method (in ``order``) with n and the paired difference against
     the first method; the tables of :func:`table2` and :func:`fusion_variants`."""
     baseline = order[0]
-    df = df.sort_values(["budget_pct", "method"], key=lambda c: c.map(order.index)
-                        if c.name == "method" else c)
+    df = _in_method_order(df, ["budget_pct"], order)
     table = _with_diffs(df, ["budget_pct"], baseline=baseline)
     macs = df.groupby(["budget_pct", "method"])["selection_macs"].mean()
     rows = [{"budget (% of pool)": f"{r.budget_pct:g}", "method": r.method,
@@ -737,8 +740,7 @@ def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profil
         cell = df[(df["dataset"] == dataset) & (df["arch"] == arch)]
         if cell.empty:
             continue
-        cell = cell.sort_values(["budget_pct", "method"], key=lambda c: c.map(order.index)
-                                if c.name == "method" else c)
+        cell = _in_method_order(cell, ["budget_pct"], order)
         for r in _with_diffs(cell, ["budget_pct"]).itertuples():
             rows.append({"dataset": dataset, "target": arch,
                          "budget (% of pool)": f"{r.budget_pct:g}", "method": r.method,

@@ -387,20 +387,20 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 # Parameters of the experiment notebook besides the run parameters (every key of PARAMS).
-NOTEBOOK_EXTRAS: dict[str, tuple[str, str]] = {
-    "profile": ('"demo"', "where a parameter below is None: paper, cpu, demo or smoke"),
-    "out": ('"runs"', "parent folder of run records; this run lives in out/<run_id>"),
-    "progress": ("True", "tqdm progress bars while training"),
+# name -> (type, default, meaning), as the parameters cell declares them.
+NOTEBOOK_EXTRAS: dict[str, tuple[str, str, str]] = {
+    "profile": ("str", '"demo"', "where a parameter below is None: paper, cpu, demo or smoke"),
+    "out": ("str", '"runs"', "parent folder of run records; this run lives in out/<run_id>"),
+    "progress": ("bool", "True", "tqdm progress bars while training"),
 }
-_EXTRA_TYPES = {"profile": "str", "out": "str", "progress": "bool"}
 
 
 def notebook_parameters_cell() -> str:
     """The ``parameters`` cell of the experiment notebook: :data:`NOTEBOOK_EXTRAS`, then every
     key of :data:`PARAMS` with default None (= the profile's value), annotated so that
     papermill lists its type. A test keeps the shipped notebook equal to this."""
-    lines = [f"{k}: {_EXTRA_TYPES[k]} = {default}  # {text}"
-             for k, (default, text) in NOTEBOOK_EXTRAS.items()]
+    lines = [f"{k}: {kind} = {default}  # {text}"
+             for k, (kind, default, text) in NOTEBOOK_EXTRAS.items()]
     for key, spec in PARAMS.items():
         first = next(t for t in spec.types if t is not NONE).__name__
         # papermill reads a line with a second "=" as no parameter at all

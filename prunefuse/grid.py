@@ -261,9 +261,7 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
     if clash:
         raise ConfigError(f"{clash}: set by the {profile} grid, cannot be overridden for every "
                           f"run; overridable: any other key of prunefuse.config.PARAMS")
-    offered = [a for a in ARTEFACTS
-               if ("variants" in GRIDS[profile] or a not in VARIANT_ARTEFACTS)
-               and (ARTEFACTS[a].optional is None or ARTEFACTS[a].optional in GRIDS[profile])]
+    offered = default_artefacts(profile, extended=True)  # the optional ones may be asked for
     wanted = default_artefacts(profile) if artefacts is None else list(artefacts)
     bad = sorted(set(wanted) - set(offered))
     if bad:
