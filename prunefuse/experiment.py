@@ -144,8 +144,11 @@ class Experiment:
                     compile=c["compile"], device=self.device, progress=self.progress,
                     amp=self._amp())
 
-    def _amp(self) -> bool | None:
-        return None if self.cfg["precision"] == "bf16" else False  # None: bf16 on CUDA only
+    def _amp(self) -> bool:
+        """bf16 autocast for training and test evaluation: ``precision`` on CUDA,
+        ``cpu_precision`` on the CPU."""
+        key = "cpu_precision" if self.device.type == "cpu" else "precision"
+        return self.cfg[key] == "bf16"
 
     def seed(self, stream: str, round_: int) -> int:
         """The one seed derivation of a run: ``selector`` (selector training, pool scoring and

@@ -167,6 +167,8 @@ def test_target_from_saved_selection(tmp_path):
     ({"fusion": "fresh", "target_init": "scratch"}, "fusion='fresh': only applies with"),
     ({"selector_init": "fresh", "warm_start": True}, "selector_init='fresh' and warm_start"),
     ({"precision": "fp16"}, "precision='fp16': unknown; choose one of \\['bf16', 'fp32'\\]"),
+    ({"cpu_precision": "fp16"}, "cpu_precision='fp16': unknown; choose one of \\['bf16', "
+     "'fp32'\\]"),
     ({"schedule": "step"}, "schedule='step': unknown"),
     ({"t_sync": -1}, "t_sync=-1: must be >= 0"),
     ({"v2_derive": "reprune"}, "v2_derive='reprune': only applies with t_sync > 0"),
@@ -194,12 +196,13 @@ def test_how_to_compute_keys_do_not_change_the_run_id():
 def test_new_parameters_at_their_default_keep_the_run_id():
     base = make_config("smoke")
     defaults = {"selector_init": "same", "fusion": "indices", "t_sync": 0,
-                "v2_derive": "gather", "precision": "bf16"}
+                "v2_derive": "gather", "precision": "bf16", "cpu_precision": "fp32"}
     assert {k: base[k] for k in defaults} == defaults
     assert run_id(make_config("smoke", **defaults)) == run_id(base) == "synthetic-resnet8-" \
         "pf0.5-fused-kd0.5-least_confidence-s0-" + run_id(base).rsplit("-", 1)[1]
     others = [{"selector_init": "fresh"}, {"fusion": "conv_only"}, {"t_sync": 1},
               {"t_sync": 1, "v2_derive": "reprune"}, {"precision": "fp32"},
+              {"cpu_precision": "bf16"},
               {"schedule": "svp_exact"}]
     ids = {run_id(make_config("smoke", **o)) for o in others}
     assert len(ids) == len(others) and run_id(base) not in ids
@@ -417,9 +420,12 @@ def test_selector_init_fresh_draws_a_new_init_per_round(tmp_path):
             want = gather(want, copy.deepcopy(same.selector_init), same.index_map)
         assert all(torch.equal(x, y) for x, y in zip(f2.state_dict().values(),
                                                      want.state_dict().values()))
-        assert same._train_kw()["amp"] is None  # bf16 autocast on CUDA, fp32 on CPU
-        assert Experiment({**same.cfg, "precision": "fp32"}, tmp_path,
-                          progress=False)._train_kw()["amp"] is False
+        cpu = {**same.cfg, "device": "cpu"}  # there, cpu_precision decides (default fp32)
+        amp = {(p, c): Experiment({**cpu, "precision": p, "cpu_precision": c}, tmp_path,
+                                  progress=False)._train_kw()["amp"]
+               for p in ("bf16", "fp32") for c in ("bf16", "fp32")}
+        assert amp == {("bf16", "bf16"): True, ("fp32", "bf16"): True,
+                       ("bf16", "fp32"): False, ("fp32", "fp32"): False}
 
 
 @pytest.mark.parametrize("overrides", [{"fusion": "fork", "selector_init": "fresh"},

@@ -169,7 +169,11 @@ def test_paper_plan_covers_every_artefact():
     base = [a for a in ARTEFACTS if a not in grid.VARIANT_ARTEFACTS and a != "extended"]
     assert len(grid.plan("cpu", artefacts=base).runs) == 30
     assert len(grid.plan("smoke", artefacts=base).runs) == 10
-    assert len(grid.plan("cpu").runs) == 30 + 15 and len(grid.plan("smoke").runs) == 10 + 4
+    assert len(grid.plan("smoke").runs) == 10 + 4
+    # on cpu they are optional (reproduce --extended)
+    assert len(grid.plan("cpu").runs) == 30
+    assert len(grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True)).runs) \
+        == 30 + 15
 
 
 @pytest.mark.parametrize("profile,seeds,t_syncs", [("smoke", [0], [1]), ("cpu", [0, 1, 2], [1, 2])])
@@ -198,7 +202,7 @@ def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
     assert plan.notebooks["table2"]["t_syncs"] == t_syncs
     assert plan.notebooks["fusion_variants"]["fusions"] == ["fresh", "conv_only", "fork"]
     if profile == "cpu":  # after every run of the study, and each after the run it reuses
-        full = grid.plan("cpu")
+        full = grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True))
         order = [r.run_id for r in full.runs]
         first_variant = min(order.index(r.run_id) for r in plan.runs
                             if cfgs[r.run_id]["t_sync"] or cfgs[r.run_id]["fusion"] != "indices")
@@ -207,8 +211,13 @@ def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
         grid.plan("paper", artefacts=["table2"])
 
 
-def test_cpu_dry_run_lists_the_variant_artefacts(capsys):
+def test_cpu_dry_run_lists_the_variant_artefacts_when_extended(capsys):
     assert main(["reproduce", "--profile", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("30 runs (cpu profile):") and "table2" not in out
+    assert grid.default_artefacts("cpu") == [a for a in ARTEFACTS if a not in (
+        "table2", "fusion_variants", "extended")]
+    assert main(["reproduce", "--profile", "cpu", "--extended", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("45 runs (cpu profile):")
     # its runs, plus its notebook line and its line of the cost table
@@ -249,8 +258,8 @@ def test_extended_table_is_planned_only_when_asked(capsys):
                  "--images-per-second", "2000"]) == 0
     out = capsys.readouterr().out
     assert "extended_table.ipynb" in out and re.search(r"^  extended\s+60\s", out, re.M)
-    assert main(["reproduce", "--profile", "cpu", "--extended", "--dry-run"]) == 2
-    assert "--extended: the cpu grid has no extended runs" in capsys.readouterr().err
+    assert main(["reproduce", "--profile", "smoke", "--extended", "--dry-run"]) == 2
+    assert "--extended: the smoke grid has no optional runs" in capsys.readouterr().err
     with pytest.raises(ConfigError, match=r"artefacts \['extended'\]: unknown for the cpu grid"):
         grid.plan("cpu", artefacts=["extended"])
 
