@@ -9,6 +9,9 @@ forward-only passes (``evaluate`` / ``score_pool`` feed channels_last inputs on 
    channels_last model and input, for the dense net and its p=0.5 prune.
 3. Forward-only passes in eval mode over ``--images`` images at batch 128, the model as it is
    (contiguous weights), with contiguous vs channels_last inputs.
+4. SGD steps at ``--train-batch`` (contiguous), fp32 vs bf16 autocast: the run parameter
+   ``cpu_precision``. bf16 pays where the CPU has native bf16 (AVX512-BF16, AMX); elsewhere
+   it is emulated and slower.
 
 Each figure is the fastest of ``--repeats`` runs, with the foreign load of that run.
 
@@ -33,12 +36,13 @@ from prunefuse.select import score_pool
 from prunefuse.train import evaluate
 
 
-def sgd_steps(model, x, y, steps: int):
+def sgd_steps(model, x, y, steps: int, amp: bool = False):
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def run():
         for _ in range(steps):
-            loss = F.cross_entropy(model(x), y)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = F.cross_entropy(model(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -53,6 +57,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[128, 256, 1024],
                     help="evaluation batch sizes to compare")
     ap.add_argument("--steps", type=int, default=6, help="SGD steps per timed run")
+    ap.add_argument("--train-batch", type=int, default=32, help="batch of the fp32/bf16 "
+                    "comparison (the cpu profile's)")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs; the fastest is kept")
     add_common_args(ap)
     args = ap.parse_args()
@@ -116,6 +122,20 @@ def main() -> None:
     print(table(rows, [("model", ""), ("input", ""), ("seconds", ".2f"), ("images/s", ",.0f"),
                        ("load", ".1f")]))
     cl_fwd = [rows[i + 1]["images/s"] / rows[i]["images/s"] for i in range(0, len(rows), 2)]
+    rows = []
+    xb, yb = x[: args.train_batch].contiguous(), y[: args.train_batch]
+    for name, m0 in nets:
+        for amp in (False, True):
+            m = copy.deepcopy(m0).train()
+            sgd_steps(m, xb, yb, 2, amp)()  # warm-up
+            sec, _, load = best_of(sgd_steps(m, xb, yb, args.steps, amp), dev, args.repeats)
+            rows.append({"model": name, "precision": "bf16" if amp else "fp32", "seconds": sec,
+                         "images/s": xb.shape[0] * args.steps / sec, "load": load})
+    print(f"4. {args.steps} SGD steps of batch {xb.shape[0]}, fp32 vs bf16 autocast; fastest "
+          f"of {args.repeats}")
+    print(table(rows, [("model", ""), ("precision", ""), ("seconds", ".2f"),
+                       ("images/s", ",.0f"), ("load", ".1f")]))
+    bf = [rows[i + 1]["images/s"] / rows[i]["images/s"] for i in range(0, len(rows), 2)]
     rows = train_rows
     fwd = [r for r in fwd if r["model"] == args.arch and r["call"] == "score_pool"]
     best = min(fwd, key=lambda r: r["seconds"])
@@ -125,7 +145,9 @@ def main() -> None:
           f"than at batch {best['batch']}; channels_last training speed-up "
           + ", ".join(f"{n} {c:.2f}x" for (n, _), c in zip(nets, cl))
           + "; channels_last forward-only speed-up "
-          + ", ".join(f"{n} {c:.2f}x" for (n, _), c in zip(nets, cl_fwd)))
+          + ", ".join(f"{n} {c:.2f}x" for (n, _), c in zip(nets, cl_fwd))
+          + f"; bf16 autocast training speed-up (batch {xb.shape[0]}) "
+          + ", ".join(f"{n} {c:.2f}x" for (n, _), c in zip(nets, bf)))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ and prints the images per second of the whole machine (all processes together) a
 process. The layout with the most images per second is the one to give
 ``prunefuse reproduce --slots``.
 
-Each process trains the profile's target (``--profile``: architecture, batch size,
-augmentation) on the bundled Fashion-MNIST subset for ``--images`` images after one warm-up
+Each process trains the profile's target (``--profile``: architecture, batch size or
+``--batch-size``, augmentation, ``cpu_precision``) on the bundled Fashion-MNIST subset for ``--images`` images after one warm-up
 epoch; every process of a layout starts together, and the layout's time runs from the first
 start to the last finish.
 
@@ -32,17 +32,18 @@ import json, sys, time, warnings
 import torch
 warnings.simplefilter("ignore")
 threads, images, profile, seed = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+batch = int(sys.argv[5])
 torch.set_num_threads(threads)
 from prunefuse.config import make_config
 from prunefuse.data import load_dataset
 from prunefuse.models import build_model
 from prunefuse.train import train
-cfg = make_config(profile)
+cfg = make_config(profile, **({"batch_size": batch} if batch else {}))
 ds = load_dataset(cfg["dataset"], max_train=images, max_test=1)
 model = build_model(cfg["arch"], num_classes=ds.num_classes, seed=seed)
 kw = dict(mean=ds.mean, std=ds.std, padding=ds.padding if cfg["augment"] else 0,
           batch_size=cfg["batch_size"], lr=0.05, schedule="constant", device="cpu",
-          progress=False)
+          amp=cfg["cpu_precision"] == "bf16", progress=False)
 train(model, ds.x_train[:256], ds.y_train[:256], epochs=1, **kw)  # warm-up
 print("READY", flush=True)
 sys.stdin.readline()  # start together
@@ -52,10 +53,10 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "images": len(ds.x_train)
 """
 
 
-def run_layout(procs: int, threads: int, images: int, profile: str) -> dict:
+def run_layout(procs: int, threads: int, images: int, profile: str, batch: int = 0) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(threads), str(images),
-                                 profile, str(i)], stdin=subprocess.PIPE,
+                                 profile, str(i), str(batch)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, env=env)
                for i in range(procs)]
     for w in workers:
@@ -82,6 +83,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2048, help="training images per process")
     ap.add_argument("--layouts", nargs="+", default=["1x2", "2x1", "1x1"],
                     help="PROCESSESxTHREADS, each measured in turn")
+    ap.add_argument("--batch-size", type=int, default=0, help="training batch; 0 = the "
+                    "profile's")
     ap.add_argument("--repeats", type=int, default=2, help="rounds over all layouts; the "
                     "fastest of each layout is kept")
     args = ap.parse_args()
@@ -92,11 +95,12 @@ def main() -> None:
     best: dict[str, dict] = {}
     for _ in range(args.repeats):  # interleaved, so a burst of foreign load hits every layout
         for procs, threads in layouts:
-            row = run_layout(procs, threads, args.images, args.profile)
+            row = run_layout(procs, threads, args.images, args.profile, args.batch_size)
             if row["layout"] not in best or row["wall s"] < best[row["layout"]]["wall s"]:
                 best[row["layout"]] = row
-    print(f"{args.profile} profile target, {args.images} images per process, one epoch after a "
-          f"warm-up; fastest of {args.repeats}")
+    print(f"{args.profile} profile target, batch {args.batch_size or 'of the profile'}, "
+          f"{args.images} images per process, one epoch after a warm-up; fastest of "
+          f"{args.repeats}")
     print(f"{'layout (proc x thr)':<20} {'wall s':>8} {'machine img/s':>14} "
           f"{'per process img/s':>18}")
     for row in best.values():
