@@ -12,6 +12,7 @@ information under MC dropout, Gal et al. 2017), greedy k-centers on penultimate 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -130,14 +131,11 @@ def random(n: int, budget: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)[:budget]
 
 
-def _min_sq_dist(points: torch.Tensor, centers: torch.Tensor, chunk: int,
-                 centers_sq: torch.Tensor | None = None) -> torch.Tensor:
-    """For each point, the squared distance to its nearest center, centers taken in chunks.
-    ``centers_sq``: the centers' squared norms, if already known."""
+def _min_sq_dist(points: torch.Tensor, centers: torch.Tensor, chunk: int) -> torch.Tensor:
+    """For each point, the squared distance to its nearest center, centers taken in chunks."""
     best = torch.full((points.shape[0],), float("inf"), dtype=points.dtype, device=points.device)
     sq = (points * points).sum(1)
-    if centers_sq is None:
-        centers_sq = (centers * centers).sum(1)
+    centers_sq = (centers * centers).sum(1)
     for start in range(0, centers.shape[0], chunk):
         c = centers[start : start + chunk]
         d = sq[:, None] - 2 * points @ c.T + centers_sq[start : start + chunk][None, :]
@@ -165,31 +163,22 @@ def _min_sq_dist_blocked(x: torch.Tensor, sq: torch.Tensor, centers: torch.Tenso
     return best.add_(sq)
 
 
-def _exact_argmax(cand: torch.Tensor, pool: torch.Tensor,
-                  labeled: tuple[torch.Tensor, torch.Tensor] | None,
-                  picks: tuple[torch.Tensor, torch.Tensor], cache: dict[int, float]) -> int:
-    """The candidate with the largest float64 distance to its nearest center (lower index on
-    ties): the float64 computation of :func:`_kcenter_float64`, on the few rows that float32
-    cannot tell apart.
-
-    ``labeled`` and ``picks``: (centers, their squared norms) in float64, the norms computed
-    once per run. A candidate's distance to the labeled centers never changes during a run,
-    so it is computed once and kept in ``cache`` (pool index -> float64 value); the near-ties
-    recur from pick to pick, so only the distances to the picks so far are computed anew."""
-    pts = pool[cand].double()
-    chunk = max(1, (1 << 20) // cand.numel())
-    best = torch.full((cand.numel(),), float("inf"), dtype=torch.float64, device=pts.device)
-    if picks[0].shape[0]:
-        best = _min_sq_dist(pts, picks[0], chunk, picks[1])
-    if labeled is not None:
-        ids = cand.tolist()
-        new = [k for k, c in enumerate(ids) if c not in cache]
-        if new:
-            values = _min_sq_dist(pts[new], labeled[0], chunk, labeled[1]).tolist()
-            cache.update((ids[k], v) for k, v in zip(new, values))
-        best = torch.minimum(best, torch.tensor([cache[c] for c in ids], dtype=torch.float64,
-                                                device=pts.device))
-    return int(cand[int(torch.argmax(best))])  # cand is sorted: the first maximum is the lowest
+def _min_sq_dist_rows(points: torch.Tensor, sq: torch.Tensor, centers: torch.Tensor,
+                      centers_sq: torch.Tensor, max_elements: int) -> torch.Tensor:
+    """``max(0, min_c (|p|^2 - 2 p.c) + |c|^2)`` per row of ``points``: the arithmetic of
+    :func:`_min_sq_dist`, step for step, but in one reused block of at most ``max_elements``
+    entries (``points`` has at most that many rows) and with the squared norms given."""
+    n, m = points.shape[0], centers.shape[0]
+    cols = max(1, min(m, max_elements // n))
+    buf = torch.empty(n * cols, dtype=points.dtype, device=points.device)
+    best = torch.full((n,), float("inf"), dtype=points.dtype, device=points.device)
+    twice, sq = 2 * points, sq[:, None]
+    for c in range(0, m, cols):
+        k = min(cols, m - c)
+        d = torch.mm(twice, centers[c : c + k].T, out=buf[: n * k].view(n, k))
+        torch.sub(sq, d, out=d).add_(centers_sq[c : c + k])
+        torch.minimum(best, d.amin(1), out=best)
+    return best.clamp_min_(0)
 
 
 def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor | None,
@@ -197,18 +186,25 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
     """Greedy k-centers (Sener & Savarese 2018) on Euclidean distance (docs/method.md,
     "Step 2: select").
 
-    Caveat first: distances are computed in float32, yet the picks are those of the float64
-    rule (:func:`_kcenter_float64`). Every float32 squared distance is within a proven bound
-    ``tol`` of the exact one; when another unpicked sample comes within ``2 tol`` of the
-    largest, the tied candidates are re-ranked in float64 against every center, so the choice
-    (ties to the lower index) is the float64 one. The bound is loose, so on Gaussian features
-    most picks have such near-ties (4,518 of 5,000 on a 50,000-image Gaussian pool); each
-    costs a few float64 rows against the picks so far, and against the labeled centers once
-    per candidate (cached).
+    Caveat first: the picks are those of the float64 rule (:func:`_kcenter_float64`), ties to
+    the lower index, though most of the pool is only ever seen in float32. A float32 squared
+    distance to the labeled set is within a proven bound ``tol`` of the exact one. The float64
+    values use the reference's formula, but in other block shapes, so two samples whose float64
+    distances differ only in the last bit could be ranked otherwise than the reference ranks
+    them; exact ties (duplicated or integer rows) are exact in both.
 
-    Memory is O(pool): a running min-distance vector, with distances to the labeled centers
-    computed through matmul in blocks of at most ``max_elements`` entries, never a labeled x
-    pool matrix; each pick updates the vector with one matrix-vector product.
+    Lazy exact greedy: one float32 pass gives each sample's distance ``d32`` to the labeled
+    centers, and ``d32 + tol`` bounds its distance at every later step, since distances only
+    shrink as picks are added. Samples are refined in batches, in decreasing ``d32``, to their
+    float64 distance to the labeled centers and the picks so far, and kept in a heap of values
+    that bound the current ones in the same way; the heap top is refreshed against the picks
+    made since, and picked once it is up to date and no unrefined sample's bound reaches it, so
+    most of the pool is never refined and a pick costs a few small products, not a pool pass.
+
+    Memory is O(pool): a float64 CPU copy of the pool and of the labeled set (all float64 work
+    runs on the CPU, so the picks do not depend on the device), the float32 distances, a heap
+    of the refined samples, and distance blocks of at most ``max_elements`` entries; never a
+    labeled x pool matrix.
 
     Args:
         pool_features: (N, D) features of the unlabeled pool.
@@ -228,45 +224,100 @@ def kcenter_greedy(pool_features: torch.Tensor, labeled_features: torch.Tensor |
     _check_budget(n, budget)
     if torch.isnan(pool_features).any():
         raise ValueError("pool_features: contain NaN")
-    x = pool_features.float().contiguous()
-    sq = (x * x).sum(1)
-    # Float64 copies of the centers, for the re-ranking: the labeled set, then each pick.
-    picks64 = torch.empty(budget, dim, dtype=torch.float64, device=x.device)
-    picks_sq64 = torch.empty(budget, dtype=torch.float64, device=x.device)
-    labeled64, cache = None, {}
-    max_c = sq.max()
-    labeled = labeled_features is not None and labeled_features.numel() > 0
-    if labeled:
-        lab = labeled_features.to(x)
-        dist = _min_sq_dist_blocked(x, sq, lab, max_elements)
-        lab64 = labeled_features.to(device=x.device, dtype=torch.float64)
-        labeled64 = (lab64, (lab64 * lab64).sum(1))
-        max_c = torch.maximum(max_c, (lab * lab).sum(1).max())
-    else:
-        dist = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
-    # |fl(d) - d| <= gamma * (|x|^2 + |c|^2) for a length-dim dot product and the input's
-    # rounding to float32 (Higham, Accuracy and Stability, eq. 3.5), with room to spare.
-    u = torch.finfo(torch.float32).eps / 2
-    tol = float(4 * (dim + 8) * u * (sq.max() + max_c))
+    cpu = torch.device("cpu")
+    x64 = pool_features.detach().to(cpu, torch.float64).contiguous()
+    sq64 = (x64 * x64).sum(1)
+    picks64 = torch.empty(budget, dim, dtype=torch.float64)
+    picks_sq64 = torch.empty(budget, dtype=torch.float64)
     picked: list[int] = []
-    buf = torch.empty_like(dist)
-    for i in range(budget):
-        if i == 0 and not labeled:
-            j = int(random(n, 1, seed)[0])
-        else:
-            j = int(torch.argmax(dist))  # first maximum: ties go to the lower index
-            cand = torch.nonzero(dist >= dist[j] - 2 * tol).flatten()
-            if cand.numel() > 1:
-                j = _exact_argmax(cand, pool_features, labeled64,
-                                  (picks64[:i], picks_sq64[:i]), cache)
+    labeled64 = None
+    if labeled_features is not None and labeled_features.numel() > 0:
+        x = pool_features.detach().float().contiguous()
+        sq = (x * x).sum(1)
+        lab = labeled_features.detach().to(x)
+        d32 = _min_sq_dist_blocked(x, sq, lab, max_elements)
+        # |fl(d) - d| <= gamma * (|x|^2 + |c|^2) for a length-dim dot product and the input's
+        # rounding to float32 (Higham, Accuracy and Stability, eq. 3.5), with room to spare
+        # (also for the float64 rounding of the values it is compared with).
+        u = torch.finfo(torch.float32).eps / 2
+        max_c = torch.maximum(sq.max(), (lab * lab).sum(1).max())
+        tol = float(4 * (dim + 8) * u * (sq.max() + max_c))
+        order = torch.argsort(-d32, stable=True)  # bounds in decreasing order, ties by index
+        # Clamped at 0 like the float64 values: a bound equal to a value of 0 must still be
+        # refined, since its sample may win the tie on index.
+        bounds = (d32[order].double() + tol).clamp_min_(0).tolist()
+        order = order.cpu()
+        lab64 = labeled_features.detach().to(cpu, torch.float64)
+        labeled64 = (lab64, (lab64 * lab64).sum(1))
+    elif budget:
+        j = int(random(n, 1, seed)[0])
         picked.append(j)
-        picks64[i] = pool_features[j]
-        picks_sq64[i] = (picks64[i : i + 1] * picks64[i : i + 1]).sum(1)[0]
-        # |x - x_j|^2 = |x|^2 - 2 x.x_j + |x_j|^2: one matrix-vector product per pick. Not
-        # clamped at 0: the bound holds either way and the picked sample stays at -inf.
-        torch.addmv(sq, x, x[j], alpha=-2, out=buf).add_(sq[j])
-        torch.minimum(dist, buf, out=dist)
-        dist[j] = -float("inf")  # never picked twice, even among duplicates
+        picks64[0], picks_sq64[0] = x64[j], sq64[j]
+        order = torch.cat([torch.arange(j), torch.arange(j + 1, n)])
+        bounds = [float("inf")] * (n - 1)
+    else:
+        return torch.empty(0, dtype=torch.long)
+
+    # Refreshes are tiny products, thousands of them: numpy views cost less per call than torch.
+    xs, xs_sq = x64.numpy(), sq64.numpy()
+    ps, ps_sq = picks64.numpy(), picks_sq64.numpy()
+    cap = max(1, min(1 << 14, max_elements))
+    heap: list[tuple[float, int, int]] = []  # (-value, index, picks counted), lowest first
+    nxt, m = 0, len(bounds)
+    for i in range(len(picked), budget):
+        batch, width = min(256, cap), 1
+        while True:
+            if nxt < m and (not heap or bounds[nxt] >= -heap[0][0]):
+                idx = order[nxt : nxt + batch]
+                nxt += idx.numel()
+                rows, rows_sq = x64[idx], sq64[idx]
+                value = torch.full((idx.numel(),), float("inf"), dtype=torch.float64)
+                if labeled64 is not None:
+                    value = _min_sq_dist_rows(rows, rows_sq, *labeled64, max_elements)
+                if i:
+                    value = torch.minimum(value, _min_sq_dist_rows(
+                        rows, rows_sq, picks64[:i], picks_sq64[:i], max_elements))
+                new = list(zip(value.neg_().tolist(), idx.tolist(), [i] * idx.numel()))
+                if len(new) >= len(heap):
+                    heap.extend(new)
+                    heapq.heapify(heap)
+                else:
+                    for entry in new:
+                        heapq.heappush(heap, entry)
+                # A run of refinements within one pick means the bounds are flat here (no
+                # labeled set: all infinite): grow the batch rather than pay per batch.
+                batch = min(2 * batch, cap)
+                continue
+            neg, j, upto = heap[0]
+            if upto == i:
+                heapq.heappop(heap)
+                break
+            if width == 1:
+                # In _kcenter_float64's order, (|x|^2 - 2 x.c) + |c|^2 clamped at 0, so that
+                # the roundings, hence exact ties, are the same as there.
+                d = ps[upto:i] @ xs[j]
+                d *= -2
+                d += xs_sq[j]
+                d += ps_sq[upto:i]
+                heapq.heapreplace(heap, (-min(-neg, max(float(d.min()), 0.0)), j, i))
+            else:
+                # Many refreshes in one pick (values falling fast, as with no labeled set):
+                # refresh the stale top entries together, against the picks since the oldest;
+                # picks an entry already counts change nothing in its minimum.
+                stale = [heapq.heappop(heap)]
+                while len(stale) < width and heap and heap[0][2] < i:
+                    stale.append(heapq.heappop(heap))
+                ids = [e[1] for e in stale]
+                lo = min(e[2] for e in stale)
+                d = xs[ids] @ ps[lo:i].T
+                d *= -2
+                d += xs_sq[ids][:, None]
+                d += ps_sq[lo:i]
+                for e, v in zip(stale, d.min(1).tolist()):
+                    heapq.heappush(heap, (-min(-e[0], max(v, 0.0)), e[1], i))
+            width = max(1, min(2 * width, 64, max_elements // i))  # i: the longest refresh
+        picked.append(j)
+        picks64[i], picks_sq64[i] = x64[j], sq64[j]
     return torch.tensor(picked, dtype=torch.long)
 
 

@@ -109,6 +109,37 @@ def test_kcenter_float32_picks_the_float64_and_brute_force_centers(case):
         assert ref == _brute_kcenter(pool.tolist(), labeled.tolist(), budget)
 
 
+def _lazy_cases():
+    """(pool, labeled, budget) where the lazy greedy has to work: tight clusters in 2 and 8
+    dimensions, where each pick lowers the distances of a whole cluster (many refreshes); a
+    Gaussian pool, where a labeled run leaves most of the pool unrefined, so the bounds decide;
+    a 3 x 3 integer grid with hundreds of exact duplicates, so most picks are ties (at 0 once
+    every distinct row is a center) that go to the lower index, down to the last row."""
+    g = torch.Generator().manual_seed(11)
+    out = []
+    for dim in (2, 8):
+        centers = torch.randn(12, dim, generator=g) * 10
+        pool = centers[torch.randint(0, 12, (500,), generator=g)]
+        pool = pool + 0.3 * torch.randn(500, dim, generator=g)
+        out.append((pool, pool[torch.randperm(500, generator=g)[:20]] + 0.05, 120))
+    out.append((torch.randn(1500, 4, generator=g), torch.randn(300, 4, generator=g), 150))
+    grid = torch.randint(0, 3, (300, 2), generator=g).float()
+    out.append((grid, grid[:2], 300))
+    return out
+
+
+@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("labeled", [True, False])
+@pytest.mark.parametrize("max_elements", [1 << 20, 50])  # 50: refined in many small batches
+def test_kcenter_lazy_greedy_matches_float64_on_clusters_and_ties(case, labeled, max_elements):
+    pool, lab, budget = _lazy_cases()[case]
+    lab = lab if labeled else None
+    ref = S._kcenter_float64(pool, lab, budget, seed=2).tolist()
+    got = S.kcenter_greedy(pool, lab, budget, seed=2, max_elements=max_elements).tolist()
+    assert got == ref
+    assert len(set(got)) == budget
+
+
 def test_kcenter_without_labeled_is_seeded_and_distinct():
     pool = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
     a = S.kcenter_greedy(pool, None, 20, seed=3)
