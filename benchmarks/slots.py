@@ -8,9 +8,9 @@ process. The layout with the most images per second is the one to give
 ``prunefuse reproduce --slots``.
 
 Each process trains the profile's target (``--profile``: architecture, batch size or
-``--batch-size``, augmentation, ``cpu_precision``) on the bundled Fashion-MNIST subset for ``--images`` images after one warm-up
-epoch; every process of a layout starts together, and the layout's time runs from the first
-start to the last finish.
+``--batch-size``, augmentation, ``cpu_precision``) on the bundled Fashion-MNIST subset for
+``--images`` images after one warm-up epoch; every process of a layout starts together, and
+the layout's time runs from the first start to the last finish.
 
     python benchmarks/slots.py                       # cpu profile, layouts 1x2 2x1 1x1
     python benchmarks/slots.py --layouts 1x4 2x2 4x1 --images 4096

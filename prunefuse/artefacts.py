@@ -33,11 +33,11 @@ PROFILE_NOTES = {
     "paper": "paper: the SVP protocol (181 epochs per training, labeled budgets 10-50% of the "
              "pool)",
     "cpu": "cpu: the paper's protocol shrunk to 2 CPU cores (Fashion-MNIST, 4,000-image pool, "
-           "ResNet-20 target, 30 epochs of cosine per training; NOT CIFAR and NOT 181 "
-           "epochs). NOT converged: at 1,200 labels, 60 epochs instead of 30 raised a "
-           "random-selection target by +2.07 points (95% CI [-0.93, +5.06], seeds 0-2, "
-           "+1.05 to +3.40), more than a 1-point convergence criterion allows; every "
-           "method is trained alike",
+           "ResNet-20 target; cosine at batch 32 in bf16 autocast, targets 60 epochs, "
+           "selectors 30; NOT CIFAR and NOT 181 epochs). NOT converged by a 1-point criterion, "
+           "but close: at 1,200 labels, 120 target epochs instead of 60 raised a "
+           "random-selection target by +1.15 points (95% CI [+0.15, +2.15], seeds 0-3, "
+           "+0.30 to +1.75); every method is trained alike",
     "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%); shows the pipeline, "
             "n=1 supports no comparison",
     "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "

@@ -90,8 +90,9 @@ def demo_caption(cfg: dict, table, seconds: float) -> str:
         "# prunefuse demo: a one-seed cut of the CPU study", "",
         f"Profile `demo`: {cfg['dataset']} ({cfg['max_train']}-image pool, {cfg['max_test']} "
         f"test images), target {cfg['arch']}, {100 * cfg['initial_fraction']:g}% random initial "
-        f"labels, budgets {budgets} of the pool, {cfg['target_epochs']} epochs per training "
-        f"(batch {cfg['batch_size']}, {cfg['schedule']}), score {cfg['score']}. PruneFuse "
+        f"labels, budgets {budgets} of the pool, {cfg['target_epochs']} target and "
+        f"{cfg['selector_epochs']} selector epochs (batch {cfg['batch_size']}, "
+        f"{cfg['schedule']}, {cfg['cpu_precision']} on the CPU), score {cfg['score']}. PruneFuse "
         f"p={cfg['ratio']:g} (fusion + KD) vs dense AL, SVP ({cfg['proxy_arch']} proxy) and "
         "random selection.",
         f"Seeds: n={n}. With n={n} no difference between methods is evidence: run-to-run "

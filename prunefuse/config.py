@@ -89,7 +89,7 @@ PARAMS: dict[str, Param] = {
                     "(same kept indices) or reprune (new L2 pruning, new index map)"),
     "precision": _p("bf16", str, "training and test-evaluation precision on CUDA: bf16 "
                     "autocast [choice] or fp32 (SVP); pool scoring is always fp32"),
-    "cpu_precision": _p("fp32", str, "the same on the CPU: fp32, or bf16 autocast (1.8x faster "
+    "cpu_precision": _p("fp32", str, "the same on the CPU: fp32, or bf16 autocast (1.7x faster "
                         "ResNet-20 training where the CPU has AVX512-BF16 or AMX; emulated and "
                         "slow elsewhere)"),
     "mc_samples": _p(10, int, "MC-dropout samples for score='bald'"),

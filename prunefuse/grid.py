@@ -64,7 +64,7 @@ GRIDS: dict[str, dict[str, Any]] = {
         # Table 2 (V1 vs V2 at T_sync = 1, 2; full runs) and the fusion readings (the V1
         # run's selection, target at the largest budget only), 3 seeds at p = 0.5; they run
         # after everything else, and only with `reproduce --extended`: 15 more runs, about
-        # 50 minutes on 2 cores, beyond the study's 2 hours.
+        # 45 minutes on 2 cores (estimated), beyond the study's 2 hours.
         "variants": {"ratio": 0.5, "seeds": [0, 1, 2], "t_syncs": [1, 2],
                      "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
         "optional": ["table2", "fusion_variants"],
