@@ -234,12 +234,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         from .artefacts import ARTEFACTS
         from .grid import default_artefacts
 
-        extra = [a for a in default_artefacts(args.profile, extended=True)
-                 if a not in default_artefacts(args.profile)]
+        base = default_artefacts(args.profile)
+        extra = [a for a in default_artefacts(args.profile, extended=True) if a not in base]
         if not extra:
             raise ConfigError(f"--extended: the {args.profile} grid has no optional runs; "
                               "--profile paper and cpu have")
-        only = sorted(set(only or default_artefacts(args.profile)) | set(extra),
+        only = sorted(set(only or base) | set(extra),
                       key=list(ARTEFACTS).index)
     if args.dry_run:
         the_plan = plan(args.profile, overrides=overrides, artefacts=only)
