@@ -66,7 +66,7 @@ def measure(selectors, ds, dev, args) -> list[dict]:
                 for b in args.backends}
         jobs["train"] = (lambda m=model: train(
             m, x, y, **kw, epochs=1, batch_size=args.batch, schedule="constant", lr=0.01,
-            device=dev, compile=args.compile, progress=False))
+            device=dev, compile=args.compile, amp=args.bf16, progress=False))
         for job in jobs.values():
             job()  # warm-up (and, with --compile, compilation)
         runs.append(jobs)
@@ -101,6 +101,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="model initialization seed")
     ap.add_argument("--compile", action="store_true",
                     help="train with torch.compile (compilation happens in the warm-up)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="train in bf16 autocast (cpu_precision=bf16, the cpu profile's); "
+                         "scoring stays fp32, as in a run")
     add_common_args(ap)
     args = ap.parse_args()
     dev = setup(args)
@@ -128,7 +131,8 @@ def main() -> None:
     print(f"pool {args.pool} images scored (score_pool batch {sb}"
           f"{'' if args.score_batch else ', the library default'}) per forward backend, "
           f"{args.train} images x 1 epoch trained (batch {args.batch}"
-          f"{', torch.compile' if args.compile else ''}); s = wall seconds, median of "
+          f"{', torch.compile' if args.compile else ''}{', bf16 autocast' if args.bf16 else ''}"
+          "); s = wall seconds, median of "
           f"{args.repeats} interleaved repeats; x = dense / this; cpu = process CPU seconds "
           "(median); cpu x = the same ratio in CPU seconds; load = other processes' CPU load (cores, median)")
     print(table(rows, cols + [("load", ".1f")]))

@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 TINY = {
     "selection_cost.py": ["--arch", "resnet8", "--ratios", "0.5", "0.8", "--pool", "64",
-                          "--train", "128", "--batch", "64", "--repeats", "1"],
+                          "--train", "128", "--batch", "64", "--repeats", "1", "--bf16"],
     "trainer_throughput.py": ["--arch", "resnet8", "--images", "128", "--batch", "64",
                               "--workers", "0", "--repeats", "1"],
     "kcenter_scale.py": ["--pool", "3000", "--labeled", "500", "--dim", "16", "--budget", "40",
@@ -30,6 +30,7 @@ TINY = {
                      "--repeats", "1"],
     "full_training.py": ["--arch", "resnet8", "--images", "128", "--epochs", "2", "--batch", "64"],
     "record_size.py": ["--records", "no-such-folder"],
+    "whole_run.py": ["--profile", "smoke"],
     "slots.py": ["--profile", "smoke", "--images", "64", "--layouts", "1x1", "2x1",
                  "--repeats", "1"],
 }
@@ -70,6 +71,18 @@ def test_benchmark_runs_and_prints_headline(script):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("# ") and "device cpu" in lines[0]  # the machine header
     assert any(line.startswith("HEADLINE ") for line in lines), proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("args, named", [(["selector=dense"], "selector"),
+                                         (["lr=-1"], "lr"), (["--profile", "nope"], "nope")])
+def test_whole_run_rejects_bad_input_before_running(args, named, tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "whole_run.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PRUNEFUSE_DEVICE": "cpu"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("whole_run.py: ") and named in last
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
 
 
 def test_full_training_rejects_bad_sizes():
