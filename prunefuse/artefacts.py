@@ -213,11 +213,6 @@ def _write_table(out: Path, name: str, data: pd.DataFrame, table: pd.DataFrame,
     return paths
 
 
-def _mean_sd(values: pd.Series) -> str:
-    sd = values.std() if len(values) > 1 else 0.0
-    return f"{values.mean():.2f} ± {sd:.2f}"
-
-
 def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     data = data.drop(columns=PER_EPOCH, errors="ignore")
@@ -582,11 +577,11 @@ def agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: st
     rows = []
     for (p, budget), cell in df.groupby(["ratio", "budget_pct"], sort=True):
         rows.append({"p": f"{p:g}", "budget (% of pool)": f"{budget:g}",
-                     "Jaccard": f"{_mean_sd(cell['jaccard'])} (n={len(cell)})",
+                     "Jaccard": f"{stats.format_mean_sd(cell['jaccard'])} (n={len(cell)})",
                      "chance Jaccard": f"{cell['chance_jaccard'].mean():.2f}",
                      "Jaccard − chance [95% CI]": stats.format_mean_ci(
                          cell["jaccard"] - cell["chance_jaccard"]),
-                     "Spearman": f"{_mean_sd(cell['spearman'].dropna())} "
+                     "Spearman": f"{stats.format_mean_sd(cell['spearman'])} "
                                  f"(n={cell['spearman'].notna().sum()})",
                      "Spearman [95% CI]": stats.format_mean_ci(cell["spearman"])})
     n = _plots().seeds_note(df, ["ratio", "round"])
