@@ -36,8 +36,8 @@ PROFILE_NOTES = {
            "ResNet-20 target; cosine at batch 32 in bf16 autocast, targets 60 epochs, "
            "selectors 30; NOT CIFAR and NOT 181 epochs). NOT converged by a 1-point criterion, "
            "but close: at 1,200 labels, 120 target epochs instead of 60 raised a "
-           "random-selection target by +1.15 points (95% CI [+0.15, +2.15], seeds 0-3, "
-           "+0.30 to +1.75); every method is trained alike",
+           "random-selection target by +1.09 points (95% CI [+0.40, +1.78], seeds 0-7, "
+           "-0.35 to +2.30); every method is trained alike",
     "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%); shows the pipeline, "
             "n=1 supports no comparison",
     "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "
