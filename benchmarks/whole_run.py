@@ -8,8 +8,8 @@ whole run is what it takes to reach the target at every budget: selection (selec
 and pool scoring), PruneFuse's fusion source (its selector on the last labeled set) and
 teacher forwards, target training, and test evaluation. The KD teacher's forwards run inside
 target training, so their seconds are inside ``target_training`` (their MACs are charged to
-``teacher_forward``). With ``--order`` the order of the two runs alternates over
-``--repeats``, and the median is kept.
+``teacher_forward``). With ``--repeats`` above 1 the order of the two runs alternates from
+pair to pair, and the median is kept.
 
     python benchmarks/whole_run.py                                 # demo profile, seed 0
     python benchmarks/whole_run.py --profile cpu --threads 1 seed=1
@@ -85,7 +85,6 @@ def main() -> None:
         for key in rs[0]:
             row[key] = statistics.median(r[key] for r in rs)
         row["selection s"] = row["selector_training s"] + row["pool_scoring s"]
-        row["fusion s"] = row["fusion_source s"] + row["teacher_forward s"]
         rows.append(row)
     cols = [("method", ""), ("wall s", ".1f"), ("ledger s", ".1f"), ("selection s", ".1f")]
     # The teacher's seconds are inside target_training: no column of their own.
