@@ -23,7 +23,10 @@ PRECISIONS = ("bf16", "fp32")
 FUSIONS = ("indices", "fresh", "conv_only", "fork")  # readings of prunefuse.fuse.fuse_variant
 V2_DERIVE = ("gather", "reprune")  # prunefuse.fuse.derive_selector
 # Learning-rate schedules of prunefuse.train.lr_at.
-SCHEDULES = ("svp", "svp_exact", "cosine", "constant")
+SCHEDULES = ("svp", "cosine", "constant")
+REPORTS = ("final", "best", "both")  # which test accuracy the tables report
+V2_LOOPS = ("ours", "authors")  # PruneFuse V2's round, prunefuse.experiment
+READING_NAMES = ("ours", "authors")  # keys of READINGS
 # Knowledge distillation of the fused target (docs/method.md, "Step 4: train with KD").
 KD_LAMBDA = 0.5  # weight of the distillation term [choice]
 KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
@@ -58,9 +61,9 @@ PARAMS: dict[str, Param] = {
     "eval_budgets": _p(None, (list, NONE), "budgets at which the target is trained; None = all"),
     "selector_epochs": _p(181, int, "epochs per selector training (SVP protocol: 181)"),
     "target_epochs": _p(181, int, "epochs of target training (SVP protocol: 181)"),
-    "schedule": _p("svp", str, "learning-rate schedule: svp (1/90/45/45 proportions, rounded "
-                   "per phase), svp_exact (closest integer phases, each >= 1 epoch), cosine, "
-                   "constant"),
+    "schedule": _p("svp", str, "learning-rate schedule: svp (SVP's 1/90/45/45 phases at lr/10, "
+                   "lr, lr/10, lr/100, scaled to the epochs with every phase present from 4 "
+                   "epochs on), cosine, constant"),
     "lr": _p(0.1, (float, int), "peak learning rate"),
     "momentum": _p(0.9, (float, int), "SGD momentum"),
     "weight_decay": _p(5e-4, (float, int), "SGD weight decay"),
@@ -75,6 +78,11 @@ PARAMS: dict[str, Param] = {
     "kd_lambda": _p(None, (float, int, NONE), f"KD weight lambda; None = {KD_LAMBDA} for "
                     "prunefuse [choice], 0 otherwise"),
     "kd_temperature": _p(KD_TEMPERATURE, (float, int), "KD temperature T [choice]"),
+    "kd_t2": _p(True, bool, "multiply the KD term by T^2 (Hinton et al.) [choice]; false = the "
+                "authors' code"),
+    "freeze_fused_epochs": _p(0, int, "first target epochs in which the fused conv slices get "
+                              "no gradient (weight decay and momentum still move them); 0 = "
+                              "trained like every weight [choice], 1 = the authors' code"),
     "warm_start": _p(False, bool, "selector continues from last round's weights instead of "
                      "the pruned init [choice: False]"),
     "selector_init": _p("same", str, "selector weights each round: same (one fixed init per "
@@ -83,6 +91,19 @@ PARAMS: dict[str, Param] = {
                  "(every tensor at its kept indices into theta_0) [choice], fresh (the same into "
                  "a fresh init), conv_only (conv weights only; BN and classifier keep theta_0), "
                  "fork (the forked scripts' placement into a fresh Xavier net)"),
+    "v2_loop": _p("ours", str, "PruneFuse V2's round: ours (each round's selector trained "
+                  "from the last derived start) or authors (select with the re-pruned fused "
+                  "net as it is, then retrain it warm-started on the new labels as the fusion "
+                  "source and teacher)"),
+    "prune_steps": _p(1, int, "torch-pruning's iterative steps: the ratio is reached in this "
+                      "many equal steps, importance recomputed after each [choice: 1]; 5 = "
+                      "the authors' code"),
+    "report": _p("final", str, "test accuracy the tables report: final (last epoch) [choice], "
+                 "best (best epoch, selected on the test set, as SVP's code) or both; best "
+                 "needs eval_every >= 1"),
+    "reading": _p("ours", str, "a preset of the readings above: ours (the defaults) or "
+                  "authors (the authors' public code, docs/method.md \"Readings\"); explicit "
+                  "parameters still override it"),
     "t_sync": _p(0, int, "PruneFuse V2 period in rounds, our interpretation: every t_sync rounds "
                  "the trained dense target yields the next selector; 0 = V1"),
     "v2_derive": _p("gather", str, "V2: the next selector from the trained dense net: gather "
@@ -109,7 +130,21 @@ NOT_IN_ID = ("device", "compile", "eval_batch_size", "eval_every")
 # Keys added after records existed: at their default they stay out of the run id, so every
 # earlier config keeps its id and its finished records. A new result-relevant key goes here.
 ID_IF_NOT_DEFAULT: tuple[str, ...] = ("selector_init", "fusion", "t_sync", "v2_derive",
-                                       "precision", "cpu_precision")
+                                       "precision", "cpu_precision", "kd_t2",
+                                       "freeze_fused_epochs", "v2_loop", "prune_steps",
+                                       "report", "reading")
+
+# Readings of the method: parameter values a preset sets at once (after the profile, before
+# explicit parameters). "authors" is what the authors' public code does (docs/method.md,
+# "Readings"); its KD and fusion values apply to PruneFuse runs with a fused target only.
+READINGS: dict[str, dict[str, Any]] = {
+    "ours": {},
+    "authors": {"kd_lambda": 0.35, "kd_temperature": 3.0, "kd_t2": False,
+                "freeze_fused_epochs": 1, "fusion": "fork", "v2_loop": "authors",
+                "v2_derive": "reprune", "prune_steps": 5, "report": "best", "eval_every": 1},
+}
+# Keys of a reading that only mean something for a PruneFuse run whose target is fused.
+_FUSED_ONLY = ("kd_lambda", "freeze_fused_epochs", "fusion", "v2_loop", "v2_derive")
 
 _CPU = {"dataset": "fashion-mnist", "max_train": 4000, "max_test": 2000, "arch": "resnet20",
         "proxy_arch": "resnet8", "initial_fraction": 0.025, "budgets": [0.1, 0.2, 0.3],
@@ -195,8 +230,27 @@ def make_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
         raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
     cfg = {k: p.default for k, p in PARAMS.items()}
     cfg.update(PROFILES.get(profile, {}))
+    cfg.update(reading_values({**cfg, **overrides}))
     cfg.update(overrides)
     return validate(cfg)
+
+
+def reading_values(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The values the preset ``cfg["reading"]`` sets for this config (see :data:`READINGS`).
+
+    Keys that apply only to a fused PruneFuse target are left out for other runs, and so are
+    the V2 keys for a V1 run, so that a baseline run under a reading stays a valid config.
+    """
+    name = cfg.get("reading", PARAMS["reading"].default)
+    if name not in READINGS:
+        raise ConfigError(f"reading={name!r}: unknown; choose one of {list(READINGS)}")
+    values = dict(READINGS[name])
+    fused = cfg.get("selector") == "prunefuse" and cfg.get("target_init") in (None, "fused")
+    if not fused:
+        values = {k: v for k, v in values.items() if k not in _FUSED_ONLY}
+    if not cfg.get("t_sync"):
+        values = {k: v for k, v in values.items() if k not in ("v2_loop", "v2_derive")}
+    return values
 
 
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -260,10 +314,25 @@ def _check_variants(cfg: dict[str, Any]) -> None:
                           "warm start continues last round's weights; choose one")
     if cfg["t_sync"] < 0:
         raise ConfigError(f"t_sync={cfg['t_sync']}: must be >= 0 (0 = PruneFuse V1)")
+    if cfg["freeze_fused_epochs"] and cfg["target_init"] != "fused":
+        raise ConfigError(f"freeze_fused_epochs={cfg['freeze_fused_epochs']}: only applies with "
+                          f"target_init='fused' (got {cfg['target_init']!r}); leave it at 0")
+    if cfg["freeze_fused_epochs"] > cfg["target_epochs"]:
+        raise ConfigError(f"freeze_fused_epochs={cfg['freeze_fused_epochs']}: must be at most "
+                          f"target_epochs={cfg['target_epochs']}")
+    if cfg["report"] != "final" and cfg["eval_every"] == 0:
+        raise ConfigError(f"report={cfg['report']!r}: the best epoch needs the test set after "
+                          "every epoch; set eval_every=1 (eval_every=0 evaluates the last only)")
     if cfg["t_sync"] == 0:
         if cfg["v2_derive"] != "gather":
             raise ConfigError(f"v2_derive={cfg['v2_derive']!r}: only applies with t_sync > 0")
+        if cfg["v2_loop"] != "ours":
+            raise ConfigError(f"v2_loop={cfg['v2_loop']!r}: only applies with t_sync > 0")
         return
+    if cfg["v2_loop"] == "authors" and (cfg["t_sync"] != 1 or cfg["v2_derive"] != "reprune"):
+        raise ConfigError(f"v2_loop='authors': re-prunes the fused net every round; it needs "
+                          f"t_sync=1 and v2_derive='reprune' (got t_sync={cfg['t_sync']}, "
+                          f"v2_derive={cfg['v2_derive']!r})")
     if not pf or cfg["target_init"] != "fused":
         raise ConfigError(f"t_sync={cfg['t_sync']}: PruneFuse V2 needs selector='prunefuse' and "
                           f"target_init='fused' (got {cfg['selector']!r}, "
@@ -292,6 +361,8 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "mc_samples": (lambda v: v >= 0, ">= 0 (>= 1 for score='bald')"),
     "mc_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "kd_temperature": (lambda v: v > 0, "> 0"),
+    "freeze_fused_epochs": (lambda v: v >= 0, ">= 0 epochs"),
+    "prune_steps": (lambda v: v >= 1, ">= 1"),
     "seed": (lambda v: v >= 0, ">= 0"),
 }
 
@@ -347,8 +418,15 @@ def check_sizes(cfg: dict[str, Any], pool_size: int) -> None:
 
 def run_id(cfg: dict[str, Any]) -> str:
     """Deterministic folder name: a readable prefix and a hash of every result-relevant key."""
+    from .train import rounded_svp_phases, svp_phases
+
     ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID
              and not (k in ID_IF_NOT_DEFAULT and v == PARAMS[k].default)}
+    # The svp schedule once rounded each phase boundary separately; a run whose epochs give
+    # other phases now computes something else, so it gets a new id (181 epochs keep theirs).
+    if cfg["schedule"] == "svp" and any(svp_phases(e) != rounded_svp_phases(e)
+                                        for e in (cfg["selector_epochs"], cfg["target_epochs"])):
+        ident["svp_phases"] = "closest"
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     sel = cfg["selector"]
     if sel == "prunefuse":
@@ -469,7 +547,8 @@ def allowed_values() -> dict[str, list[str]]:
             "schedule": list(SCHEDULES), "target_init": list(TARGET_INITS),
             "selector_init": list(SELECTOR_INITS), "fusion": list(FUSIONS),
             "precision": list(PRECISIONS), "cpu_precision": list(PRECISIONS),
-            "v2_derive": list(V2_DERIVE)}
+            "v2_derive": list(V2_DERIVE), "v2_loop": list(V2_LOOPS), "report": list(REPORTS),
+            "reading": list(READINGS)}
 
 
 def describe_params(profile: str = "paper") -> str:

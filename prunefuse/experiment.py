@@ -42,7 +42,7 @@ from .config import ConfigError, check_sizes, make_config, run_id, validate
 from .data import DataError, ImageDataset, check_data
 from .device import device_name, resolve_device
 from .flops import CostLedger, count_macs, training_macs
-from .fuse import derive_selector, fuse_variant, gather
+from .fuse import derive_selector, fuse_variant, fused_conv_slices, gather
 from .models import build_model, check_model, count_params
 from .prune import prune_at_init
 from .runs import (
@@ -102,8 +102,8 @@ class Experiment:
         self.dense_init = build_model(cfg["arch"], nc, ch, seed=cfg["seed"])
         self.index_map = None
         if cfg["selector"] == "prunefuse":
-            self.selector_init, self.index_map = prune_at_init(self.dense_init, cfg["ratio"],
-                                                               self.example)
+            self.selector_init, self.index_map = prune_at_init(
+                self.dense_init, cfg["ratio"], self.example, steps=cfg["prune_steps"])
         elif cfg["selector"] == "dense":
             self.selector_init = self.dense_init
         elif cfg["selector"] == "svp":
@@ -300,7 +300,7 @@ class Experiment:
         d = ledger.to_dict()
         charge_target = "selector_training" if sync else "target_training"
         charge_teacher = "selector_training" if sync else "teacher_forward"
-        teacher = None
+        teacher = frozen = None
         fusion_source_macs = fusion_source_seconds = 0
         if cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0:
             selector, rec = self.trained_selector(labeled, round_ + 1, state)
@@ -315,8 +315,11 @@ class Experiment:
             if cfg["fusion"] in ("fresh", "fork"):
                 fresh = build_model(cfg["arch"], self.data.num_classes, self.data.in_channels,
                                     seed=self.seed("fusion_init", 0))
-            model = fuse_variant(cfg["fusion"], dense_init=self.dense_init, fresh_init=fresh,
-                                 pruned_trained=selector.cpu(), index_map=self.index_map)
+            how = dict(dense_init=self.dense_init, fresh_init=fresh,
+                       pruned_trained=selector.cpu(), index_map=self.index_map)
+            model = fuse_variant(cfg["fusion"], **how)
+            if cfg["freeze_fused_epochs"]:
+                frozen = fused_conv_slices(cfg["fusion"], **how)
         else:
             model = copy.deepcopy(self.dense_init)
         idx = torch.tensor(labeled, device=self.data_dev.x_train.device)
@@ -324,7 +327,9 @@ class Experiment:
         hist = train(model, self.data_dev.x_train[idx], self.data_dev.y_train[idx],
                      epochs=cfg["target_epochs"], seed=self.seed("target", round_),
                      teacher=teacher, kd_lambda=cfg["kd_lambda"],
-                     kd_temperature=cfg["kd_temperature"], eval_every=cfg["eval_every"],
+                     kd_temperature=cfg["kd_temperature"], kd_t2=cfg["kd_t2"],
+                     frozen=frozen, frozen_epochs=cfg["freeze_fused_epochs"],
+                     eval_every=cfg["eval_every"],
                      test=(self.data_dev.x_test, self.data_dev.y_test),
                      desc=f"target {cfg['target_init']} |L|={len(labeled)}", **self._train_kw())
         total = time.perf_counter() - start
@@ -369,7 +374,8 @@ class Experiment:
         name = f"v2-round_{round_:02d}.pt"
         selector, imap = derive_selector(dense_trained, self.selector_init, self.index_map,
                                          how=self.cfg["v2_derive"], ratio=self.cfg["ratio"],
-                                         example_input=self.example)
+                                         example_input=self.example,
+                                         steps=self.cfg["prune_steps"])
         atomic_torch_save({"state_dict": selector.state_dict(), "index_map": imap},
                           self.dir / CACHE / name)
         atomic_write_json(self.dir / f"index_map_round_{round_:02d}.json", imap)

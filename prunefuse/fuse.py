@@ -116,20 +116,47 @@ def fuse_variant(fusion: str, *, dense_init: nn.Module, fresh_init: nn.Module,
     Returns:
         A new dense model in train mode.
     """
-    if fusion == "indices":
-        return fuse(dense_init, pruned_trained, index_map)
-    if fusion == "fresh":
-        return fuse(fresh_init, pruned_trained, index_map)
+    base, placement = _variant(fusion, dense_init, fresh_init, pruned_trained, index_map)
+    return fuse(base, pruned_trained, placement, keys=list(placement))
+
+
+def fused_conv_slices(fusion: str, *, dense_init: nn.Module, fresh_init: nn.Module,
+                      pruned_trained: nn.Module, index_map: IndexMap) -> dict[str, torch.Tensor]:
+    """Where :func:`fuse_variant` wrote the selector's conv weights: state-dict key -> boolean
+    mask of the dense tensor, for the authors' frozen warm-up epoch
+    (``freeze_fused_epochs``)."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion={fusion!r}: unknown; choose one of {list(FUSIONS)}")
+    # Shapes only: the fork's Xavier draw is not repeated here.
+    placement = fork_placement(fresh_init, pruned_trained) if fusion == "fork" else index_map
+    sd = dense_init.state_dict()
+    masks = {}
+    for key in conv_keys(pruned_trained):
+        if key in placement:
+            mask = torch.zeros_like(sd[key], dtype=torch.bool)
+            mask[index_tuple(placement[key])] = True
+            masks[key] = mask
+    return masks
+
+
+def _variant(fusion: str, dense_init: nn.Module, fresh_init: nn.Module,
+             pruned_trained: nn.Module, index_map: IndexMap) -> tuple[nn.Module, IndexMap]:
+    """The base network and the placement (key -> index lists) of a fusion reading."""
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion={fusion!r}: unknown; choose one of {list(FUSIONS)}")
     convs = conv_keys(pruned_trained)
+    everything = [k for k in pruned_trained.state_dict() if not k.endswith("num_batches_tracked")]
+    if fusion == "indices":
+        return dense_init, {k: index_map[k] for k in everything}
+    if fusion == "fresh":
+        return fresh_init, {k: index_map[k] for k in everything}
     if fusion == "conv_only":
-        return fuse(dense_init, pruned_trained, index_map, keys=convs)
-    if fusion == "fork":
-        base = copy.deepcopy(fresh_init)
-        for m in base.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.xavier_uniform_(m.weight)
-        return fuse(base, pruned_trained, fork_placement(base, pruned_trained), keys=convs)
-    raise ValueError(f"fusion={fusion!r}: unknown; choose one of {list(FUSIONS)}")
+        return dense_init, {k: index_map[k] for k in convs}
+    base = copy.deepcopy(fresh_init)
+    for m in base.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+    return base, fork_placement(base, pruned_trained)
 
 
 def gather(dense: nn.Module, pruned: nn.Module, index_map: IndexMap) -> nn.Module:
@@ -145,7 +172,7 @@ def gather(dense: nn.Module, pruned: nn.Module, index_map: IndexMap) -> nn.Modul
 
 
 def derive_selector(dense_trained: nn.Module, selector: nn.Module, index_map: IndexMap, *,
-                    how: str, ratio: float, example_input: torch.Tensor
+                    how: str, ratio: float, example_input: torch.Tensor, steps: int = 1
                     ) -> tuple[nn.Module, IndexMap]:
     """PruneFuse V2 (our interpretation): the next selector from a trained dense network.
 
@@ -158,6 +185,7 @@ def derive_selector(dense_trained: nn.Module, selector: nn.Module, index_map: In
             (:func:`prunefuse.prune.prune_at_init`), which yields a new index map.
         ratio: the pruning ratio p (used by ``reprune``).
         example_input: one input batch (used by ``reprune`` to trace the network).
+        steps: iterative pruning steps of ``reprune``.
 
     Returns:
         ``(selector, index_map)``: a new selector holding trained weights, and its map.
@@ -166,7 +194,7 @@ def derive_selector(dense_trained: nn.Module, selector: nn.Module, index_map: In
     if how == "gather":
         return gather(dense, copy.deepcopy(selector).cpu(), index_map), index_map
     if how == "reprune":
-        return prune_at_init(dense, ratio, example_input)
+        return prune_at_init(dense, ratio, example_input, steps=steps)
     raise ValueError(f"v2_derive={how!r}: unknown; choose one of {list(V2_DERIVE)}")
 
 

@@ -68,6 +68,15 @@ GRIDS: dict[str, dict[str, Any]] = {
         "variants": {"ratio": 0.5, "seeds": [0, 1, 2], "t_syncs": [1, 2],
                      "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
         "optional": ["table2", "fusion_variants"],
+        # The evidence arms, all on the main comparison's seeds, pools, initial labels and
+        # dense inits, so that every difference is paired: extra seeds of dense AL,
+        # PruneFuse p=0.5 and random with the target at the largest budget only; the
+        # authors' reading of PruneFuse (full runs); KD strength and time to accuracy, each a
+        # target at the largest budget trained on a main run's selection.
+        "evidence": {"extra_seeds": list(range(5, 15)), "seeds": [0, 1, 2, 3, 4],
+                     "budget": 0.3, "epochs": [10, 20, 30, 60],
+                     "kd": {"authors": {"kd_lambda": 0.35, "kd_temperature": 3.0,
+                                        "kd_t2": False}}},
     },
     # Ten runs of seconds each, for the tests.
     "smoke": {
@@ -228,6 +237,57 @@ class Planner:
                 self._prunefuse(self.focus, self.focus_score, seed, var["ratio"], needs=main,
                                 fusion=fusion, selection_from=f"runs/{main}",
                                 eval_budgets=var["fusion_budgets"])
+
+    def extra_seed_runs(self) -> None:
+        """The main comparison's extra seeds (the grid's ``evidence`` entry): dense AL,
+        PruneFuse at the main ratio and random, the target at the largest budget only."""
+        ev = self.grid["evidence"]
+        only = {"eval_budgets": [ev["budget"]]}
+        for seed in ev["extra_seeds"]:
+            self.add(dataset=self.focus, selector="dense", score=self.focus_score, seed=seed,
+                     **only)
+            self._prunefuse(self.focus, self.focus_score, seed, self.grid["main_ratio"], **only)
+            self.add(dataset=self.focus, selector="random", seed=seed, **only)
+
+    def authors_runs(self) -> None:
+        """PruneFuse at the main ratio under the authors' reading (``reading="authors"``),
+        full runs, on the evidence seeds."""
+        for seed in self.grid["evidence"]["seeds"]:
+            self._prunefuse(self.focus, self.focus_score, seed, self.grid["main_ratio"],
+                            reading="authors")
+
+    def kd_runs(self) -> None:
+        """KD strength: on each evidence seed's PruneFuse selection, the fused target at the
+        largest budget with no KD and with each KD setting of the grid (ours is the main run)."""
+        ev, p = self.grid["evidence"], self.grid["main_ratio"]
+        for seed in ev["seeds"]:
+            main = self._prunefuse(self.focus, self.focus_score, seed, p)
+            for kd in [{"kd_lambda": 0.0}] + list(ev["kd"].values()):
+                self._prunefuse(self.focus, self.focus_score, seed, p, needs=main,
+                                selection_from=f"runs/{main}", eval_budgets=[ev["budget"]],
+                                **kd)
+
+    def time_to_accuracy_runs(self) -> None:
+        """Targets at the largest budget trained for each of the grid's epochs (a full
+        schedule of that length) on the evidence seeds: PruneFuse's selection fused + KD and
+        from scratch, dense AL's selection from scratch. The profile's own epochs are the main
+        runs themselves."""
+        ev, p = self.grid["evidence"], self.grid["main_ratio"]
+        own = make_config(self.profile, **self.overrides)["target_epochs"]
+        for seed in ev["seeds"]:
+            pf = self._prunefuse(self.focus, self.focus_score, seed, p)
+            dense = self.add(dataset=self.focus, selector="dense", score=self.focus_score,
+                             seed=seed)
+            for epochs in ev["epochs"]:
+                on = {"eval_budgets": [ev["budget"]], "target_epochs": epochs}
+                if epochs != own:
+                    self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
+                                    selection_from=f"runs/{pf}", **on)
+                    self.add(dataset=self.focus, selector="dense", score=self.focus_score,
+                             seed=seed, needs=dense, selection_from=f"runs/{dense}", **on)
+                self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
+                                selection_from=f"runs/{pf}", target_init="scratch",
+                                kd_lambda=0.0, **on)
 
     def selector_size_runs(self) -> None:
         """Each Figure 5 target pruned at the Figure 5 ratios, and SVP's proxy selecting for it."""

@@ -53,7 +53,8 @@ def accuracy_and_cost_figure(table, title: str = ""):
     setup_style()
     df = table.copy()
     df["budget_pct"] = 100 * df["budget"]
-    df["acc_pct"] = 100 * df["final_test_acc"]
+    if "acc_pct" not in df:
+        df["acc_pct"] = 100 * df["final_test_acc"]
     n = int(df.groupby(["method", "budget"])["seed"].nunique().min())
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     sns.lineplot(data=df, x="budget_pct", y="acc_pct", hue="method", marker="o",

@@ -117,9 +117,11 @@ class _Tracker:
 
 
 def _apply(model: nn.Module, example_input: torch.Tensor, keep: Sequence[Sequence[int]] | None,
-           ratio: float) -> tuple[nn.Module, IndexMap]:
+           ratio: float, steps: int = 1) -> tuple[nn.Module, IndexMap]:
     """Prune ``model`` in place. ``keep`` lists each group's kept root channels; when it is
-    None they are chosen by importance at ``ratio``."""
+    None they are chosen by importance at ``ratio``, reached in ``steps`` equal steps of the
+    ratio (torch-pruning's iterative steps), the importance recomputed on what is left after
+    each step."""
     dg = _dependency_graph(model, example_input)
     groups = _groups(dg, model)
     if not groups:
@@ -128,26 +130,32 @@ def _apply(model: nn.Module, example_input: torch.Tensor, keep: Sequence[Sequenc
             "the input and the classifier)"
         )
     tracker = _Tracker(model)
-    plan = []
-    for gi, group in enumerate(groups):
-        root = group[0].dep.target.module
-        c = root.out_channels
-        if keep is None:
-            order = torch.argsort(-_group_importance(dg, group), stable=True)
-            kept = sorted(order[: kept_channels(c, ratio)].tolist())
-        else:
-            kept = sorted(keep[gi])
-        plan.append((root, kept, [i for i in range(c) if i not in set(kept)]))
-    for root, _, drop in plan:
-        if drop:
-            group = dg.get_pruning_group(root, tp.prune_conv_out_channels, drop)
-            tracker.remove(dg, group)
-            group.prune()
+    if keep is not None:
+        steps = 1
+    widths = {group[0].dep.target.module: group[0].dep.target.module.out_channels
+              for group in groups}
+    for step in range(1, steps + 1):
+        plan = []
+        for gi, group in enumerate(_groups(dg, model) if step > 1 else groups):
+            root = group[0].dep.target.module
+            c = root.out_channels
+            if keep is None:
+                order = torch.argsort(-_group_importance(dg, group), stable=True)
+                target = kept_channels(widths[root], ratio * step / steps)
+                kept = sorted(order[: min(c, target)].tolist())
+            else:
+                kept = sorted(keep[gi])
+            plan.append((root, kept, [i for i in range(c) if i not in set(kept)]))
+        for root, _, drop in plan:
+            if drop:
+                group = dg.get_pruning_group(root, tp.prune_conv_out_channels, drop)
+                tracker.remove(dg, group)
+                group.prune()
     return model, tracker.index_map(model)
 
 
 def prune_at_init(
-    model: nn.Module, ratio: float, example_input: torch.Tensor
+    model: nn.Module, ratio: float, example_input: torch.Tensor, steps: int = 1
 ) -> tuple[nn.Module, IndexMap]:
     """Prune a freshly initialised dense model by channel L2 norm (docs/method.md, "Step 1: prune at
     initialization").
@@ -156,6 +164,8 @@ def prune_at_init(
         model: the dense initialisation theta_0; it is not modified (a deep copy is pruned).
         ratio: fraction of channels removed in every group, in [0, 1).
         example_input: one input batch, used to trace the dependency graph.
+        steps: reach ``ratio`` in this many equal steps, each choosing by the filter norms of
+            what the previous steps left (torch-pruning's ``iterative_steps``; 1 = one shot).
 
     Returns:
         ``(pruned_model, index_map)``: the thin network theta_p and, for every key of its
@@ -167,7 +177,9 @@ def prune_at_init(
     dense = copy.deepcopy(model).cpu()
     dense_sd = {k: v.clone() for k, v in dense.state_dict().items()}
     was_training = dense.training
-    pruned, imap = _apply(dense.eval(), example_input.cpu(), None, ratio)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r}: must be an int >= 1")
+    pruned, imap = _apply(dense.eval(), example_input.cpu(), None, ratio, steps)
     pruned.train(was_training)
     _check_slices(dense_sd, pruned.state_dict(), imap)
     return pruned, imap

@@ -1,8 +1,8 @@
 """The trainer shared by the selector, the baselines and the target (docs/method.md, "Protocol").
 
 SGD with momentum 0.9, weight decay 5e-4, batch 128, SVP's piecewise schedule (181 epochs =
-1 at lr/10, 90 at lr, 45 at lr/10, 45 at lr/100; other lengths keep the proportions) or a
-cosine schedule. Images stay on the device as one uint8 tensor and are cropped, flipped and
+1 at lr/10, 90 at lr, 45 at lr/10, 45 at lr/100; other lengths keep the proportions,
+:func:`svp_phases`) or a cosine schedule. Images stay on the device as one uint8 tensor and are cropped, flipped and
 normalized per batch there: no DataLoader, no PIL, no per-image Python. On CUDA: bf16
 autocast, channels_last, and no host synchronization inside an epoch.
 
@@ -29,14 +29,15 @@ from .infer import FastForward
 SVP_PHASES = (1, 90, 45, 45)  # epochs at lr/10, lr, lr/10, lr/100 in SVP's 181-epoch protocol
 
 
-def svp_exact_phases(epochs: int) -> tuple[int, ...]:
-    """Integer phase lengths closest to SVP's 1:90:45:45 that sum to ``epochs``.
+def svp_phases(epochs: int) -> tuple[int, ...]:
+    """Epochs at lr/10, lr, lr/10 and lr/100: the integer lengths closest to SVP's 1:90:45:45
+    that sum to ``epochs`` (the ``svp`` schedule).
 
     Closest means the least sum of squared deviations from ``epochs * 1/181, 90/181, ...``,
     with every phase at least one epoch when there are at least four (ties go to the earlier
     phase). Adding epochs one at a time to the phase with the smallest marginal increase of
     that sum is exact for such a separable convex objective. 181 -> (1, 90, 45, 45),
-    20 -> (1, 9, 5, 5), 4 -> (1, 1, 1, 1).
+    60 -> (1, 29, 15, 15), 30 -> (1, 15, 7, 7), 20 -> (1, 9, 5, 5), 4 -> (1, 1, 1, 1), 1 -> (0, 1, 0, 0).
     """
     total = sum(SVP_PHASES)
     quota = [epochs * w / total for w in SVP_PHASES]
@@ -48,36 +49,34 @@ def svp_exact_phases(epochs: int) -> tuple[int, ...]:
     return tuple(lengths)
 
 
+def rounded_svp_phases(epochs: int) -> tuple[int, ...]:
+    """The phase lengths the ``svp`` schedule had before :func:`svp_phases`: one warm-up epoch
+    (from 4 epochs on), then each 2:1:1 boundary rounded separately (60 -> 1/30/14/15,
+    4 -> 1/2/0/1). Kept only so that run ids change exactly where the schedule did."""
+    warm = 1 if epochs >= 4 else 0
+    rest = epochs - warm
+    half, three_q = round(rest / 2), round(rest * 3 / 4)
+    return (warm, half, three_q - half, rest - three_q)
+
+
 def lr_at(epoch: int, epochs: int, base_lr: float, schedule: str = "svp") -> float:
     """Learning rate of ``epoch`` (0-based) out of ``epochs``.
 
-    ``svp``: one warm-up epoch at base_lr/10 (when epochs >= 4), then the rest split 2:1:1
-    at base_lr, base_lr/10, base_lr/100 by rounding each boundary; for 181 epochs that is
-    exactly 1/90/45/45, for 20 it is 1/10/4/5 and for 4 it is 1/2/0/1.
-    ``svp_exact``: the same four phases at :func:`svp_exact_phases` lengths.
-    ``cosine``: half-cosine from base_lr to 0. ``constant``: base_lr.
+    ``svp``: SVP's four phases, lr/10, lr, lr/10, lr/100, at :func:`svp_phases` lengths (181
+    epochs: exactly 1/90/45/45). ``cosine``: half-cosine from base_lr to 0. ``constant``:
+    base_lr.
     """
     if schedule == "constant":
         return base_lr
     if schedule == "cosine":
         return base_lr * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
-    if schedule == "svp_exact":
-        end = 0
-        for length, divisor in zip(svp_exact_phases(epochs), (10, 1, 10, 100)):
-            end += length
-            if epoch < end:
-                return base_lr / divisor
-        return base_lr / 100
     if schedule != "svp":
         raise ValueError(f"schedule={schedule!r}: must be one of {SCHEDULES}")
-    warm = 1 if epochs >= 4 else 0
-    if epoch < warm:
-        return base_lr / 10
-    rest, e = epochs - warm, epoch - warm
-    if e < round(rest / 2):
-        return base_lr
-    if e < round(rest * 3 / 4):
-        return base_lr / 10
+    end = 0
+    for length, divisor in zip(svp_phases(epochs), (10, 1, 10, 100)):
+        end += length
+        if epoch < end:
+            return base_lr / divisor
     return base_lr / 100
 
 
@@ -149,6 +148,9 @@ def train(
     teacher: nn.Module | None = None,
     kd_lambda: float = KD_LAMBDA,
     kd_temperature: float = KD_TEMPERATURE,
+    kd_t2: bool = True,
+    frozen: dict[str, torch.Tensor] | None = None,
+    frozen_epochs: int = 0,
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
     eval_every: int = 1,
     eval_batch_size: int | None = None,
@@ -171,10 +173,15 @@ def train(
         augmentation: random crop + horizontal flip per batch.
         batch_size: images per SGD step.
         lr: peak learning rate; momentum, weight_decay: SGD settings.
-        schedule: ``"svp"``, ``"cosine"`` or ``"constant"``.
+        schedule: ``"svp"``, ``"cosine"`` or ``"constant"`` (:func:`lr_at`).
         teacher: if given, trained with :func:`prunefuse.distill.kd_loss` against this frozen
             network (eval mode, run through :class:`prunefuse.infer.FastForward` with its
-            default backend); ``kd_lambda`` and ``kd_temperature`` are its lambda and T.
+            default backend); ``kd_lambda`` and ``kd_temperature`` are its lambda and T, and
+            ``kd_t2`` whether its KD term carries the T^2 factor.
+        frozen: state-dict key -> boolean mask of the entries whose gradient is zeroed in
+            the first ``frozen_epochs`` epochs (before each step, so weight decay and
+            momentum still move them: the authors' warm-up epoch on the fused slices).
+        frozen_epochs: how many first epochs ``frozen`` applies to.
         test: optional (images, labels) evaluated after every ``eval_every``-th epoch and
             after the last one (``eval_every=0``: the last one only). Evaluation time is
             reported as ``eval_seconds``, never inside ``seconds``.
@@ -224,6 +231,11 @@ def train(
         teacher_forward = FastForward(teacher)
     x, y = x.to(dev), y.to(dev)
     mean, std = norm_constants(mean, std, dev)
+    params = dict(model.named_parameters())
+    unknown = sorted(set(frozen or {}) - set(params))
+    if unknown:
+        raise ValueError(f"frozen: {unknown[:3]} are not parameters of the model")
+    masks = [(params[k], m.to(dev)) for k, m in (frozen or {}).items()]
     step_model = torch.compile(model) if compile else model
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           weight_decay=weight_decay, nesterov=False)
@@ -248,11 +260,15 @@ def train(
                 out = net(xb)
                 if teacher is not None and kd_lambda > 0:
                     t_out = teacher_forward.logits(xb)
-                    loss = kd_loss(out, t_out, yb, kd_lambda, kd_temperature)
+                    loss = kd_loss(out, t_out, yb, kd_lambda, kd_temperature, t2=kd_t2)
                 else:
                     loss = F.cross_entropy(out.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if epoch < frozen_epochs:
+                for p, mask in masks:
+                    if p.grad is not None:
+                        p.grad.masked_fill_(mask, 0.0)
             opt.step()
             loss_sum += loss.detach() * yb.shape[0]
             correct += (out.detach().argmax(1) == yb).sum()

@@ -1,5 +1,7 @@
 """KD loss (step 4) and the trainer: schedule, determinism, KD path."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,7 @@ from prunefuse.device import resolve_eval_batch
 from prunefuse.distill import kd_kl, kd_loss
 from prunefuse.models import build_model
 from prunefuse.prune import prune_at_init
-from prunefuse.train import evaluate, lr_at, svp_exact_phases, train
+from prunefuse.train import evaluate, lr_at, rounded_svp_phases, svp_phases, train
 
 
 def test_kd_zero_when_student_equals_teacher():
@@ -67,20 +69,44 @@ def _phases(epochs, schedule):
     return [tuple(p) for p in out]
 
 
-@pytest.mark.parametrize("epochs,svp,exact", [
-    (181, [(10, 1), (1, 90), (10, 45), (100, 45)], (1, 90, 45, 45)),
-    # svp rounds each boundary: the lr/10 phase comes out shorter than the lr/100 one ...
-    (20, [(10, 1), (1, 10), (10, 4), (100, 5)], (1, 9, 5, 5)),
-    # ... and at 4 epochs the lr/10 phase vanishes, merging warm-up-like lr/100 at the end.
-    (4, [(10, 1), (1, 2), (100, 1)], (1, 1, 1, 1)),
+@pytest.mark.parametrize("epochs,phases,old", [
+    (181, (1, 90, 45, 45), (1, 90, 45, 45)),
+    # the old rounding of each boundary made the lr/10 phase shorter than the lr/100 one ...
+    (20, (1, 9, 5, 5), (1, 10, 4, 5)),
+    (60, (1, 29, 15, 15), (1, 30, 14, 15)),
+    # ... and dropped it at 4 epochs; every phase is present from 4 epochs on now.
+    (4, (1, 1, 1, 1), (1, 2, 0, 1)),
 ])
-def test_schedule_phase_lengths(epochs, svp, exact):
-    assert _phases(epochs, "svp") == svp  # the default, kept for existing runs
-    assert svp_exact_phases(epochs) == exact and sum(exact) == epochs
-    assert _phases(epochs, "svp_exact") == [(d, n) for d, n in zip((10, 1, 10, 100), exact)]
+def test_schedule_phase_lengths(epochs, phases, old):
+    assert svp_phases(epochs) == phases and sum(phases) == epochs
+    assert _phases(epochs, "svp") == [(d, n) for d, n in zip((10, 1, 10, 100), phases)]
+    assert rounded_svp_phases(epochs) == old
 
 
-def test_svp_exact_is_the_closest_integer_split():
+def test_run_ids_change_only_where_the_svp_schedule_did():
+    from prunefuse.config import make_config, run_id
+
+    base = make_config("paper")  # 181 epochs: the same phases, the same id as before
+    assert "svp_phases" not in json.dumps(base)
+    changed = make_config("paper", target_epochs=60)
+    same_cosine = make_config("paper", target_epochs=60, schedule="cosine")
+    # 181 keeps its id; 60 epochs of svp get the marker, cosine is untouched by it
+    assert run_id(base).endswith(_digest({k: v for k, v in base.items()}))
+    assert not run_id(changed).endswith(_digest(changed))
+    assert run_id(same_cosine).endswith(_digest(same_cosine))
+
+
+def _digest(cfg):
+    """The run id's hash as it was computed before the svp phases changed."""
+    import hashlib
+
+    from prunefuse.config import ID_IF_NOT_DEFAULT, NOT_IN_ID, PARAMS
+    ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID
+             and not (k in ID_IF_NOT_DEFAULT and v == PARAMS[k].default)}
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def test_svp_phases_are_the_closest_integer_split():
     # Brute force: among all splits with every phase >= 1, the least squared deviation from
     # epochs * (1, 90, 45, 45) / 181; ties to the earlier phase, as in lexicographic order.
     for epochs in range(4, 24):
@@ -89,8 +115,8 @@ def test_svp_exact_is_the_closest_integer_split():
                     for b in range(1, epochs) for c in range(1, epochs) if epochs - a - b - c >= 1),
                    key=lambda s: (round(sum((x - q) ** 2 for x, q in zip(s, quota)), 12),
                                   [-x for x in s]))
-        assert svp_exact_phases(epochs) == best, epochs
-    assert svp_exact_phases(3) == (0, 1, 1, 1) and svp_exact_phases(0) == (0, 0, 0, 0)
+        assert svp_phases(epochs) == best, epochs
+    assert svp_phases(3) == (0, 1, 1, 1) and svp_phases(0) == (0, 0, 0, 0)
 
 
 @pytest.fixture(scope="module")
