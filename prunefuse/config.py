@@ -113,8 +113,10 @@ PARAMS: dict[str, Param] = {
     "cpu_precision": _p("fp32", str, "the same on the CPU: fp32, or bf16 autocast (1.7x faster "
                         "ResNet-20 training where the CPU has AVX512-BF16 or AMX; emulated and "
                         "slow elsewhere)"),
-    "mc_samples": _p(10, int, "MC-dropout samples for score='bald'"),
-    "mc_dropout": _p(0.5, (float, int), "dropout rate of those samples (on penultimate features)"),
+    "mc_samples": _p(10, int, "dropout heads for score='feature_dropout_mi' (the mutual "
+                     "information of BALD over random dropout masks on the penultimate features "
+                     "of a net trained without dropout: not MC-dropout BALD)"),
+    "mc_dropout": _p(0.5, (float, int), "dropout rate of those heads"),
     "selection_from": _p(None, (str, NONE), "reuse the selection of this run folder (SVP's "
                          "precomputed selection) instead of selecting"),
     "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection"),
@@ -259,6 +261,13 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
     cfg = {k: _check_type(k, cfg.get(k, PARAMS[k].default)) for k in PARAMS}
+    if cfg["score"] == "bald":
+        raise ConfigError("score='bald': renamed 'feature_dropout_mi'; no registered network "
+                          "trains with dropout, so its dropout heads are not MC-dropout BALD "
+                          "(docs/method.md)")
+    if cfg["schedule"] == "svp_exact":
+        raise ConfigError("schedule='svp_exact': now the one 'svp' schedule (closest phases "
+                          "to SVP's 1:90:45:45); use schedule='svp'")
     choices = allowed_values()
     del choices["target_init"]  # None means auto: resolved below
     for key, allowed in choices.items():
@@ -358,7 +367,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "eval_every": (lambda v: v >= 0, ">= 0 (0 = last epoch only)"),
     "max_train": (lambda v: v >= 1, "a positive number of images, or null for all"),
     "max_test": (lambda v: v >= 1, "a positive number of images, or null for all"),
-    "mc_samples": (lambda v: v >= 0, ">= 0 (>= 1 for score='bald')"),
+    "mc_samples": (lambda v: v >= 0, ">= 0 (>= 1 for score='feature_dropout_mi')"),
     "mc_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "kd_temperature": (lambda v: v > 0, "> 0"),
     "freeze_fused_epochs": (lambda v: v >= 0, ">= 0 epochs"),
@@ -374,8 +383,9 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"{key}={value!r}: must be a finite number")
         if key in RANGES and value is not None and not RANGES[key][0](value):
             raise ConfigError(f"{key}={value!r}: must be {RANGES[key][1]}")
-    if cfg["score"] == "bald" and cfg["mc_samples"] < 1:
-        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score='bald' needs at least 1")
+    if cfg["score"] == "feature_dropout_mi" and cfg["mc_samples"] < 1:
+        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score='feature_dropout_mi' needs "
+                          "at least 1")
 
 
 def trains_selector(cfg: dict[str, Any]) -> bool:

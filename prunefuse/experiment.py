@@ -17,6 +17,9 @@ dense network the next selector is derived from (``v2_derive``: gather or re-pru
 training is needed to select, so the ledger charges it to ``selector_training``. The derived
 selector (and, for re-prune, its new index map) is the start of every later selector until
 the next sync; ``index_map_round_XX.json`` records the map in use from round XX + 1 on.
+``v2_loop="authors"`` (with ``t_sync=1``, ``v2_derive="reprune"``) is the round of the
+authors' code instead: the re-pruned net selects as it is, and the fusion source and teacher
+is that net trained warm on the new labels (docs/method.md, "Readings").
 
 Resumable: every step commits ``state.json`` last, atomically; a re-run of the same config
 continues after the last committed step and ends with the same indices and metrics (on CPU)
@@ -190,15 +193,23 @@ class Experiment:
         key = _key(labeled)
         return key if self.v2_base is None else f"{key}-{self.v2_base.removesuffix('.pt')}"
 
-    def trained_selector(self, labeled: list[int], round_: int, state: dict) -> tuple:
+    def trained_selector(self, labeled: list[int], round_: int, state: dict,
+                         warm_from: str | None = None) -> tuple:
         """The selector trained on ``labeled``: from the cache on disk or trained now.
+        ``warm_from``: a file in the cache whose weights it starts from (the authors' V2
+        loop warm-starts the fusion source from the net that selected).
 
         Returns (model, record); the record holds the cost, charged to the ledger once.
         """
         key = self.selector_key(labeled)
+        if warm_from:
+            key = f"{key}-warm-{warm_from.removesuffix('.pt')}"
         path = self.dir / CACHE / f"selector-{key}.pt"
         model = self.selector_start(round_)
-        if self.cfg["warm_start"] and state.get("last_selector"):
+        if warm_from:
+            model.load_state_dict(torch.load(self.dir / CACHE / warm_from,
+                                             weights_only=True)["state_dict"])
+        elif self.cfg["warm_start"] and state.get("last_selector"):
             model.load_state_dict(torch.load(self.dir / CACHE / state["last_selector"],
                                              weights_only=True)["state_dict"])
         if path.exists():
@@ -214,7 +225,8 @@ class Experiment:
         start = time.perf_counter()
         test = evaluate(model, self.data_dev.x_test, self.data_dev.y_test, mean=self.data.mean,
                         std=self.data.std, batch_size=self.cfg["eval_batch_size"], amp=self._amp())
-        record = {"labeled": len(labeled), "seconds": seconds, "test_acc": test["test_acc"],
+        record = {"key": key, "labeled": len(labeled), "seconds": seconds,
+                  "test_acc": test["test_acc"],
                   "train_acc": hist[-1]["train_acc"] if hist else None,
                   "eval_seconds": time.perf_counter() - start,
                   "macs": training_macs(self.selector_macs, len(labeled),
@@ -225,7 +237,7 @@ class Experiment:
     def charge_selector(self, record: dict, labeled: list[int], state: dict, ledger: CostLedger,
                         category: str = "selector_training") -> None:
         """Charge a selector's training (to ``category``) and its test evaluation, once."""
-        key = self.selector_key(labeled)
+        key = record.get("key", self.selector_key(labeled))
         if key not in state["charged"]:
             ledger.add_training(category, self.selector_macs, len(labeled),
                                 self.cfg["selector_epochs"])
@@ -233,7 +245,7 @@ class Experiment:
             ledger.add_forward("evaluation", self.selector_macs, self.data.num_test)
             ledger.add_seconds("evaluation", record.get("eval_seconds", 0.0))
             state["charged"].append(key)
-        state["last_selector"] = f"selector-{key}.pt"
+        state["last_selector"] = state["selecting"] = f"selector-{key}.pt"
 
     # -- steps -----------------------------------------------------------------------------
     def select_round(self, round_: int, labeled: list[int], n_new: int, state: dict,
@@ -250,9 +262,16 @@ class Experiment:
         if not spec.model:  # nothing to train or forward: a selector the score does not need
             picks = random_select(len(pool), n_new, seed=self.seed("selector", round_))
         else:
-            model, rec = self.trained_selector(labeled, round_, state)
-            self.charge_selector(rec, labeled, state, ledger)
-            row.update(selector_test_acc=rec["test_acc"], selector_train_acc=rec["train_acc"])
+            if cfg["v2_loop"] == "authors" and self.v2_base is not None:
+                # The authors' V2: the net re-pruned from the trained fused target selects as
+                # it is; it is trained (warm) only afterwards, as the next fusion source.
+                model = self.selector_start(round_).to(self.device)
+                state["selecting"] = self.v2_base
+            else:
+                model, rec = self.trained_selector(labeled, round_, state)
+                self.charge_selector(rec, labeled, state, ledger)
+                row.update(selector_test_acc=rec["test_acc"],
+                           selector_train_acc=rec["train_acc"])
             with ledger.timed("pool_scoring"):
                 idx = torch.tensor(pool, device=self.data_dev.x_train.device)
                 out = score_pool(model, self.data_dev.x_train[idx], self.data.mean,
@@ -303,7 +322,8 @@ class Experiment:
         teacher = frozen = None
         fusion_source_macs = fusion_source_seconds = 0
         if cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0:
-            selector, rec = self.trained_selector(labeled, round_ + 1, state)
+            warm = state.get("selecting") if cfg["v2_loop"] == "authors" else None
+            selector, rec = self.trained_selector(labeled, round_ + 1, state, warm_from=warm)
             if not selects_later:
                 self.charge_selector(rec, labeled, state, ledger, category="fusion_source")
             elif sync:

@@ -363,7 +363,8 @@ def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size:
                mc_dropout: float = 0.5, seed: int = 0, backend: str | None = None) -> PoolOutputs:
     """Forward ``images`` (uint8, N x C x H x W) once, in eval mode, without augmentation.
 
-    MC dropout for BALD is applied to the penultimate features before the classifier:
+    Dropout heads for ``feature_dropout_mi`` are applied to the penultimate features before
+    the classifier (on a network trained without dropout, so this is not MC-dropout BALD):
     ``mc_samples`` dropout masks at rate ``mc_dropout``, each one a sampled sub-network shared
     by the whole pool (so results do not depend on ``batch_size``). It works for networks
     trained without dropout and costs one classifier pass per sample, not a full forward.
@@ -375,7 +376,7 @@ def score_pool(model: nn.Module, images: torch.Tensor, mean, std, *, batch_size:
         batch_size: evaluation batch size (independent of the training batch); None = 1024
             on CUDA, 128 on CPU.
         device: where to compute; defaults to the model's device.
-        mc_samples: number of dropout samples for BALD (0 = skip).
+        mc_samples: number of dropout heads for ``feature_dropout_mi`` (0 = skip).
         mc_dropout: dropout rate of those samples.
         seed: seeds the dropout masks.
         backend: how the forward runs (:class:`prunefuse.infer.FastForward`, always with
@@ -436,7 +437,8 @@ def _mar(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.T
 
 def _mc_probs(pool: PoolOutputs) -> torch.Tensor:
     if pool.mc_probs is None:
-        raise ValueError("score='bald': score_pool(..., mc_samples>0) must provide mc_probs")
+        raise ValueError("score='feature_dropout_mi': score_pool(..., mc_samples>0) must "
+                         "provide mc_probs")
     return pool.mc_probs
 
 
@@ -444,7 +446,10 @@ def _bald_values(pool: PoolOutputs, labeled_features) -> torch.Tensor:
     return bald_scores(_mc_probs(pool))
 
 
-@register_score("bald", values=_bald_values, mc_samples=True)
+# Not MC-dropout BALD (Gal et al. 2017): no registered network trains with dropout, so the
+# heads are random half-feature classifiers applied at scoring time only. The score is their
+# disagreement, named for what it is (docs/method.md, "Where we had to choose").
+@register_score("feature_dropout_mi", values=_bald_values, mc_samples=True)
 def _bald(pool: PoolOutputs, labeled_features, budget: int, seed: int) -> torch.Tensor:
     return bald(_mc_probs(pool), budget)
 

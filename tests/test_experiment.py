@@ -37,7 +37,7 @@ def _strip_time(rows):
 @pytest.mark.parametrize("selector,score", [("prunefuse", "least_confidence"),
                                             ("prunefuse", "kcenter"), ("dense", "entropy"),
                                             ("svp", "margin"), ("random", "random"),
-                                            ("prunefuse", "bald")])
+                                            ("prunefuse", "feature_dropout_mi")])
 def test_smoke_run_of_each_selector(tmp_path, selector, score):
     run = run_experiment(profile="smoke", out=tmp_path, selector=selector, score=score,
                          progress=False)

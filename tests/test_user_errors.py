@@ -22,7 +22,11 @@ from prunefuse.data import DATASETS, DatasetNotFoundError, default_root
                           "selector='prunefuse', target_init='fused', kd_lambda=0.5)"),
     ("target_epochs=0", "target_epochs=0: must be >= 1"),
     ("batch_size=0", "batch_size=0: must be >= 1 images"),
-    ("mc_samples=-1", "mc_samples=-1: must be >= 0 (>= 1 for score='bald')"),
+    ("mc_samples=-1", "mc_samples=-1: must be >= 0 (>= 1 for score='feature_dropout_mi')"),
+    ("score=bald", "score='bald': renamed 'feature_dropout_mi'"),
+    ("schedule=svp_exact", "schedule='svp_exact': now the one 'svp' schedule"),
+    ("reading=theirs", "reading='theirs': unknown; choose one of ['ours', 'authors']"),
+    ("report=best", "report='best': the best epoch needs the test set after every epoch"),
     ("mc_dropout=1", "mc_dropout=1.0: must be in [0, 1)"),
     ("kd_temperature=0", "kd_temperature=0.0: must be > 0"),
     ("seed=-1", "seed=-1: must be >= 0"),
@@ -174,8 +178,8 @@ def test_run_needs_a_profile_and_help_shows_what_runs(capsys):
     assert "  dataset            \"cifar10\"" in text  # paper's value, not the base default
     assert "one of: cifar10, cifar100, fashion-mnist, synthetic, tiny-imagenet" in text
     assert "one of: prunefuse, dense, svp, random" in text
-    assert "one of: bald, entropy, kcenter, least_confidence, margin, random" in text
-    assert "one of: svp, svp_exact, cosine, constant" in text and "resnet110, resnet14, resnet18" in text
+    assert "one of: entropy, feature_dropout_mi, kcenter, least_confidence, margin, random" in text
+    assert "one of: svp, cosine, constant" in text and "resnet110, resnet14, resnet18" in text
     assert '  smoke  dataset="synthetic" arch="resnet8"' in text
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
