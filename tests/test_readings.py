@@ -96,7 +96,7 @@ def test_iterative_pruning_steps_reach_the_ratio_and_keep_a_valid_map():
     five, imap5 = prune_at_init(dense, 0.5, x, steps=5)
     assert [p.shape for p in one.parameters()] == [p.shape for p in five.parameters()]
     # the same widths, but the channels chosen step by step on what is left can differ
-    for key, ix in imap5.items():
+    for ix in imap5.values():
         for dim in ix:
             assert dim == sorted(set(dim))
     with pytest.raises(ValueError, match="steps=0"):
