@@ -3,8 +3,9 @@
 SGD with momentum 0.9, weight decay 5e-4, batch 128, SVP's piecewise schedule (181 epochs =
 1 at lr/10, 90 at lr, 45 at lr/10, 45 at lr/100; other lengths keep the proportions:
 :func:`svp_phases`) or a cosine schedule. Images stay on the device as one uint8 tensor
-and are cropped, flipped and normalized per batch there: no DataLoader, no PIL, no per-image Python. On CUDA: bf16
-autocast, channels_last, and no host synchronization inside an epoch.
+and are cropped, flipped and normalized per batch there: no DataLoader, no PIL, no
+per-image Python. On CUDA: bf16 autocast, channels_last, and no host synchronization inside
+an epoch.
 
 Seeded: the sample order and the augmentation come from a generator seeded with ``seed``, so
 the same seed gives the same losses on the CPU.
