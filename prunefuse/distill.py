@@ -14,7 +14,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import KD_LAMBDA, KD_TEMPERATURE, check_kd
+from .errors import ConfigError
+
+# Knowledge distillation of the fused target (docs/method.md, "Step 4: train with KD").
+KD_LAMBDA = 0.5  # weight of the distillation term [choice]
+KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
+
+
+def check_kd(kd_lambda: float, temperature: float) -> None:
+    """:class:`ConfigError` unless the KD weight is in [0, 1] and the temperature is > 0."""
+    if not 0 <= kd_lambda <= 1:
+        raise ConfigError(f"kd_lambda={kd_lambda!r}: must be in [0, 1]")
+    if not temperature > 0:
+        raise ConfigError(f"kd_temperature={temperature!r}: must be > 0")
 
 
 def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

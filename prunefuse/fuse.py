@@ -25,8 +25,10 @@ from collections.abc import Iterable
 import torch
 import torch.nn as nn
 
-from .config import FUSIONS, V2_DERIVE
 from .prune import IndexMap, index_tuple, prune_at_init
+
+FUSIONS = ("indices", "fresh", "conv_only", "fork")  # the readings of fuse_variant
+V2_DERIVE = ("gather", "reprune")  # derive_selector's ways
 
 
 def _check_fit(dense_sd: dict, pruned_sd: dict, index_map: IndexMap) -> None:

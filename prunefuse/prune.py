@@ -22,10 +22,18 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from .config import check_ratio
+from .errors import ConfigError
 from .models import build_model
 
 IndexMap = dict[str, list[list[int]]]
+
+
+def check_ratio(ratio: float) -> float:
+    """A pruning ratio (fraction of channels removed, docs/method.md "Step 1: prune at
+    initialization") as a float; :class:`ConfigError` unless it is a number in [0, 1)."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+        raise ConfigError(f"ratio={ratio!r}: pruning ratio must be a number in [0, 1)")
+    return float(ratio)
 
 
 def kept_channels(channels: int, ratio: float) -> int:
@@ -227,14 +235,14 @@ def pruned_from_index_map(
 def save_pruned(path: str | os.PathLike, model: nn.Module, *, arch: str, ratio: float,
                 num_classes: int, index_map: IndexMap, in_channels: int = 3,
                 image_size: int = 32) -> None:
-    """Save a pruned model as (architecture, ratio, index map, state dict), not a pickled module."""
-    from .runs import atomic_torch_save
-
-    atomic_torch_save(
-        {"arch": arch, "ratio": ratio, "num_classes": num_classes, "in_channels": in_channels,
-         "image_size": image_size, "index_map": index_map, "state_dict": model.state_dict()},
-        path,
-    )
+    """Save a pruned model as (architecture, ratio, index map, state dict), not a pickled module;
+    written beside ``path`` first and renamed, so a reader never sees half a file."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save({"arch": arch, "ratio": ratio, "num_classes": num_classes,
+                "in_channels": in_channels, "image_size": image_size, "index_map": index_map,
+                "state_dict": model.state_dict()}, tmp)
+    os.replace(tmp, path)
 
 
 def load_pruned(path: str | os.PathLike) -> tuple[nn.Module, dict]:

@@ -21,12 +21,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import KD_LAMBDA, KD_TEMPERATURE, SCHEDULES, check_kd
 from .data import augment, norm_constants, normalize
 from .device import resolve_device, resolve_eval_batch
-from .distill import freeze_teacher, kd_loss
+from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd, freeze_teacher, kd_loss
 from .infer import FastForward
 
+SCHEDULES = ("svp", "cosine", "constant")  # the learning-rate schedules of lr_at
 SVP_PHASES = (1, 90, 45, 45)  # epochs at lr/10, lr, lr/10, lr/100 in SVP's 181-epoch protocol
 
 

@@ -1,13 +1,7 @@
-"""The package as a whole: its modules import one another in one direction (no cycle), and a
-built wheel carries the notebooks, so that an installed ``prunefuse reproduce`` finds them
-from any working directory."""
+"""The package as a whole: its modules import one another in one direction (no cycle); the
+built wheel is tested in test_wheel.py."""
 
 import ast
-import os
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import prunefuse
@@ -76,26 +70,13 @@ def test_the_batch_layer_imports_point_one_way():
     assert not graph["runs"], "the run record depends on nothing else in the package"
 
 
-def test_wheel_ships_the_notebooks_and_installed_package_finds_them(tmp_path):
-    src = tmp_path / "src"  # a copy: building in place would leave build/ in the checkout
-    shutil.copytree(PACKAGE, src / "prunefuse", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True,
-                   capture_output=True)
-    [wheel] = (tmp_path / "dist").glob("prunefuse-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    notebooks = sorted(p.name for p in (PACKAGE / "notebooks").glob("*.ipynb"))
-    assert len(notebooks) >= 8
-    assert {f"prunefuse/notebooks/{n}" for n in notebooks} <= names
-    # install the wheel alone (no source tree) and ask it, from elsewhere, for its notebooks
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
-                    str(site), str(wheel)], check=True, capture_output=True)
-    probe = ("from prunefuse.execute import NOTEBOOKS; print(NOTEBOOKS); "
-             "print(*sorted(p.name for p in NOTEBOOKS.glob('*.ipynb')))")
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
-    assert out == [str(site / "prunefuse" / "notebooks"), *notebooks]
+# The method core: pruning, selection, fusion, KD, training and what they stand on.
+CORE = {"models", "data", "prune", "select", "fuse", "distill", "train", "infer", "flops",
+        "device", "errors"}
+
+
+def test_the_method_core_imports_nothing_of_the_study_layer():
+    graph = import_graph()
+    assert CORE <= set(graph)
+    for module in sorted(CORE):
+        assert graph[module] <= CORE, (module, sorted(graph[module] - CORE))
