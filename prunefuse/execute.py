@@ -5,21 +5,46 @@ parameter is checked against the notebook's ``parameters`` cell (name and type) 
 kernel starts, and a failing cell becomes one :class:`NotebookRunError` naming the cell, its
 error and where the partially executed notebook was kept.
 
-The notebooks ship inside the package (:data:`NOTEBOOKS`), so an installed ``prunefuse``
-finds them from any working directory.
+The notebooks live in the repository's top-level ``notebooks/`` folder; the wheel carries
+them inside the package, as ``prunefuse/notebooks/`` (``pyproject.toml`` maps the one onto the
+other), so an installed ``prunefuse`` finds them from any working directory. :data:`NOTEBOOKS`
+is whichever of the two this ``prunefuse`` has; :func:`copy_notebooks` (``prunefuse notebooks
+DIR``) copies them into a folder of the user's own.
 """
 
 from __future__ import annotations
 
 import ast
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
 
-NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 EXPERIMENT = "experiment.ipynb"  # one run: prunefuse.experiment.run_experiment
+PACKAGE = Path(__file__).resolve().parent
+
+
+def notebook_folder(package: str | os.PathLike = PACKAGE) -> Path:
+    """The folder holding the notebooks of the ``prunefuse`` package at ``package``.
+
+    An installed wheel has them inside the package (``<package>/notebooks``); a source
+    checkout, or an editable install of one, in the repository's top-level ``notebooks/``
+    beside the package folder. The first of the two that holds :data:`EXPERIMENT` wins; if
+    neither does, the package's own (so that a message names where a wheel puts them).
+    """
+    package = Path(package)
+    for folder in (package / "notebooks", package.parent / "notebooks"):
+        if (folder / EXPERIMENT).is_file():
+            return folder
+    return package / "notebooks"
+
+
+NOTEBOOKS = notebook_folder()
+# True where the notebooks are the installed package's own files (a wheel): nothing is ever
+# written there; False in a source checkout (top-level notebooks/, whose runs/ is git-ignored).
+SHIPPED = NOTEBOOKS.parent == PACKAGE
 _TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (float, int),
                                        "bool": (bool,), "list": (list,), "dict": (dict,)}
 
@@ -52,20 +77,56 @@ def beside_notebook(namespace: dict[str, Any], *parts: str) -> Path:
     """A path in the folder of the running notebook, whatever the kernel's working directory.
 
     The notebook is the one Jupyter names (``__session__`` in ``namespace``, or the
-    ``JPY_SESSION_NAME`` environment variable, when either is an existing ``.ipynb``). Papermill
-    does not tell the kernel which notebook runs: then the package's notebook folder (from a
-    clone, ``prunefuse/notebooks``; ``runs/`` there is git-ignored), or the working directory
-    where that folder is read-only (an installed package).
+    ``JPY_SESSION_NAME`` environment variable; VS Code's ``__vsc_ipynb_file__``), when that is
+    an existing ``.ipynb``. Papermill does not tell the kernel which notebook runs: then, in a
+    source checkout, the checkout's notebook folder (top-level ``notebooks/``; ``runs/`` there
+    is git-ignored) where it is writable, else the working directory. Never the installed
+    package's notebook folder: a notebook opened there is refused with a
+    :class:`ConfigError` that says how to get a copy of one's own (``prunefuse notebooks DIR``).
 
     Args:
         namespace: the notebook's ``globals()``.
         *parts: path components below that folder.
     """
-    for name in (namespace.get("__session__"), os.environ.get("JPY_SESSION_NAME")):
+    names = (namespace.get("__session__"), os.environ.get("JPY_SESSION_NAME"),
+             namespace.get("__vsc_ipynb_file__"))
+    for name in names:
         if isinstance(name, str) and name.endswith(".ipynb") and Path(name).is_file():
-            return Path(name).resolve().parent.joinpath(*parts)
-    base = NOTEBOOKS if os.access(NOTEBOOKS, os.W_OK) else Path.cwd()
+            base = Path(name).resolve().parent
+            break
+    else:
+        base = NOTEBOOKS if not SHIPPED and os.access(NOTEBOOKS, os.W_OK) else Path.cwd()
+    if SHIPPED and base.resolve().is_relative_to(NOTEBOOKS.resolve()):
+        raise ConfigError(f"{base} holds the notebooks installed with the package; nothing is "
+                          f"written there: copy them into a folder of your own with `prunefuse "
+                          f"notebooks DIR` and open them from DIR")
     return base.joinpath(*parts)
+
+
+def copy_notebooks(dest: str | os.PathLike, *, force: bool = False) -> list[Path]:
+    """Copy the notebooks (every ``*.ipynb`` of :data:`NOTEBOOKS`) into ``dest``, created if
+    needed; the copies are ordinary writable files, whatever the mode of the installed ones.
+
+    Raises:
+        ConfigError: ``dest`` is not a folder, is :data:`NOTEBOOKS` itself, or already holds a
+            notebook of the same name (unless ``force``); nothing is copied then.
+        FileNotFoundError: :data:`NOTEBOOKS` holds no notebook.
+    """
+    dest = Path(dest)
+    sources = sorted(NOTEBOOKS.glob("*.ipynb"))
+    if not sources:
+        raise FileNotFoundError(f"no notebooks in {NOTEBOOKS}")
+    if dest.exists() and not dest.is_dir():
+        raise ConfigError(f"{dest}: exists and is not a folder")
+    if dest.exists() and dest.resolve() == NOTEBOOKS.resolve():
+        raise ConfigError(f"{dest}: is the folder the notebooks are copied from")
+    clash = [p.name for p in sources if (dest / p.name).exists()]
+    if clash and not force:
+        shown = ", ".join(clash[:3]) + (f" and {len(clash) - 3} more" if len(clash) > 3 else "")
+        raise ConfigError(f"{dest}: would overwrite {len(clash)} existing notebook(s) ({shown}); "
+                          "pass --force to replace them")
+    dest.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copyfile(p, dest / p.name)) for p in sources]
 
 
 def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
@@ -150,6 +211,7 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
     return output
 
 
-__all__ = ["NOTEBOOKS", "EXPERIMENT", "beside_notebook", "ParameterError", "NotebookRunError",
+__all__ = ["NOTEBOOKS", "EXPERIMENT", "PACKAGE", "SHIPPED", "notebook_folder", "beside_notebook",
+           "copy_notebooks", "ParameterError", "NotebookRunError",
            "notebook_parameters", "check_parameters", "declared_types", "check_kernel",
            "execute_notebook"]

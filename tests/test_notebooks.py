@@ -6,6 +6,7 @@ The smoke batch (10 runs, 6 artefact notebooks, each in its own kernel) runs onc
 about 3 minutes on 2 CPU cores.
 """
 
+import argparse
 import ast
 import json
 import os
@@ -23,10 +24,11 @@ from prunefuse import execute as nbx
 from prunefuse import grid
 from prunefuse import reproduce as rep
 from prunefuse.artefacts import ARTEFACTS
-from prunefuse.cli import main
+from prunefuse.cli import build_parser, main
 from prunefuse.config import (
     NOTEBOOK_EXTRAS,
     PARAMS,
+    PROFILES,
     ConfigError,
     from_notebook,
     make_config,
@@ -51,14 +53,122 @@ def test_every_artefact_has_its_notebook_which_calls_its_builder():
         source = "\n".join(c.source for c in nbformat.read(nbx.NOTEBOOKS / art.notebook,
                                                             as_version=4).cells)
         assert f"from prunefuse.artefacts import {art.stem}\n" in source + "\n", art.name
-        assert set(art.files) <= {"csv", "md", "tex", "pdf", "png"} and art.files, art.name
+        assert set(art.files) <= {"csv", "md", "tex", "pdf", "png", "json"} and art.files, art.name
 
 
-def test_notebooks_ship_inside_the_package():
-    import prunefuse
-
-    assert nbx.NOTEBOOKS == Path(prunefuse.__file__).resolve().parent / "notebooks"
+def test_the_checkout_keeps_one_copy_of_the_notebooks_at_its_top_level():
+    """The tests run from a source checkout (or an editable install of one): the notebooks are
+    its top-level notebooks/, the package folder holds none, and reproduce executes those."""
+    root = Path(rep.__file__).resolve().parents[1]
+    assert (root / "pyproject.toml").is_file()
+    assert nbx.NOTEBOOKS == root / "notebooks" and not nbx.SHIPPED
+    assert not list((root / "prunefuse").glob("**/*.ipynb")), "one copy: notebooks/ only"
     assert rep.reproduce.__kwdefaults__["notebooks"] == nbx.NOTEBOOKS
+    assert len(NOTEBOOKS) >= 13  # which ones: test_every_artefact_has_its_notebook_...
+
+
+def test_notebook_folder_finds_the_wheels_and_the_checkouts(tmp_path):
+    def layout(*folders):
+        for folder in folders:
+            (tmp_path / folder).mkdir(parents=True)
+            (tmp_path / folder / nbx.EXPERIMENT).write_text("{}")
+
+    # an installed wheel: inside the package, even beside another distribution's notebooks/
+    layout("site/prunefuse/notebooks", "site/notebooks")
+    assert nbx.notebook_folder(tmp_path / "site/prunefuse") == tmp_path / "site/prunefuse/notebooks"
+    # a checkout: the top-level folder; a stale package folder without the notebooks is passed by
+    layout("checkout/notebooks")
+    (tmp_path / "checkout/prunefuse/notebooks/runs").mkdir(parents=True)
+    assert nbx.notebook_folder(tmp_path / "checkout/prunefuse") == tmp_path / "checkout/notebooks"
+    # neither: where a wheel would have them, for the messages
+    (tmp_path / "bare/prunefuse").mkdir(parents=True)
+    assert nbx.notebook_folder(tmp_path / "bare/prunefuse") == tmp_path / "bare/prunefuse/notebooks"
+
+
+def _defaults(path: Path) -> dict:
+    return {k: ast.literal_eval(v["default"]) for k, v in nbx.notebook_parameters(path).items()}
+
+
+def _cli_default(command: str, dest: str):
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[command].get_default(dest)
+
+
+def test_artefact_notebook_defaults_are_what_a_reproduce_batch_passes_them(tmp_path, monkeypatch):
+    """Opened as they are, the table and figure notebooks read the records of the `prunefuse
+    reproduce` command their `records` help names, run (default --out) in the notebook's
+    folder: records and figures where that batch has them, and every other parameter the value
+    the batch passes. The real command line plans the batch; it stops before any kernel."""
+    by_profile: dict[str, dict[str, dict]] = {}
+    for art_name, art in ARTEFACTS.items():
+        path = nbx.NOTEBOOKS / art.notebook
+        if not path.exists():
+            continue  # test_every_artefact_has_its_notebook_which_calls_its_builder fails
+        defaults = _defaults(path)
+        profile = defaults["profile"]
+        assert profile in grid.GRIDS, f"{art.notebook}: profile={profile!r} has no reproduce grid"
+        assert art_name in grid.default_artefacts(profile, extended=True), (art.notebook, profile)
+        flag = "" if art_name in grid.default_artefacts(profile) else " --extended"
+        assert (f"`prunefuse reproduce --profile {profile}{flag}`"
+                in nbx.notebook_parameters(path)["records"]["help"]), art.notebook
+        by_profile.setdefault(profile, {})[art_name] = defaults
+    assert by_profile
+
+    class Planned(Exception):
+        pass
+
+    passed: dict[str, dict] = {}
+
+    def check_parameters(nb, params):
+        if Path(nb).name != nbx.EXPERIMENT:
+            passed[Path(nb).name] = params
+
+    def check_kernel():
+        raise Planned
+
+    monkeypatch.setattr(rep, "check_parameters", check_parameters)
+    monkeypatch.setattr(rep, "check_kernel", check_kernel)
+    monkeypatch.chdir(tmp_path)
+    for profile, notebooks in by_profile.items():
+        passed.clear()
+        with pytest.raises(Planned):
+            main(["reproduce", "--profile", profile, "--only", ",".join(notebooks)])
+        assert not list(tmp_path.iterdir()), "stopped before writing anything"
+        for art_name, defaults in notebooks.items():
+            nb = ARTEFACTS[art_name].notebook
+            got = dict(passed[nb])
+            for key in ("records", "figures"):
+                assert Path(got.pop(key)) == (tmp_path / defaults.pop(key)).resolve(), (nb, key)
+            assert defaults == got, nb
+
+
+def _quickstart_methods(ratio: float) -> list[dict]:
+    """The ``methods`` quickstart.ipynb runs, read from its code."""
+    nb = nbformat.read(nbx.NOTEBOOKS / "quickstart.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and [getattr(t, "id", None)
+                                                     for t in node.targets] == ["methods"]:
+                    return eval(compile(ast.Expression(node.value), "quickstart", "eval"),
+                                {"ratio": ratio})
+    raise AssertionError("quickstart.ipynb assigns no `methods`")
+
+
+def test_run_notebook_defaults_name_what_their_commands_write():
+    experiment = _defaults(EXPERIMENT)
+    assert experiment["profile"] in PROFILES
+    assert experiment["out"] == _cli_default("run", "out")  # `prunefuse run --profile ...`
+    quick = _defaults(nbx.NOTEBOOKS / "quickstart.ipynb")
+    assert quick["profile"] in PROFILES and quick["out"] == ""
+    source = "\n".join(c.source for c in nbformat.read(nbx.NOTEBOOKS / "quickstart.ipynb",
+                                                         as_version=4).cells)
+    assert 'out = out or str(beside_notebook(globals(), "runs", "quickstart"))' in source
+    runs = {m["selector"]: f"runs/quickstart/{run_id(make_config(quick['profile'], **m))}"
+            for m in _quickstart_methods(quick["ratio"])}
+    explore = _defaults(nbx.NOTEBOOKS / "explore.ipynb")
+    assert explore["run"] == runs["prunefuse"]
+    assert explore["compare_with"] == runs["dense"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -163,17 +273,25 @@ def test_paper_plan_covers_every_artefact():
              else c["proxy_arch"]) for c in fig5} == {
         (a, "prunefuse", p) for a in ("resnet14", "resnet20") for p in (0.5, 0.6)} | {
         ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
-    assert set(plan.notebooks) == set(ARTEFACTS) - set(grid.VARIANT_ARTEFACTS) - {"extended"}
+    # the cpu and smoke grids' optional evidence arms
+    evidence = ("main_comparison", "kd_strength", "authors_reading", "time_to_accuracy")
+    assert set(plan.notebooks) == set(ARTEFACTS) - set(grid.VARIANT_ARTEFACTS) - {"extended"} \
+        - set(evidence)
     # the variant artefacts add 3 seeds x (V2 at T_sync 1, 2 + 3 fusion readings) to cpu,
     # 1 x (1 + 3) to smoke; their V1 runs are the main ones
-    base = [a for a in ARTEFACTS if a not in grid.VARIANT_ARTEFACTS and a != "extended"]
+    base = [a for a in ARTEFACTS if a not in grid.VARIANT_ARTEFACTS and a != "extended"
+            and a not in evidence]
     assert len(grid.plan("cpu", artefacts=base).runs) == 30
     assert len(grid.plan("smoke", artefacts=base).runs) == 10
     assert len(grid.plan("smoke").runs) == 10 + 4
     # on cpu they are optional (reproduce --extended)
     assert len(grid.plan("cpu").runs) == 30
-    assert len(grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True)).runs) \
-        == 30 + 15
+    assert len(grid.plan("cpu", artefacts=base + list(grid.VARIANT_ARTEFACTS)).runs) == 30 + 15
+    # the evidence arms beyond the main runs of seeds 0-4: 10 extra seeds x 3 methods, 5
+    # authors' runs, 5 x 2 KD arms less the 3 no-KD ones the ablation has, and 5 x (3 fused
+    # + 3 dense + 4 scratch) time-to-accuracy targets less the ablation's 3 scratch at 60
+    extended = grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True))
+    assert len(extended.runs) == 30 + 15 + 30 + 5 + (10 - 3) + (50 - 3)
 
 
 @pytest.mark.parametrize("profile,seeds,t_syncs", [("smoke", [0], [1]), ("cpu", [0, 1, 2], [1, 2])])
@@ -206,7 +324,8 @@ def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
         order = [r.run_id for r in full.runs]
         first_variant = min(order.index(r.run_id) for r in plan.runs
                             if cfgs[r.run_id]["t_sync"] or cfgs[r.run_id]["fusion"] != "indices")
-        assert first_variant == len(full.runs) - 15
+        # the last tier: these 15 and the 5 runs of the authors' reading (fork fusion)
+        assert first_variant == len(full.runs) - 15 - 5
     with pytest.raises(ConfigError, match=r"artefacts \['table2'\]: unknown for the paper grid"):
         grid.plan("paper", artefacts=["table2"])
 
@@ -216,10 +335,12 @@ def test_cpu_dry_run_lists_the_variant_artefacts_when_extended(capsys):
     out = capsys.readouterr().out
     assert out.startswith("30 runs (cpu profile):") and "table2" not in out
     assert grid.default_artefacts("cpu") == [a for a in ARTEFACTS if a not in (
-        "table2", "fusion_variants", "extended")]
+        "table2", "fusion_variants", "extended", "main_comparison", "kd_strength",
+        "authors_reading", "time_to_accuracy")]
     assert main(["reproduce", "--profile", "cpu", "--extended", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("45 runs (cpu profile):")
+    n = len(grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True)).runs)
+    assert out.startswith(f"{n} runs (cpu profile):")
     # its runs, plus its notebook line and its line of the cost table
     assert sum("table2" in ln for ln in out.splitlines() if ln.startswith("  ")) == 3 * 3 + 2
     assert sum("fusion_variants" in ln for ln in out.splitlines()
@@ -258,8 +379,8 @@ def test_extended_table_is_planned_only_when_asked(capsys):
                  "--images-per-second", "2000"]) == 0
     out = capsys.readouterr().out
     assert "extended_table.ipynb" in out and re.search(r"^  extended\s+60\s", out, re.M)
-    assert main(["reproduce", "--profile", "smoke", "--extended", "--dry-run"]) == 2
-    assert "--extended: the smoke grid has no optional runs" in capsys.readouterr().err
+    assert main(["reproduce", "--profile", "smoke", "--extended", "--dry-run"]) == 0
+    assert "time_to_accuracy" in capsys.readouterr().out  # smoke's optional evidence arms
     with pytest.raises(ConfigError, match=r"artefacts \['extended'\]: unknown for the cpu grid"):
         grid.plan("cpu", artefacts=["extended"])
 
@@ -430,13 +551,64 @@ def test_beside_notebook_ignores_the_working_directory(tmp_path, monkeypatch):
     nb = tmp_path / "mine.ipynb"
     nb.write_text("{}")
     assert nbx.beside_notebook({"__session__": str(nb)}, "runs") == tmp_path / "runs"
+    assert nbx.beside_notebook({"__vsc_ipynb_file__": str(nb)}, "runs") == tmp_path / "runs"
     monkeypatch.setenv("JPY_SESSION_NAME", str(nb))
     assert nbx.beside_notebook({}, "runs") == tmp_path / "runs"
     monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "gone.ipynb"))
     assert nbx.beside_notebook({}) == nbx.NOTEBOOKS
-    monkeypatch.setattr(nbx.os, "access", lambda path, mode: False)  # installed read-only
+    monkeypatch.setattr(nbx.os, "access", lambda path, mode: False)  # a read-only checkout
     monkeypatch.chdir(tmp_path)
     assert nbx.beside_notebook({}, "runs") == tmp_path / "runs"
+
+
+def test_beside_notebook_never_writes_into_the_installed_package(tmp_path, monkeypatch):
+    shipped = tmp_path / "site" / "prunefuse" / "notebooks"  # writable, as in a user's venv
+    shipped.mkdir(parents=True)
+    (shipped / "quickstart.ipynb").write_text("{}")
+    monkeypatch.setattr(nbx, "NOTEBOOKS", shipped)
+    monkeypatch.setattr(nbx, "SHIPPED", True)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert nbx.beside_notebook({}, "runs") == work / "runs"  # papermill: the working directory
+    mine = work / "quickstart.ipynb"
+    mine.write_text("{}")
+    assert nbx.beside_notebook({"__session__": str(mine)}, "runs") == work / "runs"
+    with pytest.raises(ConfigError, match=r"installed with the package; .*prunefuse notebooks DIR"):
+        nbx.beside_notebook({"__session__": str(shipped / "quickstart.ipynb")}, "runs")
+    monkeypatch.chdir(shipped)  # Jupyter opened on the installed notebook, no session name
+    with pytest.raises(ConfigError, match="prunefuse notebooks DIR"):
+        nbx.beside_notebook({}, "runs")
+    assert not (shipped / "runs").exists()
+
+
+def test_notebooks_command_copies_them_and_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
+    shipped = tmp_path / "shipped"  # read-only, like installed files can be
+    shutil.copytree(nbx.NOTEBOOKS, shipped, ignore=shutil.ignore_patterns("runs", ".*"))
+    for p in shipped.iterdir():
+        p.chmod(0o444)
+    monkeypatch.setattr(nbx, "NOTEBOOKS", shipped)
+    dest = tmp_path / "mine" / "nb"
+    assert main(["notebooks", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in NOTEBOOKS)
+    assert all(os.access(p, os.W_OK) for p in dest.iterdir()), "the copies are the user's"
+    assert (dest / "quickstart.ipynb").read_bytes() == (shipped / "quickstart.ipynb").read_bytes()
+    assert f"copied {len(NOTEBOOKS)} notebooks into {dest}" in out
+    assert f"cd {dest}" in out and "jupyter lab" in out
+    assert "prunefuse reproduce --profile smoke" in out
+    (dest / "main_table.ipynb").write_text("mine")
+    assert main(["notebooks", str(dest)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"prunefuse notebooks: error: {dest}: would "
+                                               f"overwrite {len(NOTEBOOKS)} existing notebook(s)")
+    assert "--force" in err[0] and (dest / "main_table.ipynb").read_text() == "mine"
+    assert main(["notebooks", str(dest), "--force"]) == 0
+    assert (dest / "main_table.ipynb").read_bytes() == (shipped / "main_table.ipynb").read_bytes()
+    (tmp_path / "file").write_text("")
+    assert main(["notebooks", str(tmp_path / "file")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
 
 
 def test_quickstart_writes_beside_itself_from_any_directory(tmp_path):
@@ -462,6 +634,12 @@ def test_quickstart_writes_beside_itself_from_any_directory(tmp_path):
         {"selector": "prunefuse", "ratio": 0.5}, {"selector": "dense"}, {"selector": "svp"},
         {"selector": "random"}))
     assert list(elsewhere.iterdir()) == []
+    # explore.ipynb beside it, opened as it is (Jupyter starts kernels in the notebook's folder),
+    # shows the quickstart's PruneFuse run against its dense-AL run
+    shutil.copy(nbx.NOTEBOOKS / "explore.ipynb", nb_dir / "explore.ipynb")
+    executed = nbx.execute_notebook(nb_dir / "explore.ipynb", tmp_path / "explore.ipynb", {},
+                                    cwd=nb_dir)
+    assert not _errors(nbformat.read(executed, as_version=4))
 
 
 def test_explore_notebook_runs_on_smoke(batch, tmp_path):
