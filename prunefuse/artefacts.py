@@ -10,221 +10,38 @@ spreads are sample standard deviations, and n is stated in every caption and fig
 
 Adding an artefact: write its builder here under an :func:`artefact` declaration (the files
 it writes, the runs it needs, its notebook's parameters from the grid), and a notebook
-``prunefuse/notebooks/<builder name>.ipynb`` that calls it. ``prunefuse reproduce`` plans its
+``notebooks/<builder name>.ipynb`` that calls it. ``prunefuse reproduce`` plans its
 runs and executes its notebook, ``--only NAME`` selects it, and the notebook tests check it.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from . import stats
-from .runs import PER_EPOCH, VARIANTS, atomic_write_text, results_table
-
-# What each profile's numbers can be trusted for; written into every caption.
-PROFILE_NOTES = {
-    "paper": "paper: the SVP protocol (181 epochs per training, labeled budgets 10-50% of the "
-             "pool)",
-    "cpu": "cpu: the paper's protocol shrunk to 2 CPU cores (Fashion-MNIST, 4,000-image pool, "
-           "ResNet-20 target; cosine at batch 32 in bf16 autocast, targets 60 epochs, "
-           "selectors 30; NOT CIFAR and NOT 181 epochs). NOT converged by a 1-point criterion, "
-           "but close: at 1,200 labels, 120 target epochs instead of 60 raised a "
-           "random-selection target by +1.09 points (95% CI [+0.40, +1.78], seeds 0-7, "
-           "-0.35 to +2.30); every method is trained alike",
-    "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%); shows the pipeline, "
-            "n=1 supports no comparison",
-    "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "
-             "nothing",
-}
-
-Paths = dict[str, Path]
-
-
-# -- the registry ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Artefact:
-    """One paper artefact, declared once, next to its builder.
-
-    ``runs`` and ``params`` receive the batch planner (:class:`prunefuse.grid.Planner`):
-    ``runs(planner)`` adds the runs the artefact needs through the planner's methods, and
-    ``params(planner)`` returns the notebook's parameters from the grid (``records``,
-    ``figures`` and ``profile`` are added by the batch).
-    """
-
-    name: str  # the key of --only
-    builder: Callable[..., Paths]
-    files: tuple[str, ...]  # what the builder writes besides its caption (csv, md, tex, pdf, png)
-    runs: Callable[[Any], None]
-    params: Callable[[Any], dict[str, Any]]
-    # Planned only when asked for (``--extended``, or named in ``--only``), and only for a grid
-    # with the entry it needs (e.g. ``extended``): runs too costly to start by default.
-    optional: str | None = None
-
-    @property
-    def stem(self) -> str:
-        """Name of the files the builder writes (``<stem>.csv``, ``<stem>.caption.md``, ...)."""
-        return self.builder.__name__
-
-    @property
-    def notebook(self) -> str:
-        """The notebook that calls the builder: ``prunefuse/notebooks/<stem>.ipynb``."""
-        return f"{self.stem}.ipynb"
-
-
-ARTEFACTS: dict[str, Artefact] = {}
-
-
-def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
-             params: Callable[[Any], dict[str, Any]], optional: str | None = None) -> Callable:
-    """Declare the builder below as artefact ``name`` (see :class:`Artefact`)."""
-    def wrap(builder: Callable[..., Paths]) -> Callable[..., Paths]:
-        if name in ARTEFACTS:
-            raise ValueError(f"artefact {name!r} is declared twice")
-        ARTEFACTS[name] = Artefact(name, builder, files, runs, params, optional)
-        return builder
-    return wrap
-
-
-def _plots():
-    """:mod:`prunefuse.plots` on first use: matplotlib takes seconds to import, and planning a
-    batch reads the declarations here without drawing anything."""
-    from . import plots
-
-    return plots
-
-
-# -- selecting records ------------------------------------------------------------------------
-
-def _isin(series: pd.Series, values) -> pd.Series:
-    return pd.to_numeric(series).round(6).isin([round(float(v), 6) for v in values])
-
-
-def _at_budget(df: pd.DataFrame, budget: float | None) -> tuple[pd.DataFrame, float | None]:
-    """The rows at ``budget`` (default: the largest there is), and that budget."""
-    if budget is None and not df.empty:
-        budget = df["budget"].max()
-    return (df[_isin(df["budget"], [budget])] if budget is not None else df), budget
-
-
-def _require(df: pd.DataFrame, what: str, records, **filters) -> pd.DataFrame:
-    if df.empty:
-        raise FileNotFoundError(
-            f"records={str(records)!r}: no finished runs for {what} "
-            f"({', '.join(f'{k}={v!r}' for k, v in filters.items())}); run them first, e.g. "
-            "`prunefuse reproduce --profile cpu --out DIR`")
-    return df
-
-
-def _main_runs(df: pd.DataFrame) -> pd.Series:
-    """Runs that selected for themselves (not reusing another run's selection)."""
-    return df["selection_from"].isna()
-
-
-def _ours(df: pd.DataFrame) -> pd.Series:
-    """Runs at our readings: V1, fusion at the kept indices, one selector init per run."""
-    return (df["t_sync"] == 0) & (df["fusion"] == "indices") & (df["selector_init"] == "same")
-
-
-def _prunefuse(df: pd.DataFrame) -> pd.Series:
-    """PruneFuse as the paper runs it: fused target trained with KD, own selection."""
-    return ((df["selector"] == "prunefuse") & (df["target_init"] == "fused")
-            & (df["kd_lambda"] > 0) & _main_runs(df) & _ours(df))
-
-
-def _baseline(df: pd.DataFrame) -> pd.Series:
-    """Baseline AL: the dense target selects (random selection for the ``random`` score)."""
-    own = (df["selector"] == "dense") & (df["score"] != "random")
-    return (own | ((df["selector"] == "random") & (df["score"] == "random"))) & _main_runs(df)
-
-
-# -- captions and tables -----------------------------------------------------------------------
-
-def _hardware(df: pd.DataFrame) -> str:
-    out = []
-    for (name, threads), _ in df.groupby(["device", "threads"], dropna=False):
-        out.append(f"{name} ({threads} torch threads)" if name == "cpu" else str(name))
-    return "; ".join(out) or "unknown"
-
-
-def write_caption(out: Path, name: str, title: str, text: str, df: pd.DataFrame, *,
-                  profile: str, setting: str, files: list[Path]) -> Path:
-    """``<name>.caption.md``: what is shown, then profile, dataset, hardware, dates and files."""
-    dates = sorted(d[:10] for d in df["finished"])
-    span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
-    note = PROFILE_NOTES.get(profile, f"profile {profile}")
-    lines = [
-        f"# {title}", "", text, "",
-        f"- Profile: {note}.",
-        f"- Dataset: {setting}.",
-        f"- Hardware: {_hardware(df)}.",
-        f"- Date: runs finished {span}; built {time.strftime('%Y-%m-%d')}.",
-        f"- Records: {df['run_id'].nunique()} runs, package commit(s) "
-        f"{', '.join(sorted({str(c)[:7] for c in df['git_commit']})) or 'unknown'}.",
-        f"- Command: `prunefuse reproduce --profile {profile} --out DIR` (DIR/runs holds the "
-        "records; artefacts only read them).",
-        f"- Files: {', '.join(p.name for p in files)}.",
-    ]
-    return atomic_write_text(out / f"{name}.caption.md", "\n".join(lines) + "\n")
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    cols = [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(False)]
-    return "\n".join(lines) + "\n"
-
-
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-        "±": r"$\pm$", "—": "---"}
-
-
-def _tex_escape(text: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in str(text))
-
-
-def _latex(table: pd.DataFrame, caption: str, label: str, n_text: int) -> str:
-    """A booktabs table (``\\usepackage{booktabs}``): ``n_text`` label columns left, the
-    numbers right."""
-    spec = "l" * n_text + "r" * (len(table.columns) - n_text)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex_escape(caption)}}}",
-             rf"\label{{{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(_tex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex_escape(v) for v in row) + r" \\" for row in table.itertuples(False)]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def _write_table(out: Path, name: str, data: pd.DataFrame, table: pd.DataFrame,
-                 caption: str, n_text: int) -> Paths:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / f"{name}.csv", "md": out / f"{name}.md", "tex": out / f"{name}.tex"}
-    atomic_write_text(paths["csv"], data.to_csv(index=False))
-    atomic_write_text(paths["md"], _markdown(table))
-    atomic_write_text(paths["tex"], _latex(table, caption, f"tab:{name}", n_text))
-    return paths
-
-
-def _write_data(out: Path, name: str, data: pd.DataFrame) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    data = data.drop(columns=PER_EPOCH, errors="ignore")
-    return atomic_write_text(out / f"{name}.csv", data.to_csv(index=False))
-
-
-def _figure_files(out: Path, name: str, drawn: list[Path], data: pd.DataFrame) -> Paths:
-    """The figure as ``plots`` saved it (PDF, PNG) and the data behind it as CSV."""
-    paths = dict(zip(("pdf", "png"), drawn))
-    paths["csv"] = _write_data(out, name, data)
-    return paths
-
+from .registry import (  # noqa: F401 - the registry and helpers, re-exported
+    ARTEFACTS,
+    PROFILE_NOTES,
+    Artefact,
+    Paths,
+    _at_budget,
+    _baseline,
+    _figure_files,
+    _isin,
+    _main_runs,
+    _ours,
+    _plots,
+    _prunefuse,
+    _require,
+    _write_data,
+    _write_table,
+    artefact,
+    write_caption,
+)
+from .runs import PER_EPOCH, VARIANTS, results_table
 
 # -- the artefacts -----------------------------------------------------------------------------
 
@@ -519,7 +336,6 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
         tgt_gmacs=("target_training_macs", lambda x: x.mean() / 1e9),
         tgt_s=("target_training_seconds", "mean"), all_gmacs=("gmacs", "mean"),
         all_s=("seconds", "mean")).reset_index()
-    g["sd"] = g["sd"].fillna(0.0)
     base = g[g["method"] == "Baseline"]
     goal = base.loc[base["budget_pct"].idxmax(), "acc"] if not base.empty else None
     rows = []
@@ -528,7 +344,8 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
         first = reached.iloc[0] if not reached.empty else None
         rows.append({
             "method": r.method, "budget (% of pool)": f"{r.budget_pct:g}",
-            "test acc (%)": f"{r.acc:.2f} ± {r.sd:.2f} (n={r.n})",
+            "test acc (%)": (f"{r.acc:.2f}" if r.n < 2 else f"{r.acc:.2f} ± {r.sd:.2f}")
+            + f" (n={r.n})",
             "selection (GMACs)": f"{r.sel_gmacs:.3g}", "selection (s)": f"{r.sel_s:.1f}",
             "fusion (GMACs)": f"{r.fus_gmacs:.3g}", "fusion (s)": f"{r.fus_s:.1f}",
             "target training (GMACs)": f"{r.tgt_gmacs:.3g}", "target training (s)": f"{r.tgt_s:.1f}",
@@ -752,3 +569,15 @@ def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profil
                                           if ((df["dataset"] == d) & (df["arch"] == a)).any()),
         files=list(paths.values()))
     return paths
+
+
+# The evidence artefacts and the claims, declared in modules of their own (which import only
+# the registry); imported here so that the registry is complete whatever module a caller
+# imports first.
+from .evidence import (  # noqa: E402, F401, I001
+    authors_reading,
+    kd_strength,
+    main_comparison,
+    time_to_accuracy,
+)
+from .claims import claims  # noqa: E402, F401

@@ -247,10 +247,17 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(_describe_cost(the_plan, args.images_per_second))
         return 0
     out = args.out or f"runs/reproduce-{args.profile}"
+    if args.records:
+        from .reproduce import rebuild
+
+        result = rebuild(args.profile, args.records, out, overrides=overrides, artefacts=only,
+                         command="prunefuse " + " ".join(sys.argv[1:]) if sys.argv[1:] else None)
+        return 0 if result["built"] else 2
     executor = _executor(args)
     try:
         reproduce(args.profile, out, figures=args.figures, overrides=overrides, artefacts=only,
-                  run_figures=not args.runs_only, executor=executor)
+                  run_figures=not args.runs_only, executor=executor,
+                  command="prunefuse " + " ".join(sys.argv[1:]))
     except NotebookRunError as err:
         print(f"prunefuse reproduce: error: {err}", file=sys.stderr)
         return 1
@@ -261,6 +268,23 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"prunefuse reproduce: interrupted; the runs in flight were stopped. Run the same "
               f"command again to resume: finished runs are skipped ({out}).", file=sys.stderr)
         return 130
+    return 0
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    """Copy the shipped notebooks into DIR, then say how to use them."""
+    import shlex
+
+    from .execute import copy_notebooks
+
+    copied = copy_notebooks(args.dir, force=args.force)
+    print(f"copied {len(copied)} notebooks into {args.dir}")
+    print("next, in that folder (records and figures land in its runs/):")
+    print(f"  cd {shlex.quote(str(args.dir))}")
+    print("  prunefuse reproduce --profile smoke  # minutes: the records most table and figure "
+          "notebooks read by default (each one's `records` parameter names its command)")
+    print("  jupyter lab                          # quickstart.ipynb needs nothing before it: "
+          "seconds on the smoke profile")
     return 0
 
 
@@ -366,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "the fusion readings; see --dry-run for their cost")
     rep.add_argument("--runs-only", action="store_true", help="execute the runs, not the "
                      "artefact notebooks")
+    rep.add_argument("--records", metavar="DIR", help="build every artefact (the optional ones "
+                     "too) and report.html from the finished runs in DIR, never training; an "
+                     "artefact that lacks a run is named with its missing runs and skipped; "
+                     "nothing is written into DIR")
     rep.add_argument("--dry-run", action="store_true", help="print the planned runs, their "
                      "MACs and hours per artefact and in total, and exit")
     rep.add_argument("--images-per-second", type=float, help="dry run: training images per "
@@ -388,6 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
             else:
                 rep.add_argument(o.flag, dest=o.arg, type=o.type, help=text)
     rep.set_defaults(func=_cmd_reproduce)
+
+    nbs = sub.add_parser("notebooks", parents=[common], help="copy the notebooks (quickstart, "
+                         "explore, experiment, every table and figure) into a folder of your "
+                         "own, to open with Jupyter")
+    nbs.add_argument("dir", metavar="DIR", help="folder to copy them into (created if needed)")
+    nbs.add_argument("--force", action="store_true", help="replace notebooks already in DIR")
+    nbs.set_defaults(func=_cmd_notebooks)
     return parser
 
 

@@ -128,7 +128,9 @@ def plan_cost(the_plan, *, images_per_second: float) -> dict[str, dict[str, floa
 
     if not images_per_second > 0:
         raise ValueError(f"images_per_second={images_per_second!r}: must be > 0")
-    out: dict[str, dict[str, float]] = {}
+    # an artefact that needs no runs of its own (the claims) costs nothing
+    out: dict[str, dict[str, float]] = {a: {"runs": 0, "macs": 0, "hours": 0.0}
+                                        for a in the_plan.notebooks}
     macs_per_s = None
     for run in the_plan.runs:
         cfg = make_config(the_plan.profile, **run.config)

@@ -87,6 +87,10 @@ GRIDS: dict[str, dict[str, Any]] = {
         "svp_proxy": "resnet8",
         "variants": {"ratio": 0.5, "seeds": [0], "t_syncs": [1],
                      "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
+        "main_ratio": 0.5,
+        "evidence": {"extra_seeds": [2], "seeds": [0, 1], "budget": 0.3, "epochs": [1, 2],
+                     "kd": {"authors": {"kd_lambda": 0.35, "kd_temperature": 3.0,
+                                        "kd_t2": False}}},
     },
 }
 
@@ -135,7 +139,9 @@ class Planner:
 
     def __init__(self, profile: str, overrides: dict[str, Any]):
         self.profile, self.grid, self.overrides = profile, GRIDS[profile], overrides
-        self.arch = make_config(profile, **overrides)["arch"]
+        resolved = make_config(profile, **overrides)
+        self.arch = resolved["arch"]
+        self.budget = resolved["budgets"][-1]  # the largest budget: the claims' budget
         self.focus, self.focus_score = self.grid["focus"], self.grid["focus_score"]
         self.shown = {"dataset": self.focus, "arch": self.arch, "score": self.focus_score}
         self.ablation_ratios = self.grid.get("ablation_ratios", self.grid["ratios"])
@@ -239,9 +245,14 @@ class Planner:
                                 eval_budgets=var["fusion_budgets"])
 
     def extra_seed_runs(self) -> None:
-        """The main comparison's extra seeds (the grid's ``evidence`` entry): dense AL,
-        PruneFuse at the main ratio and random, the target at the largest budget only."""
+        """The main comparison with the extra seeds of the grid's ``evidence`` entry: dense
+        AL, PruneFuse at the main ratio and random, full runs on the main seeds and the
+        target at the largest budget only on the extra ones."""
         ev = self.grid["evidence"]
+        for seed in self._seeds(None):
+            self.add(dataset=self.focus, selector="dense", score=self.focus_score, seed=seed)
+            self._prunefuse(self.focus, self.focus_score, seed, self.grid["main_ratio"])
+            self.add(dataset=self.focus, selector="random", seed=seed)
         only = {"eval_budgets": [ev["budget"]]}
         for seed in ev["extra_seeds"]:
             self.add(dataset=self.focus, selector="dense", score=self.focus_score, seed=seed,

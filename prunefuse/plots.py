@@ -16,8 +16,13 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from .runs import VARIANTS  # noqa: E402
 from .stats import ci_interval, mean_ci  # noqa: E402
 
-# Bands and error bars show the 95% Student-t interval of the mean over seeds (prunefuse.stats).
-CI = ci_interval
+
+def CI(values) -> tuple[float, float]:
+    """Bands and error bars: the 95% Student-t interval of the mean over seeds
+    (:func:`prunefuse.stats.ci_interval`), clipped to the possible range of an accuracy in
+    percent, [0, 100]; none at n = 1."""
+    low, high = ci_interval(values)
+    return max(low, 0.0), min(high, 100.0)
 
 STYLE = {"context": "paper", "style": "whitegrid", "font_scale": 1.1}
 
@@ -75,7 +80,8 @@ def accuracy_and_cost_figure(table, title: str = ""):
 
 
 # -- paper artefacts ---------------------------------------------------------------------------
-# Each takes a tidy DataFrame with one row per run (seed) and draws mean +- sd over seeds.
+# Each takes a tidy DataFrame with one row per run (seed) and draws the mean over seeds with
+# its 95% Student-t interval (CI), except Figure 3's MACs, drawn with their sd.
 
 
 def seeds_note(df, by: list[str]) -> str:
@@ -151,13 +157,12 @@ def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Pat
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     g = df.groupby(["family", "target", "selector"], sort=True).agg(
         x=("selector_mparams", "mean"), y=("acc_pct", "mean"),
-        sd=("acc_pct", lambda v: mean_ci(v)[2])).reset_index()  # 95% CI half-width
-    g["sd"] = g["sd"].fillna(0.0)
+        ci=("acc_pct", lambda v: mean_ci(v)[2])).reset_index()  # 95% CI half-width; NaN: n=1
     colors = {"PruneFuse": "C0", "SVP": "C3"}
     markers = dict(zip(sorted(df["target"].unique()), "osD^v<>"))
     for r in g.itertuples():
-        ax.errorbar(r.x, r.y, yerr=r.sd, fmt=markers[r.target], color=colors.get(r.family, "C7"),
-                    capsize=3, ms=7)
+        ax.errorbar(r.x, r.y, yerr=None if r.ci != r.ci else r.ci, fmt=markers[r.target],
+                    color=colors.get(r.family, "C7"), capsize=3, ms=7)
         ax.annotate(r.selector, (r.x, r.y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=f) for f, c in colors.items()
                if f in set(g["family"])]
@@ -198,11 +203,11 @@ def plot_cost_accuracy(df, path: str | os.PathLike, title: str = "") -> list[Pat
     fig, axes = _panels(2, width=4.6, height=3.6)
     g = df.groupby(["method", "budget_pct"], sort=True).agg(
         gmacs=("gmacs", "mean"), seconds=("seconds", "mean"), acc=("acc_pct", "mean"),
-        sd=("acc_pct", lambda v: mean_ci(v)[2])).reset_index()  # 95% CI half-width
-    g["sd"] = g["sd"].fillna(0.0)
+        ci=("acc_pct", lambda v: mean_ci(v)[2])).reset_index()  # 95% CI half-width; NaN: n=1
     for i, (method, sub) in enumerate(g.groupby("method", sort=True)):
         for ax, x in zip(axes, ("gmacs", "seconds")):
-            ax.errorbar(sub[x], sub["acc"], yerr=sub["sd"], marker="o", capsize=3,
+            ax.errorbar(sub[x], sub["acc"], yerr=sub["ci"].fillna(0.0).where(
+                sub["ci"].notna(), None), marker="o", capsize=3,
                         color=f"C{i}", label=method)
     axes[0].set(xlim=(0, None), xlabel="cost to reach the model (GMACs)",
                 ylabel="target test accuracy (%)")
@@ -210,4 +215,46 @@ def plot_cost_accuracy(df, path: str | os.PathLike, title: str = "") -> list[Pat
     axes[1].legend(fontsize=8)
     fig.suptitle(f"{title} (mean, 95% CI; {seeds_note(df, ['method', 'budget_pct'])}; points: "
                  "budgets)")
+    return save(fig, path)
+
+
+def plot_time_to_accuracy(df, path: str | os.PathLike, *, reference: float | None = None,
+                          title: str = "") -> list[Path]:
+    """Accuracy against target epochs (left) and against whole-run seconds (right), one line
+    per arm (column ``arm``): the mean with its 95% Student-t band, clipped to [0, 100], and
+    every seed as a dot, so that a small n shows as what it is. ``reference``: dense AL's
+    accuracy at its own epochs, drawn with the 0.5-point band below it."""
+    setup_style()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained", sharey=True)
+    arms = list(dict.fromkeys(df["arm"]))
+    colors = dict(zip(arms, sns.color_palette(n_colors=len(arms))))
+    for arm in arms:
+        a = df[df["arm"] == arm]
+        g = a.groupby("target_epochs")
+        stats_ = [(e, *mean_ci(cell["acc_pct"]), cell["seconds"].mean()) for e, cell in g]
+        xs = [s[0] for s in stats_]
+        means = [s[1] for s in stats_]
+        halves = [0.0 if s[3] != s[3] else s[3] for s in stats_]
+        secs = [s[5] for s in stats_]
+        n = int(g["seed"].nunique().min())
+        for ax, x in ((axes[0], xs), (axes[1], secs)):
+            ax.plot(x, means, marker="o", color=colors[arm], label=f"{arm} (n={n})")
+            ax.fill_between(x, [max(0.0, m - h) for m, h in zip(means, halves)],
+                            [min(100.0, m + h) for m, h in zip(means, halves)],
+                            color=colors[arm], alpha=0.15, linewidth=0)
+        axes[0].scatter(a["target_epochs"], a["acc_pct"], s=10, color=colors[arm], alpha=0.5)
+        axes[1].scatter(a["seconds"], a["acc_pct"], s=10, color=colors[arm], alpha=0.5)
+    if reference is not None:
+        for ax in axes:
+            ax.axhline(reference, color="black", linewidth=0.8, linestyle="--",
+                       label="dense AL at its own epochs (mean)")
+            ax.axhspan(reference - 0.5, reference, color="grey", alpha=0.12,
+                       label="within 0.5 points of it")
+    axes[0].set_xlabel("target epochs (full schedule of that length)")
+    axes[1].set_xlabel("whole run (s): selection + fusion source + target")
+    axes[0].set_ylabel("test accuracy (%)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")
+    if title:
+        fig.suptitle(f"{title}: mean, 95% t band, dots = seeds")
     return save(fig, path)

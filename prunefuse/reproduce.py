@@ -18,7 +18,10 @@ is retried up to a limit, the batch stops (local) or finishes the other runs (Ra
 the finished runs and resumes the others.
 
 Layout of ``out``: ``plan.json``, ``runs/<run_id>/`` (records + executed notebook + ``log.txt``),
-``notebooks/`` (executed artefact notebooks), ``figures/`` (tables, figures, captions).
+``notebooks/`` (executed artefact notebooks), ``figures/`` (tables, figures, captions) and
+``report.html`` (:mod:`prunefuse.report`: every figure, table, caption and the provenance on
+one self-contained page). :func:`rebuild` (``--records``) builds the same artefacts and page
+from existing records without training.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from .artefacts import ARTEFACTS
+from .config import ConfigError
 from .execute import EXPERIMENT, NOTEBOOKS, NotebookRunError, check_kernel, check_parameters, execute_notebook
 from .executors import Executor, Job, LocalExecutor
 from .grid import Run, plan
+from .report import write_page
 from .runs import atomic_write_json, is_done
 
 
@@ -55,7 +60,7 @@ def run_parameters(profile: str, run: Run) -> dict[str, Any]:
 def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLike | None = None,
               overrides: dict[str, Any] | None = None, artefacts: list[str] | None = None,
               run_figures: bool = True, notebooks: str | os.PathLike = NOTEBOOKS,
-              executor: Executor | None = None,
+              executor: Executor | None = None, command: str | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Plan, check, then execute every run and every artefact notebook of ``profile``.
 
@@ -71,6 +76,7 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
             the ones shipped with the package).
         executor: where the runs execute (default :class:`prunefuse.executors.LocalExecutor`:
             one run per visible GPU, else one at a time; stops at the first failure).
+        command: the command line shown in ``report.html``'s provenance.
         log: progress lines go here.
 
     Returns:
@@ -132,9 +138,75 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
             log(f"artefact {nb.stem} ...")
             written.append(execute_notebook(nb, out / "notebooks" / nb.name, params, cwd=out))
             log(f"      finished in {time.perf_counter() - start:.0f} s")
-        log(f"figures and tables: {figures}")
+        page = write_page(out / REPORT, figures=figures, records=out / "runs",
+                          artefacts=list(the_plan.notebooks), commands=[command or
+                          f"prunefuse reproduce --profile {profile} --out {out}"],
+                          title=f"prunefuse reproduce --profile {profile}")
+        log(f"figures and tables: {figures}; the page: {page}")
     return {"plan": the_plan, "executed": [rid for rid, o in outcomes.items() if o.ok],
             "skipped": skipped, "outcomes": outcomes, "notebooks": written, "figures": figures}
+
+
+REPORT = "report.html"
+
+
+def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,
+            overrides: dict[str, Any] | None = None, artefacts: list[str] | None = None,
+            command: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every artefact of ``profile`` from existing records, never training.
+
+    The builders run in this process on the finished runs under ``records`` (nothing is
+    written there). An artefact that lacks a run it needs is not built: its missing runs are
+    named, one line each, and the others are built.
+
+    Args:
+        profile: a key of :data:`prunefuse.grid.GRIDS`.
+        records: the folder holding the run folders (``<run_id>/`` each, as a batch's
+            ``runs/``).
+        out: where the artefacts go (``out/figures``) with ``out/report.html``.
+        overrides, artefacts: as :func:`reproduce` (default: every artefact the grid offers,
+            the optional ones included, since building them costs no training).
+        command: the command line shown in the page's provenance.
+        log: progress lines.
+
+    Returns:
+        ``{"built": [names], "missing": {name: [run ids]}, "figures": Path, "report": Path}``.
+    """
+    from .grid import default_artefacts
+
+    records, out = Path(records).resolve(), Path(out).resolve()
+    if not records.is_dir():
+        raise FileNotFoundError(f"--records {str(records)!r}: no such folder of run records")
+    if out == records or records in out.parents:
+        raise ConfigError(f"--out {str(out)!r}: inside --records; the records are only read, "
+                          "write the artefacts elsewhere")
+    wanted = artefacts or default_artefacts(profile, extended=True)
+    the_plan = plan(profile, overrides=overrides, artefacts=wanted)
+    figures = out / "figures"
+    built, missing = [], {}
+    for name, params in the_plan.notebooks.items():
+        lacks = [r.run_id for r in the_plan.runs if name in r.artefacts
+                 and not is_done(records / r.run_id)]
+        if lacks:
+            missing[name] = lacks
+            log(f"artefact {name}: not built, {len(lacks)} run(s) missing from {records}: "
+                + ", ".join(lacks))
+            continue
+        start = time.perf_counter()
+        try:
+            ARTEFACTS[name].builder(records, figures, **params)
+        except FileNotFoundError as err:  # the records hold no run it can use
+            missing[name] = [str(err)]
+            log(f"artefact {name}: not built: {err}")
+            continue
+        built.append(name)
+        log(f"artefact {name}: built in {time.perf_counter() - start:.1f} s")
+    page = write_page(out / REPORT, figures=figures, records=records, artefacts=built,
+                      commands=[command or f"prunefuse reproduce --profile {profile} "
+                                f"--records {records} --out {out}"],
+                      title=f"prunefuse reproduce --profile {profile} (from records)")
+    log(f"figures and tables: {figures}; the page: {page}")
+    return {"built": built, "missing": missing, "figures": figures, "report": page}
 
 
 def batch_error(outcomes: dict, failed: list) -> BatchError:
@@ -156,4 +228,4 @@ def batch_error(outcomes: dict, failed: list) -> BatchError:
                       cell=first.get("cell"), ename=first.get("ename"), evalue=first.get("evalue"))
 
 
-__all__ = ["reproduce", "run_parameters", "batch_error", "BatchError"]
+__all__ = ["reproduce", "rebuild", "run_parameters", "batch_error", "BatchError"]

@@ -1,0 +1,306 @@
+"""The claims artefact: each claim of the paper and each finding of ours, decided from records.
+
+One row per claim: what is claimed, the comparison, the budget, n, the mean, its 95%
+interval and a verdict. The verdict rule is the same for every row: a claimed direction is
+**supported** when the interval lies entirely on its side of the null value, **not
+supported** when it lies entirely on the other side, and **undecided at this n** otherwise.
+Numbers are written to ``claims.md`` (with the text), ``claims.csv``, ``claims.json`` and
+``claims.tex`` (one LaTeX macro per number, ``\\claim<Id><Field>``), so that prose can quote
+the records instead of copies of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import stats
+from .evidence import REACH_POINTS, TTA_ARMS, time_to_accuracy_rows, time_to_accuracy_table
+from .registry import Paths, _baseline, _isin, _main_runs, _prunefuse, artefact, write_caption
+from .runs import atomic_write_text, results_table
+
+VERDICTS = ("supported", "not supported", "undecided at this n")
+
+
+@dataclass
+class Claim:
+    """One row of the claims artefact. ``mean``/``low``/``high`` are in ``unit``; ``null`` is
+    the value the claimed direction is judged against (0 for a difference, 1 for a ratio)."""
+
+    id: str  # letters only: the LaTeX macro stem
+    claim: str
+    source: str  # "paper" or "ours"
+    comparison: str
+    budget: str
+    n: int
+    mean: float
+    low: float
+    high: float
+    unit: str
+    verdict: str
+
+
+def verdict(low: float, high: float, *, null: float = 0.0, higher: bool = True) -> str:
+    """The verdict for a claimed direction (``higher``: the value exceeds ``null``)."""
+    if any(math.isnan(v) for v in (low, high)):
+        return VERDICTS[2]
+    above, below = low > null, high < null
+    if (above and higher) or (below and not higher):
+        return VERDICTS[0]
+    if (below and higher) or (above and not higher):
+        return VERDICTS[1]
+    return VERDICTS[2]
+
+
+def _diff_claim(id_, claim, source, df, method, baseline, budget, comparison,
+                value="acc_pct", higher=True) -> Claim | None:
+    """A paired-difference claim: ``value(method) - value(baseline)`` at ``budget``."""
+    cell = df[_isin(df["budget"], [budget]) & df["arm"].isin([method, baseline])]
+    if cell.empty:
+        return None
+    out = stats.paired_differences(cell.assign(_b=budget), by=["_b"], method="arm",
+                                   baseline=baseline, value=value)
+    out = out[out["arm"] == method]
+    if out.empty or out.iloc[0]["n_pairs"] == 0:
+        return None
+    r = out.iloc[0]
+    return Claim(id_, claim, source, comparison, f"{100 * budget:g}% of the pool",
+                 int(r["n_pairs"]), r["diff_mean"], r["ci_low"], r["ci_high"], "points",
+                 verdict(r["ci_low"], r["ci_high"], higher=higher))
+
+
+def _ratio_claim(id_, claim, source, values: pd.Series, budget, comparison, *, null=1.0,
+                 higher=False, unit="ratio") -> Claim | None:
+    mean, _, half, n = stats.mean_ci(values)
+    if n == 0:
+        return None
+    low, high = (mean - half, mean + half) if n > 1 else (math.nan, math.nan)
+    return Claim(id_, claim, source, comparison, budget, n, mean, low, high, unit,
+                 verdict(low, high, null=null, higher=higher))
+
+
+def _main_arms(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    pf = _prunefuse(df) & _isin(df["ratio"], [ratio])
+    dense = _baseline(df) & (df["selector"] == "dense")
+    rnd = (df["selector"] == "random") & _main_runs(df)
+    df = df[pf | dense | rnd].copy()
+    df["arm"] = ["PruneFuse" if s == "prunefuse" else "Dense AL" if s == "dense" else "Random"
+                 for s in df["selector"]]
+    return df
+
+
+def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: str,
+                 ratio: float, budget: float) -> list[Claim]:
+    """Every claim that the records under ``records`` can decide (see the module doc)."""
+    df = results_table(records)
+    if df.empty:
+        return []
+    df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)]
+    claims: list[Claim | None] = []
+    main = _main_arms(df, ratio)
+    p = f"PruneFuse p={ratio:g}"
+    claims.append(_diff_claim(
+        "MainPF", f"{p} selects at least as well as dense AL (the paper: it matches or beats "
+        "baseline AL)", "paper", main, "PruneFuse", "Dense AL", budget,
+        f"{p} - dense AL, final test accuracy"))
+    claims.append(_diff_claim(
+        "PFRandom", f"{p} beats random selection", "paper", main, "PruneFuse", "Random",
+        budget, f"{p} - random, final test accuracy"))
+    claims.append(_diff_claim(
+        "DenseRandom", "Dense AL beats random selection", "ours", main, "Dense AL", "Random",
+        budget, "dense AL - random, final test accuracy"))
+    # Selection cost: the selectors' MACs (deterministic) and seconds, paired per seed.
+    sel = main[_isin(main["budget"], [budget]) & main["arm"].isin(["PruneFuse", "Dense AL"])]
+    if not sel.empty:
+        wide = sel.pivot_table(index="seed", columns="arm", values="selection_seconds")
+        if {"PruneFuse", "Dense AL"} <= set(wide.columns):
+            claims.append(_ratio_claim(
+                "SelectionSeconds", f"{p} selects in less wall-clock time than dense AL",
+                "paper", (wide["PruneFuse"] / wide["Dense AL"]).dropna(),
+                f"{100 * budget:g}% of the pool", "selection seconds, PruneFuse / dense AL"))
+    # KD strength on one selection.
+    kd = df[(df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
+            & (df["target_init"] == "fused") & (df["reading"] == "ours") & (df["t_sync"] == 0)
+            & (df["fusion"] == "indices") & _isin(df["budget"], [budget])]
+    own = int(kd.loc[_main_runs(kd), "target_epochs"].mode().iloc[0]) if _main_runs(kd).any() \
+        else None
+    kd = kd[kd["target_epochs"] == own].copy()
+    kd["arm"] = ["no KD" if lam == 0 else ("our KD" if t2 else "authors' KD")
+                 for lam, t2 in zip(kd["kd_lambda"], kd["kd_t2"])]
+    claims.append(_diff_claim(
+        "KDOurs", "KD from the pruned selector improves the fused target (our KD: 0.5, T 4, "
+        "T^2)", "paper", kd, "our KD", "no KD", budget, "fused + our KD - fused, no KD"))
+    claims.append(_diff_claim(
+        "KDAuthors", "KD improves the fused target (the authors' KD: 0.35, T 3, no T^2)",
+        "paper", kd, "authors' KD", "no KD", budget, "fused + authors' KD - fused, no KD"))
+    # The authors' reading against dense AL, final epoch.
+    auth = df[(df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
+              & (df["reading"] == "authors") & _main_runs(df) & (df["t_sync"] == 0)]
+    if not auth.empty:
+        ad = pd.concat([auth.assign(arm="authors"),
+                        main[main["arm"] == "Dense AL"].assign(arm="Dense AL")])
+        ad["final_pct"] = 100 * ad["final_test_acc"]
+        claims.append(_diff_claim(
+            "AuthorsPF", f"{p} under the authors' reading selects and trains at least as well "
+            "as dense AL (final epoch)", "ours", ad, "authors", "Dense AL", budget,
+            f"{p} (authors' reading) - dense AL, final test accuracy", value="final_pct"))
+    claims += _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget)
+    return [c for c in claims if c is not None]
+
+
+def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> list[Claim]:
+    df = time_to_accuracy_rows(records, dataset=dataset, arch=arch, score=score, ratio=ratio,
+                               budget=budget)
+    if df.empty or df["target_epochs"].nunique() < 2:
+        return []
+    cells, reach = time_to_accuracy_table(df)
+    own = int(df["target_epochs"].max())
+    where = f"{100 * budget:g}% of the pool"
+    out = []
+    fused = reach[reach["arm"] == TTA_ARMS[0]]
+    scratch_cells = cells[cells["arm"] == TTA_ARMS[1]].set_index("target_epochs")
+    fused_cells = cells[cells["arm"] == TTA_ARMS[0]].set_index("target_epochs")
+    # The shortest schedule at which the fused target is within REACH_POINTS of dense AL.
+    if not fused.empty and fused.iloc[0]["reached"]:
+        e = int(fused.iloc[0]["epochs"])
+        r = fused_cells.loc[e]
+        out.append(Claim(
+            "FusedReach", f"fusion shortens training: the fused + KD target is within "
+            f"{REACH_POINTS:g} points of dense AL's {own}-epoch accuracy at {e} epochs "
+            f"({own / e:.1f}x fewer)", "paper", f"fused + KD at {e} epochs - dense AL at "
+            f"{own}", where, int(r["n_pairs"]), r["diff_mean"], r["diff_low"], r["diff_high"],
+            "points", verdict(r["diff_low"], r["diff_high"], null=-REACH_POINTS)))
+    elif not fused_cells.empty:
+        r = fused_cells.loc[fused_cells.index.max()]
+        out.append(Claim(
+            "FusedReach", f"fusion shortens training: no shorter schedule of the fused + KD "
+            f"target comes within {REACH_POINTS:g} points of dense AL's {own}-epoch accuracy",
+            "paper", f"fused + KD at {int(fused_cells.index.max())} epochs - dense AL at {own}",
+            where, int(r["n_pairs"]), r["diff_mean"], r["diff_low"], r["diff_high"], "points",
+            VERDICTS[1]))
+    # Fusion against training from scratch on the same selection, at each shorter schedule.
+    for e in sorted(set(fused_cells.index) & set(scratch_cells.index)):
+        if e == own:
+            continue
+        a = df[(df["arm"] == TTA_ARMS[0]) & (df["target_epochs"] == e)].set_index("seed")
+        b = df[(df["arm"] == TTA_ARMS[1]) & (df["target_epochs"] == e)].set_index("seed")
+        seeds = sorted(set(a.index) & set(b.index))
+        if not seeds:
+            continue
+        row = stats._interval_row(a.loc[seeds, "acc_pct"] - b.loc[seeds, "acc_pct"])
+        out.append(Claim(
+            f"FusedScratch{_word(e)}", f"fused + KD beats training from scratch on the same "
+            f"selection in a {e}-epoch schedule", "paper",
+            f"fused + KD - scratch, PruneFuse's selection, {e} epochs", where,
+            row["n_pairs"], row["diff_mean"], row["ci_low"], row["ci_high"], "points",
+            verdict(row["ci_low"], row["ci_high"])))
+    # The whole run at equal accuracy: PruneFuse's seconds to reach dense AL's accuracy.
+    if not fused.empty and fused.iloc[0]["reached"]:
+        e = int(fused.iloc[0]["epochs"])
+        a = df[(df["arm"] == TTA_ARMS[0]) & (df["target_epochs"] == e)].set_index("seed")
+        ref = df[(df["arm"] == TTA_ARMS[2]) & (df["target_epochs"] == own)].set_index("seed")
+        seeds = sorted(set(a.index) & set(ref.index))
+        out.append(_ratio_claim(
+            "EqualAccuracySeconds", "a whole PruneFuse run reaches dense AL's accuracy in less "
+            "wall-clock time than dense AL (the paper's summary: 1.8x end to end)", "paper",
+            a.loc[seeds, "seconds"] / ref.loc[seeds, "seconds"], where,
+            f"whole-run seconds, PruneFuse at {e} epochs / dense AL at {own}"))
+    return [c for c in out if c is not None]
+
+
+def _word(n: int) -> str:
+    """A number as letters, for a LaTeX macro name (10 -> Ten, 20 -> Twenty, ...)."""
+    words = {10: "Ten", 20: "Twenty", 30: "Thirty", 40: "Forty", 60: "Sixty", 120: "OneTwenty"}
+    return words.get(n, "E" + "".join("ABCDEFGHIJ"[int(d)] for d in str(n)))
+
+
+def fmt_number(value: float, unit: str) -> str:
+    """How a claim's number is written everywhere (table, macros, prose)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:+.2f}" if unit == "points" else f"{value:.2f}"
+
+
+def claims_markdown(claims: list[Claim]) -> str:
+    lines = ["| claim | source | comparison | budget | n | mean | 95% CI | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in claims:
+        ci = "no interval (n=1)" if c.n < 2 else \
+            f"[{fmt_number(c.low, c.unit)}, {fmt_number(c.high, c.unit)}]"
+        width = "" if c.n < 2 else f" (width {c.high - c.low:.2f})"
+        lines.append(f"| {c.claim} | {c.source} | {c.comparison} | {c.budget} | {c.n} | "
+                     f"{fmt_number(c.mean, c.unit)} {c.unit} | {ci}{width} | {c.verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def claims_tex(claims: list[Claim]) -> str:
+    """One ``\\newcommand`` per number: ``\\claim<Id>Mean``, ``Low``, ``High``, ``N`` and
+    ``Verdict``."""
+    lines = ["% Numbers of claims.md, from run records (prunefuse.claims). \\input{claims}"]
+    for c in claims:
+        stem = "claim" + re.sub(r"[^A-Za-z]", "", c.id)
+        for field, value in (("Mean", fmt_number(c.mean, c.unit)),
+                             ("Low", fmt_number(c.low, c.unit)),
+                             ("High", fmt_number(c.high, c.unit)), ("N", str(c.n)),
+                             ("Verdict", c.verdict)):
+            lines.append(f"\\newcommand{{\\{stem}{field}}}{{{value}}}")
+    return "\n".join(lines) + "\n"
+
+
+@artefact("claims", files=("md", "csv", "json", "tex"), runs=lambda p: None,
+          params=lambda p: {**p.shown, "ratio": p.grid.get("main_ratio", p.grid["ratios"][0]),
+                            "budget": p.budget})
+def claims(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, dataset: str,
+           arch: str, score: str, ratio: float, budget: float) -> Paths:
+    """The claims of the paper and our findings, each decided from the records (see the
+    module doc). Needs no runs of its own: it reads those the other artefacts planned.
+
+    Returns the paths of ``claims.{md,csv,json,tex,caption.md}``.
+    """
+    out, name = Path(out), "claims"
+    rows = build_claims(records, dataset=dataset, arch=arch, score=score, ratio=ratio,
+                        budget=budget)
+    if not rows:
+        raise FileNotFoundError(f"records={str(records)!r}: no finished runs decide any claim "
+                                f"({dataset}, {arch}, {score}, p={ratio:g}); run the grid first")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / f"{name}.md", "csv": out / f"{name}.csv", "json": out / f"{name}.json",
+             "tex": out / f"{name}.tex"}
+    atomic_write_text(paths["md"], claims_markdown(rows))
+    atomic_write_text(paths["csv"], pd.DataFrame([asdict(c) for c in rows]).to_csv(index=False))
+    atomic_write_text(paths["json"], json.dumps([asdict(c) for c in rows], indent=1) + "\n")
+    atomic_write_text(paths["tex"], claims_tex(rows))
+    ns = sorted({c.n for c in rows})
+    caption = ("Each claim decided from the run records: mean and 95% Student-t interval over "
+               "paired seeds ("
+               + (f"n={ns[0]} seed{'s' if ns[0] != 1 else ''}" if len(ns) == 1
+                  else f"n={ns[0]}-{ns[-1]} seeds, as each row says")
+               + "; points of test accuracy, or a ratio per seed). Supported: the "
+               "interval lies on the claimed side of the null value (0 points, a ratio of 1, "
+               f"or -{REACH_POINTS:g} points for 'within {REACH_POINTS:g}'); not supported: on "
+               "the other side; undecided at this n: it contains the null value.")
+    df = results_table(records)
+    paths["caption"] = write_caption(out, name, "Claims, decided from the records", caption,
+                                     df[df["dataset"] == dataset], profile=profile,
+                                     setting=f"{dataset}; target {arch}; score {score}",
+                                     files=list(paths.values()))
+    return paths
+
+
+NUMBER = re.compile(r"[+\-−]?\d+\.\d+")
+
+
+def numbers_in(text: str) -> set[str]:
+    """The decimal numbers of a text, signs normalised (for the test that the results text
+    quotes only numbers of ``claims.md``)."""
+    return {n.replace("−", "-").lstrip("+") for n in NUMBER.findall(text)}
+
+
+__all__: list[str] = ["Claim", "VERDICTS", "build_claims", "claims", "verdict", "numbers_in",
+                      "fmt_number"]

@@ -1,0 +1,387 @@
+"""The evidence artefacts: KD strength, the authors' reading, and time to accuracy.
+
+Each reads run records only (:func:`prunefuse.runs.results_table`) and pairs every arm with
+the main comparison's runs of the same seed: the same pool, initial labels and dense init
+(docs/method.md, "The CPU study"). Intervals are 95% Student-t over the paired seeds
+(:mod:`prunefuse.stats`); a difference is called one only when its interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import stats
+from .registry import (
+    PER_EPOCH,
+    Paths,
+    _baseline,
+    _isin,
+    _main_runs,
+    _plots,
+    _prunefuse,
+    _require,
+    _write_table,
+    artefact,
+    write_caption,
+)
+from .runs import BEST_LABEL, results_table
+
+# Within this many points of dense AL's accuracy at the profile's own epochs counts as
+# "reached" in the time-to-accuracy table.
+REACH_POINTS = 0.5
+
+
+def _focus(df: pd.DataFrame, dataset: str, arch: str, score: str) -> pd.DataFrame:
+    return df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)]
+
+
+def _pf_selection(df: pd.DataFrame, ratio: float) -> pd.Series:
+    """PruneFuse runs at ``ratio`` under our readings (their own or a reused selection)."""
+    return ((df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
+            & (df["reading"] == "ours") & (df["t_sync"] == 0) & (df["fusion"] == "indices")
+            & (df["selector_init"] == "same"))
+
+
+def _diff_rows(df: pd.DataFrame, arms: list[str], baseline: str, value: str = "acc_pct"):
+    """Per arm: accuracy mean ± sd, n and the paired difference against ``baseline``."""
+    diffs = _paired(df, baseline, value)
+    rows = []
+    for arm in arms:
+        cell = df[df["arm"] == arm]
+        if cell.empty:
+            continue
+        d = diffs.get(arm)
+        rows.append({"arm": arm, "test acc (%)": stats.format_mean_sd(cell[value]),
+                     "n": int(cell["seed"].nunique()),
+                     f"Δ vs {baseline} (pp) [95% CI]": "" if arm == baseline
+                     else (stats.format_diff(d) if d is not None else "—")})
+    return rows, diffs
+
+
+def _table(out: Path, name: str, title: str, caption: str, df: pd.DataFrame, rows: list[dict],
+           n_text: int, *, profile: str, setting: str) -> Paths:
+    """Write a table artefact: its data, its Markdown and LaTeX table, and its caption."""
+    paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows), caption,
+                         n_text)
+    paths["caption"] = write_caption(out, name, title, caption, df, profile=profile,
+                                     setting=setting, files=list(paths.values()))
+    return paths
+
+
+def _paired(df: pd.DataFrame, baseline: str, value: str = "acc_pct") -> dict[str, dict]:
+    """arm -> the paired-difference row of ``value(arm) - value(baseline)`` over shared seeds."""
+    tmp = df.assign(_all=0)
+    out = stats.paired_differences(tmp, by=["_all"], method="arm", baseline=baseline,
+                                   value=value)
+    return {r["arm"]: r for r in out.to_dict("records")}
+
+
+# -- the main comparison at the largest budget ------------------------------------------------
+
+@artefact("main_comparison", files=("csv", "md", "tex"),
+          runs=lambda p: p.extra_seed_runs(),
+          params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"],
+                            "budget": p.grid["evidence"]["budget"]},
+          optional="evidence")
+def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                    dataset: str, arch: str, score: str, ratio: float, budget: float) -> Paths:
+    """The main comparison at the largest budget with every seed there is: dense AL,
+    PruneFuse at ``ratio`` and random, each paired with dense AL, with the width of each
+    interval (the extra seeds train their target at that budget only).
+
+    Returns the paths of ``main_comparison.{csv,md,tex,caption.md}``.
+    """
+    out, name = Path(out), "main_comparison"
+    df = results_table(records)
+    if not df.empty:
+        df = _focus(df, dataset, arch, score)
+        pf = _prunefuse(df) & _isin(df["ratio"], [ratio])
+        dense = _baseline(df) & (df["selector"] == "dense")
+        rnd = (df["selector"] == "random") & _main_runs(df)
+        df = df[(pf | dense | rnd) & _isin(df["budget"], [budget])].copy()
+        df["arm"] = [f"PruneFuse p={ratio:g}" if s == "prunefuse" else
+                     "Dense AL" if s == "dense" else "Random" for s in df["selector"]]
+    _require(df, "the main comparison", records, dataset=dataset, arch=arch, ratio=ratio,
+             budget=budget)
+    rows, diffs = _diff_rows(df, ["Dense AL", f"PruneFuse p={ratio:g}", "Random"], "Dense AL")
+    for row in rows:
+        d = diffs.get(row["arm"])
+        ok = d is not None and d["n_pairs"] >= 2
+        row["interval width (pp)"] = f"{d['ci_high'] - d['ci_low']:.2f}" if ok else ""
+    note = _plots().seeds_note(df, ["arm"])
+    caption = (f"The main comparison at {100 * budget:g}% of the pool ({arch}): final test "
+               f"accuracy (%), mean ± sd over seeds ({note}). Δ: paired difference against "
+               "dense AL (same seed: the same pool, initial labels and dense init), mean and "
+               "95% Student-t interval in points, * when it excludes zero; the width is that "
+               "interval's.")
+    return _table(out, name, "The main comparison at the largest budget", caption, df, rows, 1,
+                  profile=profile, setting=f"{dataset}; target {arch}; score {score}")
+
+
+# -- KD strength --------------------------------------------------------------------------------
+
+@artefact("kd_strength", files=("csv", "md", "tex"), runs=lambda p: p.kd_runs(),
+          params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"],
+                            "budget": p.grid["evidence"]["budget"]},
+          optional="evidence")
+def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                dataset: str, arch: str, score: str, ratio: float, budget: float) -> Paths:
+    """KD strength on one selection: PruneFuse's fused target at ``budget`` trained without
+    KD, with the authors' KD (lambda 0.35, T 3, no T^2) and with ours (lambda 0.5, T 4, T^2),
+    each paired with no KD on the same seed.
+
+    Returns the paths of ``kd_strength.{csv,md,tex,caption.md}``.
+    """
+    out, name = Path(out), "kd_strength"
+    df = results_table(records)
+    if not df.empty:
+        df = _focus(df, dataset, arch, score)
+        df = df[_pf_selection(df, ratio) & (df["target_init"] == "fused")
+                & _isin(df["budget"], [budget]) & (df["target_epochs"] == _own_epochs(df))]
+        arms = df["selection_from"].notna()
+        df = df[(arms | (df["kd_lambda"] > 0)) & df["seed"].isin(set(df.loc[arms, "seed"]))].copy()
+    _require(df, "KD strength", records, dataset=dataset, arch=arch, ratio=ratio, budget=budget)
+    df["arm"] = [_kd_arm(r) for r in df.itertuples()]
+    arms = ["no KD", "authors' KD", "our KD"]
+    rows, _ = _diff_rows(df, arms, "no KD")
+    note = _plots().seeds_note(df, ["arm"])
+    caption = (f"Test accuracy (%) of the fused {arch} target at {100 * budget:g}% of the pool, "
+               f"PruneFuse p={ratio:g}, each seed's own selection; mean ± sd ({note}). No KD: "
+               "lambda 0; the authors' KD: 0.35 KL + 0.65 CE at T 3 without T^2; ours: 0.5 T^2 "
+               "KL + 0.5 CE at T 4 (about 15 times the authors' pull towards the teacher, "
+               "relative to CE). Δ: paired difference against no KD (same seed), mean and 95% "
+               "Student-t interval in percentage points; * marks an interval that excludes "
+               "zero.")
+    return _table(out, name, "KD strength on PruneFuse's selection", caption, df, rows, 1,
+                  profile=profile, setting=f"{dataset}; target {arch}; score {score}")
+
+
+def _own_epochs(df: pd.DataFrame) -> int:
+    """The profile's target epochs: those of the runs that selected for themselves."""
+    own = df.loc[_main_runs(df), "target_epochs"]
+    return int(own.mode().iloc[0]) if not own.empty else int(df["target_epochs"].max())
+
+
+def _kd_arm(row) -> str:
+    if row.kd_lambda == 0:
+        return "no KD"
+    if not row.kd_t2:
+        return "authors' KD"
+    return "our KD"
+
+
+# -- the authors' reading -----------------------------------------------------------------------
+
+@artefact("authors_reading", files=("csv", "md", "tex"), runs=lambda p: p.authors_runs(),
+          params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"]}, optional="evidence")
+def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                    dataset: str, arch: str, score: str, ratio: float) -> Paths:
+    """PruneFuse under the authors' reading (``reading=authors``) and under ours, against
+    dense AL, per budget, on the same seeds. Accuracies are final-epoch; the authors' best
+    epoch is shown beside them, labelled as selected on the test set.
+
+    Returns the paths of ``authors_reading.{csv,md,tex,caption.md}``.
+    """
+    out, name = Path(out), "authors_reading"
+    df = results_table(records)
+    if not df.empty:
+        df = _focus(df, dataset, arch, score)
+        authors = ((df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
+                   & (df["reading"] == "authors") & _main_runs(df) & (df["t_sync"] == 0))
+        ours = _prunefuse(df) & _isin(df["ratio"], [ratio]) & (df["reading"] == "ours")
+        dense = _baseline(df) & (df["selector"] == "dense")
+        seeds = set(df.loc[authors, "seed"])
+        df = df[(authors | ours | dense) & df["seed"].isin(seeds)].copy()
+        df["arm"] = ["PruneFuse, authors' reading" if r == "authors"
+                     else ("Dense AL" if s == "dense" else "PruneFuse, our reading")
+                     for r, s in zip(df["reading"], df["selector"])]
+        df["final_pct"] = 100 * df["final_test_acc"]
+    _require(df, "the authors' reading", records, dataset=dataset, arch=arch, ratio=ratio,
+             reading="authors")
+    rows = []
+    for budget, cell in df.groupby("budget_pct", sort=True):
+        diffs = _paired(cell, "Dense AL", "final_pct")
+        for arm in ["Dense AL", "PruneFuse, our reading", "PruneFuse, authors' reading"]:
+            a = cell[cell["arm"] == arm]
+            if a.empty:
+                continue
+            d = diffs.get(arm)
+            rows.append({
+                "budget (% of pool)": f"{budget:g}", "arm": arm,
+                "final-epoch acc (%)": stats.format_mean_sd(a["final_pct"]),
+                "n": int(a["seed"].nunique()),
+                "Δ vs Dense AL (pp) [95% CI]": "" if arm == "Dense AL"
+                else (stats.format_diff(d) if d is not None else "—"),
+                f"acc, {BEST_LABEL} (%)": stats.format_mean_sd(a["best_acc_pct"])
+                if (a["reading"] == "authors").all() else ""})
+    note = _plots().seeds_note(df, ["budget", "arm"])
+    caption = (f"Final-epoch test accuracy (%) of the {arch} target: dense AL, PruneFuse "
+               f"p={ratio:g} under our reading, and under the authors' (KD 0.35 at T 3 without "
+               "T^2, the fused conv slices frozen in the first epoch, fusion into a fresh Xavier "
+               "net at [::2], 5 iterative pruning steps); mean ± sd over the seeds the authors' "
+               f"arm has ({note}). The last column is the authors' reported number, the best "
+               "epoch, which was chosen by looking at the test set. Δ: paired difference "
+               "against dense AL (same seed), 95% Student-t interval; * excludes zero.")
+    return _table(out, name, "PruneFuse under the authors' reading", caption, df, rows, 2, profile=profile,
+                  setting=f"{dataset}; target {arch}; score {score}")
+
+
+# -- time to accuracy ---------------------------------------------------------------------------
+
+TTA_ARMS = ("PruneFuse selection, fused + KD", "PruneFuse selection, from scratch",
+            "Dense AL selection, from scratch")
+
+
+def time_to_accuracy_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From the time-to-accuracy rows (column ``arm``, ``target_epochs``, ``seed``,
+    ``acc_pct``, ``seconds``): per arm and epochs, accuracy and the paired difference against
+    dense AL's selection at the profile's own epochs; and per arm, the fewest epochs whose
+    mean comes within :data:`REACH_POINTS` of it, with its seconds and their ratio to the
+    reference's. Returns (per arm and epochs, per arm)."""
+    own = int(df["target_epochs"].max())
+    ref = df[(df["arm"] == TTA_ARMS[2]) & (df["target_epochs"] == own)].set_index("seed")
+    cells = []
+    for (arm, epochs), cell in df.groupby(["arm", "target_epochs"], sort=True):
+        c = cell.set_index("seed")
+        seeds = sorted(set(c.index) & set(ref.index))
+        diff = stats._interval_row(c.loc[seeds, "acc_pct"] - ref.loc[seeds, "acc_pct"])
+        ratio = stats.mean_ci(c.loc[seeds, "seconds"] / ref.loc[seeds, "seconds"])
+        acc = stats.mean_ci(c["acc_pct"])
+        cells.append({"arm": arm, "target_epochs": int(epochs), "n": acc[3],
+                      "acc_mean": acc[0], "acc_sd": acc[1], "acc_half": acc[2],
+                      "seconds_mean": float(c["seconds"].mean()),
+                      "diff_mean": diff["diff_mean"], "diff_low": diff["ci_low"],
+                      "diff_high": diff["ci_high"], "n_pairs": diff["n_pairs"],
+                      "seconds_ratio": ratio[0], "seconds_ratio_half": ratio[2]})
+    cells = pd.DataFrame(cells)
+    reach = []
+    for arm in TTA_ARMS:
+        a = cells[cells["arm"] == arm].sort_values("target_epochs")
+        if a.empty:
+            continue
+        hit = a[a["diff_mean"] >= -REACH_POINTS]
+        first = hit.iloc[0] if not hit.empty else None
+        reach.append({"arm": arm, "reached": first is not None,
+                      "epochs": None if first is None else int(first["target_epochs"]),
+                      "seconds": None if first is None else first["seconds_mean"],
+                      "diff_mean": None if first is None else first["diff_mean"],
+                      "diff_low": None if first is None else first["diff_low"],
+                      "diff_high": None if first is None else first["diff_high"],
+                      "seconds_ratio": None if first is None else first["seconds_ratio"],
+                      "seconds_ratio_half": None if first is None else first["seconds_ratio_half"],
+                      "n": None if first is None else int(first["n_pairs"])})
+    return cells, pd.DataFrame(reach)
+
+
+def time_to_accuracy_rows(records: str | os.PathLike, *, dataset: str, arch: str, score: str,
+                          ratio: float, budget: float) -> pd.DataFrame:
+    """The records of the time-to-accuracy arms at ``budget``: one row per arm, epochs and
+    seed, with ``seconds`` = the whole run to that model (selection + fusion source +
+    target training with its teacher; test evaluation excluded)."""
+    df = results_table(records)
+    if df.empty:
+        return df
+    df = _focus(df, dataset, arch, score)
+    df = df[_isin(df["budget"], [budget]) & (df["t_sync"] == 0) & (df["reading"] == "ours")
+            & (df["fusion"] == "indices") & (df["selector_init"] == "same")]
+    own = _own_epochs(df)
+    pf = df["selector"] == "prunefuse"
+    fused = pf & _isin(df["ratio"], [ratio]) & (df["target_init"] == "fused") \
+        & (df["kd_lambda"] > 0) & df["kd_t2"] & (_main_runs(df) | (df["target_epochs"] != own))
+    scratch = pf & _isin(df["ratio"], [ratio]) & (df["target_init"] == "scratch") \
+        & (df["kd_lambda"] == 0) & df["selection_from"].notna()
+    dense = (df["selector"] == "dense") & (df["target_init"] == "scratch") \
+        & (_main_runs(df) | (df["target_epochs"] != own))
+    df = df[fused | scratch | dense].copy()
+    df["arm"] = [TTA_ARMS[0] if s == "prunefuse" and i == "fused" else
+                 TTA_ARMS[1] if s == "prunefuse" else TTA_ARMS[2]
+                 for s, i in zip(df["selector"], df["target_init"])]
+    df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_training_seconds"]
+    return df
+
+
+@artefact("time_to_accuracy", files=("csv", "md", "tex", "pdf", "png"),
+          runs=lambda p: p.time_to_accuracy_runs(),
+          params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"],
+                            "budget": p.grid["evidence"]["budget"]},
+          optional="evidence")
+def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                     dataset: str, arch: str, score: str, ratio: float,
+                     budget: float) -> Paths:
+    """Does fusion shorten training? Targets at ``budget`` trained for several lengths, each
+    a full schedule of that length, on PruneFuse's selection (fused + KD, and from scratch)
+    and on dense AL's (from scratch): accuracy against epochs and against whole-run seconds,
+    and the fewest epochs each needs to come within :data:`REACH_POINTS` points of dense AL's
+    accuracy at the profile's own epochs.
+
+    Returns the paths of ``time_to_accuracy.{csv,md,tex,pdf,png,caption.md}``.
+    """
+    out, name = Path(out), "time_to_accuracy"
+    df = time_to_accuracy_rows(records, dataset=dataset, arch=arch, score=score, ratio=ratio,
+                               budget=budget)
+    _require(df, "time to accuracy", records, dataset=dataset, arch=arch, ratio=ratio,
+             budget=budget)
+    cells, reach = time_to_accuracy_table(df)
+    own = int(df["target_epochs"].max())
+    rows = []
+    for r in cells.itertuples():
+        rows.append({
+            "arm": r.arm, "target epochs": r.target_epochs, "n": r.n,
+            "test acc (%)": stats.format_mean_sd(df[(df["arm"] == r.arm) & (
+                df["target_epochs"] == r.target_epochs)]["acc_pct"]),
+            f"Δ vs dense AL at {own} (pp) [95% CI]": _fmt_interval(r.diff_mean, r.diff_low,
+                                                                   r.diff_high, r.n_pairs),
+            "whole run (s)": f"{r.seconds_mean:.0f}",
+            f"seconds / dense AL's at {own}": _fmt_ratio(r.seconds_ratio, r.seconds_ratio_half,
+                                                         r.n_pairs)})
+    for r in reach.itertuples():
+        rows.append({
+            "arm": r.arm, "target epochs": f"first within {REACH_POINTS:g}: "
+            + (f"{r.epochs}" if r.reached else f"none up to {own}"), "n": r.n or "",
+            "test acc (%)": "",
+            f"Δ vs dense AL at {own} (pp) [95% CI]": "" if not r.reached
+            else _fmt_interval(r.diff_mean, r.diff_low, r.diff_high, r.n),
+            "whole run (s)": "" if not r.reached else f"{r.seconds:.0f}",
+            f"seconds / dense AL's at {own}": "" if not r.reached
+            else _fmt_ratio(r.seconds_ratio, r.seconds_ratio_half, r.n)})
+    note = _plots().seeds_note(df, ["arm", "target_epochs"])
+    caption = (f"Time to accuracy at {100 * budget:g}% of the pool ({arch}, PruneFuse "
+               f"p={ratio:g}): each target trained for the given epochs as a full schedule of "
+               f"that length, on the selection named; mean ± sd over seeds ({note}). Δ: paired "
+               f"difference against dense AL's target at {own} epochs (same seed), mean and 95% "
+               "Student-t interval in points. Whole run: selection + fusion source + target "
+               "training with its KD teacher, in wall-clock seconds, test evaluation excluded; "
+               "the ratio is paired per seed, with its 95% interval. 'First within "
+               f"{REACH_POINTS:g}': the fewest epochs whose mean difference is at least "
+               f"-{REACH_POINTS:g} points.")
+    paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows), caption, 2)
+    paths.update(zip(("pdf", "png"), _plots().plot_time_to_accuracy(
+        df, out / name, reference=float(cells[(cells["arm"] == TTA_ARMS[2]) & (
+            cells["target_epochs"] == own)]["acc_mean"].iloc[0])
+        if ((cells["arm"] == TTA_ARMS[2]) & (cells["target_epochs"] == own)).any() else None,
+        title=f"Time to accuracy, {dataset}, {arch}, {100 * budget:g}% of the pool")))
+    paths["caption"] = write_caption(out, name, "Time to accuracy: does fusion shorten "
+                                     "training?", caption, df, profile=profile,
+                                     setting=f"{dataset}; target {arch}; score {score}",
+                                     files=list(paths.values()))
+    return paths
+
+
+def _fmt_interval(mean, low, high, n) -> str:
+    if n is None or n == 0 or pd.isna(mean):
+        return "—"
+    if n < 2:
+        return f"{mean:+.2f} (n=1, no interval)"
+    star = "*" if low > 0 or high < 0 else ""
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]{star}"
+
+
+def _fmt_ratio(mean, half, n) -> str:
+    if n is None or n == 0 or pd.isna(mean):
+        return "—"
+    if n < 2 or pd.isna(half):
+        return f"{mean:.2f}x"
+    return f"{mean:.2f}x [{mean - half:.2f}, {mean + half:.2f}]"

@@ -1,0 +1,107 @@
+"""One self-contained page per batch: ``report.html``, every artefact's figure (embedded as
+PNG data), table and caption, the claims, and the provenance of the records behind them.
+
+Nothing is fetched when the page opens: images are ``data:`` URIs and the style is inline,
+so the file can be mailed, archived or opened offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import platform
+import time
+from pathlib import Path
+
+import mistune
+
+from .artefacts import ARTEFACTS
+from .runs import atomic_write_text, find_runs
+
+_MARKDOWN = mistune.create_markdown(plugins=["table"])
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left}th{background:#f2f2f2}
+img{max-width:100%;border:1px solid #eee}section{border-top:2px solid #ddd;margin-top:2em}
+code{background:#f5f5f5;padding:0 .2em}.prov td:first-child{font-weight:600}"""
+
+
+def _md(text: str) -> str:
+    return _MARKDOWN(text)
+
+
+def _png(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def artefact_section(name: str, figures: Path) -> str | None:
+    """The HTML of one artefact (``<section id=NAME>``), or None when it wrote nothing here."""
+    stem = ARTEFACTS[name].stem
+    caption, table = figures / f"{stem}.caption.md", figures / f"{stem}.md"
+    png = figures / f"{stem}.png"
+    if not caption.exists():
+        return None
+    parts = [f'<section id="{html.escape(name)}" data-artefact="{html.escape(name)}">']
+    text = caption.read_text()
+    title, _, rest = text.partition("\n")
+    parts.append(f"<h2>{html.escape(title.lstrip('# '))}</h2>")
+    if png.exists():
+        parts.append(_png(png))
+    if table.exists():
+        parts.append(_md(table.read_text()))
+    parts.append(_md(rest))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def provenance(records: str | os.PathLike) -> list[tuple[str, str]]:
+    """(what, value) rows: package commits, run dates, hardware and torch of the records."""
+    runs = find_runs(records)
+    commits = sorted({str(r.get("git_commit"))[:10] for r in runs})
+    dates = sorted(str(r.get("finished"))[:10] for r in runs if r.get("finished"))
+    hardware = sorted({f"{r.get('device_name')} ({r.get('threads')} threads)" for r in runs})
+    torch = sorted({str(r.get("torch_version")) for r in runs})
+    return [("records", f"{len(runs)} finished runs in {records}"),
+            ("package commits", ", ".join(commits) or "unknown"),
+            ("runs finished", f"{dates[0]} to {dates[-1]}" if dates else "unknown"),
+            ("hardware", "; ".join(hardware) or "unknown"),
+            ("torch", ", ".join(torch) or "unknown"),
+            ("page built", f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
+                           f"{platform.node() or 'this machine'}")]
+
+
+def write_page(path: str | os.PathLike, *, figures: str | os.PathLike,
+               records: str | os.PathLike, artefacts: list[str], commands: list[str],
+               title: str) -> Path:
+    """Write the batch's ``report.html`` (see the module doc).
+
+    Args:
+        path: the page to write.
+        figures: the folder the artefacts wrote into.
+        records: the run records they read (for the provenance).
+        artefacts: the batch's artefact names, in order; one ``<section>`` each.
+        commands: the commands that made the batch, shown verbatim.
+        title: the page's heading.
+
+    Returns:
+        The page's path.
+    """
+    figures = Path(figures)
+    sections = [s for s in (artefact_section(a, figures) for a in artefacts) if s]
+    missing = [a for a in artefacts if artefact_section(a, figures) is None]
+    rows = provenance(records) + [("commands", "<br>".join(
+        f"<code>{html.escape(c)}</code>" for c in commands))]
+    prov = "".join(f"<tr><td>{html.escape(k)}</td><td>{v if k == 'commands' else html.escape(v)}"
+                   f"</td></tr>" for k, v in rows)
+    toc = "".join(f'<li><a href="#{html.escape(a)}">{html.escape(a)}</a></li>'
+                  for a in artefacts if a not in missing)
+    body = [f"<h1>{html.escape(title)}</h1>", f'<table class="prov">{prov}</table>',
+            f"<ul>{toc}</ul>"]
+    if missing:
+        body.append(f"<p>Not built in this batch: {html.escape(', '.join(missing))}.</p>")
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(body + sections) + "\n</body></html>\n")
+    return atomic_write_text(Path(path), page)

@@ -1,0 +1,109 @@
+"""The evidence artefacts, the claims and the report page, built from a small smoke grid."""
+
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from prunefuse.artefacts import ARTEFACTS
+from prunefuse.claims import VERDICTS, numbers_in, verdict
+from prunefuse.experiment import run_experiment
+from prunefuse.grid import plan
+from prunefuse.reproduce import rebuild
+
+EVIDENCE = ["main_comparison", "kd_strength", "authors_reading", "time_to_accuracy", "claims"]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """The smoke grid's evidence runs, executed in-process in their planned order."""
+    root = tmp_path_factory.mktemp("evidence")
+    the_plan = plan("smoke", artefacts=EVIDENCE)
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(root)  # selection_from is relative to the batch folder
+    try:
+        for run in the_plan.runs:
+            run_experiment(profile="smoke", out="runs", progress=False, **run.config)
+    finally:
+        os.chdir(cwd)
+    return root, the_plan
+
+
+def test_verdict_rule():
+    assert verdict(0.1, 0.5) == VERDICTS[0] and verdict(-0.5, -0.1) == VERDICTS[1]
+    assert verdict(-0.1, 0.5) == VERDICTS[2] and verdict(float("nan"), 1) == VERDICTS[2]
+    assert verdict(0.5, 0.9, null=1.0, higher=False) == VERDICTS[0]
+    assert verdict(-0.4, 0.2, null=-0.5) == VERDICTS[0]
+
+
+@pytest.mark.slow
+def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch, tmp_path):
+    root, the_plan = batch
+    before = sorted(p.relative_to(root) for p in (root / "runs").rglob("*"))
+    result = rebuild("smoke", root / "runs", tmp_path / "out", artefacts=EVIDENCE,
+                     log=lambda s: None)
+    assert result["built"] == EVIDENCE and not result["missing"]
+    assert sorted(p.relative_to(root) for p in (root / "runs").rglob("*")) == before  # read only
+    figures = tmp_path / "out" / "figures"
+    for name in EVIDENCE:
+        art = ARTEFACTS[name]
+        for ext in art.files:
+            assert (figures / f"{art.stem}.{ext}").exists(), (name, ext)
+        assert (figures / f"{art.stem}.caption.md").exists()
+    tta = (figures / "time_to_accuracy.md").read_text()
+    assert "first within 0.5" in tta and "fused + KD" in tta
+    kd = (figures / "kd_strength.md").read_text()
+    assert {"no KD", "authors' KD", "our KD"} <= set(re.findall(r"\| (no KD|authors' KD|our KD) \|", kd))
+    claims = json.loads((figures / "claims.json").read_text())
+    ids = {c["id"] for c in claims}
+    assert {"MainPF", "KDOurs", "KDAuthors", "AuthorsPF"} <= ids
+    assert all(c["verdict"] in VERDICTS for c in claims)
+    tex = (figures / "claims.tex").read_text()
+    for c in claims:
+        assert f"\\newcommand{{\\claim{c['id']}Mean}}" in tex
+    # every number of the claims' table appears in its macros
+    md = (figures / "claims.md").read_text()
+    macros = set(re.findall(r"\}\{([^}]*)\}", tex))
+    for c in claims:
+        assert str(c["n"]) in macros
+
+    # the page: one section per built artefact, each figure embedded, nothing fetched
+    page = (tmp_path / "out" / "report.html").read_text()
+    sections, imgs = [], []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "section":
+                sections.append(a.get("data-artefact"))
+            if tag == "img":
+                imgs.append(a.get("src", ""))
+            assert not (tag in ("script", "link") and (a.get("src") or a.get("href"))), tag
+
+    Parser().feed(page)
+    assert sections == EVIDENCE
+    assert imgs and all(s.startswith("data:image/png;base64,") for s in imgs)
+    assert "package commits" in page and "prunefuse reproduce" in page
+    assert numbers_in(md) and numbers_in("−1.25 and +0.40") == {"-1.25", "0.40"}
+
+
+@pytest.mark.slow
+def test_rebuild_names_the_runs_an_artefact_lacks(batch, tmp_path):
+    root, the_plan = batch
+    only = tmp_path / "some"
+    only.mkdir()
+    keep = [r.run_id for r in the_plan.runs if "kd_strength" in r.artefacts]
+    import shutil
+
+    for rid in keep:
+        shutil.copytree(root / "runs" / rid, only / rid)
+    lines = []
+    result = rebuild("smoke", only, tmp_path / "out", artefacts=["kd_strength",
+                     "time_to_accuracy"], log=lines.append)
+    assert result["built"] == ["kd_strength"]
+    missing = result["missing"]["time_to_accuracy"]
+    assert missing and all(m not in keep for m in missing)
+    assert any("time_to_accuracy: not built" in line and missing[0] in line for line in lines)
