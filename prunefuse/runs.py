@@ -421,6 +421,8 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
                 "best_epoch": m.get("best_epoch"), "epochs_trained": len(m["epochs"]),
                 "acc_pct": 100 * reported_acc(cfg, m), "best_acc_pct": 100 * m["best_test_acc"],
                 "reported": cfg.get("report", "final"), "reading": cfg.get("reading", "ours"),
+                "target_epochs": cfg["target_epochs"], "kd_temperature": cfg["kd_temperature"],
+                "kd_t2": cfg.get("kd_t2", True), "prune_steps": cfg.get("prune_steps", 1),
                 "epoch_acc_pct": [(e["epoch"], 100 * e["test_acc"]) for e in m["epochs"]
                                   if "test_acc" in e],
                 "selection_macs": m["cumulative_selection_macs"],
@@ -454,7 +456,6 @@ def summarize(table):
         selection_macs=("selection_macs", "mean"), selection_seconds=("selection_seconds", "mean"),
         selector_params=("selector_params", "first"),
     ).reset_index()
-    out["acc_std"] = out["acc_std"].fillna(0.0)
     return out
 
 
@@ -479,6 +480,11 @@ def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None,
     return paths
 
 
+def _mean_sd(mean: float, sd: float, n: int) -> str:
+    """As :func:`prunefuse.stats.format_mean_sd`, from a summary's columns: no sd at n = 1."""
+    return f"{mean:.2f}" if n < 2 else f"{mean:.2f} ± {sd:.2f}"
+
+
 def summary_markdown(summary) -> str:
     """Markdown table: accuracy as mean +- std (%) with n, selection cost in GMACs and s."""
     lines = ["| dataset | target | method | score | budget (% of pool) | test acc (%) | n | "
@@ -487,6 +493,6 @@ def summary_markdown(summary) -> str:
     for r in summary.itertuples():
         lines.append(
             f"| {r.dataset} | {r.arch} | {r.method} | {r.score} | {100 * r.budget:g} | "
-            f"{100 * r.acc_mean:.2f} ± {100 * r.acc_std:.2f} | {r.n_seeds} | "
+            f"{_mean_sd(100 * r.acc_mean, 100 * r.acc_std, r.n_seeds)} | {r.n_seeds} | "
             f"{r.selection_macs / 1e9:.3f} | {r.selection_seconds:.1f} |")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from prunefuse import stats
 
 def test_t_quantiles():
     assert stats.t975(1) == 12.706 and stats.t975(4) == 2.776 and stats.t975(30) == 2.042
-    assert stats.t975(200) == 1.960
+    assert stats.t975(200) == pytest.approx(1.9719, abs=1e-4)  # exact: 1.97190
     with pytest.raises(ValueError, match="df=0"):
         stats.t975(0)
 
@@ -56,3 +56,22 @@ def test_mean_with_its_interval_over_seeds():
     assert stats.format_mean_ci(pd.Series([0.9, 1.0, 1.1])).endswith("]*")  # excludes zero
     assert stats.format_mean_ci(pd.Series([0.5, float("nan")])) == "+0.50 (n=1, no interval)"
     assert stats.format_mean_ci(pd.Series([], dtype=float)) == "—"
+
+
+@pytest.mark.parametrize("df,exact", [(31, 2.0395), (40, 2.0211), (60, 2.0003), (120, 1.9799),
+                                      (1000, 1.9623)])
+def test_t_quantile_beyond_the_table(df, exact):
+    from prunefuse.stats import t975
+
+    assert t975(df) == pytest.approx(exact, abs=1e-4)
+
+
+def test_duplicate_method_seed_rows_are_an_error_naming_them():
+    import pandas as pd
+
+    from prunefuse.stats import paired_differences
+
+    df = pd.DataFrame({"budget": [0.3] * 3, "method": ["A", "B", "B"], "seed": [0, 0, 0],
+                       "acc_pct": [80.0, 81.0, 82.0]})
+    with pytest.raises(ValueError, match="method='B', seed=0, budget=0.3"):
+        paired_differences(df, by=["budget"], method="method", baseline="A")
