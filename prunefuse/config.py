@@ -16,20 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# Each option list and default lives in the module that implements it; the config reads them.
+from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd  # noqa: F401 - re-exported
+from .errors import ConfigError
+from .fuse import FUSIONS, V2_DERIVE
+from .prune import check_ratio  # noqa: F401 - re-exported
+from .train import SCHEDULES, rounded_svp_phases, svp_phases
+
 SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
 SELECTOR_INITS = ("same", "fresh")
 PRECISIONS = ("bf16", "fp32")
-FUSIONS = ("indices", "fresh", "conv_only", "fork")  # readings of prunefuse.fuse.fuse_variant
-V2_DERIVE = ("gather", "reprune")  # prunefuse.fuse.derive_selector
-# Learning-rate schedules of prunefuse.train.lr_at.
-SCHEDULES = ("svp", "cosine", "constant")
 REPORTS = ("final", "best", "both")  # which test accuracy the tables report
 V2_LOOPS = ("ours", "authors")  # PruneFuse V2's round, prunefuse.experiment
 READING_NAMES = ("ours", "authors")  # keys of READINGS
-# Knowledge distillation of the fused target (docs/method.md, "Step 4: train with KD").
-KD_LAMBDA = 0.5  # weight of the distillation term [choice]
-KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ PARAMS: dict[str, Param] = {
                     "autocast [choice] or fp32 (SVP); pool scoring is always fp32"),
     "cpu_precision": _p("fp32", str, "the same on the CPU: fp32, or bf16 autocast (1.7x faster "
                         "ResNet-20 training where the CPU has AVX512-BF16 or AMX; emulated and "
-                        "slow elsewhere)"),
+                        "about 8x slower with AVX2 only)"),
     "mc_samples": _p(10, int, "dropout heads for score='feature_dropout_mi' (the mutual "
                      "information of BALD over random dropout masks on the penultimate features "
                      "of a net trained without dropout: not MC-dropout BALD)"),
@@ -148,46 +148,30 @@ READINGS: dict[str, dict[str, Any]] = {
 # Keys of a reading that only mean something for a PruneFuse run whose target is fused.
 _FUSED_ONLY = ("kd_lambda", "freeze_fused_epochs", "fusion", "v2_loop", "v2_derive")
 
+# fp32: bf16 autocast is 1.8x faster only on CPUs with native bf16 (AVX512-BF16, AMX) and
+# about 8x slower where it is emulated (AVX2 only; benchmarks/README.md); fp32 runs at one
+# speed, and gives the same numbers, on every CPU.
 _CPU = {"dataset": "fashion-mnist", "max_train": 4000, "max_test": 2000, "arch": "resnet20",
         "proxy_arch": "resnet8", "initial_fraction": 0.025, "budgets": [0.1, 0.2, 0.3],
         "selector_epochs": 30, "target_epochs": 60, "batch_size": 32, "schedule": "cosine",
-        "eval_every": 0, "cpu_precision": "bf16"}
+        "eval_every": 0}
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The SVP protocol that PruneFuse follows (CIFAR-10, ResNet-56, 181 epochs, 2% then 10..50%).
     "paper": {"dataset": "cifar10", "arch": "resnet56"},
     # The CPU study: the paper's protocol shrunk to 2 CPU cores (docs/method.md, "The CPU
     # study"). 4,000-image pool, 100 random initial labels, then 10/20/30% of the pool;
-    # cosine at batch 32 in bf16 autocast, 60 epochs for targets and 30 for selectors; test
+    # cosine at batch 32 in fp32, 60 epochs for targets and 30 for selectors; test
     # accuracy on 2,000 images, after the last epoch only unless a figure needs the curve.
     "cpu": _CPU,
-    # The main job: a cut of the CPU study (same recipe; budgets 10% and 20%), minutes on 2 cores.
-    "demo": {**_CPU, "budgets": [0.1, 0.2]},
+    # The main job: a cut of the CPU study (budgets 10% and 20%, a third of its epochs), under
+    # 10 minutes on 2 cores without native bf16.
+    "demo": {**_CPU, "budgets": [0.1, 0.2], "selector_epochs": 10, "target_epochs": 20},
     # Seconds: synthetic data, ResNet-8, one epoch; for tests.
     "smoke": {"dataset": "synthetic", "arch": "resnet8", "proxy_arch": "resnet8",
               "initial_fraction": 0.1, "budgets": [0.2, 0.3], "selector_epochs": 1,
               "target_epochs": 1, "batch_size": 64, "eval_batch_size": 256},
 }
-
-
-class ConfigError(ValueError):
-    """A run parameter is wrong; the message names the key and what is allowed."""
-
-
-def check_ratio(ratio: float) -> float:
-    """A pruning ratio (fraction of channels removed, docs/method.md "Step 1: prune at
-    initialization") as a float; :class:`ConfigError` unless it is a number in [0, 1)."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
-        raise ConfigError(f"ratio={ratio!r}: pruning ratio must be a number in [0, 1)")
-    return float(ratio)
-
-
-def check_kd(kd_lambda: float, temperature: float) -> None:
-    """:class:`ConfigError` unless the KD weight is in [0, 1] and the temperature is > 0."""
-    if not 0 <= kd_lambda <= 1:
-        raise ConfigError(f"kd_lambda={kd_lambda!r}: must be in [0, 1]")
-    if not temperature > 0:
-        raise ConfigError(f"kd_temperature={temperature!r}: must be > 0")
 
 
 def _check_type(key: str, value: Any) -> Any:
@@ -355,6 +339,29 @@ def _check_variants(cfg: dict[str, Any]) -> None:
     if missing:
         raise ConfigError(f"t_sync={cfg['t_sync']}: the dense net trained at a sync round is that "
                           f"budget's target, so eval_budgets must include {missing}")
+# What defines a selection: the parameters whose value changes which images a run labels, by
+# the selectors they matter to ("all", "trained": every selector that trains a model, or one
+# selector's name). A run reusing a selection (selection_from) must match its source in each.
+SELECTS: dict[str, str] = {
+    "dataset": "all", "data_root": "", "max_train": "all", "seed": "all", "selector": "all",
+    "score": "all", "initial_fraction": "all", "budgets": "all",
+    "arch": "dense prunefuse", "ratio": "prunefuse", "prune_steps": "prunefuse",
+    "proxy_arch": "svp", "selector_epochs": "trained", "schedule": "trained", "lr": "trained",
+    "momentum": "trained", "weight_decay": "trained", "batch_size": "trained",
+    "augment": "trained", "warm_start": "trained", "selector_init": "trained",
+    "precision": "trained", "cpu_precision": "trained", "mc_samples": "trained",
+    "mc_dropout": "trained", "t_sync": "trained", "v2_derive": "trained", "v2_loop": "trained",
+}
+
+
+def selection_keys(cfg: dict[str, Any]) -> list[str]:
+    """The parameters that define ``cfg``'s selection (see :data:`SELECTS`)."""
+    sel = cfg["selector"]
+    trained = sel != "random"
+    return [k for k, who in SELECTS.items()
+            if who == "all" or (who == "trained" and trained) or sel in who.split()]
+
+
 # Numeric ranges: key -> (test, what is allowed). Finite numbers only (JSON allows NaN).
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "lr": (lambda v: v > 0, "> 0"),
@@ -428,8 +435,6 @@ def check_sizes(cfg: dict[str, Any], pool_size: int) -> None:
 
 def run_id(cfg: dict[str, Any]) -> str:
     """Deterministic folder name: a readable prefix and a hash of every result-relevant key."""
-    from .train import rounded_svp_phases, svp_phases
-
     ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID
              and not (k in ID_IF_NOT_DEFAULT and v == PARAMS[k].default)}
     # The svp schedule once rounded each phase boundary separately; a run whose epochs give

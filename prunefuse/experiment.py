@@ -18,8 +18,9 @@ training is needed to select, so the ledger charges it to ``selector_training``.
 selector (and, for re-prune, its new index map) is the start of every later selector until
 the next sync; ``index_map_round_XX.json`` records the map in use from round XX + 1 on.
 ``v2_loop="authors"`` (with ``t_sync=1``, ``v2_derive="reprune"``) is the round of the
-authors' code instead: the re-pruned net selects as it is, and the fusion source and teacher
-is that net trained warm on the new labels (docs/method.md, "Readings").
+authors' code: the selector, trained from the re-pruned net, selects as ours does, but the
+fusion source and teacher is that selector trained further (warm) on the new labels, not a
+new training from the re-pruned start (docs/method.md, "Readings").
 
 Resumable: every step commits ``state.json`` last, atomically; a re-run of the same config
 continues after the last committed step and ends with the same indices and metrics (on CPU)
@@ -41,7 +42,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import ConfigError, check_sizes, make_config, run_id, validate
+from .config import PARAMS, ConfigError, check_sizes, make_config, run_id, selection_keys, validate
 from .data import DataError, ImageDataset, check_data
 from .device import device_name, resolve_device
 from .flops import CostLedger, count_macs, training_macs
@@ -262,16 +263,9 @@ class Experiment:
         if not spec.model:  # nothing to train or forward: a selector the score does not need
             picks = random_select(len(pool), n_new, seed=self.seed("selector", round_))
         else:
-            if cfg["v2_loop"] == "authors" and self.v2_base is not None:
-                # The authors' V2: the net re-pruned from the trained fused target selects as
-                # it is; it is trained (warm) only afterwards, as the next fusion source.
-                model = self.selector_start(round_).to(self.device)
-                state["selecting"] = self.v2_base
-            else:
-                model, rec = self.trained_selector(labeled, round_, state)
-                self.charge_selector(rec, labeled, state, ledger)
-                row.update(selector_test_acc=rec["test_acc"],
-                           selector_train_acc=rec["train_acc"])
+            model, rec = self.trained_selector(labeled, round_, state)
+            self.charge_selector(rec, labeled, state, ledger)
+            row.update(selector_test_acc=rec["test_acc"], selector_train_acc=rec["train_acc"])
             with ledger.timed("pool_scoring"):
                 idx = torch.tensor(pool, device=self.data_dev.x_train.device)
                 out = score_pool(model, self.data_dev.x_train[idx], self.data.mean,
@@ -408,14 +402,6 @@ def _initial(pool_size: int, fraction: float, seed: int) -> list[int]:
     return sorted(random_select(pool_size, n, seed=seed).tolist())
 
 
-# The keys of a source run that determine its selection, by its selector: a run reusing the
-# selection must have the same values, so it is labelled and costed as that selection.
-SELECTION_KEYS = ("dataset", "max_train", "initial_fraction", "budgets", "seed", "selector",
-                  "score")
-SELECTION_KEYS_BY_SELECTOR = {"prunefuse": ("arch", "ratio"), "dense": ("arch",),
-                              "svp": ("proxy_arch",), "random": ()}
-
-
 def _data(cfg: dict[str, Any]) -> ImageDataset:
     """The run's data, or a :class:`ConfigError` in one line naming the file at fault."""
     try:
@@ -425,8 +411,9 @@ def _data(cfg: dict[str, Any]) -> ImageDataset:
 
 
 def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:
-    """The source run of ``selection_from``, checked: a run record whose selection keys equal
-    this run's (:data:`SELECTION_KEYS`) and whose every selection round is committed."""
+    """The source run of ``selection_from``, checked: a run record whose selection parameters
+    equal this run's (:func:`prunefuse.config.selection_keys`) and whose every selection round
+    is committed."""
     source = Path(cfg["selection_from"])
     where = f"selection_from={cfg['selection_from']!r}"
     try:
@@ -436,8 +423,8 @@ def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:
                           "run that has finished its selection") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"{where}: its config.json is unreadable ({err!r})") from None
-    for key in SELECTION_KEYS + SELECTION_KEYS_BY_SELECTOR[cfg["selector"]]:
-        if src.get(key) != cfg[key]:
+    for key in selection_keys(cfg):
+        if src.get(key, PARAMS[key].default) != cfg[key]:
             raise ConfigError(f"{where}: its {key}={src.get(key)!r} differs from this run's "
                               f"{cfg[key]!r}; the run reusing a selection must match it")
     if not is_done(source):

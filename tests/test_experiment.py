@@ -196,14 +196,17 @@ def test_how_to_compute_keys_do_not_change_the_run_id():
 def test_new_parameters_at_their_default_keep_the_run_id():
     base = make_config("smoke")
     defaults = {"selector_init": "same", "fusion": "indices", "t_sync": 0,
-                "v2_derive": "gather", "precision": "bf16", "cpu_precision": "fp32"}
+                "v2_derive": "gather", "precision": "bf16", "cpu_precision": "fp32",
+                "kd_t2": True, "freeze_fused_epochs": 0, "v2_loop": "ours", "prune_steps": 1,
+                "report": "final", "reading": "ours"}
     assert {k: base[k] for k in defaults} == defaults
     assert run_id(make_config("smoke", **defaults)) == run_id(base) == "synthetic-resnet8-" \
         "pf0.5-fused-kd0.5-least_confidence-s0-" + run_id(base).rsplit("-", 1)[1]
     others = [{"selector_init": "fresh"}, {"fusion": "conv_only"}, {"t_sync": 1},
               {"t_sync": 1, "v2_derive": "reprune"}, {"precision": "fp32"},
-              {"cpu_precision": "bf16"},
-              {"schedule": "svp_exact"}]
+              {"cpu_precision": "bf16"}, {"schedule": "cosine"}, {"kd_t2": False},
+              {"freeze_fused_epochs": 1}, {"prune_steps": 5}, {"reading": "authors"},
+              {"eval_every": 1, "report": "best"}]
     ids = {run_id(make_config("smoke", **o)) for o in others}
     assert len(ids) == len(others) and run_id(base) not in ids
 
@@ -390,7 +393,11 @@ def test_v2_gather_and_reprune_differ_as_they_should(v1_v2_runs):
     sel_acc = {k: [m.get("selector_test_acc") for m in v if m["kind"] == "round"]
                for k, v in rec.items()}
     assert sel_acc["gather"][0] == sel_acc["v1"][0]
-    assert sel_acc["gather"][1] != sel_acc["v1"][1] or sel_acc["reprune"][1] != sel_acc["v1"][1]
+    # (their accuracies after one smoke epoch may well be equal: chance level)
+    for name in ("gather", "reprune"):
+        cache = [p.name for p in (v1_v2_runs[name] / "cache").iterdir()]
+        assert any(n.endswith("-v2-round_01.pt") and n.startswith("selector-") for n in cache)
+    assert not any("-v2-" in p.name for p in (v1_v2_runs["v1"] / "cache").iterdir())
     two = v1_v2_runs["gather2"]  # T_sync = 2 with 3 rounds: one sync, after round 2
     assert [(two / f"index_map_round_{r:02d}.json").exists() for r in (1, 2)] == [False, True]
     assert rec["gather2"][:4] == rec["v1"][:4]  # rounds 1-2 and the target at 20%: V1's
@@ -429,7 +436,7 @@ def test_selector_init_fresh_draws_a_new_init_per_round(tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [{"fusion": "fork", "selector_init": "fresh"},
-                                       {"fusion": "conv_only", "schedule": "svp_exact",
+                                       {"fusion": "conv_only", "schedule": "constant",
                                         "precision": "fp32"}])
 def test_variants_run_end_to_end(tmp_path, overrides):
     base = run_experiment(profile="smoke", out=tmp_path, progress=False, eval_budgets=[0.3],

@@ -23,10 +23,13 @@ from prunefuse.data import DATASETS, DatasetNotFoundError, default_root
     ("target_epochs=0", "target_epochs=0: must be >= 1"),
     ("batch_size=0", "batch_size=0: must be >= 1 images"),
     ("mc_samples=-1", "mc_samples=-1: must be >= 0 (>= 1 for score='feature_dropout_mi')"),
-    ("score=bald", "score='bald': renamed 'feature_dropout_mi'"),
-    ("schedule=svp_exact", "schedule='svp_exact': now the one 'svp' schedule"),
+    ("score=bald", "score='bald': renamed 'feature_dropout_mi'; no registered network trains "
+                   "with dropout, so its dropout heads are not MC-dropout BALD (docs/method.md)"),
+    ("schedule=svp_exact", "schedule='svp_exact': now the one 'svp' schedule (closest phases "
+                           "to SVP's 1:90:45:45); use schedule='svp'"),
     ("reading=theirs", "reading='theirs': unknown; choose one of ['ours', 'authors']"),
-    ("report=best", "report='best': the best epoch needs the test set after every epoch"),
+    ("report=best", "report='best': the best epoch needs the test set after every epoch; set "
+                    "eval_every=1 (eval_every=0 evaluates the last only)"),
     ("mc_dropout=1", "mc_dropout=1.0: must be in [0, 1)"),
     ("kd_temperature=0", "kd_temperature=0.0: must be > 0"),
     ("seed=-1", "seed=-1: must be >= 0"),
