@@ -67,8 +67,9 @@ def accuracy_and_cost_figure(table, title: str = ""):
     # Below the panel, so that the legend never covers a line.
     sns.move_legend(ax1, "upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, title=None,
                     frameon=False)
+    what = "one seed, no interval" if n == 1 else f"mean, 95% CI; n={n} seeds"
     ax1.set(xlabel="labeled set (% of pool)", ylabel="target test accuracy (%)",
-            title=f"accuracy (mean, 95% CI; n={n} seed{'s' if n != 1 else ''})")
+            title=f"accuracy ({what})")
     last = df[df["budget"] == df["budget"].max()].copy()
     last["gmacs"] = last["selection_macs"] / 1e9
     sns.barplot(data=last, x="gmacs", y="method", errorbar="sd", ax=ax2, color="C0")

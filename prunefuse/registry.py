@@ -23,7 +23,7 @@ PROFILE_NOTES = {
            "ResNet-20 target; cosine at batch 32 in fp32, targets 60 epochs, selectors 30; NOT "
            "CIFAR and NOT 181 epochs). Not shown to be converged (figures/cpu/README.md); "
            "every method is trained alike",
-    "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%, targets 20 epochs, "
+    "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%, targets 15 epochs, "
             "selectors 10); shows the pipeline, n=1 supports no comparison",
     "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "
              "nothing",
