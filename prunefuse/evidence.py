@@ -35,7 +35,9 @@ REACH_POINTS = 0.5
 
 
 def _focus(df: pd.DataFrame, dataset: str, arch: str, score: str) -> pd.DataFrame:
-    return df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)]
+    """The runs of one dataset, target and score; random selection (score "random") too."""
+    return df[(df["dataset"] == dataset) & (df["arch"] == arch)
+              & ((df["score"] == score) | (df["selector"] == "random"))]
 
 
 def _pf_selection(df: pd.DataFrame, ratio: float) -> pd.Series:
@@ -241,7 +243,7 @@ def time_to_accuracy_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     dense AL's selection at the profile's own epochs; and per arm, the fewest epochs whose
     mean comes within :data:`REACH_POINTS` of it, with its seconds and their ratio to the
     reference's. Returns (per arm and epochs, per arm)."""
-    own = int(df["target_epochs"].max())
+    own = _own_epochs(df)
     ref = df[(df["arm"] == TTA_ARMS[2]) & (df["target_epochs"] == own)].set_index("seed")
     cells = []
     for (arm, epochs), cell in df.groupby(["arm", "target_epochs"], sort=True):
@@ -325,7 +327,7 @@ def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, prof
     _require(df, "time to accuracy", records, dataset=dataset, arch=arch, ratio=ratio,
              budget=budget)
     cells, reach = time_to_accuracy_table(df)
-    own = int(df["target_epochs"].max())
+    own = _own_epochs(df)
     rows = []
     for r in cells.itertuples():
         rows.append({

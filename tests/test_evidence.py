@@ -59,7 +59,10 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
     assert {"no KD", "authors' KD", "our KD"} <= set(re.findall(r"\| (no KD|authors' KD|our KD) \|", kd))
     claims = json.loads((figures / "claims.json").read_text())
     ids = {c["id"] for c in claims}
-    assert {"MainPF", "KDOurs", "KDAuthors", "AuthorsPF"} <= ids
+    assert {"MainPF", "PFRandom", "DenseRandom", "KDOurs", "KDAuthors", "AuthorsPF"} <= ids
+    assert "| Random |" in (figures / "main_comparison.md").read_text()  # score "random" kept
+    # smoke runs no schedule shorter than its own: no claim that fusion shortens training
+    assert "FusedReach" not in ids
     assert all(c["verdict"] in VERDICTS for c in claims)
     tex = (figures / "claims.tex").read_text()
     for c in claims:
