@@ -31,6 +31,7 @@ TINY = {
     "full_training.py": ["--arch", "resnet8", "--images", "128", "--epochs", "2", "--batch", "64"],
     "record_size.py": ["--records", "no-such-folder"],
     "whole_run.py": ["--profile", "smoke"],
+    "precision_step.py": ["--arch", "resnet8", "--batch", "8", "--steps", "1"],
     "slots.py": ["--profile", "smoke", "--images", "64", "--layouts", "1x1", "2x1",
                  "--repeats", "1"],
 }
