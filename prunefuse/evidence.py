@@ -373,12 +373,11 @@ def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, prof
 
 
 def _fmt_interval(mean, low, high, n) -> str:
-    if n is None or n == 0 or pd.isna(mean):
+    """:func:`prunefuse.stats.format_diff` of a paired difference given as its parts."""
+    if n is None or pd.isna(mean):
         return "—"
-    if n < 2:
-        return f"{mean:+.2f} (n=1, no interval)"
-    star = "*" if low > 0 or high < 0 else ""
-    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]{star}"
+    return stats.format_diff({"n_pairs": n, "diff_mean": mean, "ci_low": low, "ci_high": high,
+                              "excludes_zero": bool(n >= 2 and (low > 0 or high < 0))})
 
 
 def _fmt_ratio(mean, half, n) -> str:

@@ -89,8 +89,9 @@ def write_page(path: str | os.PathLike, *, figures: str | os.PathLike,
         The page's path.
     """
     figures = Path(figures)
-    sections = [s for s in (artefact_section(a, figures) for a in artefacts) if s]
-    missing = [a for a in artefacts if artefact_section(a, figures) is None]
+    built = {a: artefact_section(a, figures) for a in artefacts}  # each read and encoded once
+    sections = [s for s in built.values() if s]
+    missing = [a for a, s in built.items() if s is None]
     rows = provenance(records) + [("commands", "<br>".join(
         f"<code>{html.escape(c)}</code>" for c in commands))]
     prov = "".join(f"<tr><td>{html.escape(k)}</td><td>{v if k == 'commands' else html.escape(v)}"
