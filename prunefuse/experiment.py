@@ -348,7 +348,8 @@ class Experiment:
                      desc=f"target {cfg['target_init']} |L|={len(labeled)}", **self._train_kw())
         total = time.perf_counter() - start
         eval_seconds = sum(h.get("eval_seconds", 0.0) for h in hist)
-        seconds = total - eval_seconds
+        teacher_seconds = sum(h.get("teacher_seconds", 0.0) for h in hist)
+        seconds = total - eval_seconds - teacher_seconds
         n_evals = sum("test_acc" in h for h in hist)
         macs = ledger.add_training(charge_target, self.target_macs, len(labeled),
                                    cfg["target_epochs"])
@@ -358,9 +359,9 @@ class Experiment:
         ledger.add_seconds("evaluation", eval_seconds)
         teacher_macs = 0
         if teacher is not None:
-            # Inside the training loop, so inside ``seconds``; charged to fusion in MACs only.
             teacher_macs = ledger.add_forward(charge_teacher, self.selector_macs,
                                               len(labeled) * cfg["target_epochs"])
+            ledger.add_seconds(charge_teacher, teacher_seconds)
         if sync:
             self.derive_next_selector(model, round_, state)
         curve = [h for h in hist if "test_acc" in h]
@@ -373,7 +374,7 @@ class Experiment:
                 "best_epoch": curve[best]["epoch"] if accs else None, "epochs": hist,
                 "training_seconds": seconds, "evaluation_seconds": eval_seconds,
                 "target_training_macs": macs, "evaluation_macs": eval_macs,
-                "teacher_forward_macs": teacher_macs,
+                "teacher_forward_macs": teacher_macs, "teacher_forward_seconds": teacher_seconds,
                 "fusion_source_macs": fusion_source_macs,
                 "fusion_source_seconds": fusion_source_seconds,
                 "fusion_macs": fusion_source_macs + teacher_macs,

@@ -91,6 +91,13 @@ def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, g: torch.Generat
         yield x[idx], y[idx]
 
 
+def _clock(cuda: bool, dev: torch.device) -> float:
+    """Wall-clock seconds, after the device's queued work (so a span times that work)."""
+    if cuda:
+        torch.cuda.synchronize(dev)
+    return time.perf_counter()
+
+
 def _prepare(xb: torch.Tensor, mean, std, channels_last: bool) -> torch.Tensor:
     xb = normalize(xb, mean, std)
     return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
@@ -252,6 +259,7 @@ def train(
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), dtype=torch.long, device=dev)
         seen = 0
+        teacher_seconds = 0.0
         for xb, yb in _batches(x, y, batch_size, g):
             if augmentation:
                 xb = augment(xb, padding, generator=g)
@@ -260,7 +268,9 @@ def train(
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(xb)
                 if teacher is not None and kd_lambda > 0:
+                    t0 = _clock(cuda, dev)
                     t_out = teacher_forward.logits(xb)
+                    teacher_seconds += _clock(cuda, dev) - t0
                     loss = kd_loss(out, t_out, yb, kd_lambda, kd_temperature, t2=kd_t2)
                 else:
                     loss = F.cross_entropy(out.float(), yb)
@@ -285,6 +295,8 @@ def train(
             "seconds": seconds,
             "images_per_s": seen / seconds if seconds > 0 else float("nan"),
         }
+        if teacher is not None and kd_lambda > 0:
+            row["teacher_seconds"] = teacher_seconds  # part of ``seconds``
         last = epoch + 1 == epochs
         if test is not None and (last or (eval_every and (epoch + 1) % eval_every == 0)):
             t0 = time.perf_counter()

@@ -59,6 +59,11 @@ def test_smoke_run_of_each_selector(tmp_path, selector, score):
         assert ledger["macs"]["selector_training"] > 0 and ledger["macs"]["pool_scoring"] > 0
     assert (run / "index_map.json").exists() == (selector == "prunefuse")
     assert (ledger["macs"]["teacher_forward"] > 0) == (selector == "prunefuse")
+    # The teacher's forwards are timed on their own, not inside the target's training.
+    assert (ledger["seconds"]["teacher_forward"] > 0) == (selector == "prunefuse")
+    assert all((t["teacher_forward_seconds"] > 0) == (selector == "prunefuse") for t in targets)
+    assert sum(t["teacher_forward_seconds"] for t in targets) == pytest.approx(
+        ledger["seconds"]["teacher_forward"])
     # A finished run is skipped, not repeated.
     mtime = (run / "metrics.jsonl").stat().st_mtime_ns
     assert run_experiment(profile="smoke", out=tmp_path, selector=selector, score=score,
