@@ -5,8 +5,9 @@ The method, one module per step (docs/method.md): ``models`` (architectures, a r
 ``select`` (step 2: selection scores, a registry), ``fuse`` (step 3), ``distill`` (step 4:
 the KD loss), ``train`` (the one trainer) and ``flops`` (cost accounting in MACs).
 
-Experiments on top of it: ``config`` (every run parameter and the profiles), ``experiment``
-(one run, resumable), ``runs`` (the run record and the results table), ``stats``
+Experiments on top of it: ``config`` (every run parameter and the profiles), ``charges``
+(the one charging rule), ``experiment`` (one run, resumable), ``runs`` (the run record, the
+batch layout and the results table), ``plugins`` (your own datasets and models), ``stats``
 (statistics over seeds), ``artefacts`` and ``plots`` (the paper's tables and figures, from
 records only), and the batch that regenerates them: ``grid`` (which runs), ``execute``
 (papermill), ``executors`` (local or Ray), ``reproduce`` (the driver). ``cli`` is the
@@ -14,3 +15,8 @@ records only), and the batch that regenerates them: ``grid`` (which runs), ``exe
 """
 
 __version__ = "0.1.0"
+
+# A batch's kernels load the plugins the `prunefuse` command was given (prunefuse.plugins).
+from .plugins import load_from_env as _load_plugins  # noqa: E402
+
+_load_plugins()

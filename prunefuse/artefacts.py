@@ -118,9 +118,9 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
                 })
     table = pd.DataFrame(rows)
     n = _plots().seeds_note(df, ["dataset", "score", "budget", "method"])
-    caption = (f"Test accuracy (%) of the {arch} target, final epoch, mean ± sd over seeds "
-               f"({n}). Δ: the paired difference against the Baseline over the seeds both "
-               "have (same dense init, initial labels and pool), mean and 95% Student-t "
+    caption = (f"Test accuracy (%) of the {arch} target, final epoch, {_plots().over_seeds(n)}. "
+               "Δ: the paired difference against the Baseline over the seeds both have (same "
+               "dense init, initial labels and pool), mean and 95% Student-t "
                "interval in percentage points; * marks an interval that excludes zero. "
                "Baseline = the dense target selects (random selection for the random score); "
                "SVP = the proxy selects, target from scratch; Random = random selection, "
@@ -292,7 +292,7 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
             for r in table.itertuples()]
     n = _plots().seeds_note(df, ["ratio", "budget", "variant"])
     caption = (f"Test accuracy (%) of the {arch} target trained on the pruned network's "
-               f"selection, by target initialization and KD; mean ± sd over seeds ({n}). Δ: "
+               f"selection, by target initialization and KD; {_plots().over_seeds(n)}. Δ: "
                f"paired difference against {pf} (same seed and selection), mean and 95% "
                "Student-t interval in percentage points; * marks an interval that excludes "
                "zero.")
@@ -480,7 +480,7 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
     order = sorted(set(df["method"]), key=lambda m: (m != "PruneFuse V1", m))
     n = _plots().seeds_note(df, ["budget", "method"])
     caption = (f"Test accuracy (%) of the fused {arch} target, PruneFuse V1 against V2 at "
-               f"p={ratio:g}; mean ± sd over seeds ({n}). V2 is our interpretation: every "
+               f"p={ratio:g}; {_plots().over_seeds(n)}. V2 is our interpretation: every "
                "T_sync rounds the target trained at that budget yields the next selector "
                "(gather: the same kept indices; reprune: a new L2 pruning), and that training "
                "is charged to selection. " + _DIFF_NOTE.format("V1"))
@@ -515,7 +515,7 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
     df["method"] = df["fusion"]
     n = _plots().seeds_note(df, ["budget", "method"])
     caption = (f"Test accuracy (%) of the fused {arch} target (p={ratio:g}, KD) by the reading "
-               f"of fusion, on the same selection; mean ± sd over seeds ({n}). indices (ours): "
+               f"of fusion, on the same selection; {_plots().over_seeds(n)}. indices (ours): "
                "every trained tensor at its kept indices into theta_0; fresh: the same into a "
                "fresh init; conv_only: conv weights only, BN and classifier keep theta_0; fork: "
                "conv weights at [::2, ::2] when both widths are halved, else the leading corner, "
@@ -558,8 +558,8 @@ def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profil
                          "budget (% of pool)": f"{r.budget_pct:g}", "method": r.method,
                          "test acc (%)": r.acc, "n": r.n, "Δ vs Baseline (pp) [95% CI]": r.diff})
     n = _plots().seeds_note(df, ["dataset", "arch", "budget", "method"])
-    caption = (f"Test accuracy (%) of each target, final epoch, score {score}, mean ± sd over "
-               f"seeds ({n}). Baseline = the dense target selects; PruneFuse = the target "
+    caption = (f"Test accuracy (%) of each target, final epoch, score {score}, "
+               f"{_plots().over_seeds(n)}. Baseline = the dense target selects; PruneFuse = the target "
                "pruned at p selects, fused target trained with KD. " + _DIFF_NOTE.format(
                    "the Baseline"))
     paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows), caption, 5)

@@ -201,7 +201,7 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
         seeds = sorted(set(a.index) & set(b.index))
         if not seeds:
             continue
-        row = stats._interval_row(a.loc[seeds, "acc_pct"] - b.loc[seeds, "acc_pct"])
+        row = stats.interval_row(a.loc[seeds, "acc_pct"] - b.loc[seeds, "acc_pct"])
         out.append(Claim(
             f"FusedScratch{_word(e)}", f"fused + KD beats training from scratch on the same "
             f"selection in a {e}-epoch schedule", "paper",

@@ -19,11 +19,10 @@ from .config import (
     describe_profiles,
     make_config,
     parse_override,
+    profile_summary,
     run_id,
 )
-from .runs import DiskFullError, RunBusyError
-
-LOG = "log.txt"  # per run, in its folder; the executors of reproduce append to it too
+from .runs import LOG, DiskFullError, RunBusyError
 
 DESCRIPTION = """PruneFuse: prune a dense CNN at initialization, let the small pruned network
 choose which samples to label (active learning), fuse it back into the dense network and
@@ -119,9 +118,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         profile = from_file
     config.update(dict(parse_override(o) for o in args.overrides))
     if profile is None and not set(PARAMS) <= set(config):  # a run's config.json has them all
-        raise ConfigError(f"--profile: required, one of {sorted(PROFILES)} (paper: the SVP "
-                          "protocol on a GPU; cpu and demo: Fashion-MNIST on a CPU; smoke: "
-                          "seconds), or a \"profile\" key in the config file")
+        raise ConfigError(f"--profile: required, one of {sorted(PROFILES)} ("
+                          + "; ".join(profile_summary(p) for p in PROFILES)
+                          + "), or a \"profile\" key in the config file")
     cfg = make_config(profile, **config)
     if args.dry_run:
         preflight(cfg, data=False)
@@ -291,28 +290,15 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 def load_plugin(name: str) -> None:
     """Import a module that registers datasets (:func:`prunefuse.data.register_dataset`) and
     architectures (:func:`prunefuse.models.register_model`): a module name, looked up from
-    the working directory first, or the path of a ``.py`` file."""
-    import importlib
-    import importlib.util
+    the working directory first, or the path of a ``.py`` file (:func:`prunefuse.plugins.load`);
+    the kernels the command starts load it too (``$PRUNEFUSE_PLUGINS``)."""
+    from .plugins import PluginError, export, load
 
-    if name.endswith(".py"):
-        path = Path(name)
-        if not path.is_file():
-            raise ConfigError(f"--plugin {name}: no such file")
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
-        return
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # the console script, unlike python -m, omits it
     try:
-        importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name != name.split(".")[0] and err.name != name:
-            raise  # the plugin itself imports something missing: its own traceback
-        raise ConfigError(f"--plugin {name}: no module of that name in the working directory "
-                          "or on the Python path; give a module name or a .py file") from None
+        load(name)
+    except PluginError as err:
+        raise ConfigError(str(err)) from None
+    export()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,15 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .executors import EXECUTORS
     from .grid import GRIDS
 
-    rep = sub.add_parser("reproduce", parents=[common], help="regenerate every table and "
+    rep = sub.add_parser("reproduce", parents=[plug], help="regenerate every table and "
                          "figure of the paper: plan the runs, execute the notebooks with "
                          "papermill", epilog=epilog,
                          formatter_class=fmt)
     rep.add_argument("overrides", nargs="*", metavar="key=value",
                      help="run parameters for every run (e.g. device=cuda); not the grid's keys")
     rep.add_argument("--profile", required=True, choices=sorted(GRIDS),
-                     help="grid and run defaults: smoke (minutes), cpu (the CPU study, hours "
-                     "on 2 cores), paper (GPU)")
+                     help="grid and run defaults: " + "; ".join(
+                         profile_summary(p) for p in sorted(GRIDS)))
     rep.add_argument("--out", help="batch folder: runs/, notebooks/, figures/ (default "
                      "runs/reproduce-PROFILE)")
     rep.add_argument("--figures", help="write tables and figures here instead of OUT/figures")

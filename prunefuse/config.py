@@ -12,6 +12,7 @@ import ast
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -172,6 +173,26 @@ PROFILES: dict[str, dict[str, Any]] = {
               "initial_fraction": 0.1, "budgets": [0.2, 0.3], "selector_epochs": 1,
               "target_epochs": 1, "batch_size": 64, "eval_batch_size": 256},
 }
+
+# What each profile's numbers can be trusted for; written into every caption.
+PROFILE_NOTES = {
+    "paper": "paper: the SVP protocol (181 epochs per training, labeled budgets 10-50% of the "
+             "pool)",
+    "cpu": "cpu: the paper's protocol shrunk to 2 CPU cores (Fashion-MNIST, 4,000-image pool, "
+           "ResNet-20 target; cosine at batch 32 in fp32, targets 60 epochs, selectors 30; NOT "
+           "CIFAR and NOT 181 epochs). Not shown to be converged (figures/cpu/README.md); "
+           "every method is trained alike",
+    "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%, targets 15 epochs, "
+            "selectors 10); shows the pipeline, n=1 supports no comparison",
+    "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "
+             "nothing",
+}
+
+
+def profile_summary(profile: str) -> str:
+    """The first clause of a profile's note, for help texts: ``cpu: the paper's protocol
+    shrunk to 2 CPU cores``."""
+    return re.split(r" \(|;", PROFILE_NOTES[profile], maxsplit=1)[0]
 
 
 def _check_type(key: str, value: Any) -> Any:
@@ -437,8 +458,8 @@ def run_id(cfg: dict[str, Any]) -> str:
     """Deterministic folder name: a readable prefix and a hash of every result-relevant key."""
     ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID
              and not (k in ID_IF_NOT_DEFAULT and v == PARAMS[k].default)}
-    # The svp schedule once rounded each phase boundary separately; a run whose epochs give
-    # other phases now computes something else, so it gets a new id (181 epochs keep theirs).
+    # Epochs whose closest svp phases differ from the per-boundary rounding of earlier
+    # records compute something else, so they get their own id (181 epochs keep theirs).
     if cfg["schedule"] == "svp" and any(svp_phases(e) != rounded_svp_phases(e)
                                         for e in (cfg["selector_epochs"], cfg["target_epochs"])):
         ident["svp_phases"] = "closest"

@@ -112,14 +112,45 @@ class ImageDataset:
                 f"{self.num_classes} classes")
 
 
-def register_dataset(name: str) -> Callable:
-    """Decorator adding a loader ``fn(root: Path, download: bool, **options)`` to ``DATASETS``."""
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, without loading it: its full splits' sizes, classes and image
+    shape (after the loader's conversion), and its class names in label order, if any."""
+
+    num_train: int
+    num_test: int
+    num_classes: int
+    in_channels: int
+    image_size: int
+    class_names: tuple[str, ...] | None = None
+
+
+DATASET_INFO: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(name: str, info: DatasetInfo | None = None) -> Callable:
+    """Decorator adding a loader ``fn(root: Path, download: bool, **options)`` to ``DATASETS``,
+    with what the dataset is (``info``; without it, :func:`dataset_info` loads it once to see)."""
     def wrap(fn: Callable[..., ImageDataset]) -> Callable[..., ImageDataset]:
         if name in DATASETS:
             raise ValueError(f"dataset {name!r} is already registered")
         DATASETS[name] = fn
+        if info is not None:
+            DATASET_INFO[name] = info
         return fn
     return wrap
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registered :class:`DatasetInfo` of ``name``; for a loader registered without one,
+    read from the dataset itself (loaded once, without downloading)."""
+    if name not in DATASET_INFO:
+        if name not in DATASETS:
+            raise ValueError(f"dataset={name!r}: unknown; choose one of {sorted(DATASETS)}")
+        ds = load_dataset(name, download=False)
+        DATASET_INFO[name] = DatasetInfo(ds.num_train, ds.num_test, ds.num_classes,
+                                         ds.in_channels, ds.image_size)
+    return DATASET_INFO[name]
 
 
 def default_root() -> Path:
@@ -435,7 +466,9 @@ def _fashion_dataset(arrays: dict[str, torch.Tensor]) -> ImageDataset:
                         std=(0.3318,) * 3, padding=4)
 
 
-@register_dataset("fashion-mnist")
+@register_dataset("fashion-mnist", DatasetInfo(
+    60_000, 10_000, 10, 3, 32, ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                                "Shirt", "Sneaker", "Bag", "Ankle boot")))
 def load_fashion_mnist(root: Path, download: bool = True) -> ImageDataset:
     """Fashion-MNIST, zero-padded from 28x28 to 32x32 (2 px per side) and replicated to three
     channels, so the CIFAR architectures run unchanged.
@@ -521,7 +554,9 @@ def _load_cifar(name: str, root: Path, download: bool, folder: str, train: list[
                         source={"source": where, "files": files})
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", DatasetInfo(
+    50_000, 10_000, 10, 3, 32, ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                "horse", "ship", "truck")))
 def load_cifar10(root: Path, download: bool = True) -> ImageDataset:
     """CIFAR-10 from the python batches in ``root/cifar-10-batches-py``."""
     return _load_cifar("cifar10", root, download, "cifar-10-batches-py",
@@ -529,7 +564,7 @@ def load_cifar10(root: Path, download: bool = True) -> ImageDataset:
                        CIFAR10_URL, CIFAR10_MD5, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", DatasetInfo(50_000, 10_000, 100, 3, 32))
 def load_cifar100(root: Path, download: bool = True) -> ImageDataset:
     """CIFAR-100 (fine labels) from ``root/cifar-100-python``."""
     return _load_cifar("cifar100", root, download, "cifar-100-python", ["train"], "test",
@@ -577,7 +612,7 @@ def _decode_tiny_imagenet(base: Path) -> dict[str, torch.Tensor]:
             "y_test": torch.tensor(y_test, dtype=torch.long)}
 
 
-@register_dataset("tiny-imagenet")
+@register_dataset("tiny-imagenet", DatasetInfo(100_000, 10_000, 200, 3, 64))
 def load_tiny_imagenet(root: Path, download: bool = True) -> ImageDataset:
     """Tiny ImageNet (200 classes, 64x64) from ``root/tiny-imagenet-200``; the labelled val
     split serves as the test set. Classes are the sorted wnids.
@@ -610,7 +645,7 @@ def load_tiny_imagenet(root: Path, download: bool = True) -> ImageDataset:
                         source={"source": where, "files": [_file_record(cache)]})
 
 
-@register_dataset("synthetic")
+@register_dataset("synthetic", DatasetInfo(512, 256, 10, 3, 32))
 def load_synthetic(root: Path | None = None, download: bool = False, num_train: int = 512,
                    num_test: int = 256, num_classes: int = 10, image_size: int = 32,
                    channels: int = 3, seed: int = 0) -> ImageDataset:

@@ -39,8 +39,8 @@ def device_name(device: torch.device) -> str:
 def resolve_eval_batch(device: torch.device, batch_size: int | None = None) -> int:
     """Batch size for forward-only passes (pool scoring, test evaluation).
 
-    ``None`` picks the device's sweet spot: 1024 on CUDA, 128 elsewhere (on a 2-core CPU
-    batch 1024 measured 1.8-2.5x slower than 128; benchmarks/RESULTS.md, section 5).
+    ``None`` picks the device's sweet spot: 1024 on CUDA, 128 elsewhere (on a 2-core CPU the
+    large batch is slower; ``benchmarks/cpu_knobs.py`` measures it).
     """
     if batch_size is None:
         return 1024 if device.type == "cuda" else 128

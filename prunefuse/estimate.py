@@ -4,24 +4,23 @@ Caveat first: the hours assume that every network of the grid trains at the same
 second as the profile's target at the given images per second. Small networks usually run
 below that rate (worse use of the hardware), so the hours are a lower bound for them.
 
-The MACs follow docs/method.md, "Cost accounting", exactly as the ledger charges them:
-3 x forward MACs per training image and epoch, 1 x per pool image scored (k-centers also
-forwards the labeled set), 1 x per KD teacher forward and per test image evaluated.
+The MACs are the ledger's: the one charging rule of :mod:`prunefuse.charges`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import time
 from typing import Any
 
-# Images in the pool and the test set, classes, channels, side, before max_train / max_test.
-DATASET_SHAPES: dict[str, tuple[int, int, int, int, int]] = {
-    "cifar10": (50_000, 10_000, 10, 3, 32), "cifar100": (50_000, 10_000, 100, 3, 32),
-    "tiny-imagenet": (100_000, 10_000, 200, 3, 64), "fashion-mnist": (60_000, 10_000, 10, 3, 32),
-    "synthetic": (512, 256, 10, 3, 32),
-}
+
+def dataset_shape(dataset: str) -> tuple[int, int, int, int, int]:
+    """Images in the pool and the test set, classes, channels and side of ``dataset`` (before
+    ``max_train`` / ``max_test``), from its registration (:func:`prunefuse.data.dataset_info`)."""
+    from .data import dataset_info
+
+    i = dataset_info(dataset)
+    return i.num_train, i.num_test, i.num_classes, i.in_channels, i.image_size
 
 
 @functools.cache
@@ -41,14 +40,9 @@ def forward_macs(arch: str, num_classes: int, in_channels: int, image_size: int,
     return count_macs(model, x)
 
 
-def _sizes(cfg: dict[str, Any], pool: int) -> list[int]:
-    """|L_0|, |L_1|, ... as the runner makes them."""
-    return [max(1, round(cfg["initial_fraction"] * pool))] + [round(b * pool)
-                                                              for b in cfg["budgets"]]
-
-
 def run_macs(cfg: dict[str, Any]) -> dict[str, int]:
-    """The MACs a run will charge, by ledger category, from its validated config alone.
+    """The MACs a run will charge, by ledger category, from its validated config alone: the
+    rule of :func:`prunefuse.charges.run_charges`, with per-image MACs counted by fvcore.
 
     Args:
         cfg: a config from :func:`prunefuse.config.make_config`.
@@ -56,13 +50,9 @@ def run_macs(cfg: dict[str, Any]) -> dict[str, int]:
     Returns:
         ``{category: MACs}`` over :data:`prunefuse.flops.CATEGORIES`.
     """
-    from .flops import CATEGORIES, TRAIN_FACTOR
-    from .select import SCORE_SPECS
+    from .charges import run_charges, totals
 
-    if cfg["dataset"] not in DATASET_SHAPES:
-        raise ValueError(f"dataset={cfg['dataset']!r}: no known size; add it to "
-                         "prunefuse.estimate.DATASET_SHAPES")
-    n_train, n_test, classes, ch, side = DATASET_SHAPES[cfg["dataset"]]
+    n_train, n_test, classes, ch, side = dataset_shape(cfg["dataset"])
     pool = min(n_train, cfg["max_train"] or n_train)
     n_test = min(n_test, cfg["max_test"] or n_test)
     shape = (classes, ch, side)
@@ -70,46 +60,8 @@ def run_macs(cfg: dict[str, Any]) -> dict[str, int]:
     sel = {"prunefuse": lambda: forward_macs(cfg["arch"], *shape, cfg["ratio"]),
            "dense": lambda: tgt, "svp": lambda: forward_macs(cfg["proxy_arch"], *shape),
            "random": lambda: 0}[cfg["selector"]]()
-    spec = SCORE_SPECS[cfg["score"]]
-    selects = spec.model and cfg["selection_from"] is None
-    sizes = _sizes(cfg, pool)
-    rounds = len(cfg["budgets"])
-    es, et = cfg["selector_epochs"], cfg["target_epochs"]
-    evaluated = [r for r, b in enumerate(cfg["budgets"], 1) if b in cfg["eval_budgets"]]
-    macs = dict.fromkeys(CATEGORIES, 0)
-    trained = set()  # labeled sets whose selector is trained (and tested) once
-
-    def train_selector(n_round: int, category: str) -> None:
-        if n_round not in trained:
-            trained.add(n_round)
-            macs[category] += TRAIN_FACTOR * sel * sizes[n_round] * es
-            macs["evaluation"] += sel * n_test
-
-    if selects:
-        for r in range(rounds):
-            train_selector(r, "selector_training")
-            n = sizes[r]
-            macs["pool_scoring"] += sel * (pool - n + (n if spec.labeled_features else 0))
-    pf = cfg["selector"] == "prunefuse"
-    t_sync = cfg["t_sync"]
-    # the test set after every eval_every-th epoch and after the last one
-    n_evals = math.ceil(et / cfg["eval_every"]) if cfg["eval_every"] else min(et, 1)
-    for r in evaluated:
-        n = sizes[r]
-        sync = bool(t_sync) and r % t_sync == 0 and r < rounds
-        if pf:
-            later = selects and r < rounds
-            train_selector(r, "selector_training" if later else "fusion_source")
-        target, teacher = ("selector_training",) * 2 if sync else ("target_training",
-                                                                    "teacher_forward")
-        macs[target] += TRAIN_FACTOR * tgt * n * et
-        if pf and cfg["kd_lambda"] > 0:
-            macs[teacher] += sel * n * et
-        macs["evaluation"] += tgt * n_test * n_evals
-        if sync:  # the next round's selector, from the derived start, on the same set
-            macs["selector_training"] += TRAIN_FACTOR * sel * n * es
-            macs["evaluation"] += sel * n_test
-    return macs
+    return totals(run_charges(cfg, pool=pool, n_test=n_test, target_macs=tgt,
+                              selector_macs=sel))
 
 
 def plan_cost(the_plan, *, images_per_second: float) -> dict[str, dict[str, float]]:
@@ -125,6 +77,7 @@ def plan_cost(the_plan, *, images_per_second: float) -> dict[str, dict[str, floa
         ``{artefact or "total": {"runs": n, "macs": MACs, "hours": h}}``.
     """
     from .config import make_config
+    from .flops import TRAIN_FACTOR
 
     if not images_per_second > 0:
         raise ValueError(f"images_per_second={images_per_second!r}: must be > 0")
@@ -134,9 +87,9 @@ def plan_cost(the_plan, *, images_per_second: float) -> dict[str, dict[str, floa
     macs_per_s = None
     for run in the_plan.runs:
         cfg = make_config(the_plan.profile, **run.config)
-        n_train, _, classes, ch, side = DATASET_SHAPES[cfg["dataset"]]
+        n_train, _, classes, ch, side = dataset_shape(cfg["dataset"])
         if macs_per_s is None:
-            macs_per_s = 3 * forward_macs(cfg["arch"], classes, ch, side) * images_per_second
+            macs_per_s = TRAIN_FACTOR * forward_macs(cfg["arch"], classes, ch, side) * images_per_second
         total = sum(run_macs(cfg).values())
         for key in [*run.artefacts, "total"]:
             row = out.setdefault(key, {"runs": 0, "macs": 0, "hours": 0.0})
@@ -167,7 +120,7 @@ def measure_images_per_second(arch: str, dataset: str, *, batch_size: int = 128,
     from .device import resolve_device
     from .models import build_model
 
-    _, _, classes, ch, side = DATASET_SHAPES[dataset]
+    _, _, classes, ch, side = dataset_shape(dataset)
     dev = resolve_device(device)
     model = build_model(arch, classes, ch, seed=0).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

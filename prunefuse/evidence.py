@@ -115,7 +115,7 @@ def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profi
         row["interval width (pp)"] = f"{d['ci_high'] - d['ci_low']:.2f}" if ok else ""
     note = _plots().seeds_note(df, ["arm"])
     caption = (f"The main comparison at {100 * budget:g}% of the pool ({arch}): final test "
-               f"accuracy (%), mean ± sd over seeds ({note}). Δ: paired difference against "
+               f"accuracy (%), {_plots().over_seeds(note)}. Δ: paired difference against "
                "dense AL (same seed: the same pool, initial labels and dense init), mean and "
                "95% Student-t interval in points, * when it excludes zero; the width is that "
                "interval's.")
@@ -151,7 +151,7 @@ def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: 
     rows, _ = _diff_rows(df, arms, "no KD")
     note = _plots().seeds_note(df, ["arm"])
     caption = (f"Test accuracy (%) of the fused {arch} target at {100 * budget:g}% of the pool, "
-               f"PruneFuse p={ratio:g}, each seed's own selection; mean ± sd ({note}). No KD: "
+               f"PruneFuse p={ratio:g}, each seed's own selection; {_plots().over_seeds(note)}. No KD: "
                "lambda 0; the authors' KD: 0.35 KL + 0.65 CE at T 3 without T^2; ours: 0.5 T^2 "
                "KL + 0.5 CE at T 4 (about 15 times the authors' pull towards the teacher, "
                "relative to CE). Δ: paired difference against no KD (same seed), mean and 95% "
@@ -249,7 +249,7 @@ def time_to_accuracy_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     for (arm, epochs), cell in df.groupby(["arm", "target_epochs"], sort=True):
         c = cell.set_index("seed")
         seeds = sorted(set(c.index) & set(ref.index))
-        diff = stats._interval_row(c.loc[seeds, "acc_pct"] - ref.loc[seeds, "acc_pct"])
+        diff = stats.interval_row(c.loc[seeds, "acc_pct"] - ref.loc[seeds, "acc_pct"])
         ratio = stats.mean_ci(c.loc[seeds, "seconds"] / ref.loc[seeds, "seconds"])
         acc = stats.mean_ci(c["acc_pct"])
         cells.append({"arm": arm, "target_epochs": int(epochs), "n": acc[3],
@@ -352,7 +352,7 @@ def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, prof
     note = _plots().seeds_note(df, ["arm", "target_epochs"])
     caption = (f"Time to accuracy at {100 * budget:g}% of the pool ({arch}, PruneFuse "
                f"p={ratio:g}): each target trained for the given epochs as a full schedule of "
-               f"that length, on the selection named; mean ± sd over seeds ({note}). Δ: paired "
+               f"that length, on the selection named; {_plots().over_seeds(note)}. Δ: paired "
                f"difference against dense AL's target at {own} epochs (same seed), mean and 95% "
                "Student-t interval in points. Whole run: selection + fusion source + target "
                "training with its KD teacher, in wall-clock seconds, test evaluation excluded; "

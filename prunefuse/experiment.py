@@ -42,17 +42,17 @@ from typing import Any
 import torch
 
 from . import __version__
+from .charges import categories, is_sync, run_charges
 from .config import PARAMS, ConfigError, check_sizes, make_config, run_id, selection_keys, validate
 from .data import DataError, ImageDataset, check_data
 from .device import device_name, resolve_device
-from .flops import CostLedger, count_macs, training_macs
+from .flops import CATEGORIES, CostLedger, count_macs, training_macs
 from .fuse import derive_selector, fuse_variant, fused_conv_slices, gather
 from .models import build_model, check_model, count_params
 from .prune import prune_at_init
 from .runs import (
     CACHE,
     CONFIG,
-    INDEX_MAP,
     LEDGER,
     METRICS,
     STATE,
@@ -60,6 +60,7 @@ from .runs import (
     atomic_write_json,
     atomic_write_text,
     finished_at,
+    index_map_path,
     is_done,
     mark_done,
     read_config,
@@ -117,6 +118,9 @@ class Experiment:
         self.v2_base: str | None = None  # the file of the V2-derived selector start, if any
         self.target_macs = count_macs(self.dense_init, self.example)
         self.selector_macs = count_macs(self.selector_init, self.example) if self.selector_init else 0
+        # The run's MACs, by round and step (prunefuse.charges); the steps book them.
+        self.charges = run_charges(cfg, pool=self.pool_size, n_test=self.data.num_test,
+                                   target_macs=self.target_macs, selector_macs=self.selector_macs)
 
     # -- records ---------------------------------------------------------------------------
     def write_static(self) -> None:
@@ -136,7 +140,7 @@ class Experiment:
         }
         atomic_write_json(self.dir / CONFIG, record)
         if self.index_map is not None:
-            atomic_write_json(self.dir / INDEX_MAP, self.index_map)
+            atomic_write_json(index_map_path(self.dir), self.index_map)
 
     # -- training pieces -------------------------------------------------------------------
     def _train_kw(self) -> dict:
@@ -235,16 +239,22 @@ class Experiment:
         atomic_torch_save({"state_dict": model.state_dict(), "record": record}, path)
         return model, record
 
+    def book(self, ledger: CostLedger, round_: int, step: str) -> dict[str, str]:
+        """Add the MACs of one step (``select`` or ``target`` of ``round_``) to the ledger;
+        returns ``{work: category}``, where the step adds the seconds it measures."""
+        for c in self.charges:
+            if c.round == round_ and c.step == step:
+                ledger.add_macs(c.category, c.macs)
+        return categories(self.charges, round_, step)
+
     def charge_selector(self, record: dict, labeled: list[int], state: dict, ledger: CostLedger,
-                        category: str = "selector_training") -> None:
-        """Charge a selector's training (to ``category``) and its test evaluation, once."""
+                        category: str, test_category: str = "evaluation") -> None:
+        """Add a selector's training seconds (to ``category``) and its test evaluation's,
+        once per trained selector (its MACs are booked by :meth:`book`)."""
         key = record.get("key", self.selector_key(labeled))
         if key not in state["charged"]:
-            ledger.add_training(category, self.selector_macs, len(labeled),
-                                self.cfg["selector_epochs"])
             ledger.add_seconds(category, record["seconds"])
-            ledger.add_forward("evaluation", self.selector_macs, self.data.num_test)
-            ledger.add_seconds("evaluation", record.get("eval_seconds", 0.0))
+            ledger.add_seconds(test_category, record.get("eval_seconds", 0.0))
             state["charged"].append(key)
         state["last_selector"] = state["selecting"] = f"selector-{key}.pt"
 
@@ -259,14 +269,16 @@ class Experiment:
         pool = [i for i in range(self.pool_size) if i not in labeled_set]
         row: dict[str, Any] = {"kind": "round", "round": round_, "labeled_before": len(labeled)}
         before = ledger.to_dict()
+        cats = self.book(ledger, round_, "select")
         scores = None
         if not spec.model:  # nothing to train or forward: a selector the score does not need
             picks = random_select(len(pool), n_new, seed=self.seed("selector", round_))
         else:
             model, rec = self.trained_selector(labeled, round_, state)
-            self.charge_selector(rec, labeled, state, ledger)
+            self.charge_selector(rec, labeled, state, ledger, cats["selector"],
+                                 cats["selector_test"])
             row.update(selector_test_acc=rec["test_acc"], selector_train_acc=rec["train_acc"])
-            with ledger.timed("pool_scoring"):
+            with ledger.timed(cats["scoring"]):
                 idx = torch.tensor(pool, device=self.data_dev.x_train.device)
                 out = score_pool(model, self.data_dev.x_train[idx], self.data.mean,
                                  self.data.std, batch_size=cfg["eval_batch_size"],
@@ -280,9 +292,7 @@ class Experiment:
                                                ).features
                 picks = select(cfg["score"], out, labeled_feats, n_new,
                                seed=self.seed("selector", round_))
-            n_scored = len(pool) + (len(labeled) if spec.labeled_features else 0)
-            ledger.add_forward("pool_scoring", self.selector_macs, n_scored)
-            values = score_values(cfg["score"], out, labeled_feats)
+                values = score_values(cfg["score"], out, labeled_feats)  # for the record
             if values is not None:
                 scores = {"values": values, "picks": picks}
         added = [pool[i] for i in picks.tolist()]
@@ -297,31 +307,27 @@ class Experiment:
             scoring_seconds=after["seconds"]["pool_scoring"] - before["seconds"]["pool_scoring"],
             cumulative_selection_macs=after["selection_macs"],
             cumulative_selection_seconds=after["selection_seconds"],
+            ledger_seconds=_seconds_added(before, after),
         )
         return added, row, scores
 
     def train_target(self, budget: float, labeled: list[int], round_: int, state: dict,
-                     ledger: CostLedger, selects_later: bool, sync: bool = False) -> dict:
-        """Train the target at ``budget``. ``selects_later``: a later round of this run will
-        select with the selector trained on ``labeled``, so that training is charged there,
-        as selection (the same rule as for every baseline); otherwise it is fusion cost.
-        ``sync``: a V2 sync round; the trained target yields the next selector, so its
-        training and teacher forwards are charged to ``selector_training``, as is the selector
-        it is fused from (the next round selects with the derived one instead). The row's
-        cumulative selection cost is what chose ``labeled``: taken before those charges."""
+                     ledger: CostLedger) -> dict:
+        """Train the target at ``budget``, charged by the rule of :mod:`prunefuse.charges`
+        (a V2 sync round also derives the next selector from it). The row's cumulative
+        selection cost is what chose ``labeled``: taken before this step's charges."""
         cfg = self.cfg
         d = ledger.to_dict()
-        charge_target = "selector_training" if sync else "target_training"
-        charge_teacher = "selector_training" if sync else "teacher_forward"
+        sync = is_sync(cfg, round_)
+        cats = self.book(ledger, round_, "target")
         teacher = frozen = None
         fusion_source_macs = fusion_source_seconds = 0
         if cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0:
             warm = state.get("selecting") if cfg["v2_loop"] == "authors" else None
             selector, rec = self.trained_selector(labeled, round_ + 1, state, warm_from=warm)
-            if not selects_later:
-                self.charge_selector(rec, labeled, state, ledger, category="fusion_source")
-            elif sync:
-                self.charge_selector(rec, labeled, state, ledger)
+            if "fusion_source" in cats:  # else the next round's selection charges it
+                self.charge_selector(rec, labeled, state, ledger, cats["fusion_source"],
+                                     cats["fusion_source_test"])
             fusion_source_macs, fusion_source_seconds = rec["macs"], rec["seconds"]
             teacher = selector if cfg["kd_lambda"] > 0 else None
         if cfg["target_init"] == "fused":
@@ -350,18 +356,12 @@ class Experiment:
         eval_seconds = sum(h.get("eval_seconds", 0.0) for h in hist)
         teacher_seconds = sum(h.get("teacher_seconds", 0.0) for h in hist)
         seconds = total - eval_seconds - teacher_seconds
-        n_evals = sum("test_acc" in h for h in hist)
-        macs = ledger.add_training(charge_target, self.target_macs, len(labeled),
-                                   cfg["target_epochs"])
-        ledger.add_seconds(charge_target, seconds)
-        eval_macs = ledger.add_forward("evaluation", self.target_macs,
-                                       n_evals * self.data.num_test)
-        ledger.add_seconds("evaluation", eval_seconds)
-        teacher_macs = 0
-        if teacher is not None:
-            teacher_macs = ledger.add_forward(charge_teacher, self.selector_macs,
-                                              len(labeled) * cfg["target_epochs"])
-            ledger.add_seconds(charge_teacher, teacher_seconds)
+        macs = {c.work: c.macs for c in self.charges if c.round == round_ and c.step == "target"}
+        ledger.add_seconds(cats["target"], seconds)
+        ledger.add_seconds(cats["target_test"], eval_seconds)
+        teacher_macs = macs.get("teacher", 0)
+        if "teacher" in cats:
+            ledger.add_seconds(cats["teacher"], teacher_seconds)
         if sync:
             self.derive_next_selector(model, round_, state)
         curve = [h for h in hist if "test_acc" in h]
@@ -373,13 +373,14 @@ class Experiment:
                 "best_test_acc": accs[best] if accs else None,
                 "best_epoch": curve[best]["epoch"] if accs else None, "epochs": hist,
                 "training_seconds": seconds, "evaluation_seconds": eval_seconds,
-                "target_training_macs": macs, "evaluation_macs": eval_macs,
+                "target_training_macs": macs["target"], "evaluation_macs": macs["target_test"],
                 "teacher_forward_macs": teacher_macs, "teacher_forward_seconds": teacher_seconds,
                 "fusion_source_macs": fusion_source_macs,
                 "fusion_source_seconds": fusion_source_seconds,
                 "fusion_macs": fusion_source_macs + teacher_macs,
                 "cumulative_selection_macs": d["selection_macs"],
-                "cumulative_selection_seconds": d["selection_seconds"]}
+                "cumulative_selection_seconds": d["selection_seconds"],
+                "ledger_seconds": _seconds_added(d, ledger.to_dict())}
 
 
     def derive_next_selector(self, dense_trained: torch.nn.Module, round_: int,
@@ -393,9 +394,15 @@ class Experiment:
                                          steps=self.cfg["prune_steps"])
         atomic_torch_save({"state_dict": selector.state_dict(), "index_map": imap},
                           self.dir / CACHE / name)
-        atomic_write_json(self.dir / f"index_map_round_{round_:02d}.json", imap)
+        atomic_write_json(index_map_path(self.dir, round_), imap)
         state["v2_base"] = name
         self.use_v2_base(name)
+
+
+def _seconds_added(before: dict, after: dict) -> dict[str, float]:
+    """Seconds a step added to the ledger, per category it touched."""
+    return {c: after["seconds"][c] - before["seconds"][c] for c in CATEGORIES
+            if after["seconds"][c] != before["seconds"][c]}
 
 
 def _initial(pool_size: int, fraction: float, seed: int) -> list[int]:
@@ -589,11 +596,7 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
             commit(step, f"{len(new_labeled)} labeled ({100 * budget:g}% of the pool)")
         labeled = read_selection(run_dir, r)["labeled"]
         if budget in cfg["eval_budgets"] and f"target_{r}" not in state["steps"]:
-            selects_later = (source is None and r < len(cfg["budgets"])
-                             and SCORE_SPECS[cfg["score"]].model)
-            sync = bool(cfg["t_sync"]) and r % cfg["t_sync"] == 0 and r < len(cfg["budgets"])
-            target = exp.train_target(budget, labeled, r, state, ledger, selects_later,
-                                      sync=sync)
+            target = exp.train_target(budget, labeled, r, state, ledger)
             if source is not None:  # the cost of the selection this target was trained on
                 reused = source[r].get("metrics", {})
                 for key in ("cumulative_selection_macs", "cumulative_selection_seconds"):

@@ -21,27 +21,26 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from .charges import is_sync, run_charges, selects_later
+from .data import DATASET_INFO
+from .flops import CATEGORIES
 from .runs import (
+    CACHE,
     CONFIG,
     find_runs,
     finished_at,
     load_run,
     method_label,
     read_scores,
+    read_selection,
+    read_selections,
     scores_path,
+    selection_path,
+    selection_rounds,
 )
-from .select import SCORE_SPECS
+from .stats import average_ranks, jaccard, spearman  # noqa: F401 - re-exported
 
 plt = plots.plt
-
-# Class names of the datasets that have them (label order of the official files).
-CLASS_NAMES = {
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                      "Sneaker", "Bag", "Ankle boot"],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                "truck"],
-}
-
 
 # -- reading a run -----------------------------------------------------------------------------
 
@@ -61,13 +60,11 @@ def selection(run, round_: int) -> dict:
     ``added`` (dataset indices in pick order) and ``scores`` (:func:`prunefuse.runs.read_scores`,
     None for random selection)."""
     run = _run(run)
-    sel = Path(run["path"]) / "selections"
-    path = sel / f"round_{round_:02d}.json"
-    if round_ < 1 or not path.exists():
-        have = sorted(int(p.stem[6:]) for p in sel.glob("round_??.json") if p.stem != "round_00")
+    have = [r for r in selection_rounds(run["path"]) if r]
+    if round_ not in have:
         raise ValueError(f"round_={round_!r}: no selection recorded; this run has rounds {have}")
-    now = json.loads(path.read_text())
-    before = json.loads((sel / f"round_{round_ - 1:02d}.json").read_text())["labeled"]
+    now = read_selection(run["path"], round_)
+    before = read_selection(run["path"], round_ - 1)["labeled"]
     return {"labeled": now["labeled"], "before": before, "added": now["added"],
             "scores": read_scores(run["path"], round_)}
 
@@ -101,7 +98,7 @@ def load_pool(run):
 
 def class_names(dataset: str, num_classes: int) -> list[str]:
     """Names of the classes, or their numbers when the dataset has none."""
-    names = CLASS_NAMES.get(dataset)
+    names = DATASET_INFO[dataset].class_names if dataset in DATASET_INFO else None
     return list(names) if names and len(names) == num_classes else [str(c) for c in
                                                                     range(num_classes)]
 
@@ -165,10 +162,8 @@ def class_balance(run, *, data=None) -> pd.DataFrame:
     data = load_pool(run) if data is None else data
     labels = data.y_train.numpy()
     names = class_names(data.name, data.num_classes)
-    sel = Path(run["path"]) / "selections"
     sets = [(None, np.arange(len(labels)))]
-    for path in sorted(sel.glob("round_??.json")):
-        rec = json.loads(path.read_text())
+    for rec in read_selections(run["path"]):
         sets.append((rec["round"], np.asarray(rec["labeled"], dtype=np.int64)))
     rows = []
     for r, idx in sets:
@@ -236,37 +231,6 @@ def plot_scores(run, *, bins: int = 40):
 
 # -- agreement between two runs ----------------------------------------------------------------
 
-def jaccard(a, b) -> float:
-    """|A ∩ B| / |A ∪ B| of two index sets; 1.0 when both are empty."""
-    a, b = set(np.asarray(a).tolist()), set(np.asarray(b).tolist())
-    return len(a & b) / len(a | b) if a | b else 1.0
-
-
-def average_ranks(x) -> np.ndarray:
-    """Ranks 1..n of ``x``, ties sharing the mean of the ranks they span."""
-    x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
-    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    ranks = np.empty(len(x))
-    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
-    return ranks
-
-
-def spearman(x, y) -> float:
-    """Spearman's rank correlation: Pearson's correlation of the average ranks (ties get the
-    mean rank); NaN when either side is constant or has fewer than 2 values."""
-    x, y = np.asarray(x), np.asarray(y)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"x, y: need two 1-d arrays of one length, got {x.shape} and {y.shape}")
-    rx, ry = average_ranks(x) if len(x) else x, average_ranks(y) if len(y) else y
-    if len(x) < 2 or rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    return float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))
-
-
 # Config keys two runs must share for their pools and rounds to be the same.
 SAME_POOL = ("dataset", "max_train", "initial_fraction", "budgets", "seed")
 
@@ -327,21 +291,17 @@ def plot_agreement(run_a, run_b):
 
 # -- learning and cost -------------------------------------------------------------------------
 
-LEDGER_ORDER = ["selector_training", "pool_scoring", "fusion_source", "teacher_forward",
-                "target_training", "evaluation"]
-
-
 def round_costs(run) -> pd.DataFrame:
     """The cost ledger split by round: one row per round and ledger category, with ``macs``
     and ``seconds`` charged in that round (docs/method.md, "Cost accounting"): the round's
-    selection, then the target trained at its budget. Summed over rounds, the MACs equal
-    ``ledger.json``; so do the seconds, except ``evaluation``, whose per-round seconds are the
-    targets' only (a selector's test evaluation time is in the ledger, not in the rows)."""
+    selection, then the target trained at its budget. The MACs are the charging rule's
+    (:func:`prunefuse.charges.run_charges`), the seconds what each step added to the ledger;
+    summed over rounds, both equal ``ledger.json``."""
     run = _run(run)
     cfg, sel = run["config"], run.get("selector_model") or {}
-    sel_macs, n_test = sel.get("macs_per_sample", 0), run["test_size"]
-    spec = SCORE_SPECS[cfg["score"]]
-    last = len(cfg["budgets"])
+    charges = run_charges(cfg, pool=run["pool_size"], n_test=run["test_size"],
+                          target_macs=run["target"]["macs_per_sample"],
+                          selector_macs=sel.get("macs_per_sample", 0))
     out: dict[int, dict] = {}
 
     def charge(r, category, macs=0, seconds=0.0):
@@ -349,27 +309,33 @@ def round_costs(run) -> pd.DataFrame:
         cell[0] += int(macs)
         cell[1] += float(seconds or 0.0)
 
+    for c in charges:
+        charge(c.round, c.category, c.macs)
     for m in run["metrics"]:
-        r = m["round"]
-        if m["kind"] == "round" and "reused_from" not in m and "selector_test_acc" in m:
-            scoring = sel_macs * (run["pool_size"] - m["labeled_before"]
-                                  + (m["labeled_before"] if spec.labeled_features else 0))
-            charge(r, "pool_scoring", scoring, m["scoring_seconds"])
-            charge(r, "selector_training", m["selection_macs"] - scoring,
-                   m["selector_training_seconds"])
-            charge(r, "evaluation", sel_macs * n_test)
-        elif m["kind"] == "target":
-            selects_later = not cfg["selection_from"] and r < last and spec.model
-            if m["fusion_source_macs"] and not selects_later:
-                charge(r, "fusion_source", m["fusion_source_macs"], m["fusion_source_seconds"])
-                charge(r, "evaluation", sel_macs * n_test)
-            charge(r, "teacher_forward", m["teacher_forward_macs"])
-            charge(r, "target_training", m["target_training_macs"], m["training_seconds"])
-            charge(r, "evaluation", m["evaluation_macs"], m["evaluation_seconds"])
+        for category, seconds in _step_seconds(m, cfg).items():
+            charge(m["round"], category, 0, seconds)
     rows = [{"round": r, "budget_pct": round(100 * cfg["budgets"][r - 1], 6), "category": c,
              "macs": out[r][c][0], "seconds": out[r][c][1]}
-            for r in sorted(out) for c in LEDGER_ORDER if c in out[r]]
+            for r in sorted(out) for c in CATEGORIES if c in out[r]]
     return pd.DataFrame(rows, columns=["round", "budget_pct", "category", "macs", "seconds"])
+
+
+def _step_seconds(m: dict, cfg: dict) -> dict[str, float]:
+    """Seconds one metrics row's step added to the ledger, per category. Records written
+    before rows carried ``ledger_seconds`` give the measured parts they name, without the
+    selectors' test evaluation."""
+    if "ledger_seconds" in m:
+        return m["ledger_seconds"]
+    if m["kind"] == "round":
+        return {"pool_scoring": m.get("scoring_seconds", 0.0),
+                "selector_training": m.get("selector_training_seconds", 0.0)}
+    sync = is_sync(cfg, m["round"])
+    out = {"selector_training" if sync else "target_training": m["training_seconds"],
+           "evaluation": m["evaluation_seconds"]}
+    if m.get("fusion_source_macs") and (sync or not selects_later(cfg, m["round"])):
+        category = "selector_training" if sync else "fusion_source"
+        out[category] = out.get(category, 0.0) + m["fusion_source_seconds"]
+    return out
 
 
 def plot_learning_and_cost(run):
@@ -392,16 +358,15 @@ def plot_learning_and_cost(run):
     for ax, col, scale, unit in ((axes[1], "macs", 1e9, "GMACs"), (axes[2], "seconds", 1, "s")):
         wide = costs.pivot_table(index="round", columns="category", values=col, aggfunc="sum",
                                  fill_value=0)
-        wide = wide[[c for c in LEDGER_ORDER if c in wide.columns]] / scale
+        wide = wide[[c for c in CATEGORIES if c in wide.columns]] / scale
         bottom = np.zeros(len(wide))
         for c in wide.columns:
             ax.bar([f"{r}" for r in wide.index], wide[c], bottom=bottom,
-                   color=f"C{LEDGER_ORDER.index(c)}", label=c.replace("_", " "))
+                   color=f"C{CATEGORIES.index(c)}", label=c.replace("_", " "))
             bottom += wide[c].to_numpy()
         ax.set(xlabel="round (selection, then the target at its budget)",
                ylabel=f"charged in the round ({unit})")
     axes[2].legend(fontsize=7)
-    axes[2].set_title("evaluation: targets only", fontsize=8)
     fig.suptitle(f"{method_label(run['config'])}: learning and cost per round")
     return fig
 
@@ -437,11 +402,11 @@ def score_record_bytes(run) -> pd.DataFrame:
         path = scores_path(root, r)
         if path.exists():
             rows.append({"round": r, "bytes": path.stat().st_size,
-                         "json_bytes": (root / "selections" / f"round_{r:02d}.json").stat()
+                         "json_bytes": selection_path(root, r).stat()
                          .st_size})
     df = pd.DataFrame(rows, columns=["round", "bytes", "json_bytes"])
     df["record_bytes"] = sum(p.stat().st_size for p in root.rglob("*")
-                             if p.is_file() and "cache" not in p.relative_to(root).parts)
+                             if p.is_file() and CACHE not in p.relative_to(root).parts)
     return df
 
 

@@ -8,11 +8,8 @@ a backward about twice as expensive); scoring one pool sample costs 1 x forward 
 one teacher forward per training sample and epoch; evaluating one test image costs 1 x
 forward MACs.
 
-One charging rule for every method (docs/method.md, "Cost accounting"): the *selection* cost
-of a budget is everything needed to choose its labeled set, i.e. the selectors trained on the
-earlier labeled sets plus the pool passes. A PruneFuse selector trained on a budget's own
-labeled set, when no later selection needs it, is *fusion* cost (``fusion_source``), as are
-the KD teacher's forwards. Target training and test evaluation are categories of their own.
+Which category each piece of a run's work is charged to, and in which round, is the one
+charging rule of :mod:`prunefuse.charges`.
 """
 
 from __future__ import annotations
@@ -126,6 +123,10 @@ class CostLedger:
     def add_forward(self, category: str, forward_macs: int, samples: int) -> int:
         """Record ``samples`` forward passes (pool scoring, teacher forwards)."""
         return self._add(category, forward_macs * samples)
+
+    def add_macs(self, category: str, macs: int) -> int:
+        """Record ``macs`` already counted by the rule (:mod:`prunefuse.charges`)."""
+        return self._add(category, macs)
 
     def add_seconds(self, category: str, seconds: float) -> None:
         self._check(category)

@@ -19,6 +19,7 @@ from typing import Any
 
 from .artefacts import ARTEFACTS
 from .config import ConfigError, make_config, run_id
+from .runs import BATCH_RUNS
 
 # The grid per profile. The run parameters not named here come from the profile
 # (prunefuse.config.PROFILES): target architecture, budgets, epochs, ...
@@ -59,7 +60,7 @@ GRIDS: dict[str, dict[str, Any]] = {
                    {"seed": [0, 1, 2], "selector": "prunefuse", "ratio": [0.5, 0.6]}],
                   [{"selector": ["dense", "random"]},
                    {"selector": "prunefuse", "ratio": 0.5}]],
-        "figure4_ratios": [0.5], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6],
+        "figure4_ratios": [0.5], "figure5_archs": ["resnet20"], "figure5_ratios": [0.5, 0.6, 0.7],
         "svp_proxy": "resnet8",
         # Table 2 (V1 vs V2 at T_sync = 1, 2; full runs) and the fusion readings (the V1
         # run's selection, target at the largest budget only), 3 seeds at p = 0.5; they run
@@ -100,6 +101,9 @@ GRIDS: dict[str, dict[str, Any]] = {
 VARIANT_ARTEFACTS = ("table2", "fusion_variants")
 GRID_KEYS = ("dataset", "arch", "selector", "ratio", "proxy_arch", "score", "target_init",
              "kd_lambda", "seed", "selection_from", "t_sync", "fusion")
+# Grid keys an override may still set for every run: the data and the target network. The
+# grid's blocks then all use them (the extended table keeps its own blocks).
+RETARGETABLE = ("dataset", "arch")
 
 
 @dataclass
@@ -138,7 +142,11 @@ class Planner:
     """
 
     def __init__(self, profile: str, overrides: dict[str, Any]):
-        self.profile, self.grid, self.overrides = profile, GRIDS[profile], overrides
+        self.profile, self.grid, self.overrides = profile, dict(GRIDS[profile]), overrides
+        if "dataset" in overrides:  # your data: every block of the grid on it
+            self.grid.update(datasets=[overrides["dataset"]], focus=overrides["dataset"])
+        if "arch" in overrides:  # your model: the target of every figure
+            self.grid["figure5_archs"] = [overrides["arch"]]
         resolved = make_config(profile, **overrides)
         self.arch = resolved["arch"]
         self.budget = resolved["budgets"][-1]  # the largest budget: the claims' budget
@@ -205,7 +213,7 @@ class Planner:
                 for init, lam in variants:
                     rid = self._prunefuse(self.focus, self.focus_score, seed, p, needs=main,
                                           target_init=init, kd_lambda=lam,
-                                          selection_from=f"runs/{main}",
+                                          selection_from=f"{BATCH_RUNS}/{main}",
                                           **({"eval_budgets": budgets} if budgets else {}))
                     if every_epoch:
                         self.runs[rid].config["eval_every"] = 1
@@ -241,7 +249,7 @@ class Planner:
             main = self._prunefuse(self.focus, self.focus_score, seed, var["ratio"])
             for fusion in var["fusions"]:
                 self._prunefuse(self.focus, self.focus_score, seed, var["ratio"], needs=main,
-                                fusion=fusion, selection_from=f"runs/{main}",
+                                fusion=fusion, selection_from=f"{BATCH_RUNS}/{main}",
                                 eval_budgets=var["fusion_budgets"])
 
     def extra_seed_runs(self) -> None:
@@ -275,7 +283,7 @@ class Planner:
             main = self._prunefuse(self.focus, self.focus_score, seed, p)
             for kd in [{"kd_lambda": 0.0}] + list(ev["kd"].values()):
                 self._prunefuse(self.focus, self.focus_score, seed, p, needs=main,
-                                selection_from=f"runs/{main}", eval_budgets=[ev["budget"]],
+                                selection_from=f"{BATCH_RUNS}/{main}", eval_budgets=[ev["budget"]],
                                 **kd)
 
     def time_to_accuracy_runs(self) -> None:
@@ -293,11 +301,11 @@ class Planner:
                 on = {"eval_budgets": [ev["budget"]], "target_epochs": epochs}
                 if epochs != own:
                     self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
-                                    selection_from=f"runs/{pf}", **on)
+                                    selection_from=f"{BATCH_RUNS}/{pf}", **on)
                     self.add(dataset=self.focus, selector="dense", score=self.focus_score,
-                             seed=seed, needs=dense, selection_from=f"runs/{dense}", **on)
+                             seed=seed, needs=dense, selection_from=f"{BATCH_RUNS}/{dense}", **on)
                 self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
-                                selection_from=f"runs/{pf}", target_init="scratch",
+                                selection_from=f"{BATCH_RUNS}/{pf}", target_init="scratch",
                                 kd_lambda=0.0, **on)
 
     def selector_size_runs(self) -> None:
@@ -317,7 +325,8 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
     Args:
         profile: a key of :data:`GRIDS` (``paper``, ``cpu``, ``smoke``).
         overrides: run parameters applied to every run (``device``, ``target_epochs``, ...);
-            the grid's own keys (:data:`GRID_KEYS`) are refused.
+            ``dataset`` and ``arch`` put every block on your data and target network; the
+            grid's other keys (:data:`GRID_KEYS`) are refused.
         artefacts: only these keys of :data:`prunefuse.artefacts.ARTEFACTS` (default: all).
 
     Returns:
@@ -330,10 +339,11 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
     if profile not in GRIDS:
         raise ConfigError(f"profile={profile!r}: unknown; choose one of {sorted(GRIDS)}")
     overrides = dict(overrides or {})
-    clash = sorted(set(overrides) & set(GRID_KEYS))
+    clash = sorted(set(overrides) & (set(GRID_KEYS) - set(RETARGETABLE)))
     if clash:
         raise ConfigError(f"{clash}: set by the {profile} grid, cannot be overridden for every "
-                          f"run; overridable: any other key of prunefuse.config.PARAMS")
+                          f"run; overridable: dataset, arch and any key of "
+                          f"prunefuse.config.PARAMS outside {list(GRID_KEYS)}")
     offered = default_artefacts(profile, extended=True)  # the optional ones may be asked for
     wanted = default_artefacts(profile) if artefacts is None else list(artefacts)
     bad = sorted(set(wanted) - set(offered))

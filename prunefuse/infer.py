@@ -19,8 +19,9 @@ What it does, on any device:
 
 ``"folded"`` and ``"jit"`` pick the same samples as the model on every registered
 architecture (tests/test_infer.py), but neither measured faster than the model's own forward
-for a p=0.5 selector on this project's 2-core CPU, build time included (benchmarks/RESULTS.md,
-S4.2), so the default stays ``"model"``; pass ``backend="folded"`` to use the folded graph.
+for a p=0.5 selector on a 2-core CPU, build time included (``benchmarks/selection_cost.py``
+measures them), so the default stays ``"model"``; pass ``backend="folded"`` to use the folded
+graph.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 BACKENDS = ("model", "folded", "jit", "compile")
-DEFAULT_BACKEND = "model"  # folded measured no faster here (benchmarks/RESULTS.md, S4.2)
+DEFAULT_BACKEND = "model"  # see the module docstring
 
 
 class _Heads(nn.Module):

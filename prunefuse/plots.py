@@ -93,6 +93,23 @@ def seeds_note(df, by: list[str]) -> str:
     return f"n={n} seed{'s' if hi != 1 else ''}"
 
 
+def over_seeds(note: str) -> str:
+    """``mean ± sd over seeds (n=3 seeds)`` for a caption, from :func:`seeds_note`; ``one seed,
+    no sd`` when every group has one seed (the tables then show the value alone)."""
+    return "one seed, no sd" if note == "n=1 seed" else f"mean ± sd over seeds ({note})"
+
+
+def drawn(df, by: list[str], what: str = "mean, 95% CI") -> str:
+    """What a figure draws at its n, for its title: ``one seed, no interval`` at n = 1, else
+    ``what`` and :func:`seeds_note`."""
+    if int(df.groupby(by, dropna=False)["seed"].nunique().max()) == 1:
+        return "one seed, no interval"
+    return f"{what}; {seeds_note(df, by)}"
+
+
+SEED_LINES = 5  # at most this many seeds per group: a band figure also draws each seed
+
+
 def _panels(n: int, width: float = 3.6, height: float = 3.2, sharey: bool = True):
     fig, axes = plt.subplots(1, n, figsize=(width * n, height), sharey=sharey, squeeze=False,
                              layout="constrained")
@@ -135,14 +152,19 @@ def plot_epoch_curves(df, path: str | os.PathLike, title: str = "") -> list[Path
     fig, axes = _panels(len(ratios), width=4.2)
     for ax, p in zip(axes, ratios):
         sub = df[df["ratio"] == p]
+        order = [v for v in VARIANTS if v in set(df["variant"])]
         sns.lineplot(data=sub, x="epoch", y="acc_pct", hue="variant", errorbar=CI, ax=ax,
-                     marker="o" if sub["epoch"].nunique() < 15 else None,
-                     hue_order=[v for v in VARIANTS if v in set(df["variant"])])
+                     marker="o" if sub["epoch"].nunique() < 15 else None, hue_order=order)
+        if 1 < sub.groupby(["variant", "epoch"])["seed"].nunique().max() <= SEED_LINES:
+            sns.lineplot(data=sub, x="epoch", y="acc_pct", hue="variant", units="seed",
+                         estimator=None, hue_order=order, lw=0.6, alpha=0.35, legend=False,
+                         ax=ax)
         ax.set(title=f"p = {p:g}", xlabel="target training epoch", ylabel="test accuracy (%)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax is not axes[-1] and ax.get_legend():
             ax.get_legend().remove()
-    fig.suptitle(f"{title} (mean, 95% CI band; {seeds_note(df, ['ratio', 'variant', 'epoch'])})")
+    what = drawn(df, ["ratio", "variant", "epoch"], "mean, 95% CI band, thin lines: seeds")
+    fig.suptitle(f"{title} ({what})")
     return save(fig, path)
 
 
@@ -171,7 +193,7 @@ def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Pat
                 for t, m in markers.items()]
     ax.legend(handles=handles, fontsize=8)
     ax.set(xlabel="selector parameters (millions)", ylabel="target test accuracy (%)",
-           title=f"{title} (mean, 95% CI; {seeds_note(df, ['family', 'target', 'selector'])})")
+           title=f"{title} ({drawn(df, ['family', 'target', 'selector'])})")
     return save(fig, path)
 
 
@@ -189,7 +211,7 @@ def plot_ablation(df, path: str | os.PathLike, title: str = "") -> list[Path]:
     ax.set_xticks(sorted(df["ratio"].unique()))
     ax.set(xlabel="pruning ratio p (fraction of channels removed)",
            ylabel="target test accuracy (%)",
-           title=f"{title} (mean, 95% CI; {seeds_note(df, ['ratio', 'variant'])})")
+           title=f"{title} ({drawn(df, ['ratio', 'variant'])})")
     return save(fig, path)
 
 
@@ -214,8 +236,7 @@ def plot_cost_accuracy(df, path: str | os.PathLike, title: str = "") -> list[Pat
                 ylabel="target test accuracy (%)")
     axes[1].set(xlim=(0, None), xlabel="cost to reach the model (wall-clock s)")
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"{title} (mean, 95% CI; {seeds_note(df, ['method', 'budget_pct'])}; points: "
-                 "budgets)")
+    fig.suptitle(f"{title} ({drawn(df, ['method', 'budget_pct'])}; points: budgets)")
     return save(fig, path)
 
 

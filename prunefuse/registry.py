@@ -13,21 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from .config import PROFILE_NOTES
 from .runs import PER_EPOCH, atomic_write_text
-
-# What each profile's numbers can be trusted for; written into every caption.
-PROFILE_NOTES = {
-    "paper": "paper: the SVP protocol (181 epochs per training, labeled budgets 10-50% of the "
-             "pool)",
-    "cpu": "cpu: the paper's protocol shrunk to 2 CPU cores (Fashion-MNIST, 4,000-image pool, "
-           "ResNet-20 target; cosine at batch 32 in fp32, targets 60 epochs, selectors 30; NOT "
-           "CIFAR and NOT 181 epochs). Not shown to be converged (figures/cpu/README.md); "
-           "every method is trained alike",
-    "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%, targets 15 epochs, "
-            "selectors 10); shows the pipeline, n=1 supports no comparison",
-    "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "
-             "nothing",
-}
 
 Paths = dict[str, Path]
 

@@ -38,7 +38,7 @@ from .execute import EXPERIMENT, NOTEBOOKS, NotebookRunError, check_kernel, chec
 from .executors import Executor, Job, LocalExecutor
 from .grid import Run, plan
 from .report import write_page
-from .runs import atomic_write_json, is_done
+from .runs import BATCH_FIGURES, BATCH_NOTEBOOKS, BATCH_RUNS, PLAN, REPORT, atomic_write_json, is_done
 
 
 class BatchError(NotebookRunError):
@@ -54,7 +54,7 @@ def run_parameters(profile: str, run: Run) -> dict[str, Any]:
     """The experiment notebook's parameters for one planned run (working directory: ``out``):
     the run parameters over the profile, each a notebook parameter of its own, as
     ``papermill -p key value`` would pass them."""
-    return {"profile": profile, **run.config, "out": "runs", "progress": False}
+    return {"profile": profile, **run.config, "out": BATCH_RUNS, "progress": False}
 
 
 def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLike | None = None,
@@ -90,12 +90,12 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
         NotebookRunError: an artefact notebook failed.
     """
     out = Path(out).resolve()
-    figures = (out / "figures") if figures is None else Path(figures).resolve()
+    figures = (out / BATCH_FIGURES) if figures is None else Path(figures).resolve()
     notebooks = Path(notebooks).resolve()
     the_plan = plan(profile, overrides=overrides, artefacts=artefacts)
     experiment = notebooks / EXPERIMENT
     jobs = [(notebooks / ARTEFACTS[a].notebook,
-             {"records": str(out / "runs"), "figures": str(figures), **p})
+             {"records": str(out / BATCH_RUNS), "figures": str(figures), **p})
             for a, p in the_plan.notebooks.items()]
     for nb in [experiment] + [nb for nb, _ in jobs]:
         if not nb.exists():
@@ -109,11 +109,11 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
     check_kernel()
 
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "plan.json", the_plan.to_dict())
+    atomic_write_json(out / PLAN, the_plan.to_dict())
     skipped, todo = [], []
     n = len(the_plan.runs)
     for i, run in enumerate(the_plan.runs, 1):
-        run_dir = out / "runs" / run.run_id
+        run_dir = out / BATCH_RUNS / run.run_id
         if is_done(run_dir):
             skipped.append(run.run_id)
             log(f"[{i}/{n}] {run.run_id}: done, skipped")
@@ -136,18 +136,15 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
         for nb, params in jobs:
             start = time.perf_counter()
             log(f"artefact {nb.stem} ...")
-            written.append(execute_notebook(nb, out / "notebooks" / nb.name, params, cwd=out))
+            written.append(execute_notebook(nb, out / BATCH_NOTEBOOKS / nb.name, params, cwd=out))
             log(f"      finished in {time.perf_counter() - start:.0f} s")
-        page = write_page(out / REPORT, figures=figures, records=out / "runs",
+        page = write_page(out / REPORT, figures=figures, records=out / BATCH_RUNS,
                           artefacts=list(the_plan.notebooks), commands=[command or
                           f"prunefuse reproduce --profile {profile} --out {out}"],
                           title=f"prunefuse reproduce --profile {profile}")
         log(f"figures and tables: {figures}; the page: {page}")
     return {"plan": the_plan, "executed": [rid for rid, o in outcomes.items() if o.ok],
             "skipped": skipped, "outcomes": outcomes, "notebooks": written, "figures": figures}
-
-
-REPORT = "report.html"
 
 
 def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,
@@ -182,7 +179,7 @@ def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,
                           "write the artefacts elsewhere")
     wanted = artefacts or default_artefacts(profile, extended=True)
     the_plan = plan(profile, overrides=overrides, artefacts=wanted)
-    figures = out / "figures"
+    figures = out / BATCH_FIGURES
     built, missing = [], {}
     for name, params in the_plan.notebooks.items():
         lacks = [r.run_id for r in the_plan.runs if name in r.artefacts

@@ -40,6 +40,14 @@ CACHE = "cache"
 LOG = "log.txt"
 DONE = "DONE"
 
+# A batch folder (``prunefuse reproduce``): the run folders, the executed artefact notebooks,
+# the tables and figures, the plan and the report page.
+BATCH_RUNS = "runs"
+BATCH_NOTEBOOKS = "notebooks"
+BATCH_FIGURES = "figures"
+PLAN = "plan.json"
+REPORT = "report.html"
+
 
 def is_done(run_dir: str | os.PathLike) -> bool:
     """Whether the run in ``run_dir`` finished (its ``DONE`` marker exists)."""
@@ -74,6 +82,18 @@ def committed_steps(run_dir: str | os.PathLike) -> list[str]:
 def selection_path(run_dir: str | os.PathLike, round_: int) -> Path:
     """Where the labeled set after round ``round_`` is recorded."""
     return Path(run_dir) / SELECTIONS / f"round_{round_:02d}.json"
+
+
+def index_map_path(run_dir: str | os.PathLike, round_: int | None = None) -> Path:
+    """Where a PruneFuse run's index map is recorded: the initial one, or (V2) the one in use
+    after round ``round_``'s sync."""
+    name = INDEX_MAP if round_ is None else f"index_map_round_{round_:02d}.json"
+    return Path(run_dir) / name
+
+
+def selection_rounds(run_dir: str | os.PathLike) -> list[int]:
+    """The rounds whose selection a run has recorded, round 0 (the initial set) first."""
+    return sorted(int(p.name[6:8]) for p in (Path(run_dir) / SELECTIONS).glob("round_??.json"))
 
 
 def read_selection(run_dir: str | os.PathLike, round_: int) -> dict:

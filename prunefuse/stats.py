@@ -1,4 +1,5 @@
-"""Statistics over seeds: mean ± sd, Student-t confidence intervals, and paired differences.
+"""Statistics over seeds: mean ± sd, Student-t confidence intervals, and paired differences;
+and the agreement of two selections (Jaccard overlap, Spearman correlation of scores).
 
 Within a seed every method shares the dense init, the initial labeled set and the pool
 (docs/method.md, "The CPU study"), so methods are compared *paired*: the difference is taken
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 # Two-sided 95% quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables); beyond
@@ -52,7 +54,7 @@ def ci_interval(values) -> tuple[float, float]:
     return (mean, mean) if n < 2 else (mean - half, mean + half)
 
 
-def _interval_row(values) -> dict:
+def interval_row(values) -> dict:
     """n, mean, sd and 95% t interval of ``values`` (the difference columns of
     :func:`paired_differences`); the interval is NaN, and ``excludes_zero`` False, when n < 2."""
     mean, sd, half, n = mean_ci(values)
@@ -94,7 +96,7 @@ def paired_differences(df: pd.DataFrame, *, by: list[str], method: str, baseline
             continue
         for m in [c for c in wide.columns if c != baseline]:
             rows.append({**dict(zip(by, keys)), method: m,
-                         **_interval_row((wide[m] - wide[baseline]).dropna())})
+                         **interval_row((wide[m] - wide[baseline]).dropna())})
     cols = by + [method, "n_pairs", "diff_mean", "diff_sd", "ci_low", "ci_high", "excludes_zero"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -127,4 +129,37 @@ def format_diff(row, digits: int = 2) -> str:
 def format_mean_ci(values, digits: int = 2) -> str:
     """``+1.23 [0.10, 2.36]*``: the mean of ``values`` (one per seed) with its 95% t interval,
     ``*`` when it excludes zero; the mean alone when n = 1 (as :func:`format_diff`)."""
-    return format_diff(_interval_row(values), digits)
+    return format_diff(interval_row(values), digits)
+
+
+# -- agreement between two selections ---------------------------------------------------------
+
+def jaccard(a, b) -> float:
+    """|A ∩ B| / |A ∪ B| of two index sets; 1.0 when both are empty."""
+    a, b = set(np.asarray(a).tolist()), set(np.asarray(b).tolist())
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def average_ranks(x) -> np.ndarray:
+    """Ranks 1..n of ``x``, ties sharing the mean of the ranks they span."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the average ranks (ties get the
+    mean rank); NaN when either side is constant or has fewer than 2 values."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x, y: need two 1-d arrays of one length, got {x.shape} and {y.shape}")
+    rx, ry = average_ranks(x) if len(x) else x, average_ranks(y) if len(y) else y
+    if len(x) < 2 or rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))

@@ -113,7 +113,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std,
     The forward is :class:`prunefuse.infer.FastForward` (``backend`` None = its default, the
     model's own forward; ``"folded"`` = BatchNorm folded into the convolutions). ``amp``:
     bf16 autocast; None = on for CUDA, off on CPU (as :func:`train`). Inputs are
-    channels_last: they ran 1.2-1.5x faster on CPU too (benchmarks/RESULTS.md, section 0).
+    channels_last, which is faster on CPU too (``benchmarks/cpu_knobs.py``).
     """
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
     batch_size = resolve_eval_batch(dev, batch_size)
@@ -202,9 +202,7 @@ def train(
             compilation costs about a minute unless inductor's on-disk cache already holds
             it from an earlier process. The one shorter batch at an epoch's end runs eagerly,
             with the same weights: shapes stay static, so each architecture compiles once,
-            however many rounds retrain it and whatever the labeled-set size. (Compiling
-            that batch too made a 3-round run compile 5 graphs instead of 2;
-            benchmarks/RESULTS.md, S3.1.)
+            however many rounds retrain it and whatever the labeled-set size.
         progress: show a tqdm bar over epochs.
         desc: label of the progress bar.
         on_epoch: called with each epoch's metrics as soon as they exist.

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from prunefuse import artefacts
 from prunefuse import explore as ex
+from prunefuse.estimate import run_macs
 from prunefuse.experiment import run_experiment
 
 SMALL = {"max_train": 256, "max_test": 64}
@@ -125,17 +126,29 @@ def test_class_balance_counts_equal_the_records(runs, data):
     assert list(pool["class"]) == [str(c) for c in range(10)]  # synthetic: no class names
 
 
-def test_round_costs_add_up_to_the_ledger(runs):
-    for name in ("dense", "pf", "random"):
-        costs = ex.round_costs(runs[name]).groupby("category")[["macs", "seconds"]].sum()
-        ledger = json.loads((runs[name] / "ledger.json").read_text())
-        for cat, macs in ledger["macs"].items():
-            assert (costs["macs"].get(cat, 0)) == macs, (name, cat)
-            if cat != "evaluation":
-                assert costs["seconds"].get(cat, 0.0) == pytest.approx(ledger["seconds"][cat])
-    pf = ex.round_costs(runs["pf"])
-    # PruneFuse's selector on the last labeled set selects nothing later: fusion, at round 2
-    assert set(pf[pf["category"] == "fusion_source"]["round"]) == {2}
+COST_RUNS = {"svp": {"selector": "svp"}, "kcenter": {"selector": "dense", "score": "kcenter"},
+             "v2": {"t_sync": 1}, "v2_reprune": {"t_sync": 1, "v2_derive": "reprune"},
+             "v2_authors": {"reading": "authors", "t_sync": 1}, "pf_random": {"score": "random"},
+             "curve": {"selector": "dense", "eval_every": 1}}
+
+
+@pytest.mark.parametrize("name", ["dense", "pf", "random", *COST_RUNS])
+def test_round_costs_add_up_to_the_ledger(runs, tmp_path, name):
+    """Explore's per-round costs are the ledger's, category by category, MACs and seconds,
+    for every selector, for V2 (ours and the authors' loop) and with a test curve."""
+    run = runs.get(name) or run_experiment(profile="smoke", out=tmp_path, progress=False,
+                                           **SMALL, **COST_RUNS[name])
+    costs = ex.round_costs(run).groupby("category")[["macs", "seconds"]].sum()
+    ledger = json.loads((run / "ledger.json").read_text())
+    for cat, macs in ledger["macs"].items():
+        assert costs["macs"].get(cat, 0) == macs, (name, cat)
+        assert costs["seconds"].get(cat, 0.0) == pytest.approx(ledger["seconds"][cat], abs=1e-9)
+    rec = json.loads((run / "config.json").read_text())
+    assert run_macs(rec["config"]) == ledger["macs"]  # the dry run's estimate, before running
+    if name == "pf":
+        # PruneFuse's selector on the last labeled set selects nothing later: fusion, round 2
+        pf = ex.round_costs(run)
+        assert set(pf[pf["category"] == "fusion_source"]["round"]) == {2}
 
 
 def test_figures_on_smoke_records(runs, data):

@@ -761,14 +761,14 @@ def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(t
 
 
 def test_dry_run_prints_runs_macs_and_hours_per_artefact(capsys):
-    from prunefuse.estimate import DATASET_SHAPES, forward_macs, plan_cost, run_macs
+    from prunefuse.estimate import dataset_shape, forward_macs, plan_cost, run_macs
 
     plan = grid.plan("smoke")
     cost = plan_cost(plan, images_per_second=500.0)
     macs = {r.run_id: sum(run_macs(make_config("smoke", **r.config)).values())
             for r in plan.runs}
     assert cost["total"]["runs"] == 14 and cost["total"]["macs"] == sum(macs.values())
-    target = forward_macs("resnet8", *DATASET_SHAPES["synthetic"][2:])
+    target = forward_macs("resnet8", *dataset_shape("synthetic")[2:])
     assert cost["total"]["hours"] == pytest.approx(sum(macs.values()) / (3 * target * 500) / 3600)
     for artefact in plan.notebooks:
         mine = [r.run_id for r in plan.runs if artefact in r.artefacts]

@@ -50,3 +50,45 @@ def test_demo_figure_is_saved(tmp_path):
     paths = plot_accuracy_and_cost(TABLE, tmp_path / "demo")
     assert [p.suffix for p in paths] == [".pdf", ".png"]
     assert paths[1].read_bytes().startswith(b"\x89PNG")
+
+
+def _curves(seeds):
+    return pd.DataFrame([{"ratio": 0.5, "variant": v, "epoch": e, "seed": s,
+                          "acc_pct": 50.0 + 10 * e + 3 * s + (5 if v == "scratch" else 0)}
+                         for v in ("scratch", "fused + KD (PruneFuse)") for e in (1, 2, 3)
+                         for s in seeds])
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1, 2], list(range(8))])
+def test_epoch_curves_say_what_they_draw_at_their_n(tmp_path, monkeypatch, seeds):
+    """One seed: no interval in the title; at small n every seed is drawn as a thin line
+    beside the mean; the bands never leave [0, 100]."""
+    import matplotlib.pyplot as plt
+
+    from prunefuse import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.append(fig))
+    df = _curves(seeds)
+    df.loc[df["seed"] == 0, "acc_pct"] = 99.5  # a wide interval near the top
+    plots.plot_epoch_curves(df, tmp_path / "f4", title="T")
+    (fig,) = drawn
+    title = fig._suptitle.get_text()
+    if len(seeds) == 1:
+        assert title == "T (one seed, no interval)"
+    else:
+        assert f"n={len(seeds)} seeds" in title and "95% CI band" in title
+    (ax,) = fig.axes
+    thin = [ln for ln in ax.lines if ln.get_linewidth() < 1 and len(ln.get_xdata())]
+    assert len(thin) == (2 * len(seeds) if 1 < len(seeds) <= plots.SEED_LINES else 0)
+    for band in ax.collections:
+        for path in band.get_paths():
+            assert path.vertices[:, 1].max() <= 100 + 1e-9
+    plt.close(fig)
+
+
+def test_captions_do_not_promise_an_sd_at_one_seed():
+    from prunefuse.plots import over_seeds
+
+    assert over_seeds("n=1 seed") == "one seed, no sd"
+    assert over_seeds("n=3 seeds") == "mean ± sd over seeds (n=3 seeds)"

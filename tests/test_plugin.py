@@ -125,3 +125,37 @@ def test_plugin_registers_before_the_config_is_checked(tmp_path, capsys, monkeyp
                  "--dry-run"]) == 0
     assert '"arch": "plugged-net"' in capsys.readouterr().out
     sys.modules.pop("reg_plugin_x", None)
+
+
+@pytest.fixture(autouse=True)
+def _no_exported_plugins(monkeypatch):
+    """--plugin names its file in $PRUNEFUSE_PLUGINS for the kernels; not beyond a test."""
+    monkeypatch.setenv("PRUNEFUSE_PLUGINS", "")
+
+
+def test_reproduce_runs_the_grid_on_the_plugins_data_and_model(tmp_path):
+    """`reproduce --plugin` with dataset= and arch=: every planned run, the dry run's estimate
+    and the run notebooks' kernels (which train on the plugin's data) use them."""
+    (plugin_kind, plugin), *_ = _section_blocks()
+    (tmp_path / "my_plugin.py").write_text(plugin)
+    base = [sys.executable, "-m", "prunefuse.cli", "reproduce", "--plugin", "my_plugin",
+            "--profile", "smoke", "dataset=my-data", "arch=my-net", "--only", "main_table"]
+    env = {**_env(), "PRUNEFUSE_PLUGINS": ""}
+    dry = subprocess.run([*base, "--dry-run", "--images-per-second", "1000"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert dry.returncode == 0, dry.stderr
+    planned = [line.split()[0] for line in dry.stdout.splitlines()
+               if line.startswith("  ") and "[main_table" in line]
+    assert planned and all(r.startswith("my-data-my-net-") for r in planned)
+    assert re.search(rf"^  total\s+{len(planned)}\s", dry.stdout, flags=re.M)
+    out = tmp_path / "batch"
+    real = subprocess.run([*base, "--out", str(out)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    assert real.returncode == 0, real.stderr[-3000:]
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == sorted(planned)
+    for run in runs:
+        record = json.loads((out / "runs" / run / "config.json").read_text())
+        assert record["pool_size"] == 400 and record["test_size"] == 200  # the plugin's data
+    assert "| my-data |" in (out / "figures" / "main_table.md").read_text()
+    assert "of the my-net target" in (out / "figures" / "main_table.caption.md").read_text()
