@@ -46,6 +46,7 @@ def test_every_benchmark_is_covered():
     assert scripts == set(TINY) | RECORD_READERS
 
 
+@pytest.mark.slow
 def test_grid_time_reads_a_batch(tmp_path):
     import json
 
@@ -63,6 +64,7 @@ def test_grid_time_reads_a_batch(tmp_path):
     assert f"{'target_training':<18} {ledger['seconds']['target_training']:8.0f} s" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(TINY))
 def test_benchmark_runs_and_prints_headline(script):
     env = {**os.environ, "PRUNEFUSE_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}
@@ -76,6 +78,7 @@ def test_benchmark_runs_and_prints_headline(script):
 
 @pytest.mark.parametrize("args, named", [(["selector=dense"], "selector"),
                                          (["lr=-1"], "lr"), (["--profile", "nope"], "nope")])
+@pytest.mark.slow
 def test_whole_run_rejects_bad_input_before_running(args, named, tmp_path):
     proc = subprocess.run([sys.executable, str(BENCH / "whole_run.py"), *args],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
@@ -86,6 +89,7 @@ def test_whole_run_rejects_bad_input_before_running(args, named, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing ran, nothing written
 
 
+@pytest.mark.slow
 def test_full_training_rejects_bad_sizes():
     proc = subprocess.run([sys.executable, str(BENCH / "full_training.py"), "--images", "1",
                            "--arch", "resnet8"], capture_output=True, text=True, timeout=300,

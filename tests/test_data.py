@@ -263,6 +263,7 @@ def _can_hide_debian() -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_demo_profile_runs_offline_without_debian_files(tmp_path):
     """A fresh machine: no Debian package, empty cache, no network (a mount and network
     namespace where ``unshare`` works; else the same hidden in the subprocess)."""

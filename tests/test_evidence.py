@@ -40,6 +40,7 @@ def test_verdict_rule():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch, tmp_path):
     root, the_plan = batch
     before = sorted(p.relative_to(root) for p in (root / "runs").rglob("*"))

@@ -38,6 +38,7 @@ def _strip_time(rows):
                                             ("prunefuse", "kcenter"), ("dense", "entropy"),
                                             ("svp", "margin"), ("random", "random"),
                                             ("prunefuse", "feature_dropout_mi")])
+@pytest.mark.slow
 def test_smoke_run_of_each_selector(tmp_path, selector, score):
     run = run_experiment(profile="smoke", out=tmp_path, selector=selector, score=score,
                          progress=False)
@@ -85,6 +86,7 @@ def test_same_seed_same_selection(tmp_path):
     assert _strip_time(read_jsonl(a / "metrics.jsonl")) == _strip_time(read_jsonl(b / "metrics.jsonl"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("v2", [{}, {"t_sync": 1, "v2_derive": "reprune"}], ids=["v1", "v2"])
 def test_kill_and_resume_matches_uninterrupted(tmp_path, v2):
     overrides = ["dataset=synthetic", "budgets=0.2,0.3,0.4,0.5", "selector_epochs=2",
@@ -246,6 +248,7 @@ def test_help_lists_every_parameter(capsys):
     assert "default" in text and "fraction of the pool" in text
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.skipif(not FMNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
 def test_demo_code_path_on_fashion_mnist(tmp_path, capsys):
@@ -300,6 +303,7 @@ def _closed_form(run, score="least_confidence"):
                                             ("dense", "least_confidence"),
                                             ("svp", "least_confidence"), ("random", "random"),
                                             ("prunefuse", "random")])
+@pytest.mark.slow
 def test_ledger_closed_form(tmp_path, selector, score):
     run = run_experiment(profile="smoke", out=tmp_path, selector=selector, score=score,
                          eval_every=0, progress=False)
@@ -365,6 +369,7 @@ def v1_v2_runs(tmp_path_factory):
         ("gather2", {"t_sync": 2}))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gather", "reprune", "gather2"])
 def test_v2_ledger_closed_form(v1_v2_runs, name):
     run = v1_v2_runs[name]
@@ -375,6 +380,7 @@ def test_v2_ledger_closed_form(v1_v2_runs, name):
     assert run_macs(cfg) == expect  # the dry run's estimate is the ledger, before running
 
 
+@pytest.mark.slow
 def test_v2_gather_and_reprune_differ_as_they_should(v1_v2_runs):
     from prunefuse.prune import pruned_from_index_map
 
@@ -443,6 +449,7 @@ def test_selector_init_fresh_draws_a_new_init_per_round(tmp_path):
 @pytest.mark.parametrize("overrides", [{"fusion": "fork", "selector_init": "fresh"},
                                        {"fusion": "conv_only", "schedule": "constant",
                                         "precision": "fp32"}])
+@pytest.mark.slow
 def test_variants_run_end_to_end(tmp_path, overrides):
     base = run_experiment(profile="smoke", out=tmp_path, progress=False, eval_budgets=[0.3],
                           device="cpu")

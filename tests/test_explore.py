@@ -132,6 +132,7 @@ COST_RUNS = {"svp": {"selector": "svp"}, "kcenter": {"selector": "dense", "score
              "curve": {"selector": "dense", "eval_every": 1}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dense", "pf", "random", *COST_RUNS])
 def test_round_costs_add_up_to_the_ledger(runs, tmp_path, name):
     """Explore's per-round costs are the ledger's, category by category, MACs and seconds,

@@ -37,6 +37,7 @@ def _images(arch: str, n: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(MODELS))
 def test_folded_forward_selects_what_the_model_selects(arch):
     model = _trained_ish(arch).train()

@@ -36,6 +36,7 @@ def _outcome(run):
     return run.name, digest.hexdigest(), accs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(RUNS))
 def test_smoke_runs_compute_what_they_computed(tmp_path, name):
     got = _outcome(run_experiment(out=tmp_path / "a", **SMOKE, **RUNS[name]))

@@ -30,6 +30,7 @@ def _env():
         [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
 
 
+@pytest.mark.slow
 def test_readme_plugin_runs_from_the_cli_and_from_python(tmp_path):
     (plugin_kind, plugin), (bash_kind, command), (py_kind, script) = _section_blocks()
     assert (plugin_kind, bash_kind, py_kind) == ("python", "bash", "python")
@@ -133,6 +134,7 @@ def _no_exported_plugins(monkeypatch):
     monkeypatch.setenv("PRUNEFUSE_PLUGINS", "")
 
 
+@pytest.mark.slow
 def test_reproduce_runs_the_grid_on_the_plugins_data_and_model(tmp_path):
     """`reproduce --plugin` with dataset= and arch=: every planned run, the dry run's estimate
     and the run notebooks' kernels (which train on the plugin's data) use them."""

@@ -220,6 +220,7 @@ def ray_batch(tmp_path_factory):
     return out, lines, err.value
 
 
+@pytest.mark.slow
 @needs_ray
 def test_ray_runs_every_run_once_and_retries_the_killed_one(ray_batch):
     out, lines, _ = ray_batch
@@ -246,6 +247,7 @@ def test_ray_runs_every_run_once_and_retries_the_killed_one(ray_batch):
 
 
 @needs_ray
+@pytest.mark.slow
 def test_ray_reports_the_failing_run_with_its_log(ray_batch):
     out, lines, err = ray_batch
     bad = err.outcomes[BAD.run_id]
@@ -260,6 +262,7 @@ def test_ray_reports_the_failing_run_with_its_log(ray_batch):
     assert not (out / "notebooks").exists()
 
 
+@pytest.mark.slow
 @needs_ray
 def test_ray_records_equal_local_records(ray_batch, local_batch):
     out, _, _ = ray_batch
@@ -267,6 +270,7 @@ def test_ray_records_equal_local_records(ray_batch, local_batch):
         assert _record(out / "runs" / run.run_id) == _record(local_batch / "runs" / run.run_id)
 
 
+@pytest.mark.slow
 @needs_ray
 def test_resubmitted_batch_skips_finished_runs_then_builds_the_table(ray_batch):
     out, _, _ = ray_batch

@@ -140,6 +140,7 @@ def test_smoke_run_under_the_authors_reading_records_each_choice(tmp_path, capsy
     assert method_label(make_config("smoke")) == "PruneFuse p=0.5"
 
 
+@pytest.mark.slow
 def test_best_and_final_reporting_differ_only_in_what_the_table_reports(tmp_path):
     final = run_experiment(profile="smoke", out=tmp_path, progress=False, eval_every=1,
                            target_epochs=3)
@@ -155,6 +156,7 @@ def test_best_and_final_reporting_differ_only_in_what_the_table_reports(tmp_path
     assert (rows_b["best_test_acc"] >= rows_b["final_test_acc"]).all()
 
 
+@pytest.mark.slow
 def test_the_authors_v2_loop_reprunes_every_round_and_selects_with_the_repruned_net(tmp_path):
     run = run_experiment(profile="smoke", out=tmp_path, progress=False, reading="authors",
                          t_sync=1, budgets=[0.2, 0.3, 0.4])

@@ -101,6 +101,7 @@ with run_lock(sys.argv[1]):
 """
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_same_run_gets_a_clear_message(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -20,6 +20,7 @@ def test_every_selects_key_is_a_parameter_and_training_keys_apply_to_trained_sel
 @pytest.mark.parametrize("override,key", [({"selector_epochs": 3}, "selector_epochs"),
                                           ({"lr": 0.5}, "lr"),
                                           ({"cpu_precision": "bf16"}, "cpu_precision")])
+@pytest.mark.slow
 def test_a_source_of_another_selection_is_refused_naming_the_parameter(tmp_path, override, key):
     src = run_experiment(profile="smoke", out=tmp_path, progress=False)
     with pytest.raises(ConfigError, match=f"its {key}=.* differs from this run's"):

@@ -132,6 +132,7 @@ def _run(ds, seed, teacher=None):
     return model, hist
 
 
+@pytest.mark.slow
 def test_amp_flag_reaches_the_forward_passes(synthetic):
     """precision='fp32' passes amp=False; on the CPU amp=None is fp32 too, amp=True is not."""
     kw = dict(mean=synthetic.mean, std=synthetic.std, epochs=1, batch_size=64, seed=0,
@@ -154,6 +155,7 @@ def test_same_seed_same_losses_on_cpu(synthetic):
                          "seconds", "images_per_s"}
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager_on_cpu(synthetic):
     """``compile=True`` (torch.compile, inductor on CPU) trains the same model: equal up to
     floating-point rounding, and the weights of the module passed in are the ones updated.
@@ -274,6 +276,7 @@ def test_cuda_training_does_not_synchronize_per_step(synthetic):
     assert few == many, (few, many)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_fashion_mnist_trains_well_above_chance():
     from pathlib import Path

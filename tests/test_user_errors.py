@@ -173,8 +173,9 @@ def test_run_needs_a_profile_and_help_shows_what_runs(capsys):
     assert main(["run", "ratio=0.6"]) == 2
     assert capsys.readouterr().err == (
         "prunefuse run: error: --profile: required, one of ['cpu', 'demo', 'paper', 'smoke'] "
-        "(paper: the SVP protocol on a GPU; cpu and demo: Fashion-MNIST on a CPU; smoke: "
-        "seconds), or a \"profile\" key in the config file\n")
+        "(paper: the SVP protocol; cpu: the paper's protocol shrunk to 2 CPU cores; demo: "
+        "one-seed cut of the cpu profile; smoke: synthetic data, 1 epoch per training), or a "
+        "\"profile\" key in the config file\n")
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = capsys.readouterr().out
