@@ -114,10 +114,10 @@ def run_charges(cfg: dict[str, Any], *, pool: int, n_test: int, target_macs: int
     return out
 
 
-def categories(charges: list[Charge], round_: int, step: str) -> dict[str, str]:
-    """``{work: ledger category}`` of one step's charges, where the runner adds the seconds
-    it measures for that work."""
-    return {c.work: c.category for c in charges if c.round == round_ and c.step == step}
+def step_charges(charges: list[Charge], round_: int, step: str) -> dict[str, Charge]:
+    """``{work: charge}`` of one step: its MACs, and the category where the runner adds the
+    seconds it measures for that work."""
+    return {c.work: c for c in charges if c.round == round_ and c.step == step}
 
 
 def totals(charges: list[Charge]) -> dict[str, int]:

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .charges import categories, is_sync, run_charges
+from .charges import is_sync, run_charges, step_charges
 from .config import PARAMS, ConfigError, check_sizes, make_config, run_id, selection_keys, validate
 from .data import DataError, ImageDataset, check_data
 from .device import device_name, resolve_device
@@ -239,13 +239,14 @@ class Experiment:
         atomic_torch_save({"state_dict": model.state_dict(), "record": record}, path)
         return model, record
 
-    def book(self, ledger: CostLedger, round_: int, step: str) -> dict[str, str]:
+    def book(self, ledger: CostLedger, round_: int, step: str) -> dict:
         """Add the MACs of one step (``select`` or ``target`` of ``round_``) to the ledger;
-        returns ``{work: category}``, where the step adds the seconds it measures."""
-        for c in self.charges:
-            if c.round == round_ and c.step == step:
-                ledger.add_macs(c.category, c.macs)
-        return categories(self.charges, round_, step)
+        returns its charges by work (:func:`prunefuse.charges.step_charges`), whose
+        categories take the seconds the step measures."""
+        charges = step_charges(self.charges, round_, step)
+        for c in charges.values():
+            ledger.add_macs(c.category, c.macs)
+        return charges
 
     def charge_selector(self, record: dict, labeled: list[int], state: dict, ledger: CostLedger,
                         category: str, test_category: str = "evaluation") -> None:
@@ -275,10 +276,10 @@ class Experiment:
             picks = random_select(len(pool), n_new, seed=self.seed("selector", round_))
         else:
             model, rec = self.trained_selector(labeled, round_, state)
-            self.charge_selector(rec, labeled, state, ledger, cats["selector"],
-                                 cats["selector_test"])
+            self.charge_selector(rec, labeled, state, ledger, cats["selector"].category,
+                                 cats["selector_test"].category)
             row.update(selector_test_acc=rec["test_acc"], selector_train_acc=rec["train_acc"])
-            with ledger.timed(cats["scoring"]):
+            with ledger.timed(cats["scoring"].category):
                 idx = torch.tensor(pool, device=self.data_dev.x_train.device)
                 out = score_pool(model, self.data_dev.x_train[idx], self.data.mean,
                                  self.data.std, batch_size=cfg["eval_batch_size"],
@@ -326,8 +327,8 @@ class Experiment:
             warm = state.get("selecting") if cfg["v2_loop"] == "authors" else None
             selector, rec = self.trained_selector(labeled, round_ + 1, state, warm_from=warm)
             if "fusion_source" in cats:  # else the next round's selection charges it
-                self.charge_selector(rec, labeled, state, ledger, cats["fusion_source"],
-                                     cats["fusion_source_test"])
+                self.charge_selector(rec, labeled, state, ledger, cats["fusion_source"].category,
+                                     cats["fusion_source_test"].category)
             fusion_source_macs, fusion_source_seconds = rec["macs"], rec["seconds"]
             teacher = selector if cfg["kd_lambda"] > 0 else None
         if cfg["target_init"] == "fused":
@@ -356,12 +357,12 @@ class Experiment:
         eval_seconds = sum(h.get("eval_seconds", 0.0) for h in hist)
         teacher_seconds = sum(h.get("teacher_seconds", 0.0) for h in hist)
         seconds = total - eval_seconds - teacher_seconds
-        macs = {c.work: c.macs for c in self.charges if c.round == round_ and c.step == "target"}
-        ledger.add_seconds(cats["target"], seconds)
-        ledger.add_seconds(cats["target_test"], eval_seconds)
-        teacher_macs = macs.get("teacher", 0)
+        ledger.add_seconds(cats["target"].category, seconds)
+        ledger.add_seconds(cats["target_test"].category, eval_seconds)
+        teacher_macs = 0
         if "teacher" in cats:
-            ledger.add_seconds(cats["teacher"], teacher_seconds)
+            teacher_macs = cats["teacher"].macs
+            ledger.add_seconds(cats["teacher"].category, teacher_seconds)
         if sync:
             self.derive_next_selector(model, round_, state)
         curve = [h for h in hist if "test_acc" in h]
@@ -373,7 +374,8 @@ class Experiment:
                 "best_test_acc": accs[best] if accs else None,
                 "best_epoch": curve[best]["epoch"] if accs else None, "epochs": hist,
                 "training_seconds": seconds, "evaluation_seconds": eval_seconds,
-                "target_training_macs": macs["target"], "evaluation_macs": macs["target_test"],
+                "target_training_macs": cats["target"].macs,
+                "evaluation_macs": cats["target_test"].macs,
                 "teacher_forward_macs": teacher_macs, "teacher_forward_seconds": teacher_seconds,
                 "fusion_source_macs": fusion_source_macs,
                 "fusion_source_seconds": fusion_source_seconds,
