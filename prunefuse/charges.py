@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .config import labeled_counts
+from .config import labeled_counts, selects
 from .flops import TRAIN_FACTOR
 from .select import SCORE_SPECS
 
@@ -47,12 +47,6 @@ class Charge:
     category: str
     macs: int
     work: str
-
-
-def selects(cfg: dict[str, Any]) -> bool:
-    """Whether the run selects with a trained selector (not random, not a reused selection)."""
-    return bool(cfg["selector"] != "random" and not cfg["selection_from"]
-                and SCORE_SPECS[cfg["score"]].model)
 
 
 def selects_later(cfg: dict[str, Any], round_: int) -> bool:

@@ -120,6 +120,9 @@ PARAMS: dict[str, Param] = {
     "mc_dropout": _p(0.5, (float, int), "dropout rate of those heads"),
     "selection_from": _p(None, (str, NONE), "reuse the selection of this run folder (SVP's "
                          "precomputed selection) instead of selecting"),
+    "labels_file": _p(None, (str, NONE), "train the target on the pool indices in this text "
+                      "file (one per line: SVP's labeled_*.index) instead of selecting; "
+                      "budgets is then the one budget they make"),
     "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection"),
     "compile": _p(False, bool, "torch.compile the full-size training batches (once per "
                   "architecture): for long runs; on CPU each compilation costs about a minute"),
@@ -135,7 +138,7 @@ NOT_IN_ID = ("device", "compile", "eval_batch_size", "eval_every")
 ID_IF_NOT_DEFAULT: tuple[str, ...] = ("selector_init", "fusion", "t_sync", "v2_derive",
                                        "precision", "cpu_precision", "kd_t2",
                                        "freeze_fused_epochs", "v2_loop", "prune_steps",
-                                       "report", "reading")
+                                       "report", "reading", "labels_file")
 
 # Readings of the method: parameter values a preset sets at once (after the profile, before
 # explicit parameters). "authors" is what the authors' public code does (docs/method.md,
@@ -334,6 +337,13 @@ def _check_variants(cfg: dict[str, Any]) -> None:
     if cfg["freeze_fused_epochs"] > cfg["target_epochs"]:
         raise ConfigError(f"freeze_fused_epochs={cfg['freeze_fused_epochs']}: must be at most "
                           f"target_epochs={cfg['target_epochs']}")
+    if cfg["labels_file"] is not None:
+        if cfg["selection_from"]:
+            raise ConfigError("labels_file: a given labeled set replaces the selection; it "
+                              "cannot be combined with selection_from")
+        if len(cfg["budgets"]) != 1:
+            raise ConfigError(f"budgets={cfg['budgets']}: with labels_file the run trains one "
+                              "target on the file's labels; give the one budget they make")
     if cfg["report"] != "final" and cfg["eval_every"] == 0:
         raise ConfigError(f"report={cfg['report']!r}: the best epoch needs the test set after "
                           "every epoch; set eval_every=1 (eval_every=0 evaluates the last only)")
@@ -351,10 +361,11 @@ def _check_variants(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"t_sync={cfg['t_sync']}: PruneFuse V2 needs selector='prunefuse' and "
                           f"target_init='fused' (got {cfg['selector']!r}, "
                           f"{cfg['target_init']!r})")
-    if cfg["warm_start"] or cfg["selector_init"] != "same" or cfg["selection_from"]:
+    if (cfg["warm_start"] or cfg["selector_init"] != "same" or cfg["selection_from"]
+            or cfg["labels_file"]):
         raise ConfigError(f"t_sync={cfg['t_sync']}: V2 derives each selector from the trained "
                           "dense net; it needs warm_start=false, selector_init='same' and no "
-                          "selection_from")
+                          "selection_from or labels_file")
     syncs = [b for r, b in enumerate(cfg["budgets"][:-1], start=1) if r % cfg["t_sync"] == 0]
     missing = [b for b in syncs if b not in cfg["eval_budgets"]]
     if missing:
@@ -419,17 +430,26 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
 def trains_selector(cfg: dict[str, Any]) -> bool:
     """Whether a run trains a selector: to select (unless it reuses a selection or its score
     needs no model), or as the fusion source / KD teacher of its target."""
+    return bool(selects(cfg) or cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0)
+
+
+def selects(cfg: dict[str, Any]) -> bool:
+    """Whether the run selects with a trained selector: not random, not a reused selection or
+    a given labeled set, and a score that needs a model."""
     from .select import SCORE_SPECS
 
-    selects = (cfg["selector"] != "random" and not cfg["selection_from"]
-               and SCORE_SPECS[cfg["score"]].model)
-    return bool(selects or cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0)
+    return bool(cfg["selector"] != "random" and not cfg["selection_from"]
+                and not cfg.get("labels_file") and SCORE_SPECS[cfg["score"]].model)
 
 
 def labeled_counts(cfg: dict[str, Any], pool_size: int) -> list[int]:
     """Labeled images after round 0 (the random initial set) and after each budget's round,
     for a pool of ``pool_size`` images: the counts :func:`prunefuse.experiment.run_experiment`
-    selects up to (docs/method.md, "Protocol")."""
+    selects up to (docs/method.md, "Protocol"). With ``labels_file`` the file's labels are
+    round 0's and its one budget's (nothing is selected)."""
+    if cfg.get("labels_file"):
+        n = round(cfg["budgets"][0] * pool_size)
+        return [n, n]
     initial = max(1, round(cfg["initial_fraction"] * pool_size))
     return [initial] + [round(b * pool_size) for b in cfg["budgets"]]
 
@@ -444,6 +464,8 @@ def check_sizes(cfg: dict[str, Any], pool_size: int) -> None:
     Raises:
         ConfigError: naming the pool size, the counts per round and what to change.
     """
+    if cfg.get("labels_file"):
+        return  # the file's count is checked against the budget when it is read
     counts = labeled_counts(cfg, pool_size)
     if any(b <= a for a, b in zip(counts, counts[1:])):
         what = f"max_train={cfg['max_train']}" if cfg["max_train"] is not None else \

@@ -453,6 +453,52 @@ def _load_selection(source: Path) -> list[dict]:
     return read_selections(source)
 
 
+def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
+    """The pool indices of ``cfg["labels_file"]`` (whitespace-separated integers, as SVP's
+    ``labeled_*.index`` files hold them), sorted, checked against the pool and the budget.
+
+    Raises:
+        ConfigError: one line naming labels_file and what is wrong with it.
+    """
+    where = f"labels_file={cfg['labels_file']!r}"
+    try:
+        words = Path(cfg["labels_file"]).read_text().split()
+    except OSError as err:
+        raise ConfigError(f"{where}: unreadable ({err.strerror or err}); give a text file of "
+                          "pool indices, one per line") from None
+    try:
+        values = [float(w) for w in words]
+    except ValueError:
+        bad = next(w for w in words if not _is_number(w))
+        raise ConfigError(f"{where}: {bad!r} is not an index; the file holds pool indices, "
+                          "one integer per line") from None
+    if not values or any(v != int(v) for v in values):
+        raise ConfigError(f"{where}: expected whole-number pool indices, one per line "
+                          f"({'empty file' if not values else 'found fractions'})")
+    labels = [int(v) for v in values]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{where}: {len(labels) - len(set(labels))} indices appear twice; "
+                          "each image is labeled once")
+    out = [i for i in labels if not 0 <= i < pool_size]
+    if out:
+        raise ConfigError(f"{where}: index {out[0]} is outside the pool of {pool_size} images "
+                          f"(allowed: 0 to {pool_size - 1})")
+    n = round(cfg["budgets"][0] * pool_size)
+    if n != len(labels):
+        raise ConfigError(f"{where}: holds {len(labels)} labels, {len(labels) / pool_size:.6g} "
+                          f"of the {pool_size}-image pool, but budgets={cfg['budgets']} gives "
+                          f"{n}; set budgets={len(labels) / pool_size:.6g}")
+    return sorted(labels)
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
 def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
     """Every check of a validated config that needs more than the config itself, before any
     folder is created or any training starts: the device is usable, ``selection_from`` is a
@@ -480,6 +526,8 @@ def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
         return None
     ds = _data(cfg)
     check_sizes(cfg, ds.num_train)
+    if cfg["labels_file"]:
+        read_labels_file(cfg, ds.num_train)
     example = torch.zeros(1, ds.in_channels, ds.image_size, ds.image_size)
     archs = [cfg["arch"]] + ([cfg["proxy_arch"]] if cfg["selector"] == "svp" else [])
     for arch in archs:
@@ -557,6 +605,8 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
     source = None
     if cfg["selection_from"]:
         source = _load_selection(_selection_record(cfg)[0])
+    elif cfg["labels_file"]:  # a given labeled set: round 0 labels it, round 1 adds nothing
+        source = [{"labeled": read_labels_file(cfg, exp.pool_size)}, {"added": [], "metrics": {}}]
 
     def commit(step: str, what: str) -> None:
         state["steps"].append(step)
@@ -575,7 +625,8 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
     if "round_0" not in state["steps"]:
         atomic_write_json(selection_path(run_dir, 0), {"round": 0, "added": labeled,
                                                        "labeled": labeled})
-        commit("round_0", f"{len(labeled)} random initial labels")
+        commit("round_0", f"{len(labeled)} labels from labels_file" if cfg["labels_file"]
+               else f"{len(labeled)} random initial labels")
     labeled = read_selection(run_dir, 0)["labeled"]
     for r, budget in enumerate(cfg["budgets"], start=1):
         step = f"round_{r}"
@@ -583,7 +634,8 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
             if source is not None:
                 added = source[r]["added"]
                 row = {k: v for k, v in source[r].get("metrics", {}).items()}
-                row.update(kind="round", round=r, reused_from=str(cfg["selection_from"]))
+                row.update(kind="round", round=r,
+                           reused_from=str(cfg["selection_from"] or cfg["labels_file"]))
             else:
                 target_n = round(budget * exp.pool_size)
                 added, row, scores = exp.select_round(r, labeled, target_n - len(labeled), state,
