@@ -1,5 +1,5 @@
 """Greedy k-centers at CIFAR scale: seconds and peak memory of
-``prunefuse.select.kcenter_greedy`` (docs/method.md, "Step 2: select").
+``prunefuse.kcenter.kcenter_greedy`` (docs/method.md, "Step 2: select").
 
 Defaults are the SVP/PruneFuse CIFAR-10 worst case: a 50,000-image pool of 64-d
 penultimate features (resnet56's width), 25,000 labeled images as initial centers, and a
@@ -25,7 +25,7 @@ import resource
 import torch
 from _common import add_common_args, setup, table, timed
 
-from prunefuse.select import _kcenter_float64, kcenter_greedy
+from prunefuse.kcenter import _kcenter_float64, kcenter_greedy
 
 GOAL_S = 5.0  # seconds, for the full-size defaults
 

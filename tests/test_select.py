@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from prunefuse import kcenter as K
 from prunefuse import select as S
 from prunefuse.models import build_model
 
@@ -75,9 +76,9 @@ def test_kcenter_matches_brute_force(seed):
     pool, labeled = torch.randn(60, 3, generator=g), torch.randn(9, 3, generator=g)
     expected = _brute_kcenter(pool.tolist(), labeled.tolist(), 12)
     # A tiny block size forces many chunks over the labeled set.
-    got = S.kcenter_greedy(pool, labeled, 12, max_elements=130)
+    got = K.kcenter_greedy(pool, labeled, 12, max_elements=130)
     assert got.tolist() == expected
-    assert S.kcenter_greedy(pool, labeled, 12).tolist() == expected
+    assert K.kcenter_greedy(pool, labeled, 12).tolist() == expected
 
 
 def _kcenter_cases():
@@ -101,10 +102,10 @@ def _kcenter_cases():
 def test_kcenter_float32_picks_the_float64_and_brute_force_centers(case):
     pool, labeled = _kcenter_cases()[case]
     budget = 30
-    ref = S._kcenter_float64(pool, labeled, budget, seed=1).tolist()
-    assert S.kcenter_greedy(pool, labeled, budget, seed=1).tolist() == ref
-    assert S.kcenter_greedy(pool, labeled, budget, seed=1, max_elements=50).tolist() == ref
-    assert S.kcenter_greedy(pool.double(), labeled.double(), budget, seed=1).tolist() == ref
+    ref = K._kcenter_float64(pool, labeled, budget, seed=1).tolist()
+    assert K.kcenter_greedy(pool, labeled, budget, seed=1).tolist() == ref
+    assert K.kcenter_greedy(pool, labeled, budget, seed=1, max_elements=50).tolist() == ref
+    assert K.kcenter_greedy(pool.double(), labeled.double(), budget, seed=1).tolist() == ref
     if labeled.numel():  # the brute force has no seeded first pick
         assert ref == _brute_kcenter(pool.tolist(), labeled.tolist(), budget)
 
@@ -134,19 +135,19 @@ def _lazy_cases():
 def test_kcenter_lazy_greedy_matches_float64_on_clusters_and_ties(case, labeled, max_elements):
     pool, lab, budget = _lazy_cases()[case]
     lab = lab if labeled else None
-    ref = S._kcenter_float64(pool, lab, budget, seed=2).tolist()
-    got = S.kcenter_greedy(pool, lab, budget, seed=2, max_elements=max_elements).tolist()
+    ref = K._kcenter_float64(pool, lab, budget, seed=2).tolist()
+    got = K.kcenter_greedy(pool, lab, budget, seed=2, max_elements=max_elements).tolist()
     assert got == ref
     assert len(set(got)) == budget
 
 
 def test_kcenter_without_labeled_is_seeded_and_distinct():
     pool = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
-    a = S.kcenter_greedy(pool, None, 20, seed=3)
-    assert a.tolist() == S.kcenter_greedy(pool, torch.empty(0, 4), 20, seed=3).tolist()
+    a = K.kcenter_greedy(pool, None, 20, seed=3)
+    assert a.tolist() == K.kcenter_greedy(pool, torch.empty(0, 4), 20, seed=3).tolist()
     assert len(set(a.tolist())) == 20
     dup = torch.zeros(5, 2)  # all identical: still distinct picks
-    assert sorted(S.kcenter_greedy(dup, dup[:1], 5).tolist()) == [0, 1, 2, 3, 4]
+    assert sorted(K.kcenter_greedy(dup, dup[:1], 5).tolist()) == [0, 1, 2, 3, 4]
 
 
 def test_random_is_seeded():
@@ -162,7 +163,7 @@ def test_bad_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="pool is empty"):
         S.least_confidence(torch.empty(0, 5), 1)
     with pytest.raises(ValueError, match="pool is empty"):
-        S.kcenter_greedy(torch.empty(0, 3), None, 1)
+        K.kcenter_greedy(torch.empty(0, 3), None, 1)
     bad = probs.clone()
     bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
@@ -187,3 +188,14 @@ def test_score_pool_one_unaugmented_pass():
     torch.testing.assert_close(out.mc_probs, again.mc_probs)  # seeded dropout masks
     picked = S.select("kcenter", out, out.features[:5], 4)
     assert len(set(picked.tolist())) == 4
+
+
+def test_kcenter_keeps_its_old_import_path_and_its_registered_score():
+    assert S.kcenter_greedy is K.kcenter_greedy and S._kcenter_float64 is K._kcenter_float64
+    assert S.SCORE_SPECS["kcenter"].labeled_features
+    g = torch.Generator().manual_seed(5)
+    pool = S.PoolOutputs(probs=torch.rand(30, 4, generator=g), features=torch.randn(30, 3, generator=g))
+    lab = torch.randn(4, 3, generator=g)
+    assert S.select("kcenter", pool, lab, 6).tolist() == K.kcenter_greedy(pool.features, lab, 6).tolist()
+    values = S.score_values("kcenter", pool, lab)
+    assert int(values.argmax()) == int(K.kcenter_greedy(pool.features, lab, 1)[0])
