@@ -1,9 +1,9 @@
-"""In-memory image datasets and batch augmentation on tensors.
+"""In-memory image datasets: registered loaders, checks and the bundled subset.
 
 Every dataset is held as uint8 tensors ``(N, C, H, W)`` (as in airbench), so a whole split
-can sit on the GPU and be cropped, flipped and normalized one batch at a time with no PIL
-and no DataLoader workers in the training loop. Loaders are registered by name:
-``load_dataset("cifar10", root="data")``.
+can sit on the GPU and be cropped, flipped and normalized one batch at a time
+(:mod:`prunefuse.augment`) with no PIL and no DataLoader workers in the training loop.
+Loaders are registered by name: ``load_dataset("cifar10", root="data")``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import os
 import pickle
 import struct
 import urllib.error
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .augment import augment, norm_constants, normalize  # noqa: F401 (old path)
 
 DATASETS: dict[str, Callable[..., ImageDataset]] = {}
 
@@ -55,8 +57,9 @@ class DataError(ValueError):
 class ImageDataset:
     """A train/test split held as uint8 image tensors and int64 labels.
 
-    ``mean``/``std`` are per-channel statistics in [0, 1] pixel units, for :func:`normalize`;
-    ``padding`` is the random-crop padding used by :func:`augment` (4 px at 32x32, 8 at 64x64).
+    ``mean``/``std`` are per-channel statistics in [0, 1] pixel units, for
+    :func:`prunefuse.augment.normalize`; ``padding`` is the random-crop padding used by
+    :func:`prunefuse.augment.augment` (4 px at 32x32, 8 at 64x64).
     ``source`` says where the data was read, for the run record: ``{"source": where,
     "files": [{"path", "bytes", "sha256"}, ...]}`` (empty for data made in memory).
     """
@@ -308,89 +311,6 @@ def write_bundle(ds: ImageDataset, path: str | os.PathLike, max_train: int, max_
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     return path
-
-
-def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Map uint8 pixels to ``(x / 255 - mean) / std`` per channel, on ``x.device``.
-
-    Args:
-        x: images ``(N, C, H, W)``, uint8 in [0, 255].
-        mean: C per-channel means in [0, 1] pixel units (a sequence, or a tensor from
-            :func:`norm_constants`).
-        std: C per-channel standard deviations in [0, 1] pixel units (likewise).
-        dtype: floating dtype of the result.
-
-    Returns:
-        A float tensor with the shape of ``x``.
-    """
-    if len(mean) != x.shape[1] or len(std) != x.shape[1]:
-        raise ValueError(f"mean/std: need {x.shape[1]} values each for {x.shape[1]} channels, "
-                         f"got {len(mean)}/{len(std)}")
-    m, s = norm_constants(mean, std, x.device, dtype)  # no copy if already tensors there
-    return (x.to(dtype) / 255 - m.view(1, -1, 1, 1)) / s.view(1, -1, 1, 1)
-
-
-def norm_constants(mean: Sequence[float], std: Sequence[float], device: torch.device,
-                   dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """``mean`` and ``std`` as tensors on ``device``, to pass to :func:`normalize` in a loop.
-
-    Tensors already there (same dtype) are returned as they are. Loops build these once
-    rather than once per batch: on CUDA each copy from a Python list blocks the host until
-    the GPU has caught up (no host synchronization per step).
-    """
-    return (torch.as_tensor(mean, dtype=dtype, device=device),
-            torch.as_tensor(std, dtype=dtype, device=device))
-
-
-def _draw_offsets(n: int, padding: int, flip: bool, generator: torch.Generator | None,
-                  device: torch.device):
-    """Random crop offsets in ``[0, 2 * padding]`` and flip flags for ``n`` images.
-
-    Shared with the tests, which replay these draws through a per-image reference.
-    """
-    kw = {"generator": generator, "device": device}
-    if padding > 0:
-        dy = torch.randint(0, 2 * padding + 1, (n,), **kw)
-        dx = torch.randint(0, 2 * padding + 1, (n,), **kw)
-    else:
-        dy = dx = torch.zeros(n, dtype=torch.long, device=device)
-    flips = (torch.randint(0, 2, (n,), **kw) if flip
-             else torch.zeros(n, dtype=torch.long, device=device)).bool()
-    return dy, dx, flips
-
-
-def augment(x: torch.Tensor, padding: int, generator: torch.Generator | None = None,
-            flip: bool = True) -> torch.Tensor:
-    """Random crop with zero padding plus random horizontal flip, for a whole batch at once.
-
-    Each image is zero-padded by ``padding`` pixels on every side and cropped back to its
-    size at a random offset (a shift of at most ``padding`` px), then mirrored with
-    probability 1/2. One gather over index grids does the whole batch: no loop over images.
-
-    Args:
-        x: images ``(N, C, H, W)``, any dtype, any device.
-        padding: crop padding in pixels; 0 means no crop.
-        generator: random generator on ``x.device``, or None for the global one.
-        flip: whether to apply random horizontal flips.
-
-    Returns:
-        A new tensor of the shape, dtype and device of ``x``.
-    """
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding={padding!r}: must be an int >= 0")
-    if x.dim() != 4:
-        raise ValueError(f"x: expected (N, C, H, W), got shape {tuple(x.shape)}")
-    n, c, h, w = x.shape
-    dy, dx, flips = _draw_offsets(n, padding, flip, generator, x.device)
-    xp = F.pad(x, (padding,) * 4) if padding else x
-    rows = dy[:, None] + torch.arange(h, device=x.device)  # (N, H) rows of the padded image
-    cols = dx[:, None] + torch.arange(w, device=x.device)  # (N, W)
-    cols = torch.where(flips[:, None], cols.flip(1), cols)
-    # Gather per image: index padded[n, c, rows[n, i], cols[n, j]].
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chan = torch.arange(c, device=x.device)[None, :, None, None]
-    return xp[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 # ---------------------------------------------------------------------------------- loaders

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import norm_constants, normalize
+from .augment import norm_constants, normalize
 from .device import resolve_eval_batch
 from .infer import FastForward
 from .kcenter import _kcenter_float64, kcenter_greedy, kcenter_values  # noqa: F401 (old path)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import augment, norm_constants, normalize
+from .augment import augment, norm_constants, normalize
 from .device import resolve_device, resolve_eval_batch
 from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd, freeze_teacher, kd_loss
 from .infer import FastForward

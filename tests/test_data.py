@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from prunefuse import augment as A
 from prunefuse import data
-from prunefuse.data import DatasetNotFoundError, augment, load_dataset, normalize
+from prunefuse.augment import augment, normalize
+from prunefuse.data import DatasetNotFoundError, load_dataset
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="CUDA not available"))]
@@ -503,7 +505,7 @@ def test_augment_matches_reference(device, dtype, padding, flip):
     x = x.to(device=device, dtype=dtype)
     out = augment(x, padding, torch.Generator(device).manual_seed(7), flip=flip)
     assert out.shape == x.shape and out.dtype == dtype and out.device == x.device
-    dy, dx, flips = data._draw_offsets(len(x), padding, flip,
+    dy, dx, flips = A._draw_offsets(len(x), padding, flip,
                                        torch.Generator(device).manual_seed(7), x.device)
     assert dy.min() >= 0 and dy.max() <= 2 * padding and dx.max() <= 2 * padding
     assert torch.equal(out, reference_augment(x, padding, dy, dx, flips))
@@ -536,10 +538,10 @@ def test_normalize_matches_manual():
     assert normalize(x, mean, std, dtype=torch.float64).dtype == torch.float64
     with pytest.raises(ValueError, match="3 channels"):
         normalize(x, (0.5,), (0.5,))
-    m, s = data.norm_constants(mean, std, x.device)
+    m, s = A.norm_constants(mean, std, x.device)
     assert torch.equal(normalize(x, m, s), out)
     with pytest.raises(ValueError, match="3 channels"):
-        normalize(x, *data.norm_constants((0.5,), (0.5,), x.device))
+        normalize(x, *A.norm_constants((0.5,), (0.5,), x.device))
 
 
 # ------------------------------------------------------------------------ synthetic, API

@@ -71,8 +71,8 @@ def test_the_batch_layer_imports_point_one_way():
 
 
 # The method core: pruning, selection, fusion, KD, training and what they stand on.
-CORE = {"models", "data", "prune", "select", "kcenter", "picks", "fuse", "distill", "train",
-        "infer", "flops", "device", "errors"}
+CORE = {"models", "data", "augment", "prune", "select", "kcenter", "picks", "fuse", "distill",
+        "train", "infer", "flops", "device", "errors"}
 
 
 def test_the_method_core_imports_nothing_of_the_study_layer():

@@ -229,7 +229,7 @@ def test_loops_build_normalization_constants_once(synthetic, monkeypatch):
     (a copy that blocks the host on CUDA)."""
     import prunefuse.select as select_mod
     import prunefuse.train as train_mod
-    from prunefuse.data import normalize
+    from prunefuse.augment import normalize
 
     seen = []
 
