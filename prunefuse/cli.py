@@ -22,6 +22,7 @@ from .config import (
     profile_summary,
     run_id,
 )
+from .demo import DEMO_METHODS, run_demo  # noqa: F401 (run_demo: also prunefuse.cli.run_demo)
 from .runs import LOG, DiskFullError, RunBusyError
 
 DESCRIPTION = """PruneFuse: prune a dense CNN at initialization, let the small pruned network
@@ -34,76 +35,6 @@ as baselines. Every run writes a record; tables and figures are made from record
   prunefuse report runs/                mean and std over seeds of the records under runs/
   prunefuse reproduce --profile smoke   every table and figure of the paper, from scratch
 """
-
-DEMO_METHODS = [
-    {"selector": "prunefuse", "ratio": 0.5},
-    {"selector": "dense"},
-    {"selector": "svp"},
-    {"selector": "random"},
-]
-
-
-def run_demo(out: str | Path = "runs/demo", *, progress: bool = True, **overrides) -> dict:
-    """The main job: PruneFuse (p=0.5, fusion + KD) vs dense AL, SVP and random selection on
-    the embedded default (Fashion-MNIST, ResNet-20, CPU-sized ``demo`` profile).
-
-    Returns a dict with the run folders, the results table and the files written.
-    """
-    from .experiment import preflight, run_experiment
-    from .plots import plot_accuracy_and_cost
-    from .runs import atomic_write_text, results_table, summarize, summary_markdown
-
-    out = Path(out)
-    configs = [make_config("demo", **{**m, **overrides}) for m in DEMO_METHODS]
-    for i, cfg in enumerate(configs):  # every error before the first run; the data once
-        preflight(cfg, data=i == 0)
-    started = time.perf_counter()
-    dirs = []
-    for i, cfg in enumerate(configs, 1):
-        print(f"[{i}/{len(configs)}] {run_id(cfg)}", flush=True)
-        start = time.perf_counter()
-        dirs.append(run_experiment(cfg, out=out, progress=progress))
-        print(f"      done in {time.perf_counter() - start:.0f} s", flush=True)
-    table = results_table(out)
-    table = table[table["run_id"].isin([d.name for d in dirs])]
-    summary = summarize(table)
-    md = summary_markdown(summary)
-    atomic_write_text(out / "summary.md", md + "\n")
-    atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
-    figure = plot_accuracy_and_cost(table, out / "demo",
-                                    title=f"{configs[0]['dataset']}, target {configs[0]['arch']}")
-    atomic_write_text(out / "demo.caption.md", demo_caption(
-        configs[0], table, time.perf_counter() - started))
-    print(md)
-    print(f"records: {out}/  figure: {figure[1]}")
-    return {"runs": dirs, "table": table, "summary": summary, "figure": figure}
-
-
-def demo_caption(cfg: dict, table, seconds: float) -> str:
-    """What the demo figure shows and what its n can support."""
-    import torch
-
-    n = int(table.groupby("method")["seed"].nunique().min()) if not table.empty else 0
-    budgets = ", ".join(f"{100 * b:g}%" for b in cfg["budgets"])
-    return "\n".join([
-        "# prunefuse demo: a one-seed cut of the CPU study", "",
-        f"Profile `demo`: {cfg['dataset']} ({cfg['max_train']}-image pool, {cfg['max_test']} "
-        f"test images), target {cfg['arch']}, {100 * cfg['initial_fraction']:g}% random initial "
-        f"labels, budgets {budgets} of the pool, {cfg['target_epochs']} target and "
-        f"{cfg['selector_epochs']} selector epochs (batch {cfg['batch_size']}, "
-        f"{cfg['schedule']}, {cfg['cpu_precision']} on the CPU), score {cfg['score']}. PruneFuse "
-        f"p={cfg['ratio']:g} (fusion + KD) vs dense AL, SVP ({cfg['proxy_arch']} proxy) and "
-        "random selection.",
-        f"Seeds: n={n}. With n={n} no difference between methods is evidence: run-to-run "
-        "spread at this size is a point or more. The evidence is the CPU study "
-        "(`prunefuse reproduce --profile cpu`, figures/cpu in the repository).",
-        "Left: final-epoch target test accuracy (%). Right: selection cost (GMACs) at the "
-        "largest budget: the selectors trained on the earlier labeled sets and their pool "
-        "passes (fvcore MACs, 3 per training image-epoch).",
-        f"Hardware: {', '.join(sorted(set(map(str, table['device']))))}, "
-        f"{torch.get_num_threads()} torch threads. This call took {seconds:.0f} s wall-clock "
-        f"(runs already finished are not recomputed); built {time.strftime('%Y-%m-%d')}.", ""])
-
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .experiment import load_config_file, preflight, run_experiment

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunefuse.cli import main, run_demo
+from prunefuse.cli import main
 from prunefuse.config import ConfigError, make_config, run_id
+from prunefuse.demo import run_demo
 from prunefuse.estimate import run_macs
 from prunefuse.experiment import run_experiment
 from prunefuse.runs import read_jsonl, read_scores, results_table, write_report
