@@ -20,10 +20,78 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
+from .config import NONE, PARAMS, ConfigError, make_config, parse_override
 
 EXPERIMENT = "experiment.ipynb"  # one run: prunefuse.experiment.run_experiment
 PACKAGE = Path(__file__).resolve().parent
+
+
+# Parameters of the experiment notebook besides the run parameters (every key of PARAMS).
+# name -> (type, default, meaning), as the parameters cell declares them.
+NOTEBOOK_EXTRAS: dict[str, tuple[str, str, str]] = {
+    "profile": ("str", '"demo"', "where a parameter below is None: paper, cpu, demo or smoke"),
+    "out": ("str", '"runs"', "parent folder of run records; this run lives in out/<run_id>"),
+    "progress": ("bool", "True", "tqdm progress bars while training"),
+}
+
+
+def notebook_parameters_cell() -> str:
+    """The ``parameters`` cell of the experiment notebook: :data:`NOTEBOOK_EXTRAS`, then every
+    key of :data:`PARAMS` with default None (= the profile's value), annotated so that
+    papermill lists its type. A test keeps the shipped notebook equal to this."""
+    lines = [f"{k}: {kind} = {default}  # {text}"
+             for k, (kind, default, text) in NOTEBOOK_EXTRAS.items()]
+    for key, spec in PARAMS.items():
+        first = next(t for t in spec.types if t is not NONE).__name__
+        # papermill reads a line with a second "=" as no parameter at all
+        text = spec.help.replace(">=", "at least").replace(" = ", ": ").replace("=", ": ")
+        lines.append(f'{key}: "Optional[{first}]" = None  # {text}')
+    return "\n".join(lines)
+
+
+def _passed_names(namespace: dict[str, Any]) -> set[str]:
+    """Names papermill passed to a notebook: those assigned in its injected cell, which the
+    kernel's input history ``In`` holds (papermill starts that cell with ``# Parameters``).
+    Outside IPython: none can be told apart, so none."""
+    history = namespace.get("In")
+    names: set[str] = set()
+    if not isinstance(history, list):
+        return names
+    for source in history:
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
+            try:
+                body = ast.parse(source).body
+            except SyntaxError:
+                continue
+            names = {t.id for node in body if isinstance(node, ast.Assign)
+                     for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def from_notebook(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The run config of the experiment notebook, read from its ``globals()`` after papermill
+    injected the parameters (every key of :data:`PARAMS`, plus :data:`NOTEBOOK_EXTRAS`).
+
+    A run parameter left at None takes the value of the notebook's ``profile``. Papermill only
+    warns about a name the notebook does not declare (``-p ratoi 0.5``) and runs on; here it
+    is an error, whoever ran papermill. A string given for a list, number or bool parameter
+    (``-p budgets 0.1,0.2``) is parsed as on the command line (:func:`parse_override`).
+
+    Raises:
+        ConfigError: an unknown name, a wrong type or value; the message names it.
+    """
+    unknown = sorted(_passed_names(namespace) - set(PARAMS) - set(NOTEBOOK_EXTRAS))
+    if unknown:
+        raise ConfigError(f"unknown notebook parameter(s) {unknown}; allowed: "
+                          f"{sorted([*NOTEBOOK_EXTRAS, *PARAMS])}")
+    params = {}
+    for key in PARAMS:
+        value = namespace.get(key)
+        if isinstance(value, str) and str not in PARAMS[key].types:
+            value = parse_override(f"{key}={value}")[1]
+        if value is not None:
+            params[key] = value
+    return make_config(namespace.get("profile"), **params)
 
 
 def notebook_folder(package: str | os.PathLike = PACKAGE) -> Path:
@@ -214,4 +282,4 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
 __all__ = ["NOTEBOOKS", "EXPERIMENT", "PACKAGE", "SHIPPED", "notebook_folder", "beside_notebook",
            "copy_notebooks", "ParameterError", "NotebookRunError",
            "notebook_parameters", "check_parameters", "declared_types", "check_kernel",
-           "execute_notebook"]
+           "execute_notebook", "NOTEBOOK_EXTRAS", "notebook_parameters_cell", "from_notebook"]

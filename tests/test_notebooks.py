@@ -25,16 +25,8 @@ from prunefuse import grid
 from prunefuse import reproduce as rep
 from prunefuse.artefacts import ARTEFACTS
 from prunefuse.cli import build_parser, main
-from prunefuse.config import (
-    NOTEBOOK_EXTRAS,
-    PARAMS,
-    PROFILES,
-    ConfigError,
-    from_notebook,
-    make_config,
-    notebook_parameters_cell,
-    run_id,
-)
+from prunefuse.config import PARAMS, PROFILES, ConfigError, make_config, run_id
+from prunefuse.execute import NOTEBOOK_EXTRAS, from_notebook, notebook_parameters_cell
 
 NOTEBOOKS = sorted(nbx.NOTEBOOKS.glob("*.ipynb"))
 EXPERIMENT = nbx.NOTEBOOKS / nbx.EXPERIMENT
