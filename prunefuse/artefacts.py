@@ -458,7 +458,8 @@ def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float
 
 @artefact("table2", files=("csv", "md", "tex"), runs=lambda p: p.v2_runs(),
           params=lambda p: {**p.shown, "ratio": p.grid["variants"]["ratio"],
-                            "t_syncs": p.grid["variants"]["t_syncs"]})
+                            "t_syncs": p.grid["variants"]["t_syncs"]},
+          needs="variants", optional=True)
 def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, dataset: str,
            arch: str, score: str, ratio: float, t_syncs: list[int]) -> Paths:
     """Table 2: PruneFuse V1 against V2 (our interpretation, docs/method.md, "Cost
@@ -491,7 +492,8 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
 
 @artefact("fusion_variants", files=("csv", "md", "tex"), runs=lambda p: p.fusion_runs(),
           params=lambda p: {**p.shown, "ratio": p.grid["variants"]["ratio"],
-                            "fusions": p.grid["variants"]["fusions"]})
+                            "fusions": p.grid["variants"]["fusions"]},
+          needs="variants", optional=True)
 def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                     dataset: str, arch: str, score: str, ratio: float,
                     fusions: list[str]) -> Paths:
@@ -528,7 +530,7 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
 @artefact("extended", files=("csv", "md", "tex"), runs=lambda p: p.extended_runs(),
           params=lambda p: {"blocks": p.extended_blocks(), "score": p.focus_score,
                             "ratios": p.grid["extended"]["ratios"]},
-          optional="extended")
+          needs="extended", optional=True)
 def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                    blocks: list[list[str]], score: str, ratios: list[float]) -> Paths:
     """The main table's comparison beyond the default grid: one block per ``[dataset,

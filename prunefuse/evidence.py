@@ -87,7 +87,7 @@ def _paired(df: pd.DataFrame, baseline: str, value: str = "acc_pct") -> dict[str
           runs=lambda p: p.extra_seed_runs(),
           params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"],
                             "budget": p.grid["evidence"]["budget"]},
-          optional="evidence")
+          needs="evidence", optional=True)
 def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                     dataset: str, arch: str, score: str, ratio: float, budget: float) -> Paths:
     """The main comparison at the largest budget with every seed there is: dense AL,
@@ -128,7 +128,7 @@ def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profi
 @artefact("kd_strength", files=("csv", "md", "tex"), runs=lambda p: p.kd_runs(),
           params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"],
                             "budget": p.grid["evidence"]["budget"]},
-          optional="evidence")
+          needs="evidence", optional=True)
 def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                 dataset: str, arch: str, score: str, ratio: float, budget: float) -> Paths:
     """KD strength on one selection: PruneFuse's fused target at ``budget`` trained without
@@ -178,7 +178,7 @@ def _kd_arm(row) -> str:
 # -- the authors' reading -----------------------------------------------------------------------
 
 @artefact("authors_reading", files=("csv", "md", "tex"), runs=lambda p: p.authors_runs(),
-          params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"]}, optional="evidence")
+          params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"]}, needs="evidence", optional=True)
 def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                     dataset: str, arch: str, score: str, ratio: float) -> Paths:
     """PruneFuse under the authors' reading (``reading=authors``) and under ours, against
@@ -309,7 +309,7 @@ def time_to_accuracy_rows(records: str | os.PathLike, *, dataset: str, arch: str
           runs=lambda p: p.time_to_accuracy_runs(),
           params=lambda p: {**p.shown, "ratio": p.grid["main_ratio"],
                             "budget": p.grid["evidence"]["budget"]},
-          optional="evidence")
+          needs="evidence", optional=True)
 def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                      dataset: str, arch: str, score: str, ratio: float,
                      budget: float) -> Paths:

@@ -68,7 +68,6 @@ GRIDS: dict[str, dict[str, Any]] = {
         # 45 minutes on 2 cores (estimated), beyond the study's 2 hours.
         "variants": {"ratio": 0.5, "seeds": [0, 1, 2], "t_syncs": [1, 2],
                      "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
-        "optional": ["table2", "fusion_variants"],
         # The evidence arms, all on the main comparison's seeds, pools, initial labels and
         # dense inits, so that every difference is paired: extra seeds of dense AL,
         # PruneFuse p=0.5 and random with the target at the largest budget only; the
@@ -96,9 +95,6 @@ GRIDS: dict[str, dict[str, Any]] = {
 }
 
 # Run parameters the grid sets; overriding them for every run would break the grid.
-# Artefacts a grid plans only when it has a "variants" entry (PruneFuse V2 and the readings
-# of fusion, each paired with the V1 run of the same seed at the entry's "ratio").
-VARIANT_ARTEFACTS = ("table2", "fusion_variants")
 GRID_KEYS = ("dataset", "arch", "selector", "ratio", "proxy_arch", "score", "target_init",
              "kd_lambda", "seed", "selection_from", "t_sync", "fusion")
 # Grid keys an override may still set for every run: the data and the target network. The
@@ -362,16 +358,12 @@ def plan(profile: str, *, overrides: dict[str, Any] | None = None,
 
 
 def default_artefacts(profile: str, *, extended: bool = False) -> list[str]:
-    """The artefacts a batch of ``profile`` builds unless told otherwise: all that its grid
-    offers, without the optional ones unless ``extended``. Optional are an artefact declared
-    so (the extended table) and those the grid lists under ``optional`` (the cpu grid's
-    Table 2 and fusion readings)."""
+    """The artefacts a batch of ``profile`` builds unless told otherwise: those its grid
+    offers (an artefact that ``needs`` a grid entry, only where the grid has it), without the
+    ``optional`` ones unless ``extended`` (:class:`prunefuse.registry.Artefact`)."""
     grid = GRIDS[profile]
-    offered = [a for a, art in ARTEFACTS.items()
-               if ("variants" in grid or a not in VARIANT_ARTEFACTS)
-               and (art.optional is None or art.optional in grid)]
-    return [a for a in offered if extended
-            or (ARTEFACTS[a].optional is None and a not in grid.get("optional", ()))]
+    return [a for a, art in ARTEFACTS.items()
+            if (art.needs is None or art.needs in grid) and (extended or not art.optional)]
 
 
 def _ordered(profile: str, runs: list[Run]) -> list[Run]:

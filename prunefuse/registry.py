@@ -36,9 +36,12 @@ class Artefact:
     files: tuple[str, ...]  # what the builder writes besides its caption (csv, md, tex, pdf, png)
     runs: Callable[[Any], None]
     params: Callable[[Any], dict[str, Any]]
-    # Planned only when asked for (``--extended``, or named in ``--only``), and only for a grid
-    # with the entry it needs (e.g. ``extended``): runs too costly to start by default.
-    optional: str | None = None
+    # Offered only by a grid with this entry (``extended``, ``variants``, ``evidence``): the
+    # grid settings the artefact's runs read.
+    needs: str | None = None
+    # Planned only when asked for (``--extended``, or named in ``--only``): runs too costly
+    # to start by default.
+    optional: bool = False
 
     @property
     def stem(self) -> str:
@@ -55,12 +58,13 @@ ARTEFACTS: dict[str, Artefact] = {}
 
 
 def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
-             params: Callable[[Any], dict[str, Any]], optional: str | None = None) -> Callable:
+             params: Callable[[Any], dict[str, Any]], needs: str | None = None,
+             optional: bool = False) -> Callable:
     """Declare the builder below as artefact ``name`` (see :class:`Artefact`)."""
     def wrap(builder: Callable[..., Paths]) -> Callable[..., Paths]:
         if name in ARTEFACTS:
             raise ValueError(f"artefact {name!r} is declared twice")
-        ARTEFACTS[name] = Artefact(name, builder, files, runs, params, optional)
+        ARTEFACTS[name] = Artefact(name, builder, files, runs, params, needs, optional)
         return builder
     return wrap
 

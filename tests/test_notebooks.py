@@ -30,9 +30,11 @@ from prunefuse.execute import NOTEBOOK_EXTRAS, from_notebook, notebook_parameter
 
 NOTEBOOKS = sorted(nbx.NOTEBOOKS.glob("*.ipynb"))
 EXPERIMENT = nbx.NOTEBOOKS / nbx.EXPERIMENT
-# Files each artefact writes into figures/, besides its caption (from its declaration).
-# (those the smoke batch builds: not the optional extended table)
-OUTPUTS = {ARTEFACTS[a].stem: ARTEFACTS[a].files for a in grid.default_artefacts("smoke")}
+# The smoke batch of these tests: the default artefacts and the optional variant ones (V2,
+# the readings of fusion); the evidence arms have their own batch (tests/test_evidence.py).
+SMOKE_BATCH = [*grid.default_artefacts("smoke"), "table2", "fusion_variants"]
+# Files each artefact of that batch writes into figures/, besides its caption.
+OUTPUTS = {ARTEFACTS[a].stem: ARTEFACTS[a].files for a in SMOKE_BATCH}
 
 
 # -- the notebooks as committed ----------------------------------------------------------------
@@ -266,20 +268,24 @@ def test_paper_plan_covers_every_artefact():
              else c["proxy_arch"]) for c in fig5} == {
         (a, "prunefuse", p) for a in ("resnet14", "resnet20") for p in (0.5, 0.6)} | {
         ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
-    # the cpu and smoke grids' optional evidence arms
+    # optional everywhere, each by the flag on its declaration: the evidence arms, the
+    # variant artefacts (V2 and the readings of fusion) and the extended table
     evidence = ("main_comparison", "kd_strength", "authors_reading", "time_to_accuracy")
-    assert set(plan.notebooks) == set(ARTEFACTS) - set(grid.VARIANT_ARTEFACTS) - {"extended"} \
-        - set(evidence)
+    variants = ("table2", "fusion_variants")
+    assert {a for a, art in ARTEFACTS.items() if art.optional} == \
+        {*evidence, *variants, "extended"}
+    assert set(plan.notebooks) == set(ARTEFACTS) - set(variants) - {"extended"} - set(evidence)
     # the variant artefacts add 3 seeds x (V2 at T_sync 1, 2 + 3 fusion readings) to cpu,
     # 1 x (1 + 3) to smoke; their V1 runs are the main ones
-    base = [a for a in ARTEFACTS if a not in grid.VARIANT_ARTEFACTS and a != "extended"
-            and a not in evidence]
+    base = [a for a in ARTEFACTS if not ARTEFACTS[a].optional]
     assert len(grid.plan("cpu", artefacts=base).runs) == 30
     assert len(grid.plan("smoke", artefacts=base).runs) == 10
-    assert len(grid.plan("smoke").runs) == 10 + 4
-    # on cpu they are optional (reproduce --extended)
+    assert len(grid.plan("smoke").runs) == 10
     assert len(grid.plan("cpu").runs) == 30
-    assert len(grid.plan("cpu", artefacts=base + list(grid.VARIANT_ARTEFACTS)).runs) == 30 + 15
+    assert len(grid.plan("smoke", artefacts=base + list(variants)).runs) == 10 + 4
+    assert len(grid.plan("cpu", artefacts=base + list(variants)).runs) == 30 + 15
+    # a grid without the entry an artefact needs does not offer it
+    assert "table2" not in grid.default_artefacts("paper", extended=True)
     # the evidence arms beyond the main runs of seeds 0-4: 10 extra seeds x 3 methods, 5
     # authors' runs, 5 x 2 KD arms less the 3 no-KD ones the ablation has, and 5 x (3 fused
     # + 3 dense + 4 scratch) time-to-accuracy targets less the ablation's 3 scratch at 60
@@ -432,7 +438,8 @@ def _errors(nb) -> list:
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
-    assert main(["reproduce", "--profile", "smoke", "--out", str(out)]) == 0
+    assert main(["reproduce", "--profile", "smoke", "--only", ",".join(SMOKE_BATCH),
+                 "--out", str(out)]) == 0
     return out
 
 
@@ -449,7 +456,7 @@ def test_smoke_batch_writes_records_and_executed_notebooks(batch):
         assert not _errors(nb) and {k: passed[k] for k in run["config"]} == run["config"]
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
-    for name in grid.default_artefacts("smoke"):
+    for name in SMOKE_BATCH:
         nb = nbformat.read(batch / "notebooks" / ARTEFACTS[name].notebook, as_version=4)
         assert not _errors(nb) and any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
@@ -513,7 +520,8 @@ def test_smoke_batch_writes_every_figure_and_table(batch):
 @pytest.mark.slow
 def test_rerun_skips_finished_runs(batch):
     lines = []
-    result = rep.reproduce("smoke", batch, run_figures=False, log=lines.append)
+    result = rep.reproduce("smoke", batch, artefacts=SMOKE_BATCH, run_figures=False,
+                           log=lines.append)
     assert result["executed"] == [] and len(result["skipped"]) == 14
     assert all("done, skipped" in line for line in lines)
 
@@ -766,7 +774,7 @@ def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(t
 def test_dry_run_prints_runs_macs_and_hours_per_artefact(capsys):
     from prunefuse.estimate import dataset_shape, forward_macs, plan_cost, run_macs
 
-    plan = grid.plan("smoke")
+    plan = grid.plan("smoke", artefacts=SMOKE_BATCH)
     cost = plan_cost(plan, images_per_second=500.0)
     macs = {r.run_id: sum(run_macs(make_config("smoke", **r.config)).values())
             for r in plan.runs}
@@ -777,8 +785,8 @@ def test_dry_run_prints_runs_macs_and_hours_per_artefact(capsys):
         mine = [r.run_id for r in plan.runs if artefact in r.artefacts]
         assert cost[artefact]["runs"] == len(mine)
         assert cost[artefact]["macs"] == sum(macs[m] for m in mine)
-    assert main(["reproduce", "--profile", "smoke", "--dry-run", "--images-per-second",
-                 "500"]) == 0
+    assert main(["reproduce", "--profile", "smoke", "--only", ",".join(SMOKE_BATCH),
+                 "--dry-run", "--images-per-second", "500"]) == 0
     out = capsys.readouterr().out
     total = [ln.split() for ln in out.splitlines() if ln.strip().startswith("total")]
     assert total == [["total", "14", f"{sum(macs.values()) / 1e15:.4g}",
