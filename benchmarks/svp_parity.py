@@ -16,6 +16,7 @@ accuracy over epochs; both tools' final-epoch accuracies are compared too.
     python benchmarks/svp_parity.py prunefuse DIR --seeds 0 1 2 3
     python benchmarks/svp_parity.py svp-command DIR --seeds 0 1 2 3   # SVP's commands
     python benchmarks/svp_parity.py table DIR                 # both tools, per seed and paired
+    python benchmarks/svp_parity.py keep DIR OUT              # the records table reads, into OUT
 
 SVP's code is not a dependency: clone stanford-futuredata/selection-via-proxy, apply
 ``benchmarks/svp_md5.patch`` (the batches here are not CIFAR-10's, so its md5 checks must go),
@@ -169,10 +170,33 @@ def table(out: Path) -> None:
               f"[{diff['ci_low']:+.2f}, {diff['ci_high']:+.2f}], n = {diff['n_pairs']}")
 
 
+def keep(out: Path, dest: Path) -> None:
+    """Copy what :func:`table` reads into ``dest``, small enough to commit: prunefuse's run
+    records (without the selector cache), SVP's per-epoch results and config of each seed, and
+    the labels. The CIFAR-format batches are left out; ``data`` writes them again."""
+    import shutil
+
+    for run in sorted((out / "prunefuse").iterdir()):
+        if (run / "DONE").exists():
+            shutil.copytree(run, dest / "prunefuse" / run.name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("cache", "*.ipynb", ".lock"))
+    for results in sorted((out / "svp").glob(f"s*/*/target/{LABELS}/results.csv")):
+        stamp = results.parents[2]
+        for src in (results, *stamp.glob("config_*.json")):
+            target = dest / src.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    labels = labels_path(dest)
+    labels.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(labels_path(out), labels)
+    print(f"kept the records of {dest}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["data", "prunefuse", "svp-command", "table"])
+    ap.add_argument("what", choices=["data", "prunefuse", "svp-command", "table", "keep"])
     ap.add_argument("dir", type=Path)
+    ap.add_argument("dest", type=Path, nargs="?", help="keep: where to copy the records")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     a = ap.parse_args()
     out = a.dir.resolve()
@@ -183,6 +207,10 @@ def main() -> None:
     elif a.what == "svp-command":
         for seed in a.seeds:
             print(svp_command(out, seed))
+    elif a.what == "keep":
+        if a.dest is None:
+            ap.error("keep: give the folder to copy the records into")
+        keep(out, a.dest.resolve())
     else:
         table(out)
 

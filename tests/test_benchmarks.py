@@ -38,7 +38,7 @@ TINY = {
 
 
 # Scripts that read a batch's records instead of timing anything; tested on a real record.
-RECORD_READERS = {"grid_time.py"}
+RECORD_READERS = {"grid_time.py", "svp_parity.py"}
 
 
 def test_every_benchmark_is_covered():
@@ -103,3 +103,63 @@ def test_gpu_checklist_script_parses_and_names_its_steps():
     proc = subprocess.run(["bash", str(script), "bogus"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "wheels|tests|bench|dense|pruned" in proc.stderr and "bogus" in proc.stderr
+
+
+SVP_RECORDS = Path(__file__).resolve().parents[1] / "records" / "svp-parity"
+
+
+def _svp_parity(*args, timeout=300):
+    proc = subprocess.run([sys.executable, str(BENCH / "svp_parity.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PRUNEFUSE_DEVICE": "cpu"})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_svp_parity_table_of_the_committed_records_is_the_one_results_quotes():
+    out = _svp_parity("table", SVP_RECORDS)
+    rows = [ln for ln in out.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    assert len(rows) >= 4  # at least 4 seeds finished in both tools
+    results = (BENCH / "RESULTS.md").read_text()
+    for line in rows + [ln for ln in out.splitlines() if "prunefuse - SVP" in ln]:
+        assert line in results, line
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs Debian's dataset-fashion-mnist (CI installs it)")
+def test_svp_parity_data_reads_the_same_in_both_tools(tmp_path):
+    import numpy as np
+    import torch
+    import torchvision.datasets.cifar as tv
+
+    from prunefuse.config import make_config
+    from prunefuse.data import load_dataset
+
+    _svp_parity("data", tmp_path)
+    root = tmp_path / "data" / "cifar10"
+    ours = load_dataset("cifar10", root=root, download=False)
+    want = load_dataset("fashion-mnist", max_train=6000, max_test=2000)
+    assert torch.equal(ours.x_train, want.x_train) and torch.equal(ours.y_test, want.y_test)
+    # torchvision (SVP's reader) takes the Python-2 pickles with str keys, md5 checks aside
+    real = tv.check_integrity
+    tv.check_integrity = lambda *a, **k: True
+    try:
+        svp = tv.CIFAR10(str(root), train=True, download=False)
+    finally:
+        tv.check_integrity = real
+    assert np.array_equal(svp.data, want.x_train.permute(0, 2, 3, 1).numpy())
+    assert svp.targets == want.y_train.tolist() and svp.classes[0] == "T-shirt/top"
+    labels = np.loadtxt(tmp_path / "selection" / "proxy" / "1200" / "labeled_1200.index",
+                        dtype=np.int64)
+    assert len(set(labels.tolist())) == 1200 and labels.max() < 6000
+    # the prunefuse side is a valid run config on those files
+    sys.path.insert(0, str(BENCH))
+    try:
+        import svp_parity
+    finally:
+        sys.path.pop(0)
+    from prunefuse.config import parse_override
+
+    cfg = make_config("cpu", **dict(parse_override(a) for a in svp_parity.prunefuse_args(tmp_path, 0)))
+    assert cfg["labels_file"].endswith("labeled_1200.index") and cfg["target_epochs"] == 30
+    assert "--precomputed-selection" in _svp_parity("svp-command", tmp_path, "--seeds", "0")
