@@ -140,12 +140,13 @@ def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
     except OSError as err:
         raise ConfigError(f"{where}: unreadable ({err.strerror or err}); give a text file of "
                           "pool indices, one per line") from None
-    try:
-        values = [float(w) for w in words]
-    except ValueError:
-        bad = next(w for w in words if not _is_number(w))
-        raise ConfigError(f"{where}: {bad!r} is not an index; the file holds pool indices, "
-                          "one integer per line") from None
+    values = []
+    for word in words:
+        try:
+            values.append(float(word))
+        except ValueError:
+            raise ConfigError(f"{where}: {word!r} is not an index; the file holds pool "
+                              "indices, one integer per line") from None
     if not values or any(v != int(v) for v in values):
         raise ConfigError(f"{where}: expected whole-number pool indices, one per line "
                           f"({'empty file' if not values else 'found fractions'})")
@@ -163,14 +164,6 @@ def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
                           f"of the {pool_size}-image pool, but budgets={cfg['budgets']} gives "
                           f"{n}; set budgets={len(labels) / pool_size:.6g}")
     return sorted(labels)
-
-
-def _is_number(word: str) -> bool:
-    try:
-        float(word)
-    except ValueError:
-        return False
-    return True
 
 
 def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
