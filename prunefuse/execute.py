@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 import os
 import shutil
+import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -246,10 +248,27 @@ def check_kernel() -> None:
                           "install --sys-prefix --name python3`") from err
 
 
+def kernel_config() -> dict[str, dict[str, str]]:
+    """How the kernel of :func:`execute_notebook` talks to papermill: on POSIX, Unix sockets
+    under a name no other kernel has (``<tmp>/prunefuse-kernel-<random>-<n>``).
+
+    Over TCP (Jupyter's default) the kernel manager picks free ports, releases them, and the
+    kernel binds them a moment later; a kernel started at the same time by another run, or a
+    Ray worker binding its own ports, can take one in between, and the kernel then dies before
+    the first cell ("Address already in use"). Unix socket names cannot collide that way.
+    Windows, and a temporary folder whose path would pass the socket-name limit, keep TCP.
+    """
+    base = os.path.join(tempfile.gettempdir(), f"prunefuse-kernel-{uuid.uuid4().hex[:12]}")
+    if os.name != "posix" or len(base) > 90:  # sun_path holds 107 bytes; "-<port>" follows
+        return {}
+    return {"KernelManager": {"transport": "ipc", "ip": base}}
+
+
 def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
                      parameters: dict[str, Any], *, cwd: str | os.PathLike | None = None) -> Path:
     """Check ``parameters``, then execute ``notebook`` into ``output`` in a fresh ``python3``
-    kernel (a process of its own); ``output`` is saved after every cell.
+    kernel (a process of its own, on the sockets of :func:`kernel_config`); ``output`` is saved
+    after every cell.
 
     Raises:
         ParameterError: before anything runs (see :func:`check_parameters`).
@@ -258,6 +277,7 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
+    from traitlets.config import Config
 
     check_parameters(notebook, parameters)
     output = Path(output)
@@ -266,7 +286,8 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
                                    kernel_name="python3", progress_bar=False,
                                    cwd=None if cwd is None else str(cwd),
-                                   request_save_on_cell_execute=True)
+                                   request_save_on_cell_execute=True,
+                                   config=Config(kernel_config()))
     except PapermillExecutionError as err:
         first = next((line for line in err.source.splitlines() if line.strip()), "")
         raise NotebookRunError(
@@ -282,4 +303,5 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike,
 __all__ = ["NOTEBOOKS", "EXPERIMENT", "PACKAGE", "SHIPPED", "notebook_folder", "beside_notebook",
            "copy_notebooks", "ParameterError", "NotebookRunError",
            "notebook_parameters", "check_parameters", "declared_types", "check_kernel",
-           "execute_notebook", "NOTEBOOK_EXTRAS", "notebook_parameters_cell", "from_notebook"]
+           "execute_notebook", "kernel_config", "NOTEBOOK_EXTRAS", "notebook_parameters_cell",
+           "from_notebook"]

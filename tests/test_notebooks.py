@@ -411,6 +411,30 @@ def test_a_declared_artefact_is_planned_listed_and_selectable(monkeypatch, capsy
     assert "agreement" in grid.plan("smoke").notebooks
 
 
+def test_kernels_started_together_talk_over_their_own_unix_sockets(tmp_path):
+    """Two notebooks executed at once from one folder (as a batch's runs are): each kernel on
+    Unix sockets of its own name, none left behind; over TCP they could race for a port."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import json\nfrom ipykernel.connect import get_connection_info\n"
+        "info = json.loads(get_connection_info())\nprint(info['transport'], info['ip'])")]
+    nbformat.write(nb, tmp_path / "probe.ipynb")
+    with ThreadPoolExecutor(2) as pool:
+        outs = list(pool.map(lambda i: nbx.execute_notebook(
+            tmp_path / "probe.ipynb", tmp_path / f"out{i}.ipynb", {}, cwd=tmp_path), (0, 1)))
+    seen = [nbformat.read(o, as_version=4).cells[0].outputs[0]["text"].split() for o in outs]
+    if os.name != "posix":
+        assert all(t == "tcp" for t, _ in seen)
+        return
+    assert [t for t, _ in seen] == ["ipc", "ipc"] and seen[0][1] != seen[1][1]
+    assert all(Path(ip).name.startswith("prunefuse-kernel-") for _, ip in seen)
+    assert not [p for _, ip in seen for p in Path(ip).parent.glob(Path(ip).name + "*")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out0.ipynb", "out1.ipynb",
+                                                          "probe.ipynb"]
+
+
 def test_mistyped_parameter_is_rejected_before_anything_runs(tmp_path, capsys):
     with pytest.raises(nbx.ParameterError, match=r"unknown parameter\(s\) \['profle'\].*'profile'"):
         nbx.check_parameters(EXPERIMENT, {"profle": "smoke"})
