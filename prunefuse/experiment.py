@@ -123,10 +123,6 @@ def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:
     return source, src
 
 
-def _load_selection(source: Path) -> list[dict]:
-    return read_selections(source)
-
-
 def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
     """The pool indices of ``cfg["labels_file"]`` (whitespace-separated integers, as SVP's
     ``labeled_*.index`` files hold them), sorted, checked against the pool and the budget.
@@ -164,6 +160,23 @@ def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
                           f"of the {pool_size}-image pool, but budgets={cfg['budgets']} gives "
                           f"{n}; set budgets={len(labels) / pool_size:.6g}")
     return sorted(labels)
+
+
+def _check_labels_unchanged(cfg: dict[str, Any], run_dir: Path) -> None:
+    """A run's id names its ``labels_file`` by path: refuse to resume, or to report as
+    finished, a run whose file now holds other labels than the set it committed."""
+    committed = selection_path(run_dir, 0)
+    if not cfg["labels_file"] or not committed.exists():
+        return
+    try:
+        now = sorted(int(float(w)) for w in Path(cfg["labels_file"]).read_text().split())
+    except (OSError, ValueError):
+        return  # unreadable or malformed: preflight says what is wrong, in one line
+    if now != json.loads(committed.read_text())["labeled"]:
+        raise ConfigError(f"labels_file={cfg['labels_file']!r}: holds other labels than the "
+                          f"{run_dir} run trained on (a run's id names the file, not what it "
+                          f"holds); save the new labels under another name, or remove that run "
+                          f"folder to train on them")
 
 
 def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
@@ -238,6 +251,7 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "r
     cfg = make_config(profile, **{**(config or {}), **overrides})
     run_dir = Path(out) / run_id(cfg)
     say = log or (lambda line: None)
+    _check_labels_unchanged(cfg, run_dir)
     if is_done(run_dir):
         say(f"skipped: finished {finished_at(run_dir)}, records in {run_dir}")
         return run_dir
@@ -271,7 +285,7 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
     metrics = read_jsonl(run_dir / METRICS)[: state["n_metrics"]]
     source = None
     if cfg["selection_from"]:
-        source = _load_selection(_selection_record(cfg)[0])
+        source = read_selections(_selection_record(cfg)[0])
     elif cfg["labels_file"]:  # a given labeled set: round 0 labels it, round 1 adds nothing
         source = [{"labeled": read_labels_file(cfg, exp.pool_size)}, {"added": [], "metrics": {}}]
 

@@ -75,3 +75,18 @@ def test_labels_file_config_rules(labels):
         make_config("smoke", labels_file=path, budgets=[0.2], t_sync=1)
     given = make_config("smoke", labels_file=path, budgets=[0.2])
     assert run_id(given) != run_id(make_config("smoke", budgets=[0.2]))
+
+
+def test_a_changed_labels_file_is_refused_not_reported_as_finished(tmp_path, labels):
+    path, idx = labels
+    kw = dict(profile="smoke", out=tmp_path / "runs", progress=False, selector="dense",
+              labels_file=str(path), budgets=[0.2])
+    run = run_experiment(**kw)
+    other = sorted(set(range(POOL)) - set(idx))[:len(idx)]
+    path.write_text("\n".join(map(str, other)) + "\n")
+    with pytest.raises(ConfigError, match=r"labels_file=.*holds other labels than the .* run "
+                                          r"trained on") as err:
+        run_experiment(**kw)
+    assert "\n" not in str(err.value) and (run / "DONE").exists()
+    path.write_text("\n".join(map(str, reversed(idx))))  # the same set, in another order
+    assert run_experiment(**kw) == run
