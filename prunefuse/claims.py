@@ -26,6 +26,7 @@ from .evidence import (
     TTA_ARMS,
     _focus,
     _own_epochs,
+    kd_arms,
     time_to_accuracy_rows,
     time_to_accuracy_table,
 )
@@ -132,14 +133,7 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
                 "paper", (wide["PruneFuse"] / wide["Dense AL"]).dropna(),
                 f"{100 * budget:g}% of the pool", "selection seconds, PruneFuse / dense AL"))
     # KD strength on one selection.
-    kd = df[(df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
-            & (df["target_init"] == "fused") & (df["reading"] == "ours") & (df["t_sync"] == 0)
-            & (df["fusion"] == "indices") & _isin(df["budget"], [budget])]
-    own = int(kd.loc[_main_runs(kd), "target_epochs"].mode().iloc[0]) if _main_runs(kd).any() \
-        else None
-    kd = kd[kd["target_epochs"] == own].copy()
-    kd["arm"] = ["no KD" if lam == 0 else ("our KD" if t2 else "authors' KD")
-                 for lam, t2 in zip(kd["kd_lambda"], kd["kd_t2"])]
+    kd = kd_arms(df, ratio, budget)
     claims.append(_diff_claim(
         "KDOurs", "KD from the pruned selector improves the fused target (our KD: 0.5, T 4, "
         "T^2)", "paper", kd, "our KD", "no KD", budget, "fused + our KD - fused, no KD"))

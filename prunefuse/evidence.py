@@ -140,13 +140,8 @@ def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: 
     out, name = Path(out), "kd_strength"
     df = results_table(records)
     if not df.empty:
-        df = _focus(df, dataset, arch, score)
-        df = df[_pf_selection(df, ratio) & (df["target_init"] == "fused")
-                & _isin(df["budget"], [budget]) & (df["target_epochs"] == _own_epochs(df))]
-        arms = df["selection_from"].notna()
-        df = df[(arms | (df["kd_lambda"] > 0)) & df["seed"].isin(set(df.loc[arms, "seed"]))].copy()
+        df = kd_arms(_focus(df, dataset, arch, score), ratio, budget)
     _require(df, "KD strength", records, dataset=dataset, arch=arch, ratio=ratio, budget=budget)
-    df["arm"] = [_kd_arm(r) for r in df.itertuples()]
     arms = ["no KD", "authors' KD", "our KD"]
     rows, _ = _diff_rows(df, arms, "no KD")
     note = _plots().seeds_note(df, ["arm"])
@@ -159,6 +154,20 @@ def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: 
                "zero.")
     return _table(out, name, "KD strength on PruneFuse's selection", caption, df, rows, 1,
                   profile=profile, setting=f"{dataset}; target {arch}; score {score}")
+
+
+def kd_arms(df: pd.DataFrame, ratio: float, budget: float) -> pd.DataFrame:
+    """The KD-strength runs at ``budget`` with their ``arm`` (no KD, the authors' KD, our
+    KD): PruneFuse's fused targets at ``ratio`` and the profile's target epochs, on the seeds
+    whose selection the arms without our KD reuse. The table and the claims both read these."""
+    df = df[_pf_selection(df, ratio) & (df["target_init"] == "fused")
+            & _isin(df["budget"], [budget])]
+    if df.empty:
+        return df.assign(arm=pd.Series(dtype=str))
+    df = df[df["target_epochs"] == _own_epochs(df)]
+    reused = df["selection_from"].notna()
+    df = df[(reused | (df["kd_lambda"] > 0)) & df["seed"].isin(set(df.loc[reused, "seed"]))]
+    return df.assign(arm=[_kd_arm(r) for r in df.itertuples()])
 
 
 def _own_epochs(df: pd.DataFrame) -> int:

@@ -4,6 +4,7 @@ import json
 import re
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 
 from prunefuse.artefacts import ARTEFACTS
@@ -62,6 +63,13 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
     ids = {c["id"] for c in claims}
     assert {"MainPF", "PFRandom", "DenseRandom", "KDOurs", "KDAuthors", "AuthorsPF"} <= ids
     assert "| Random |" in (figures / "main_comparison.md").read_text()  # score "random" kept
+    # the KD claims pair the very runs of the KD table
+    runs = pd.read_csv(figures / "kd_strength.csv").pivot_table(index="seed", columns="arm",
+                                                                 values="acc_pct")
+    for cid, arm in (("KDOurs", "our KD"), ("KDAuthors", "authors' KD")):
+        diff = (runs[arm] - runs["no KD"]).dropna()
+        claim = next(c for c in claims if c["id"] == cid)
+        assert claim["n"] == len(diff) and claim["mean"] == pytest.approx(diff.mean()), cid
     # smoke runs no schedule shorter than its own: no claim that fusion shortens training
     assert "FusedReach" not in ids
     assert all(c["verdict"] in VERDICTS for c in claims)
