@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser("demo", parents=[plug], help="the main job: PruneFuse vs dense "
-                          "AL, SVP, random on Fashion-MNIST (CPU, about 5 minutes)",
+                          "AL, SVP, random on Fashion-MNIST (CPU; minutes)",
                           description="Four runs under the demo profile: "
                           + "; ".join(", ".join(f"{k}={v}" for k, v in m.items())
                                       for m in DEMO_METHODS)

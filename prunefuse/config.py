@@ -110,9 +110,9 @@ PARAMS: dict[str, Param] = {
                     "(same kept indices) or reprune (new L2 pruning, new index map)"),
     "precision": _p("bf16", str, "training and test-evaluation precision on CUDA: bf16 "
                     "autocast [choice] or fp32 (SVP); pool scoring is always fp32"),
-    "cpu_precision": _p("fp32", str, "the same on the CPU: fp32, or bf16 autocast (1.7x faster "
-                        "ResNet-20 training where the CPU has AVX512-BF16 or AMX; emulated and "
-                        "about 8x slower with AVX2 only)"),
+    "cpu_precision": _p("fp32", str, "the same on the CPU: fp32, or bf16 autocast (faster "
+                        "where the CPU has AVX512-BF16 or AMX, emulated and much slower with "
+                        "AVX2 only: benchmarks/precision_step.py)"),
     "mc_samples": _p(10, int, "dropout heads for score='feature_dropout_mi' (the mutual "
                      "information of BALD over random dropout masks on the penultimate features "
                      "of a net trained without dropout: not MC-dropout BALD)"),
@@ -151,9 +151,9 @@ READINGS: dict[str, dict[str, Any]] = {
 # Keys of a reading that only mean something for a PruneFuse run whose target is fused.
 _FUSED_ONLY = ("kd_lambda", "freeze_fused_epochs", "fusion", "v2_loop", "v2_derive")
 
-# fp32: bf16 autocast is 1.8x faster only on CPUs with native bf16 (AVX512-BF16, AMX) and
-# about 8x slower where it is emulated (AVX2 only; benchmarks/README.md); fp32 runs at one
-# speed, and gives the same numbers, on every CPU.
+# fp32: bf16 autocast is faster only on CPUs with native bf16 (AVX512-BF16, AMX) and much
+# slower where it is emulated (AVX2 only; benchmarks/README.md has the measured figures);
+# fp32 runs at one speed, and gives the same numbers, on every CPU.
 _CPU = {"dataset": "fashion-mnist", "max_train": 4000, "max_test": 2000, "arch": "resnet20",
         "proxy_arch": "resnet8", "initial_fraction": 0.025, "budgets": [0.1, 0.2, 0.3],
         "selector_epochs": 30, "target_epochs": 60, "batch_size": 32, "schedule": "cosine",
@@ -168,7 +168,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # accuracy on 2,000 images, after the last epoch only unless a figure needs the curve.
     "cpu": _CPU,
     # The main job: a cut of the CPU study (budgets 10% and 20%, a quarter of its target epochs
-    # and a third of its selector epochs), under 10 minutes on 2 cores without native bf16.
+    # and a third of its selector epochs); its time goal is in benchmarks/README.md.
     "demo": {**_CPU, "budgets": [0.1, 0.2], "selector_epochs": 10, "target_epochs": 15},
     # Seconds: synthetic data, ResNet-8, one epoch; for tests.
     "smoke": {"dataset": "synthetic", "arch": "resnet8", "proxy_arch": "resnet8",
