@@ -123,13 +123,9 @@ def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:
     return source, src
 
 
-def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
-    """The pool indices of ``cfg["labels_file"]`` (whitespace-separated integers, as SVP's
-    ``labeled_*.index`` files hold them), sorted, checked against the pool and the budget.
-
-    Raises:
-        ConfigError: one line naming labels_file and what is wrong with it.
-    """
+def _labels_in(cfg: dict[str, Any]) -> list[int]:
+    """The whole numbers of ``cfg["labels_file"]``, in file order (:func:`read_labels_file`
+    checks them against the pool and the budget); ConfigError in one line if there are none."""
     where = f"labels_file={cfg['labels_file']!r}"
     try:
         words = Path(cfg["labels_file"]).read_text().split()
@@ -146,7 +142,18 @@ def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
     if not values or any(v != int(v) for v in values):
         raise ConfigError(f"{where}: expected whole-number pool indices, one per line "
                           f"({'empty file' if not values else 'found fractions'})")
-    labels = [int(v) for v in values]
+    return [int(v) for v in values]
+
+
+def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
+    """The pool indices of ``cfg["labels_file"]`` (whitespace-separated integers, as SVP's
+    ``labeled_*.index`` files hold them), sorted, checked against the pool and the budget.
+
+    Raises:
+        ConfigError: one line naming labels_file and what is wrong with it.
+    """
+    where = f"labels_file={cfg['labels_file']!r}"
+    labels = _labels_in(cfg)
     if len(set(labels)) != len(labels):
         raise ConfigError(f"{where}: {len(labels) - len(set(labels))} indices appear twice; "
                           "each image is labeled once")
@@ -169,8 +176,8 @@ def _check_labels_unchanged(cfg: dict[str, Any], run_dir: Path) -> None:
     if not cfg["labels_file"] or not committed.exists():
         return
     try:
-        now = sorted(int(float(w)) for w in Path(cfg["labels_file"]).read_text().split())
-    except (OSError, ValueError):
+        now = sorted(_labels_in(cfg))
+    except ConfigError:
         return  # unreadable or malformed: preflight says what is wrong, in one line
     if now != json.loads(committed.read_text())["labeled"]:
         raise ConfigError(f"labels_file={cfg['labels_file']!r}: holds other labels than the "
