@@ -344,8 +344,7 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
         first = reached.iloc[0] if not reached.empty else None
         rows.append({
             "method": r.method, "budget (% of pool)": f"{r.budget_pct:g}",
-            "test acc (%)": (f"{r.acc:.2f}" if r.n < 2 else f"{r.acc:.2f} ± {r.sd:.2f}")
-            + f" (n={r.n})",
+            "test acc (%)": f"{stats.mean_sd_text(r.acc, r.sd, r.n)} (n={r.n})",
             "selection (GMACs)": f"{r.sel_gmacs:.3g}", "selection (s)": f"{r.sel_s:.1f}",
             "fusion (GMACs)": f"{r.fus_gmacs:.3g}", "fusion (s)": f"{r.fus_s:.1f}",
             "target training (GMACs)": f"{r.tgt_gmacs:.3g}", "target training (s)": f"{r.tgt_s:.1f}",

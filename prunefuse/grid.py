@@ -18,8 +18,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .artefacts import ARTEFACTS
-from .config import ConfigError, make_config, run_id
+from .config import READINGS, ConfigError, make_config, run_id
 from .runs import BATCH_RUNS
+
+# The KD strength arm "authors": the KD values of the authors' reading, taken from its preset.
+AUTHORS_KD = {key: READINGS["authors"][key] for key in ("kd_lambda", "kd_temperature", "kd_t2")}
 
 # The grid per profile. The run parameters not named here come from the profile
 # (prunefuse.config.PROFILES): target architecture, budgets, epochs, ...
@@ -75,8 +78,7 @@ GRIDS: dict[str, dict[str, Any]] = {
         # target at the largest budget trained on a main run's selection.
         "evidence": {"extra_seeds": list(range(5, 15)), "seeds": [0, 1, 2, 3, 4],
                      "budget": 0.3, "epochs": [10, 20, 30, 60],
-                     "kd": {"authors": {"kd_lambda": 0.35, "kd_temperature": 3.0,
-                                        "kd_t2": False}}},
+                     "kd": {"authors": AUTHORS_KD}},
     },
     # Ten runs of seconds each, for the tests.
     "smoke": {
@@ -89,8 +91,7 @@ GRIDS: dict[str, dict[str, Any]] = {
                      "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
         "main_ratio": 0.5,
         "evidence": {"extra_seeds": [2], "seeds": [0, 1], "budget": 0.3, "epochs": [1, 2],
-                     "kd": {"authors": {"kd_lambda": 0.35, "kd_temperature": 3.0,
-                                        "kd_t2": False}}},
+                     "kd": {"authors": AUTHORS_KD}},
     },
 }
 

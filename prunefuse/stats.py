@@ -109,6 +109,11 @@ def _plain(value):
 def format_mean_sd(values, digits: int = 2) -> str:
     """``mean ± sd`` (``mean`` alone when n = 1)."""
     mean, sd, _, n = mean_ci(values)
+    return mean_sd_text(mean, sd, n, digits)
+
+
+def mean_sd_text(mean: float, sd: float, n: int, digits: int = 2) -> str:
+    """:func:`format_mean_sd` from a summary's mean, sd and n: no sd at n = 1, "—" at n = 0."""
     if n == 0:
         return "—"
     return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {sd:.{digits}f}"

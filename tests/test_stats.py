@@ -75,3 +75,10 @@ def test_duplicate_method_seed_rows_are_an_error_naming_them():
                        "acc_pct": [80.0, 81.0, 82.0]})
     with pytest.raises(ValueError, match="method='B', seed=0, budget=0.3"):
         paired_differences(df, by=["budget"], method="method", baseline="A")
+
+
+def test_mean_sd_text_drops_the_sd_at_one_seed_like_format_mean_sd():
+    assert stats.mean_sd_text(81.234, 0.0, 1) == "81.23"
+    assert stats.mean_sd_text(81.234, 1.5, 3) == "81.23 ± 1.50"
+    assert stats.mean_sd_text(float("nan"), float("nan"), 0) == "—"
+    assert stats.format_mean_sd([80.0, 82.0]) == stats.mean_sd_text(81.0, 2 ** 0.5, 2)
