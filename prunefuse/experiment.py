@@ -36,7 +36,16 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import PARAMS, ConfigError, check_sizes, make_config, run_id, selection_keys, validate
+from .config import (
+    PARAMS,
+    ConfigError,
+    check_sizes,
+    labeled_counts,
+    make_config,
+    run_id,
+    selection_keys,
+    validate,
+)
 from .data import ImageDataset
 from .device import device_name, resolve_device
 from .flops import CostLedger
@@ -61,7 +70,7 @@ from .runs import (
     selection_path,
     write_scores,
 )
-from .steps import Experiment, _initial, load_data
+from .steps import Experiment, initial_labels, load_data
 
 
 def _git_commit() -> str | None:
@@ -161,7 +170,7 @@ def read_labels_file(cfg: dict[str, Any], pool_size: int) -> list[int]:
     if out:
         raise ConfigError(f"{where}: index {out[0]} is outside the pool of {pool_size} images "
                           f"(allowed: 0 to {pool_size - 1})")
-    n = round(cfg["budgets"][0] * pool_size)
+    n = labeled_counts(cfg, pool_size)[-1]
     if n != len(labels):
         raise ConfigError(f"{where}: holds {len(labels)} labels, {len(labels) / pool_size:.6g} "
                           f"of the {pool_size}-image pool, but budgets={cfg['budgets']} gives "
@@ -306,10 +315,11 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
         atomic_write_json(run_dir / STATE, state)  # the commit point
         say(f"step {len(state['steps'])}/{n_steps} {step}: {what}")
 
+    counts = labeled_counts(cfg, exp.pool_size)
     if source is not None:
         labeled = source[0]["labeled"]
     else:
-        labeled = _initial(exp.pool_size, cfg["initial_fraction"], cfg["seed"])
+        labeled = initial_labels(exp.pool_size, counts[0], cfg["seed"])
     if "round_0" not in state["steps"]:
         atomic_write_json(selection_path(run_dir, 0), {"round": 0, "added": labeled,
                                                        "labeled": labeled})
@@ -325,8 +335,7 @@ def _run(exp: Experiment, say: Callable[[str], None]) -> None:
                 row.update(kind="round", round=r,
                            reused_from=str(cfg["selection_from"] or cfg["labels_file"]))
             else:
-                target_n = round(budget * exp.pool_size)
-                added, row, scores = exp.select_round(r, labeled, target_n - len(labeled), state,
+                added, row, scores = exp.select_round(r, labeled, counts[r] - len(labeled), state,
                                                       ledger)
                 if scores is not None:
                     write_scores(run_dir, r, scores["values"], scores["picks"])

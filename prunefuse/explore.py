@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import plots
 from .charges import is_sync, run_charges, selects_later
+from .config import labeled_counts
 from .data import DATASET_INFO
 from .flops import CATEGORIES
 from .runs import (
@@ -376,11 +377,11 @@ def plot_learning_and_cost(run):
 def score_record_layout(pool_size: int, initial_fraction: float,
                         budgets: list[float]) -> pd.DataFrame:
     """Per round, the scores a run records (one per pool image) and the picks, for a pool of
-    ``pool_size`` with the runner's rounding (:func:`prunefuse.experiment.run_experiment`), and
+    ``pool_size`` with the runner's rounding (:func:`prunefuse.config.labeled_counts`), and
     the bytes of ``round_NN.scores.npz`` stored uncompressed (``bound_bytes``: float16 values,
     int32 picks, npy and zip headers); deflate makes the real file somewhat smaller."""
-    labeled = [max(1, round(initial_fraction * pool_size))]
-    labeled += [round(b * pool_size) for b in budgets]
+    labeled = labeled_counts({"initial_fraction": initial_fraction, "budgets": budgets},
+                             pool_size)
     rows = []
     for r in range(1, len(labeled)):
         n_pool, n_picks = pool_size - labeled[r - 1], labeled[r] - labeled[r - 1]

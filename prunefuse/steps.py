@@ -182,16 +182,17 @@ class Experiment:
             ledger.add_macs(c.category, c.macs)
         return charges
 
-    def charge_selector(self, record: dict, labeled: list[int], state: dict, ledger: CostLedger,
+    def charge_selector(self, record: dict, state: dict, ledger: CostLedger,
                         category: str, test_category: str = "evaluation") -> None:
         """Add a selector's training seconds (to ``category``) and its test evaluation's,
-        once per trained selector (its MACs are booked by :meth:`book`)."""
-        key = record.get("key", self.selector_key(labeled))
+        once per trained selector (its MACs are booked by :meth:`book`); the selector
+        becomes the run's last (the warm start of the next)."""
+        key = record["key"]
         if key not in state["charged"]:
             ledger.add_seconds(category, record["seconds"])
             ledger.add_seconds(test_category, record.get("eval_seconds", 0.0))
             state["charged"].append(key)
-        state["last_selector"] = state["selecting"] = f"selector-{key}.pt"
+        state["last_selector"] = f"selector-{key}.pt"
 
     # -- steps -----------------------------------------------------------------------------
     def select_round(self, round_: int, labeled: list[int], n_new: int, state: dict,
@@ -210,7 +211,7 @@ class Experiment:
             picks = random_select(len(pool), n_new, seed=self.seed("selector", round_))
         else:
             model, rec = self.trained_selector(labeled, round_, state)
-            self.charge_selector(rec, labeled, state, ledger, cats["selector"].category,
+            self.charge_selector(rec, state, ledger, cats["selector"].category,
                                  cats["selector_test"].category)
             row.update(selector_test_acc=rec["test_acc"], selector_train_acc=rec["train_acc"])
             with ledger.timed(cats["scoring"].category):
@@ -258,10 +259,10 @@ class Experiment:
         teacher = frozen = None
         fusion_source_macs = fusion_source_seconds = 0
         if cfg["target_init"] == "fused" or cfg["kd_lambda"] > 0:
-            warm = state.get("selecting") if cfg["v2_loop"] == "authors" else None
+            warm = state["last_selector"] if cfg["v2_loop"] == "authors" else None
             selector, rec = self.trained_selector(labeled, round_ + 1, state, warm_from=warm)
             if "fusion_source" in cats:  # else the next round's selection charges it
-                self.charge_selector(rec, labeled, state, ledger, cats["fusion_source"].category,
+                self.charge_selector(rec, state, ledger, cats["fusion_source"].category,
                                      cats["fusion_source_test"].category)
             fusion_source_macs, fusion_source_seconds = rec["macs"], rec["seconds"]
             teacher = selector if cfg["kd_lambda"] > 0 else None
@@ -341,8 +342,9 @@ def _seconds_added(before: dict, after: dict) -> dict[str, float]:
             if after["seconds"][c] != before["seconds"][c]}
 
 
-def _initial(pool_size: int, fraction: float, seed: int) -> list[int]:
-    n = max(1, round(fraction * pool_size))
+def initial_labels(pool_size: int, n: int, seed: int) -> list[int]:
+    """Round 0's labeled set: ``n`` images of the pool drawn at random with ``seed``, sorted
+    (``n`` from :func:`prunefuse.config.labeled_counts`)."""
     return sorted(random_select(pool_size, n, seed=seed).tolist())
 
 
