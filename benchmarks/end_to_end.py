@@ -27,7 +27,7 @@ import torch
 from _common import LoadMeter, add_common_args, setup, table
 
 from prunefuse.data import load_dataset
-from prunefuse.flops import CostLedger, count_macs
+from prunefuse.flops import CostLedger, count_macs, training_macs
 from prunefuse.fuse import fuse
 from prunefuse.models import build_model
 from prunefuse.prune import prune_at_init
@@ -85,7 +85,8 @@ def main() -> None:
         with meter("selector_training"), ledger.timed("selector_training"):
             train(selector, x, y, epochs=args.selector_epochs, **train_kw)
         round_seconds.append(ledger.seconds["selector_training"] - before)
-        ledger.add_training("selector_training", macs_sel, len(labeled), args.selector_epochs)
+        ledger.add_macs("selector_training",
+                        training_macs(macs_sel, len(labeled), args.selector_epochs))
         taken = set(labeled)
         pool_idx = torch.tensor([i for i in range(ds.num_train) if i not in taken])
         with meter("pool_scoring"), ledger.timed("pool_scoring"):
@@ -93,8 +94,8 @@ def main() -> None:
             lab_feats = (score_pool(selector, x, **kw, device=dev).features
                          if args.score == "kcenter" else None)
             pick = select(args.score, out, lab_feats, min(args.budget, len(pool_idx)), args.seed)
-        ledger.add_forward("pool_scoring", macs_sel,
-                           len(pool_idx) + (len(labeled) if lab_feats is not None else 0))
+        ledger.add_macs("pool_scoring",
+                        macs_sel * (len(pool_idx) + (len(labeled) if lab_feats is not None else 0)))
         labeled += pool_idx[pick].tolist()
 
     t0 = time.perf_counter()
@@ -103,8 +104,8 @@ def main() -> None:
     x, y = ds.x_train[labeled], ds.y_train[labeled]
     with meter("target_training"), ledger.timed("target_training"):
         train(fused, x, y, epochs=args.target_epochs, teacher=selector, **train_kw)
-    ledger.add_training("target_training", macs_tgt, len(labeled), args.target_epochs)
-    ledger.add_forward("teacher_forward", macs_sel, len(labeled) * args.target_epochs)
+    ledger.add_macs("target_training", training_macs(macs_tgt, len(labeled), args.target_epochs))
+    ledger.add_macs("teacher_forward", macs_sel * len(labeled) * args.target_epochs)
     t0 = time.perf_counter()
     acc = evaluate(fused, ds.x_test, ds.y_test, **kw, device=dev)["test_acc"]
     overhead["evaluate target"] = time.perf_counter() - t0

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import labeled_counts, selects
-from .flops import TRAIN_FACTOR
+from .flops import training_macs
 from .select import SCORE_SPECS
 
 STEPS = ("select", "target")  # the runner's steps of a round, in order
@@ -88,7 +88,7 @@ def run_charges(cfg: dict[str, Any], *, pool: int, n_test: int, target_macs: int
 
         if selects(cfg):
             n = sizes[r - 1]
-            add("select", "selector_training", TRAIN_FACTOR * selector_macs * n * es, "selector")
+            add("select", "selector_training", training_macs(selector_macs, n, es), "selector")
             add("select", "evaluation", selector_macs * n_test, "selector_test")
             scored = pool - n + (n if spec.labeled_features else 0)
             add("select", "pool_scoring", selector_macs * scored, "scoring")
@@ -97,10 +97,10 @@ def run_charges(cfg: dict[str, Any], *, pool: int, n_test: int, target_macs: int
         n, sync = sizes[r], is_sync(cfg, r)
         if source and (sync or not selects_later(cfg, r)):
             add("target", "selector_training" if sync else "fusion_source",
-                TRAIN_FACTOR * selector_macs * n * es, "fusion_source")
+                training_macs(selector_macs, n, es), "fusion_source")
             add("target", "evaluation", selector_macs * n_test, "fusion_source_test")
         add("target", "selector_training" if sync else "target_training",
-            TRAIN_FACTOR * target_macs * n * et, "target")
+            training_macs(target_macs, n, et), "target")
         if pf and cfg["kd_lambda"] > 0:
             add("target", "selector_training" if sync else "teacher_forward",
                 selector_macs * n * et, "teacher")

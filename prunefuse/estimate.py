@@ -77,7 +77,7 @@ def plan_cost(the_plan, *, images_per_second: float) -> dict[str, dict[str, floa
         ``{artefact or "total": {"runs": n, "macs": MACs, "hours": h}}``.
     """
     from .config import make_config
-    from .flops import TRAIN_FACTOR
+    from .flops import training_macs
 
     if not images_per_second > 0:
         raise ValueError(f"images_per_second={images_per_second!r}: must be > 0")
@@ -89,7 +89,8 @@ def plan_cost(the_plan, *, images_per_second: float) -> dict[str, dict[str, floa
         cfg = make_config(the_plan.profile, **run.config)
         n_train, _, classes, ch, side = dataset_shape(cfg["dataset"])
         if macs_per_s is None:
-            macs_per_s = TRAIN_FACTOR * forward_macs(cfg["arch"], classes, ch, side) * images_per_second
+            macs_per_s = training_macs(forward_macs(cfg["arch"], classes, ch, side),
+                                       images_per_second, 1)
         total = sum(run_macs(cfg).values())
         for key in [*run.artefacts, "total"]:
             row = out.setdefault(key, {"runs": 0, "macs": 0, "hours": 0.0})

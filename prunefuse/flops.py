@@ -110,19 +110,12 @@ def training_macs(forward_macs: int, samples: int, epochs: int) -> int:
 class CostLedger:
     """MACs and wall-clock seconds spent, per category of :data:`CATEGORIES`.
 
-    Entries are added with the helpers below so the 3x / 1x convention lives in one place.
+    The MACs it is given come from the charging rule (:mod:`prunefuse.charges`, which counts
+    training with :func:`training_macs`); the ledger only adds them up, with the seconds.
     """
 
     macs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
-
-    def add_training(self, category: str, forward_macs: int, samples: int, epochs: int) -> int:
-        """Record training ``samples`` images for ``epochs`` epochs; returns the MACs added."""
-        return self._add(category, training_macs(forward_macs, samples, epochs))
-
-    def add_forward(self, category: str, forward_macs: int, samples: int) -> int:
-        """Record ``samples`` forward passes (pool scoring, teacher forwards)."""
-        return self._add(category, forward_macs * samples)
 
     def add_macs(self, category: str, macs: int) -> int:
         """Record ``macs`` already counted by the rule (:mod:`prunefuse.charges`)."""

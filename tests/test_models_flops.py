@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from prunefuse.flops import CostLedger, count_macs, macs_report, macs_to_flops
+from prunefuse.flops import CostLedger, count_macs, macs_report, macs_to_flops, training_macs
 from prunefuse.models import MODELS, build_model, count_params
 
 
@@ -107,12 +107,13 @@ def test_fvcore_conv_linear_agree_with_torch_flop_counter():
 
 def test_ledger_convention():
     ledger = CostLedger()
-    assert ledger.add_training("selector_training", 100, samples=10, epochs=2) == 6000
-    assert ledger.add_forward("pool_scoring", 100, samples=7) == 700
-    ledger.add_forward("teacher_forward", 50, samples=3)
+    assert training_macs(100, samples=10, epochs=2) == 6000
+    assert ledger.add_macs("selector_training", training_macs(100, 10, 2)) == 6000
+    assert ledger.add_macs("pool_scoring", 100 * 7) == 700
+    ledger.add_macs("teacher_forward", 50 * 3)
     d = ledger.to_dict()
     assert d["selection_macs"] == 6700
     assert d["total_macs"] == 6850 and d["total_flops"] == macs_to_flops(6850) == 13700
     assert CostLedger.from_dict(d).to_dict() == d
     with pytest.raises(ValueError, match="category='bogus'"):
-        ledger.add_forward("bogus", 1, 1)
+        ledger.add_macs("bogus", 1)
