@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from prunefuse.flops import CATEGORIES
-from prunefuse.runs import CONFIG, find_runs, method_label
+from prunefuse.runs import BATCH_RUNS, CONFIG, PLAN, find_runs, method_label
 
 
 def _done_time(run: dict) -> dt.datetime:
@@ -30,8 +30,8 @@ def main() -> None:
     ap.add_argument("batch", help="a reproduce output folder (holds plan.json and runs/)")
     args = ap.parse_args()
     batch = Path(args.batch)
-    plan = json.loads((batch / "plan.json").read_text())
-    runs = find_runs(batch / "runs")
+    plan = json.loads((batch / PLAN).read_text())
+    runs = find_runs(batch / BATCH_RUNS)
     print(f"batch {batch}: {len(runs)} of {len(plan['runs'])} planned runs finished")
     if not runs:
         return

@@ -20,7 +20,7 @@ from _common import add_common_args, setup, table
 
 from prunefuse.config import make_config
 from prunefuse.explore import score_record_bytes, score_record_layout
-from prunefuse.runs import find_runs
+from prunefuse.runs import DEFAULT_OUT, find_runs
 
 PAPER_POOL = 50_000  # CIFAR-10 training images
 
@@ -40,7 +40,7 @@ def real_cpu_records(records: Path) -> list:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=Path, default=Path("runs"),
+    ap.add_argument("--records", type=Path, default=Path(DEFAULT_OUT),
                     help="folder searched (recursively) for finished CPU-study run records")
     add_common_args(ap)
     args = ap.parse_args()

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import pickle
 import struct
 import subprocess
@@ -40,6 +39,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from prunefuse.runs import CACHE, CONFIG, LOCK, METRICS, is_done, read_jsonl
 
 POOL, TEST, LABELS, EPOCHS, BATCH = 6000, 2000, 1200, (1, 15, 7, 7), 64
 LRS = (0.01, 0.1, 0.01, 0.001)
@@ -138,11 +139,11 @@ def _svp_seed(out: Path, seed: int) -> dict | None:
 
 
 def _prunefuse_seed(out: Path, seed: int) -> dict | None:
-    for cfg_path in sorted((out / "prunefuse").glob(f"*-s{seed}-*/config.json")):
+    for cfg_path in sorted((out / "prunefuse").glob(f"*-s{seed}-*/{CONFIG}")):
         run = cfg_path.parent
-        if not (run / "DONE").exists():
+        if not is_done(run):
             continue
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        rows = read_jsonl(run / METRICS)
         t = [r for r in rows if r["kind"] == "target"][-1]
         return {"best": t["best_test_acc"], "final": t["final_test_acc"]}
     return None
@@ -177,9 +178,9 @@ def keep(out: Path, dest: Path) -> None:
     import shutil
 
     for run in sorted((out / "prunefuse").iterdir()):
-        if (run / "DONE").exists():
+        if is_done(run):
             shutil.copytree(run, dest / "prunefuse" / run.name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("cache", "*.ipynb", ".lock"))
+                            ignore=shutil.ignore_patterns(CACHE, "*.ipynb", LOCK))
     for results in sorted((out / "svp").glob(f"s*/*/target/{LABELS}/results.csv")):
         stamp = results.parents[2]
         for src in (results, *stamp.glob("config_*.json")):

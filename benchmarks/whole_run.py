@@ -31,6 +31,7 @@ from _common import add_common_args, setup, table, timed
 from prunefuse.config import ConfigError, make_config, parse_override
 from prunefuse.experiment import run_experiment
 from prunefuse.flops import CATEGORIES, CostLedger
+from prunefuse.runs import LEDGER
 
 GOAL = 1.0  # PruneFuse whole-run seconds / dense AL's
 
@@ -44,7 +45,7 @@ def one_run(profile: str, selector: str, overrides: dict, out: str, dev) -> dict
                                      selector=selector, **overrides)
 
     wall, _, load = timed(job, dev)
-    ledger = CostLedger.from_dict(json.loads((done["dir"] / "ledger.json").read_text()))
+    ledger = CostLedger.from_dict(json.loads((done["dir"] / LEDGER).read_text()))
     row = {"wall s": wall, "ledger s": sum(ledger.seconds.values()),
            "TMACs": sum(ledger.macs.values()) / 1e12, "load": load}
     row.update({f"{c} s": ledger.seconds[c] for c in CATEGORIES})

@@ -23,7 +23,7 @@ from .config import (
     run_id,
 )
 from .demo import DEMO_METHODS, run_demo  # noqa: F401 (run_demo: also prunefuse.cli.run_demo)
-from .runs import LOG, DiskFullError, RunBusyError
+from .runs import DEFAULT_OUT, LOG, DiskFullError, RunBusyError
 
 DESCRIPTION = """PruneFuse: prune a dense CNN at initialization, let the small pruned network
 choose which samples to label (active learning), fuse it back into the dense network and
@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", metavar="key=value")
     run.add_argument("--profile", choices=sorted(PROFILES), help="required (or in the config "
                      "file): the defaults under the parameters given; listed below")
-    run.add_argument("--out", default="runs", help="parent folder of run records (default runs)")
+    run.add_argument("--out", default=DEFAULT_OUT,
+                     help=f"parent folder of run records (default {DEFAULT_OUT})")
     run.add_argument("--dry-run", action="store_true", help="print the resolved config and id")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)

@@ -24,7 +24,7 @@ def run_demo(out: str | Path = "runs/demo", *, progress: bool = True, **override
     """
     from .experiment import preflight, run_experiment
     from .plots import plot_accuracy_and_cost
-    from .runs import atomic_write_text, results_table, summarize, summary_markdown
+    from .runs import SUMMARY_CSV, SUMMARY_MD, atomic_write_text, results_table, summarize, summary_markdown
 
     out = Path(out)
     configs = [make_config("demo", **{**m, **overrides}) for m in DEMO_METHODS]
@@ -41,8 +41,8 @@ def run_demo(out: str | Path = "runs/demo", *, progress: bool = True, **override
     table = table[table["run_id"].isin([d.name for d in dirs])]
     summary = summarize(table)
     md = summary_markdown(summary)
-    atomic_write_text(out / "summary.md", md + "\n")
-    atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
+    atomic_write_text(out / SUMMARY_MD, md + "\n")
+    atomic_write_text(out / SUMMARY_CSV, summary.to_csv(index=False))
     figure = plot_accuracy_and_cost(table, out / "demo",
                                     title=f"{configs[0]['dataset']}, target {configs[0]['arch']}")
     atomic_write_text(out / "demo.caption.md", demo_caption(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import NONE, PARAMS, ConfigError, make_config, parse_override
+from .runs import DEFAULT_OUT
 
 EXPERIMENT = "experiment.ipynb"  # one run: prunefuse.experiment.run_experiment
 PACKAGE = Path(__file__).resolve().parent
@@ -32,7 +33,7 @@ PACKAGE = Path(__file__).resolve().parent
 # name -> (type, default, meaning), as the parameters cell declares them.
 NOTEBOOK_EXTRAS: dict[str, tuple[str, str, str]] = {
     "profile": ("str", '"demo"', "where a parameter below is None: paper, cpu, demo or smoke"),
-    "out": ("str", '"runs"', "parent folder of run records; this run lives in out/<run_id>"),
+    "out": ("str", f'"{DEFAULT_OUT}"', "parent folder of run records; this run lives in out/<run_id>"),
     "progress": ("bool", "True", "tqdm progress bars while training"),
 }
 

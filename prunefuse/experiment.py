@@ -52,11 +52,13 @@ from .flops import CostLedger
 from .models import build_model, check_model, count_params
 from .runs import (
     CONFIG,
+    DEFAULT_OUT,
     LEDGER,
     METRICS,
     STATE,
     atomic_write_json,
     atomic_write_text,
+    committed_steps,
     finished_at,
     index_map_path,
     is_done,
@@ -121,10 +123,7 @@ def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:
             raise ConfigError(f"{where}: its {key}={src.get(key)!r} differs from this run's "
                               f"{cfg[key]!r}; the run reusing a selection must match it")
     if not is_done(source):
-        try:
-            steps = (read_state(source) or {}).get("steps", [])
-        except (OSError, ValueError, KeyError):
-            steps = []
+        steps = committed_steps(source)
         done = sum(f"round_{r}" in steps for r in range(1, len(cfg["budgets"]) + 1))
         if done < len(cfg["budgets"]):
             raise ConfigError(f"{where}: its selection is unfinished ({done} of "
@@ -235,7 +234,7 @@ def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
     return ds
 
 
-def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = "runs",
+def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = DEFAULT_OUT,
                    profile: str | None = None, progress: bool = True,
                    log: Callable[[str], None] | None = None, **overrides) -> Path:
     """Run (or resume, or skip if done) one experiment and return its record folder.

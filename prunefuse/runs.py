@@ -39,6 +39,14 @@ STATE = "state.json"
 CACHE = "cache"
 LOG = "log.txt"
 DONE = "DONE"
+DEFAULT_OUT = "runs"  # where a single run's folder goes unless told (``prunefuse run --out``)
+# a report of finished runs (:func:`write_report`, the demo)
+RESULTS_CSV, SUMMARY_CSV, SUMMARY_MD = "results.csv", "summary.csv", "summary.md"
+
+
+def selector_file(key: str) -> str:
+    """The name, in a run's ``cache/``, of the trained selector with key ``key``."""
+    return f"selector-{key}.pt"
 
 # A batch folder (``prunefuse reproduce``): the run folders, the executed artefact notebooks,
 # the tables and figures, the plan and the report page.
@@ -492,8 +500,8 @@ def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None,
         raise FileNotFoundError(f"root={str(root)!r}: no finished run records ({CONFIG} + "
                                 f"{METRICS} + {DONE}) found under it")
     summary = summarize(table)
-    paths = {"results": out / "results.csv", "summary": out / "summary.csv",
-             "markdown": out / "summary.md"}
+    paths = {"results": out / RESULTS_CSV, "summary": out / SUMMARY_CSV,
+             "markdown": out / SUMMARY_MD}
     atomic_write_text(paths["results"], table.to_csv(index=False))
     atomic_write_text(paths["summary"], summary.to_csv(index=False))
     atomic_write_text(paths["markdown"], summary_markdown(summary) + "\n")

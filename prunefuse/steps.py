@@ -33,7 +33,7 @@ from .flops import CATEGORIES, CostLedger, count_macs, training_macs
 from .fuse import derive_selector, fuse_variant, fused_conv_slices, gather
 from .models import build_model
 from .prune import prune_at_init
-from .runs import CACHE, atomic_torch_save, atomic_write_json, index_map_path
+from .runs import CACHE, atomic_torch_save, atomic_write_json, index_map_path, selector_file
 from .select import SCORE_SPECS, score_pool, score_values, select
 from .select import random as random_select
 from .train import evaluate, train
@@ -143,7 +143,7 @@ class Experiment:
         key = self.selector_key(labeled)
         if warm_from:
             key = f"{key}-warm-{warm_from.removesuffix('.pt')}"
-        path = self.dir / CACHE / f"selector-{key}.pt"
+        path = self.dir / CACHE / selector_file(key)
         model = self.selector_start(round_)
         if warm_from:
             model.load_state_dict(torch.load(self.dir / CACHE / warm_from,
@@ -192,7 +192,7 @@ class Experiment:
             ledger.add_seconds(category, record["seconds"])
             ledger.add_seconds(test_category, record.get("eval_seconds", 0.0))
             state["charged"].append(key)
-        state["last_selector"] = f"selector-{key}.pt"
+        state["last_selector"] = selector_file(key)
 
     # -- steps -----------------------------------------------------------------------------
     def select_round(self, round_: int, labeled: list[int], n_new: int, state: dict,
