@@ -448,11 +448,12 @@ _DIFF_NOTE = ("Δ: paired difference against {} (same seed), mean and 95% Studen
               "in percentage points; * marks an interval that excludes zero.")
 
 
-def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float) -> pd.Series:
+def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,
+             vary: tuple[str, ...]) -> pd.Series:
+    """PruneFuse's fused targets with KD at ``ratio``, at our readings but in ``vary``."""
     return ((df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
             & (df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
-            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0)
-            & (df["selector_init"] == "same"))
+            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0) & _ours(df, vary))
 
 
 @artefact("table2", files=("csv", "md", "tex"), runs=lambda p: p.v2_runs(),
@@ -471,8 +472,8 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
     out, name = Path(out), "table2"
     df = results_table(records)
     if not df.empty:
-        df = df[_pf_runs(df, dataset, arch, score, ratio) & _main_runs(df)
-                & (df["fusion"] == "indices") & df["t_sync"].isin([0, *t_syncs])].copy()
+        df = df[_pf_runs(df, dataset, arch, score, ratio, ("t_sync",)) & _main_runs(df)
+                & df["t_sync"].isin([0, *t_syncs])].copy()
     _require(df, "Table 2", records, dataset=dataset, arch=arch, score=score, ratio=ratio,
              t_syncs=t_syncs)
     df["method"] = [("PruneFuse V1" if t == 0 else f"V2 T_sync={t} ({how})")
@@ -505,7 +506,7 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
     out, name = Path(out), "fusion_variants"
     df = results_table(records)
     if not df.empty:
-        df = df[_pf_runs(df, dataset, arch, score, ratio) & (df["t_sync"] == 0)
+        df = df[_pf_runs(df, dataset, arch, score, ratio, ("fusion",))
                 & df["fusion"].isin(["indices", *fusions])].copy()
         # only the budgets every variant was trained at
         common = df.groupby("fusion")["budget_pct"].agg(set)

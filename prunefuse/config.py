@@ -148,6 +148,19 @@ READINGS: dict[str, dict[str, Any]] = {
                 "freeze_fused_epochs": 1, "fusion": "fork", "v2_loop": "authors",
                 "v2_derive": "reprune", "prune_steps": 5, "report": "best", "eval_every": 1},
 }
+# The parameters that say which reading of the method a run follows, with V1's t_sync: runs
+# that differ in one of them are another reading or variant of an arm, never another seed of it.
+READING_PARAMS = ("reading", "fusion", "kd_t2", "selector_init", "prune_steps", "report",
+                  "t_sync")
+
+
+def at_our_readings(cfg: dict[str, Any], vary: tuple[str, ...] = ()) -> bool:
+    """Whether a run's config is V1 at our readings: every :data:`READING_PARAMS` at its
+    default (a key a record lacks ran at the default), except those in ``vary``."""
+    return all(cfg.get(k, PARAMS[k].default) == PARAMS[k].default
+               for k in READING_PARAMS if k not in vary)
+
+
 # Keys of a reading that only mean something for a PruneFuse run whose target is fused.
 _FUSED_ONLY = ("kd_lambda", "freeze_fused_epochs", "fusion", "v2_loop", "v2_derive")
 

@@ -20,6 +20,7 @@ from .registry import (
     _baseline,
     _isin,
     _main_runs,
+    _ours,
     _plots,
     _prunefuse,
     _require,
@@ -41,10 +42,9 @@ def _focus(df: pd.DataFrame, dataset: str, arch: str, score: str) -> pd.DataFram
 
 
 def _pf_selection(df: pd.DataFrame, ratio: float) -> pd.Series:
-    """PruneFuse runs at ``ratio`` under our readings (their own or a reused selection)."""
-    return ((df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
-            & (df["reading"] == "ours") & (df["t_sync"] == 0) & (df["fusion"] == "indices")
-            & (df["selector_init"] == "same"))
+    """PruneFuse runs at ``ratio`` under our readings but any form of KD (their own or a
+    reused selection)."""
+    return (df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio]) & _ours(df, ("kd_t2",))
 
 
 def _diff_rows(df: pd.DataFrame, arms: list[str], baseline: str, value: str = "acc_pct"):
@@ -202,7 +202,7 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
         df = _focus(df, dataset, arch, score)
         authors = ((df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
                    & (df["reading"] == "authors") & _main_runs(df) & (df["t_sync"] == 0))
-        ours = _prunefuse(df) & _isin(df["ratio"], [ratio]) & (df["reading"] == "ours")
+        ours = _prunefuse(df) & _isin(df["ratio"], [ratio])
         dense = _baseline(df) & (df["selector"] == "dense")
         seeds = set(df.loc[authors, "seed"])
         df = df[(authors | ours | dense) & df["seed"].isin(seeds)].copy()
@@ -296,8 +296,7 @@ def time_to_accuracy_rows(records: str | os.PathLike, *, dataset: str, arch: str
     if df.empty:
         return df
     df = _focus(df, dataset, arch, score)
-    df = df[_isin(df["budget"], [budget]) & (df["t_sync"] == 0) & (df["reading"] == "ours")
-            & (df["fusion"] == "indices") & (df["selector_init"] == "same")]
+    df = df[_isin(df["budget"], [budget]) & _ours(df)]
     own = _own_epochs(df)
     pf = df["selector"] == "prunefuse"
     fused = pf & _isin(df["ratio"], [ratio]) & (df["target_init"] == "fused") \

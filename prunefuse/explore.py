@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import plots
 from .charges import is_sync, run_charges, selects_later
-from .config import labeled_counts
+from .config import at_our_readings, labeled_counts
 from .data import DATASET_INFO
 from .flops import CATEGORIES
 from .runs import (
@@ -418,13 +418,11 @@ def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, scor
     """:func:`agreement` of every PruneFuse run at ``ratios`` (fused target with KD, own
     selection) against the dense-AL run of the same seed and pool, one row per run and round,
     with ``ratio``, ``seed``, ``run_id``, ``dense_run_id`` and what captions need."""
-    # V1 runs that select by themselves: a V2 run (t_sync) or a fresh-init selector is
-    # another method, not another seed of this one
+    # V1 runs at our readings that select by themselves: a V2 run, another reading or a
+    # fresh-init selector is another method, not another seed of this one
     runs = [r for r in find_runs(records) if r["config"]["dataset"] == dataset
             and r["config"]["arch"] == arch and r["config"]["score"] == score
-            and not r["config"]["selection_from"] and not r["config"].get("t_sync", 0)
-            and r["config"].get("selector_init", "same") == "same"
-            and r["config"].get("fusion", "indices") == "indices"]
+            and not r["config"]["selection_from"] and at_our_readings(r["config"])]
     dense = {tuple(json.dumps(r["config"][k]) for k in SAME_POOL): r for r in runs
              if r["config"]["selector"] == "dense"}
     frames = []

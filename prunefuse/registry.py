@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import PROFILE_NOTES
+from .config import PARAMS, PROFILE_NOTES, READING_PARAMS
 from .runs import PER_EPOCH, atomic_write_text
 
 Paths = dict[str, Path]
@@ -104,10 +104,20 @@ def _main_runs(df: pd.DataFrame) -> pd.Series:
     return df["selection_from"].isna()
 
 
-def _ours(df: pd.DataFrame) -> pd.Series:
-    """Runs at our readings: V1, fusion at the kept indices, one selector init per run."""
-    return ((df["t_sync"] == 0) & (df["fusion"] == "indices") & (df["selector_init"] == "same")
-            & (df["reading"] == "ours") & df["kd_t2"])
+_COLUMN = {"report": "reported"}  # results-table column of a parameter, where it differs
+
+
+def _ours(df: pd.DataFrame, vary: tuple[str, ...] = ()) -> pd.Series:
+    """Rows of V1 at our readings (:func:`prunefuse.config.at_our_readings`), except in the
+    parameters ``vary`` names: those an artefact compares."""
+    unknown = set(vary) - set(READING_PARAMS)
+    if unknown:
+        raise ValueError(f"vary={sorted(unknown)}: must be among {sorted(READING_PARAMS)}")
+    keep = pd.Series(True, index=df.index)
+    for param in READING_PARAMS:
+        if param not in vary:
+            keep &= df[_COLUMN.get(param, param)] == PARAMS[param].default
+    return keep
 
 
 def _prunefuse(df: pd.DataFrame) -> pd.Series:

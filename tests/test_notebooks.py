@@ -777,6 +777,11 @@ def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(t
         _record(records, seed, [v1 - 0.1, v1 + 0.02], [1e9, 5e9], selector="prunefuse", t_sync=1)
         _record(records, seed, [v1 - 0.1, v1 - 0.05 * (seed + 1)], [1e9, 2e9],
                 selector="prunefuse", fusion="fork")
+        # other readings of the same seeds (the authors' preset, their form of KD): rows of
+        # none of the tables below
+        _record(records, seed, [0.1, 0.1], [1e9, 2e9], selector="prunefuse", reading="authors")
+        _record(records, seed, [0.1, 0.1], [1e9, 2e9], selector="prunefuse", kd_lambda=0.35,
+                kd_temperature=3.0, kd_t2=False)
     kw = dict(profile="smoke", dataset="synthetic", arch="resnet8", score="least_confidence",
               ratio=0.5)
     md = artefacts.table2(records, out, t_syncs=[1], **kw)["md"].read_text()

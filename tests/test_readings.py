@@ -4,12 +4,13 @@
 import copy
 import json
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
 from prunefuse.cli import main
-from prunefuse.config import READINGS, ConfigError, make_config, run_id
+from prunefuse.config import READINGS, ConfigError, at_our_readings, make_config, run_id
 from prunefuse.distill import kd_loss
 from prunefuse.experiment import run_experiment
 from prunefuse.fuse import fuse_variant, fused_conv_slices
@@ -121,6 +122,24 @@ def test_the_authors_preset_resolves_every_value_and_can_be_overridden():
     assert make_config("smoke")["reading"] == "ours" and make_config("smoke")["kd_t2"] is True
     with pytest.raises(ConfigError, match="v2_loop='authors': re-prunes"):
         make_config("smoke", reading="authors", t_sync=2)
+
+
+def test_our_readings_are_one_rule_for_configs_and_results_tables():
+    from prunefuse.registry import _ours
+
+    cfgs = [make_config("smoke"), make_config("smoke", reading="authors"),
+            make_config("smoke", kd_t2=False), make_config("smoke", t_sync=1),
+            make_config("smoke", fusion="fork"), make_config("smoke", report="best")]
+    assert [at_our_readings(c) for c in cfgs] == [True, False, False, False, False, False]
+    assert at_our_readings(cfgs[3], vary=("t_sync",)) and not at_our_readings(cfgs[4], ("t_sync",))
+    assert at_our_readings({"dataset": "synthetic"})  # a key a record lacks ran at the default
+    rows = pd.DataFrame([{"reading": c["reading"], "fusion": c["fusion"], "kd_t2": c["kd_t2"],
+                          "selector_init": c["selector_init"], "prune_steps": c["prune_steps"],
+                          "reported": c["report"], "t_sync": c["t_sync"]} for c in cfgs])
+    assert _ours(rows).tolist() == [at_our_readings(c) for c in cfgs]
+    assert _ours(rows, ("fusion",)).tolist() == [at_our_readings(c, ("fusion",)) for c in cfgs]
+    with pytest.raises(ValueError, match=r"vary=\['kd_lambda'\]: must be among"):
+        _ours(rows, ("kd_lambda",))
 
 
 def test_smoke_run_under_the_authors_reading_records_each_choice(tmp_path, capsys):
