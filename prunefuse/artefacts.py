@@ -22,9 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import stats
-from .registry import (  # noqa: F401 - the registry and helpers, re-exported
+from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public here too)
     ARTEFACTS,
-    PROFILE_NOTES,
     Artefact,
     Paths,
     _at_budget,
@@ -36,7 +35,6 @@ from .registry import (  # noqa: F401 - the registry and helpers, re-exported
     _plots,
     _prunefuse,
     _require,
-    _write_data,
     _write_table,
     artefact,
     write_caption,

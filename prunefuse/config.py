@@ -21,7 +21,7 @@ from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd  # noqa: F401 - re-expo
 from .errors import ConfigError
 from .fuse import FUSIONS, V2_DERIVE
 from .prune import check_ratio  # noqa: F401 - re-exported
-from .train import SCHEDULES, rounded_svp_phases, svp_phases
+from .train import SCHEDULES, svp_phases
 
 SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
@@ -488,13 +488,23 @@ def check_sizes(cfg: dict[str, Any], pool_size: int) -> None:
                           f"or budgets further apart")
 
 
+def _rounded_svp_phases(epochs: int) -> tuple[int, ...]:
+    """The phase lengths the ``svp`` schedule had before :func:`prunefuse.train.svp_phases`: one warm-up epoch
+    (from 4 epochs on), then each 2:1:1 boundary rounded separately (60 -> 1/30/14/15,
+    4 -> 1/2/0/1). Only :func:`run_id` reads it, so that ids change exactly where the schedule did."""
+    warm = 1 if epochs >= 4 else 0
+    rest = epochs - warm
+    half, three_q = round(rest / 2), round(rest * 3 / 4)
+    return (warm, half, three_q - half, rest - three_q)
+
+
 def run_id(cfg: dict[str, Any]) -> str:
     """Deterministic folder name: a readable prefix and a hash of every result-relevant key."""
     ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID
              and not (k in ID_IF_NOT_DEFAULT and v == PARAMS[k].default)}
     # Epochs whose closest svp phases differ from the per-boundary rounding of earlier
     # records compute something else, so they get their own id (181 epochs keep theirs).
-    if cfg["schedule"] == "svp" and any(svp_phases(e) != rounded_svp_phases(e)
+    if cfg["schedule"] == "svp" and any(svp_phases(e) != _rounded_svp_phases(e)
                                         for e in (cfg["selector_epochs"], cfg["target_epochs"])):
         ident["svp_phases"] = "closest"
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]

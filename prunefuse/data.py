@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import augment, norm_constants, normalize  # noqa: F401 (old path)
+from .augment import augment, norm_constants, normalize  # noqa: F401 (importable from here too)
 
 DATASETS: dict[str, Callable[..., ImageDataset]] = {}
 

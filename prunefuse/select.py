@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .augment import norm_constants, normalize
 from .device import resolve_eval_batch
 from .infer import FastForward
-from .kcenter import _kcenter_float64, kcenter_greedy, kcenter_values  # noqa: F401 (old path)
+from .kcenter import _kcenter_float64, kcenter_greedy, kcenter_values  # noqa: F401 (importable from here too)
 from .picks import check_budget, random
 
 SCORES: dict[str, Callable] = {}

@@ -50,16 +50,6 @@ def svp_phases(epochs: int) -> tuple[int, ...]:
     return tuple(lengths)
 
 
-def rounded_svp_phases(epochs: int) -> tuple[int, ...]:
-    """The phase lengths the ``svp`` schedule had before :func:`svp_phases`: one warm-up epoch
-    (from 4 epochs on), then each 2:1:1 boundary rounded separately (60 -> 1/30/14/15,
-    4 -> 1/2/0/1). Kept only so that run ids change exactly where the schedule did."""
-    warm = 1 if epochs >= 4 else 0
-    rest = epochs - warm
-    half, three_q = round(rest / 2), round(rest * 3 / 4)
-    return (warm, half, three_q - half, rest - three_q)
-
-
 def lr_at(epoch: int, epochs: int, base_lr: float, schedule: str = "svp") -> float:
     """Learning rate of ``epoch`` (0-based) out of ``epochs``.
 

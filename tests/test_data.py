@@ -23,7 +23,7 @@ from PIL import Image
 from prunefuse import augment as A
 from prunefuse import data
 from prunefuse.augment import augment, normalize
-from prunefuse.data import DatasetNotFoundError, load_dataset
+from prunefuse.data import DatasetNotFoundError, load_dataset, write_bundle
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="CUDA not available"))]
@@ -310,6 +310,21 @@ def test_real_fashion_mnist():
     pixels = ds.x_train[:, 0].double() / 255
     assert pixels.mean().item() == pytest.approx(ds.mean[0], abs=1e-4)
     assert pixels.std().item() == pytest.approx(ds.std[0], abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_write_bundle_remakes_the_shipped_subset_from_the_official_files(tmp_path):
+    if not data.FASHION_MNIST_SYSTEM_DIR.is_dir():
+        pytest.skip(f"{data.FASHION_MNIST_SYSTEM_DIR} absent; "
+                    "apt-get install dataset-fashion-mnist")
+    full = load_dataset("fashion-mnist", download=False)
+    assert full.source["source"] == "debian"
+    made = write_bundle(full, tmp_path / "subset.npz", max_train=4000, max_test=2000)
+    with np.load(made) as new, np.load(data.BUNDLED["fashion-mnist"]) as shipped:
+        assert sorted(new.files) == sorted(shipped.files)
+        for key in shipped.files:
+            assert np.array_equal(new[key], shipped[key]), key
 
 
 # ----------------------------------------------------------------------------------- CIFAR

@@ -6,12 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from prunefuse.config import _rounded_svp_phases
 from prunefuse.data import load_dataset
 from prunefuse.device import resolve_eval_batch
 from prunefuse.distill import kd_kl, kd_loss
 from prunefuse.models import build_model
 from prunefuse.prune import prune_at_init
-from prunefuse.train import evaluate, lr_at, rounded_svp_phases, svp_phases, train
+from prunefuse.train import evaluate, lr_at, svp_phases, train
 
 
 def test_kd_zero_when_student_equals_teacher():
@@ -80,7 +81,7 @@ def _phases(epochs, schedule):
 def test_schedule_phase_lengths(epochs, phases, old):
     assert svp_phases(epochs) == phases and sum(phases) == epochs
     assert _phases(epochs, "svp") == [(d, n) for d, n in zip((10, 1, 10, 100), phases)]
-    assert rounded_svp_phases(epochs) == old
+    assert _rounded_svp_phases(epochs) == old
 
 
 def test_run_ids_change_only_where_the_svp_schedule_did():
