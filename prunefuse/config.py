@@ -172,36 +172,38 @@ _CPU = {"dataset": "fashion-mnist", "max_train": 4000, "max_test": 2000, "arch":
         "selector_epochs": 30, "target_epochs": 60, "batch_size": 32, "schedule": "cosine",
         "eval_every": 0}
 
-PROFILES: dict[str, dict[str, Any]] = {
-    # The SVP protocol that PruneFuse follows (CIFAR-10, ResNet-56, 181 epochs, 2% then 10..50%).
-    "paper": {"dataset": "cifar10", "arch": "resnet56"},
-    # The CPU study: the paper's protocol shrunk to 2 CPU cores (docs/method.md, "The CPU
-    # study"). 4,000-image pool, 100 random initial labels, then 10/20/30% of the pool;
-    # cosine at batch 32 in fp32, 60 epochs for targets and 30 for selectors; test
-    # accuracy on 2,000 images, after the last epoch only unless a figure needs the curve.
-    "cpu": _CPU,
-    # The main job: a cut of the CPU study (budgets 10% and 20%, a quarter of its target epochs
-    # and a third of its selector epochs); its time goal is in benchmarks/README.md.
-    "demo": {**_CPU, "budgets": [0.1, 0.2], "selector_epochs": 10, "target_epochs": 15},
-    # Seconds: synthetic data, ResNet-8, one epoch; for tests.
-    "smoke": {"dataset": "synthetic", "arch": "resnet8", "proxy_arch": "resnet8",
-              "initial_fraction": 0.1, "budgets": [0.2, 0.3], "selector_epochs": 1,
-              "target_epochs": 1, "batch_size": 64, "eval_batch_size": 256},
-}
+# A profile: its parameter values (over the PARAMS defaults) and what its numbers can be trusted
+# for, written into every caption. One declaration each, by _profile.
+PROFILES: dict[str, dict[str, Any]] = {}
+PROFILE_NOTES: dict[str, str] = {}
 
-# What each profile's numbers can be trusted for; written into every caption.
-PROFILE_NOTES = {
-    "paper": "paper: the SVP protocol (181 epochs per training, labeled budgets 10-50% of the "
-             "pool)",
-    "cpu": "cpu: the paper's protocol shrunk to 2 CPU cores (Fashion-MNIST, 4,000-image pool, "
-           "ResNet-20 target; cosine at batch 32 in fp32, targets 60 epochs, selectors 30; NOT "
-           "CIFAR and NOT 181 epochs). Not shown to be converged (figures/cpu/README.md); "
-           "every method is trained alike",
-    "demo": "demo: one-seed cut of the cpu profile (budgets 10% and 20%, targets 15 epochs, "
-            "selectors 10); shows the pipeline, n=1 supports no comparison",
-    "smoke": "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers mean "
-             "nothing",
-}
+
+def _profile(name: str, note: str, values: dict[str, Any]) -> None:
+    PROFILES[name], PROFILE_NOTES[name] = values, note
+
+
+# The SVP protocol that PruneFuse follows (CIFAR-10, ResNet-56, 181 epochs, 2% then 10..50%).
+_profile("paper", "paper: the SVP protocol (181 epochs per training, labeled budgets 10-50% of "
+         "the pool)", {"dataset": "cifar10", "arch": "resnet56"})
+# The CPU study: the paper's protocol shrunk to 2 CPU cores (docs/method.md, "The CPU study").
+# 4,000-image pool, 100 random initial labels, then 10/20/30% of the pool; cosine at batch 32
+# in fp32, 60 epochs for targets and 30 for selectors; test accuracy on 2,000 images, after
+# the last epoch only unless a figure needs the curve.
+_profile("cpu", "cpu: the paper's protocol shrunk to 2 CPU cores (Fashion-MNIST, 4,000-image "
+         "pool, ResNet-20 target; cosine at batch 32 in fp32, targets 60 epochs, selectors 30; "
+         "NOT CIFAR and NOT 181 epochs). Not shown to be converged (figures/cpu/README.md); "
+         "every method is trained alike", _CPU)
+# The main job: a cut of the CPU study (budgets 10% and 20%, a quarter of its target epochs and
+# a third of its selector epochs); its time goal is in benchmarks/README.md.
+_profile("demo", "demo: one-seed cut of the cpu profile (budgets 10% and 20%, targets 15 "
+         "epochs, selectors 10); shows the pipeline, n=1 supports no comparison",
+         {**_CPU, "budgets": [0.1, 0.2], "selector_epochs": 10, "target_epochs": 15})
+# Seconds: synthetic data, ResNet-8, one epoch; for tests.
+_profile("smoke", "smoke: synthetic data, 1 epoch per training; a pipeline test, the numbers "
+         "mean nothing",
+         {"dataset": "synthetic", "arch": "resnet8", "proxy_arch": "resnet8",
+          "initial_fraction": 0.1, "budgets": [0.2, 0.3], "selector_epochs": 1,
+          "target_epochs": 1, "batch_size": 64, "eval_batch_size": 256})
 
 
 def profile_summary(profile: str) -> str:
