@@ -508,19 +508,17 @@ def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None,
     return paths
 
 
-def _mean_sd(mean: float, sd: float, n: int) -> str:
-    """As :func:`prunefuse.stats.format_mean_sd`, from a summary's columns: no sd at n = 1."""
-    return f"{mean:.2f}" if n < 2 else f"{mean:.2f} ± {sd:.2f}"
-
-
 def summary_markdown(summary) -> str:
-    """Markdown table: accuracy as mean +- std (%) with n, selection cost in GMACs and s."""
+    """Markdown table: accuracy as mean ± sd (%) with n (no sd for one seed), selection cost
+    in GMACs and s."""
+    from .stats import mean_sd_text
+
     lines = ["| dataset | target | method | score | budget (% of pool) | test acc (%) | n | "
              "selection (GMACs) | selection (s) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in summary.itertuples():
         lines.append(
             f"| {r.dataset} | {r.arch} | {r.method} | {r.score} | {100 * r.budget:g} | "
-            f"{_mean_sd(100 * r.acc_mean, 100 * r.acc_std, r.n_seeds)} | {r.n_seeds} | "
+            f"{mean_sd_text(100 * r.acc_mean, 100 * r.acc_std, r.n_seeds)} | {r.n_seeds} | "
             f"{r.selection_macs / 1e9:.3f} | {r.selection_seconds:.1f} |")
     return "\n".join(lines)
