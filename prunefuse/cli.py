@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .artefacts import ARTEFACTS
     from .executors import EXECUTORS
-    from .grid import GRIDS
+    from .grid import GRIDS, default_artefacts
 
     rep = sub.add_parser("reproduce", parents=[plug], help="regenerate every table and "
                          "figure of the paper: plan the runs, execute the notebooks with "
@@ -302,10 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", help="write tables and figures here instead of OUT/figures")
     rep.add_argument("--only", help="comma-separated artefacts (and their runs): "
                      + ", ".join(ARTEFACTS))
+    optional = {p: [a for a in default_artefacts(p, extended=True)
+                    if a not in default_artefacts(p)] for p in sorted(GRIDS)}
     rep.add_argument("--extended", action="store_true", help="also the grid's optional "
-                     "artefacts: paper: the extended table, Tiny ImageNet-200 and the deeper "
-                     "targets (ResNet-110, PreAct-ResNet-164, WRN-16-8); cpu: Table 2 (V2) and "
-                     "the fusion readings; see --dry-run for their cost")
+                     "artefacts and their runs (" + "; ".join(
+                         f"{p}: {', '.join(a)}" for p, a in optional.items() if a)
+                     + "); see --dry-run for their cost")
     rep.add_argument("--runs-only", action="store_true", help="execute the runs, not the "
                      "artefact notebooks")
     rep.add_argument("--records", metavar="DIR", help="build every artefact (the optional ones "

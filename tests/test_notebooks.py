@@ -329,6 +329,17 @@ def test_variant_artefacts_pair_each_run_with_v1(profile, seeds, t_syncs):
         grid.plan("paper", artefacts=["table2"])
 
 
+def test_extended_help_names_each_grid_s_optional_artefacts(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for profile in grid.GRIDS:
+        extra = [a for a in grid.default_artefacts(profile, extended=True)
+                 if a not in grid.default_artefacts(profile)]
+        if extra:
+            assert f"{profile}: {', '.join(extra)}" in help_text, profile
+
+
 def test_cpu_dry_run_lists_the_variant_artefacts_when_extended(capsys):
     assert main(["reproduce", "--profile", "cpu", "--dry-run"]) == 0
     out = capsys.readouterr().out
