@@ -4,6 +4,7 @@ present, else CPU."""
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -34,6 +35,22 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return device.type
+
+
+def cpu_description() -> str:
+    """The host CPU for run records, e.g. ``Intel(R) Xeon(R) Processor, AVX512, 2 cores``: its
+    model name (``/proc/cpuinfo``, else :func:`platform.processor`), the instruction set
+    torch's CPU kernels use (float results are bit-for-bit only on the same one), and the
+    logical cores. Seconds measured on two different CPUs are not comparable."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), "")
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{model}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"
 
 
 def resolve_eval_batch(device: torch.device, batch_size: int | None = None) -> int:

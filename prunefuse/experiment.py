@@ -47,7 +47,7 @@ from .config import (
     validate,
 )
 from .data import ImageDataset
-from .device import device_name, resolve_device
+from .device import cpu_description, device_name, resolve_device
 from .flops import CostLedger
 from .models import build_model, check_model, count_params
 from .runs import (
@@ -92,6 +92,7 @@ def _write_static(exp: Experiment) -> None:
         "git_commit": _git_commit(), "torch_version": torch.__version__,
         "python": platform.python_version(), "device": str(exp.device),
         "device_name": device_name(exp.device), "threads": torch.get_num_threads(),
+        "cpu": cpu_description(),
         "pool_size": exp.pool_size, "test_size": exp.data.num_test,
         # Where the images were read and which files: path, size, sha256.
         "data": exp.data.source,

@@ -135,9 +135,15 @@ def _baseline(df: pd.DataFrame) -> pd.Series:
 # -- captions and tables -----------------------------------------------------------------------
 
 def _hardware(df: pd.DataFrame) -> str:
+    """Each device the runs used, with the host CPU where the record names it (records made
+    before they did, not)."""
     out = []
-    for (name, threads), _ in df.groupby(["device", "threads"], dropna=False):
-        out.append(f"{name} ({threads} torch threads)" if name == "cpu" else str(name))
+    cpus = df["cpu"] if "cpu" in df else pd.Series(None, index=df.index, dtype=object)
+    for (name, threads, cpu), _ in df.assign(cpu=cpus).groupby(["device", "threads", "cpu"],
+                                                                dropna=False):
+        host = f" on {cpu}" if isinstance(cpu, str) else ""
+        out.append(f"{name} ({threads} torch threads){host}" if name == "cpu"
+                   else f"{name}{host}")
     return "; ".join(out) or "unknown"
 
 

@@ -61,7 +61,8 @@ def provenance(records: str | os.PathLike) -> list[tuple[str, str]]:
     runs = find_runs(records)
     commits = sorted({str(r.get("git_commit"))[:10] for r in runs})
     dates = sorted(str(r.get("finished"))[:10] for r in runs if r.get("finished"))
-    hardware = sorted({f"{r.get('device_name')} ({r.get('threads')} threads)" for r in runs})
+    hardware = sorted({f"{r.get('device_name')} ({r.get('threads')} threads)"
+                       + (f" on {r['cpu']}" if r.get("cpu") else "") for r in runs})
     torch = sorted({str(r.get("torch_version")) for r in runs})
     return [("records", f"{len(runs)} finished runs in {records}"),
             ("package commits", ", ".join(commits) or "unknown"),

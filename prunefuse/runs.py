@@ -464,6 +464,7 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
                 "target_params": run["target"]["params"],
                 "target_macs_per_sample": run["target"]["macs_per_sample"],
                 "device": run.get("device_name"), "threads": run.get("threads"),
+                "cpu": run.get("cpu"),
                 "git_commit": run.get("git_commit"), "finished": run["finished"],
             })
     return pd.DataFrame(rows)

@@ -47,6 +47,8 @@ def test_smoke_run_of_each_selector(tmp_path, selector, score):
     record = json.loads((run / "config.json").read_text())
     assert record["config"]["selector"] == selector and record["config"]["seed"] == 0
     assert {"package_version", "git_commit", "torch_version", "device_name"} <= set(record)
+    assert record["cpu"].endswith(f", {torch.backends.cpu.get_cpu_capability()}, "
+                                  f"{os.cpu_count()} cores")
     metrics = read_jsonl(run / "metrics.jsonl")
     rounds = [m for m in metrics if m["kind"] == "round"]
     targets = [m for m in metrics if m["kind"] == "target"]

@@ -762,6 +762,7 @@ def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
             "+10.00 [+10.00, +10.00]* | 0.020 | 3.00 |") in md
     caption = paths["caption"].read_text()
     assert "n=2 seeds" in caption and "runs finished 2025-01-02;" in caption
+    assert "- Hardware: cpu (2 torch threads)." in caption  # records that name no host CPU
     assert "Records: 4 runs" in caption
     fig3 = artefacts.figure3_selection_macs(records, out, dataset="synthetic",
                                             score="least_confidence", ratios=[0.5],
@@ -835,3 +836,13 @@ def test_dry_run_prints_runs_macs_and_hours_per_artefact(capsys):
     assert main(["reproduce", "--profile", "smoke", "--dry-run", "--images-per-second",
                  "0"]) == 2
     assert "--images-per-second 0: must be > 0" in capsys.readouterr().err
+
+
+def test_captions_name_each_host_cpu_the_records_name():
+    from prunefuse.registry import _hardware
+
+    df = pd.DataFrame({"device": ["cpu"] * 3 + ["NVIDIA H100"], "threads": [1, 1, 1, 4],
+                       "cpu": ["A, AVX2, 2 cores", "B, AVX512, 2 cores", None, "C, AVX512, 16 cores"]})
+    assert _hardware(df) == ("NVIDIA H100 on C, AVX512, 16 cores; cpu (1 torch threads) on A, "
+                             "AVX2, 2 cores; cpu (1 torch threads) on B, AVX512, 2 cores; cpu (1 "
+                             "torch threads)")
