@@ -150,7 +150,7 @@ def _prunefuse_seed(out: Path, seed: int) -> dict | None:
 
 
 def table(out: Path) -> None:
-    from prunefuse.stats import interval_row
+    from prunefuse.stats import interval_row, mean_sd_text
 
     seeds = sorted(int(p.name[1:]) for p in (out / "svp").glob("s*"))
     pairs = [(s, _prunefuse_seed(out, s), _svp_seed(out, s)) for s in seeds]
@@ -165,7 +165,8 @@ def table(out: Path) -> None:
     for which in ("final", "best"):
         for name, key in (("prunefuse", 1), ("SVP", 2)):
             row = interval_row([100 * pair[key][which] for pair in pairs])
-            print(f"{which:5s} {name:9s}: {row['diff_mean']:.2f} ± {row['diff_sd']:.2f} %")
+            print(f"{which:5s} {name:9s}: "
+                  f"{mean_sd_text(row['diff_mean'], row['diff_sd'], row['n_pairs'])} %")
         diff = interval_row([100 * (p[which] - v[which]) for _, p, v in pairs])
         print(f"{which:5s} prunefuse - SVP: {diff['diff_mean']:+.2f} points, 95% interval "
               f"[{diff['ci_low']:+.2f}, {diff['ci_high']:+.2f}], n = {diff['n_pairs']}")

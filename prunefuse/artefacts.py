@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import stats
+from .flops import TRAIN_FACTOR
 from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public here too)
     ARTEFACTS,
     Artefact,
@@ -165,7 +166,8 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
     paths["caption"] = write_caption(
         out, name, "Figure 3: total selection cost, PruneFuse vs baseline active learning",
         "Cumulative selection cost in GMACs until the labeled set reaches each budget (% of "
-        "pool): the selectors trained on the earlier labeled sets (3 MACs per image-epoch) and "
+        f"pool): the selectors trained on the earlier labeled sets ({TRAIN_FACTOR} MACs per "
+        "image-epoch) and "
         "their pool passes (1 MAC per image); fvcore MACs. The same rule for both methods "
         "(docs/method.md, Cost accounting): PruneFuse's selector trained on a budget's own "
         "labeled set, its fusion source and KD teacher, is not selection cost and is not "
@@ -350,7 +352,8 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
             "to baseline acc (s)": "not reached" if first is None else f"{first['all_s']:.1f}",
         })
     caption = ("Everything it costs to reach a model at each budget, in MACs (fvcore: one "
-               "multiply-add = one MAC; training = 3 MACs per image-epoch, a forward = 1) and "
+               f"multiply-add = one MAC; training = {TRAIN_FACTOR} MACs per image-epoch, a forward "
+               "= 1) and "
                "wall-clock seconds, beside the target's accuracy (table: mean ± sd over seeds; "
                "figure: mean with 95% Student-t interval; "
                f"{_plots().seeds_note(df, ['method', 'budget'])}): selection (the selectors "

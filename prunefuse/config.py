@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Each option list and default lives in the module that implements it; the config reads them.
-from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd  # noqa: F401 - re-exported
+from .distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE, check_kd  # noqa: F401 - re-exported
 from .errors import ConfigError
 from .fuse import FUSIONS, V2_DERIVE
 from .prune import check_ratio  # noqa: F401 - re-exported
@@ -78,7 +78,7 @@ PARAMS: dict[str, Param] = {
     "kd_lambda": _p(None, (float, int, NONE), f"KD weight lambda; None = {KD_LAMBDA} for "
                     "prunefuse [choice], 0 otherwise"),
     "kd_temperature": _p(KD_TEMPERATURE, (float, int), "KD temperature T [choice]"),
-    "kd_t2": _p(True, bool, "multiply the KD term by T^2 (Hinton et al.) [choice]; false = the "
+    "kd_t2": _p(KD_T2, bool, "multiply the KD term by T^2 (Hinton et al.) [choice]; false = the "
                 "authors' code"),
     "freeze_fused_epochs": _p(0, int, "first target epochs in which the fused conv slices get "
                               "no gradient (weight decay and momentum still move them); 0 = "
@@ -124,7 +124,8 @@ PARAMS: dict[str, Param] = {
                       "budgets is then the one budget they make"),
     "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection"),
     "compile": _p(False, bool, "torch.compile the full-size training batches (once per "
-                  "architecture): for long runs; on CPU each compilation costs about a minute"),
+                  "architecture): for long runs; each compilation costs time first "
+                  "(benchmarks/end_to_end.py --compile measures it)"),
     "device": _p("auto", str, "cpu, cuda, cuda:N or auto (PRUNEFUSE_DEVICE, else CUDA if present)"),
 }
 
@@ -420,7 +421,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "eval_every": (lambda v: v >= 0, ">= 0 (0 = last epoch only)"),
     "max_train": (lambda v: v >= 1, "a positive number of images, or null for all"),
     "max_test": (lambda v: v >= 1, "a positive number of images, or null for all"),
-    "mc_samples": (lambda v: v >= 0, ">= 0 (>= 1 for score='feature_dropout_mi')"),
+    "mc_samples": (lambda v: v >= 0, ">= 0 (>= 1 for a score that needs MC dropout)"),
     "mc_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "kd_temperature": (lambda v: v > 0, "> 0"),
     "freeze_fused_epochs": (lambda v: v >= 0, ">= 0 epochs"),
@@ -436,8 +437,10 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"{key}={value!r}: must be a finite number")
         if key in RANGES and value is not None and not RANGES[key][0](value):
             raise ConfigError(f"{key}={value!r}: must be {RANGES[key][1]}")
-    if cfg["score"] == "feature_dropout_mi" and cfg["mc_samples"] < 1:
-        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score='feature_dropout_mi' needs "
+    from .select import SCORE_SPECS
+
+    if SCORE_SPECS[cfg["score"]].mc_samples and cfg["mc_samples"] < 1:
+        raise ConfigError(f"mc_samples={cfg['mc_samples']}: score={cfg['score']!r} needs "
                           "at least 1")
 
 

@@ -537,8 +537,8 @@ def load_tiny_imagenet(root: Path, download: bool = True) -> ImageDataset:
     """Tiny ImageNet (200 classes, 64x64) from ``root/tiny-imagenet-200``; the labelled val
     split serves as the test set. Classes are the sorted wnids.
 
-    The 110000 JPEGs are decoded once (a minute or two) and cached in
-    ``tiny-imagenet-200/prunefuse-cache.pt`` (1.4 GB); delete that file if the images change.
+    The 110000 JPEGs are decoded once and cached, as uint8 tensors, in
+    ``tiny-imagenet-200/prunefuse-cache.pt``; delete that file if the images change.
     """
     base = root / "tiny-imagenet-200"
     cache = base / TINY_IMAGENET_CACHE

@@ -67,8 +67,8 @@ def demo_caption(cfg: dict, table, seconds: float) -> str:
         f"{cfg['schedule']}, {cfg['cpu_precision']} on the CPU), score {cfg['score']}. PruneFuse "
         f"p={cfg['ratio']:g} (fusion + KD) vs dense AL, SVP ({cfg['proxy_arch']} proxy) and "
         "random selection.",
-        f"Seeds: n={n}. With n={n} no difference between methods is evidence: run-to-run "
-        "spread at this size is a point or more. The evidence is the CPU study "
+        f"Seeds: n={n}. No difference between methods here is evidence: the demo is too "
+        "small to decide one. The evidence is the CPU study "
         "(`prunefuse reproduce --profile cpu`, figures/cpu in the repository).",
         "Left: final-epoch target test accuracy (%). Right: selection cost (GMACs) at the "
         "largest budget: the selectors trained on the earlier labeled sets and their pool "

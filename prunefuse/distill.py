@@ -4,8 +4,8 @@ loss = (1 - lambda) * CE(y, z_F) + lambda * T^2 * KL(softmax(z_p / T) || softmax
 
 The T^2 factor keeps the soft-target gradients on the same scale as the hard-label ones
 (Hinton et al. 2015). lambda = 0 is the "no KD" ablation. ``t2=False`` drops the factor, as
-the authors' public code does (lambda 0.35, T 3 there): relative to CE its KD gradient is then
-about (0.35 / 9) / 0.65 against our 0.5 / 0.5, some 15 times weaker.
+the authors' public code does (their lambda and T: ``prunefuse.config.READINGS["authors"]``);
+:func:`kd_pull` says how much weaker that makes the pull towards the teacher.
 """
 
 from __future__ import annotations
@@ -19,6 +19,16 @@ from .errors import ConfigError
 # Knowledge distillation of the fused target (docs/method.md, "Step 4: train with KD").
 KD_LAMBDA = 0.5  # weight of the distillation term [choice]
 KD_TEMPERATURE = 4.0  # softmax temperature T [choice]
+KD_T2 = True  # multiply the KD term by T^2 [choice]
+
+
+def kd_pull(kd_lambda: float, temperature: float, t2: bool = KD_T2) -> float:
+    """The KD term's pull towards the teacher relative to CE's towards the labels: the ratio
+    of their gradient scales, lambda / (1 - lambda), times 1 / T^2 without the T^2 factor
+    (the soft-target gradient shrinks as 1 / T^2). At lambda 0.5 with T^2 it is 1."""
+    if kd_lambda >= 1:
+        return float("inf")
+    return kd_lambda / (1 - kd_lambda) / (1.0 if t2 else temperature * temperature)
 
 
 def check_kd(kd_lambda: float, temperature: float) -> None:
@@ -30,7 +40,7 @@ def check_kd(kd_lambda: float, temperature: float) -> None:
 
 
 def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-          temperature: float = KD_TEMPERATURE, t2: bool = True) -> torch.Tensor:
+          temperature: float = KD_TEMPERATURE, t2: bool = KD_T2) -> torch.Tensor:
     """T^2 * KL(softmax(teacher / T) || softmax(student / T)), averaged over the batch
     (without the T^2 when ``t2`` is False)."""
     t = temperature
@@ -45,7 +55,7 @@ def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
             kd_lambda: float = KD_LAMBDA, temperature: float = KD_TEMPERATURE,
-            t2: bool = True) -> torch.Tensor:
+            t2: bool = KD_T2) -> torch.Tensor:
     """The PruneFuse training loss (docs/method.md, "Step 4: train with KD").
 
     Args:

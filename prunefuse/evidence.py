@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import stats
+from .config import PARAMS, READINGS
+from .distill import KD_LAMBDA, kd_pull
 from .registry import (
     PER_EPOCH,
     Paths,
@@ -145,15 +147,27 @@ def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: 
     arms = ["no KD", "authors' KD", "our KD"]
     rows, _ = _diff_rows(df, arms, "no KD")
     note = _plots().seeds_note(df, ["arm"])
+    authors, ours = _kd_reading(READINGS["authors"]), _kd_reading({})
     caption = (f"Test accuracy (%) of the fused {arch} target at {100 * budget:g}% of the pool, "
                f"PruneFuse p={ratio:g}, each seed's own selection; {_plots().over_seeds(note)}. No KD: "
-               "lambda 0; the authors' KD: 0.35 KL + 0.65 CE at T 3 without T^2; ours: 0.5 T^2 "
-               "KL + 0.5 CE at T 4 (about 15 times the authors' pull towards the teacher, "
-               "relative to CE). Δ: paired difference against no KD (same seed), mean and 95% "
+               f"lambda 0; the authors' KD: {authors[0]}; ours: {ours[0]} (about "
+               f"{ours[1] / authors[1]:.0f} times the authors' pull towards the teacher, relative "
+               "to CE: distill.kd_pull). Δ: paired difference against no KD (same seed), mean and 95% "
                "Student-t interval in percentage points; * marks an interval that excludes "
                "zero.")
     return _table(out, name, "KD strength on PruneFuse's selection", caption, df, rows, 1,
                   profile=profile, setting=f"{dataset}; target {arch}; score {score}")
+
+
+def _kd_reading(values: dict) -> tuple[str, float]:
+    """A reading's KD, as words (``0.5 T^2 KL + 0.5 CE at T 4``), and its pull towards the
+    teacher (:func:`prunefuse.distill.kd_pull`); unset values are ours (the defaults)."""
+    lam = values.get("kd_lambda", KD_LAMBDA)
+    t = values.get("kd_temperature", PARAMS["kd_temperature"].default)
+    t2 = values.get("kd_t2", PARAMS["kd_t2"].default)
+    words = f"{lam:g} {'T^2 ' if t2 else ''}KL + {1 - lam:g} CE at T {t:g}" + (
+        "" if t2 else " without T^2")
+    return words, kd_pull(lam, t, t2)
 
 
 def kd_arms(df: pd.DataFrame, ratio: float, budget: float) -> pd.DataFrame:
@@ -229,10 +243,13 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
                 f"acc, {BEST_LABEL} (%)": stats.format_mean_sd(a["best_acc_pct"])
                 if (a["reading"] == "authors").all() else ""})
     note = _plots().seeds_note(df, ["budget", "arm"])
+    authors = READINGS["authors"]
     caption = (f"Final-epoch test accuracy (%) of the {arch} target: dense AL, PruneFuse "
-               f"p={ratio:g} under our reading, and under the authors' (KD 0.35 at T 3 without "
-               "T^2, the fused conv slices frozen in the first epoch, fusion into a fresh Xavier "
-               "net at [::2], 5 iterative pruning steps); mean ± sd over the seeds the authors' "
+               f"p={ratio:g} under our reading, and under the authors' (KD "
+               f"{_kd_reading(authors)[0]}, the fused conv slices frozen in the first "
+               f"{authors['freeze_fused_epochs']} epoch(s), fusion {authors['fusion']!r} (into a "
+               f"fresh Xavier net at [::2]), {authors['prune_steps']} iterative pruning steps); "
+               "mean ± sd over the seeds the authors' "
                f"arm has ({note}). The last column is the authors' reported number, the best "
                "epoch, which was chosen by looking at the test set. Δ: paired difference "
                "against dense AL (same seed), 95% Student-t interval; * excludes zero.")

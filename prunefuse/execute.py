@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .config import NONE, PARAMS, ConfigError, make_config, parse_override
+from .config import NONE, PARAMS, PROFILES, ConfigError, make_config, parse_override
 from .runs import DEFAULT_OUT
 
 EXPERIMENT = "experiment.ipynb"  # one run: prunefuse.experiment.run_experiment
@@ -32,7 +32,8 @@ PACKAGE = Path(__file__).resolve().parent
 # Parameters of the experiment notebook besides the run parameters (every key of PARAMS).
 # name -> (type, default, meaning), as the parameters cell declares them.
 NOTEBOOK_EXTRAS: dict[str, tuple[str, str, str]] = {
-    "profile": ("str", '"demo"', "where a parameter below is None: paper, cpu, demo or smoke"),
+    "profile": ("str", '"demo"', "where a parameter below is None: "
+                + " or ".join([", ".join(list(PROFILES)[:-1]), list(PROFILES)[-1]])),
     "out": ("str", f'"{DEFAULT_OUT}"', "parent folder of run records; this run lives in out/<run_id>"),
     "progress": ("bool", "True", "tqdm progress bars while training"),
 }

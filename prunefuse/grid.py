@@ -67,8 +67,8 @@ GRIDS: dict[str, dict[str, Any]] = {
         "svp_proxy": "resnet8",
         # Table 2 (V1 vs V2 at T_sync = 1, 2; full runs) and the fusion readings (the V1
         # run's selection, target at the largest budget only), 3 seeds at p = 0.5; they run
-        # after everything else, and only with `reproduce --extended`: 15 more runs, about
-        # 45 minutes on 2 cores (estimated), beyond the study's 2 hours.
+        # after everything else, and only with `reproduce --extended` (whose --dry-run says
+        # their hours).
         "variants": {"ratio": 0.5, "seeds": [0, 1, 2], "t_syncs": [1, 2],
                      "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
         # The evidence arms, all on the main comparison's seeds, pools, initial labels and

@@ -48,6 +48,11 @@ def selector_file(key: str) -> str:
     """The name, in a run's ``cache/``, of the trained selector with key ``key``."""
     return f"selector-{key}.pt"
 
+
+def v2_selector_file(round_: int) -> str:
+    """The name, in a run's ``cache/``, of the selector V2 derived from round ``round_``'s target."""
+    return f"v2-round_{round_:02d}.pt"
+
 # A batch folder (``prunefuse reproduce``): the run folders, the executed artefact notebooks,
 # the tables and figures, the plan and the report page.
 BATCH_RUNS = "runs"

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .charges import is_sync, run_charges, step_charges
+from .charges import Charge, is_sync, run_charges, step_charges
 from .config import ConfigError
 from .data import DataError, ImageDataset, check_data
 from .device import resolve_device
@@ -33,7 +33,7 @@ from .flops import CATEGORIES, CostLedger, count_macs, training_macs
 from .fuse import derive_selector, fuse_variant, fused_conv_slices, gather
 from .models import build_model
 from .prune import prune_at_init
-from .runs import CACHE, atomic_torch_save, atomic_write_json, index_map_path, selector_file
+from .runs import CACHE, atomic_torch_save, atomic_write_json, index_map_path, selector_file, v2_selector_file
 from .select import SCORE_SPECS, score_pool, score_values, select
 from .select import random as random_select
 from .train import evaluate, train
@@ -238,9 +238,8 @@ class Experiment:
             selected=len(added),
             selection_macs=after["selection_macs"] - before["selection_macs"],
             selection_seconds=after["selection_seconds"] - before["selection_seconds"],
-            selector_training_seconds=after["seconds"]["selector_training"]
-            - before["seconds"]["selector_training"],
-            scoring_seconds=after["seconds"]["pool_scoring"] - before["seconds"]["pool_scoring"],
+            selector_training_seconds=_seconds_in(before, after, cats.get("selector")),
+            scoring_seconds=_seconds_in(before, after, cats.get("scoring")),
             cumulative_selection_macs=after["selection_macs"],
             cumulative_selection_seconds=after["selection_seconds"],
             ledger_seconds=_seconds_added(before, after),
@@ -324,7 +323,7 @@ class Experiment:
                              state: dict) -> None:
         """V2: save the selector derived from the trained target (and its index map) and
         start every later selector from it; committed with this round's target step."""
-        name = f"v2-round_{round_:02d}.pt"
+        name = v2_selector_file(round_)
         selector, imap = derive_selector(dense_trained, self.selector_init, self.index_map,
                                          how=self.cfg["v2_derive"], ratio=self.cfg["ratio"],
                                          example_input=self.example,
@@ -334,6 +333,13 @@ class Experiment:
         atomic_write_json(index_map_path(self.dir, round_), imap)
         state["v2_base"] = name
         self.use_v2_base(name)
+
+
+def _seconds_in(before: dict, after: dict, charge: Charge | None) -> float:
+    """Seconds a step added to the category of one of its charges (0 for work it has not)."""
+    if charge is None:
+        return 0.0
+    return after["seconds"][charge.category] - before["seconds"][charge.category]
 
 
 def _seconds_added(before: dict, after: dict) -> dict[str, float]:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .augment import augment, norm_constants, normalize
 from .device import resolve_device, resolve_eval_batch
-from .distill import KD_LAMBDA, KD_TEMPERATURE, check_kd, freeze_teacher, kd_loss
+from .distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE, check_kd, freeze_teacher, kd_loss
 from .infer import FastForward
 
 SCHEDULES = ("svp", "cosine", "constant")  # the learning-rate schedules of lr_at
@@ -146,7 +146,7 @@ def train(
     teacher: nn.Module | None = None,
     kd_lambda: float = KD_LAMBDA,
     kd_temperature: float = KD_TEMPERATURE,
-    kd_t2: bool = True,
+    kd_t2: bool = KD_T2,
     frozen: dict[str, torch.Tensor] | None = None,
     frozen_epochs: int = 0,
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -189,10 +189,11 @@ def train(
         device: ``"cpu"``, ``"cuda"``, ...; default from ``PRUNEFUSE_DEVICE`` or CUDA if present.
         amp: bf16 autocast; default on for CUDA, off on CPU.
         compile: run the full-size batches through ``torch.compile(model)``. On CPU a
-            compilation costs about a minute unless inductor's on-disk cache already holds
-            it from an earlier process. The one shorter batch at an epoch's end runs eagerly,
-            with the same weights: shapes stay static, so each architecture compiles once,
-            however many rounds retrain it and whatever the labeled-set size.
+            compilation costs time first (``benchmarks/end_to_end.py --compile`` measures
+            it) unless inductor's on-disk cache already holds it from an earlier process.
+            The one shorter batch at an epoch's end runs eagerly, with the same weights:
+            shapes stay static, so each architecture compiles once, however many rounds
+            retrain it and whatever the labeled-set size.
         progress: show a tqdm bar over epochs.
         desc: label of the progress bar.
         on_epoch: called with each epoch's metrics as soon as they exist.

@@ -290,3 +290,14 @@ def test_fashion_mnist_trains_well_above_chance():
           progress=False, device="cpu")
     acc = evaluate(model, ds.x_test, ds.y_test, mean=ds.mean, std=ds.std, device="cpu")
     assert acc["test_acc"] > 0.6  # chance is 0.1
+
+
+def test_kd_pull_compares_the_readings_pull_towards_the_teacher():
+    from prunefuse.config import READINGS
+    from prunefuse.distill import kd_pull
+
+    assert kd_pull(0.5, 4.0) == 1.0 and kd_pull(0.0, 3.0, t2=False) == 0.0
+    authors = READINGS["authors"]
+    theirs = kd_pull(authors["kd_lambda"], authors["kd_temperature"], authors["kd_t2"])
+    assert theirs == pytest.approx(0.35 / 9 / 0.65) and round(1.0 / theirs) == 17
+    assert kd_pull(1.0, 4.0) == float("inf")

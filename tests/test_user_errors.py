@@ -22,7 +22,7 @@ from prunefuse.data import DATASETS, DatasetNotFoundError, default_root
                           "selector='prunefuse', target_init='fused', kd_lambda=0.5)"),
     ("target_epochs=0", "target_epochs=0: must be >= 1"),
     ("batch_size=0", "batch_size=0: must be >= 1 images"),
-    ("mc_samples=-1", "mc_samples=-1: must be >= 0 (>= 1 for score='feature_dropout_mi')"),
+    ("mc_samples=-1", "mc_samples=-1: must be >= 0 (>= 1 for a score that needs MC dropout)"),
     ("score=bald", "score='bald': renamed 'feature_dropout_mi'; no registered network trains "
                    "with dropout, so its dropout heads are not MC-dropout BALD (docs/method.md)"),
     ("schedule=svp_exact", "schedule='svp_exact': now the one 'svp' schedule (closest phases "
