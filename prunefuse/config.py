@@ -34,45 +34,55 @@ READING_NAMES = ("ours", "authors")  # keys of READINGS
 
 @dataclass(frozen=True)
 class Param:
+    """A run parameter: its default, accepted types, meaning, and whether its value changes
+    which images a run labels (``selects``): for every selector ("all"), for every selector
+    that trains a model ("trained"), for the selectors named (e.g. "dense prunefuse"), or
+    not at all ("")."""
+
     default: Any
     types: tuple[type, ...]
     help: str
+    selects: str = ""
 
 
-def _p(default, types, help):
-    return Param(default, types if isinstance(types, tuple) else (types,), help)
+def _p(default, types, help, selects=""):
+    return Param(default, types if isinstance(types, tuple) else (types,), help, selects)
 
 
 NONE = type(None)
 
 # Every run parameter: default, accepted types, and what it means (with its unit).
 PARAMS: dict[str, Param] = {
-    "dataset": _p("fashion-mnist", str, "dataset name (registry in prunefuse.data)"),
+    "dataset": _p("fashion-mnist", str, "dataset name (registry in prunefuse.data)", selects="all"),
     "data_root": _p(None, (str, NONE), "folder holding / receiving the data; default ~/.cache"),
-    "max_train": _p(None, (int, NONE), "use a seeded random subset of this many pool images"),
+    "max_train": _p(None, (int, NONE), "use a seeded random subset of this many pool images", selects="all"),
     "max_test": _p(None, (int, NONE), "use a seeded random subset of this many test images"),
-    "arch": _p("resnet56", str, "target architecture (registry in prunefuse.models)"),
-    "selector": _p("prunefuse", str, "who selects the samples to label"),
-    "ratio": _p(0.5, (float, int), "PruneFuse pruning ratio p: fraction of channels removed"),
-    "proxy_arch": _p("resnet20", str, "SVP proxy architecture (selector='svp')"),
-    "score": _p("least_confidence", str, "selection score (registry in prunefuse.select)"),
-    "initial_fraction": _p(0.02, (float, int), "random initial labeled set, fraction of pool"),
-    "budgets": _p([0.1, 0.2, 0.3, 0.4, 0.5], list, "labeled fraction of the pool after each round"),
+    "arch": _p("resnet56", str, "target architecture (registry in prunefuse.models)",
+               selects="dense prunefuse"),
+    "selector": _p("prunefuse", str, "who selects the samples to label", selects="all"),
+    "ratio": _p(0.5, (float, int), "PruneFuse pruning ratio p: fraction of channels removed",
+                selects="prunefuse"),
+    "proxy_arch": _p("resnet20", str, "SVP proxy architecture (selector='svp')", selects="svp"),
+    "score": _p("least_confidence", str, "selection score (registry in prunefuse.select)", selects="all"),
+    "initial_fraction": _p(0.02, (float, int), "random initial labeled set, fraction of pool", selects="all"),
+    "budgets": _p([0.1, 0.2, 0.3, 0.4, 0.5], list, "labeled fraction of the pool after each round",
+                  selects="all"),
     "eval_budgets": _p(None, (list, NONE), "budgets at which the target is trained; None = all"),
-    "selector_epochs": _p(181, int, "epochs per selector training (SVP protocol: 181)"),
+    "selector_epochs": _p(181, int, "epochs per selector training (SVP protocol: 181)", selects="trained"),
     "target_epochs": _p(181, int, "epochs of target training (SVP protocol: 181)"),
     "schedule": _p("svp", str, "learning-rate schedule: svp (SVP's 1/90/45/45 phases at lr/10, "
                    "lr, lr/10, lr/100, scaled to the epochs with every phase present from 4 "
-                   "epochs on), cosine, constant"),
-    "lr": _p(0.1, (float, int), "peak learning rate"),
-    "momentum": _p(0.9, (float, int), "SGD momentum"),
-    "weight_decay": _p(5e-4, (float, int), "SGD weight decay"),
-    "batch_size": _p(128, int, "training batch size, images per step"),
+                   "epochs on), cosine, constant", selects="trained"),
+    "lr": _p(0.1, (float, int), "peak learning rate", selects="trained"),
+    "momentum": _p(0.9, (float, int), "SGD momentum", selects="trained"),
+    "weight_decay": _p(5e-4, (float, int), "SGD weight decay", selects="trained"),
+    "batch_size": _p(128, int, "training batch size, images per step", selects="trained"),
     "eval_batch_size": _p(None, (int, NONE), "batch size for pool scoring and test evaluation, "
                           "images; None = 1024 on CUDA, 128 on CPU"),
     "eval_every": _p(1, int, "test evaluation of a target every this many epochs, and always "
                      "after the last (0 = the last only); evaluation time is never training time"),
-    "augment": _p(True, bool, "random crop (dataset padding) + horizontal flip during training"),
+    "augment": _p(True, bool, "random crop (dataset padding) + horizontal flip during training",
+                  selects="trained"),
     "target_init": _p(None, (str, NONE), "target init; None = fused for "
                       "prunefuse, scratch otherwise"),
     "kd_lambda": _p(None, (float, int, NONE), f"KD weight lambda; None = {KD_LAMBDA} for "
@@ -84,9 +94,9 @@ PARAMS: dict[str, Param] = {
                               "no gradient (weight decay and momentum still move them); 0 = "
                               "trained like every weight [choice], 1 = the authors' code"),
     "warm_start": _p(False, bool, "selector continues from last round's weights instead of "
-                     "the pruned init [choice: False]"),
+                     "the pruned init [choice: False]", selects="trained"),
     "selector_init": _p("same", str, "selector weights each round: same (one fixed init per "
-                        "run) [choice] or fresh (a new random init every round, as SVP)"),
+                        "run) [choice] or fresh (a new random init every round, as SVP)", selects="trained"),
     "fusion": _p("indices", str, "how the trained selector enters the dense target: indices "
                  "(every tensor at its kept indices into theta_0) [choice], fresh (the same into "
                  "a fresh init), conv_only (conv weights only; BN and classifier keep theta_0), "
@@ -94,10 +104,10 @@ PARAMS: dict[str, Param] = {
     "v2_loop": _p("ours", str, "PruneFuse V2's round: ours (each round's selector trained "
                   "from the last derived start) or authors (select with the re-pruned fused "
                   "net as it is, then retrain it warm-started on the new labels as the fusion "
-                  "source and teacher)"),
+                  "source and teacher)", selects="trained"),
     "prune_steps": _p(1, int, "torch-pruning's iterative steps: the ratio is reached in this "
                       "many equal steps, importance recomputed after each [choice: 1]; 5 = "
-                      "the authors' code"),
+                      "the authors' code", selects="prunefuse"),
     "report": _p("final", str, "test accuracy the tables report: final (last epoch) [choice], "
                  "best (best epoch, selected on the test set, as SVP's code) or both; best "
                  "needs eval_every >= 1"),
@@ -105,24 +115,24 @@ PARAMS: dict[str, Param] = {
                   "authors (the authors' public code, docs/method.md \"Readings\"); explicit "
                   "parameters still override it"),
     "t_sync": _p(0, int, "PruneFuse V2 period in rounds, our interpretation: every t_sync rounds "
-                 "the trained dense target yields the next selector; 0 = V1"),
+                 "the trained dense target yields the next selector; 0 = V1", selects="trained"),
     "v2_derive": _p("gather", str, "V2: the next selector from the trained dense net: gather "
-                    "(same kept indices) or reprune (new L2 pruning, new index map)"),
+                    "(same kept indices) or reprune (new L2 pruning, new index map)", selects="trained"),
     "precision": _p("bf16", str, "training and test-evaluation precision on CUDA: bf16 "
-                    "autocast [choice] or fp32 (SVP); pool scoring is always fp32"),
+                    "autocast [choice] or fp32 (SVP); pool scoring is always fp32", selects="trained"),
     "cpu_precision": _p("fp32", str, "the same on the CPU: fp32, or bf16 autocast (faster "
                         "where the CPU has AVX512-BF16 or AMX, emulated and much slower with "
-                        "AVX2 only: benchmarks/precision_step.py)"),
+                        "AVX2 only: benchmarks/precision_step.py)", selects="trained"),
     "mc_samples": _p(10, int, "dropout heads for score='feature_dropout_mi' (the mutual "
                      "information of BALD over random dropout masks on the penultimate features "
-                     "of a net trained without dropout: not MC-dropout BALD)"),
-    "mc_dropout": _p(0.5, (float, int), "dropout rate of those heads"),
+                     "of a net trained without dropout: not MC-dropout BALD)", selects="trained"),
+    "mc_dropout": _p(0.5, (float, int), "dropout rate of those heads", selects="trained"),
     "selection_from": _p(None, (str, NONE), "reuse the selection of this run folder (SVP's "
                          "precomputed selection) instead of selecting"),
     "labels_file": _p(None, (str, NONE), "train the target on the pool indices in this text "
                       "file (one per line: SVP's labeled_*.index) instead of selecting; "
                       "budgets is then the one budget they make"),
-    "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection"),
+    "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection", selects="all"),
     "compile": _p(False, bool, "torch.compile the full-size training batches (once per "
                   "architecture): for long runs; each compilation costs time first "
                   "(benchmarks/end_to_end.py --compile measures it)"),
@@ -386,19 +396,9 @@ def _check_variants(cfg: dict[str, Any]) -> None:
     if missing:
         raise ConfigError(f"t_sync={cfg['t_sync']}: the dense net trained at a sync round is that "
                           f"budget's target, so eval_budgets must include {missing}")
-# What defines a selection: the parameters whose value changes which images a run labels, by
-# the selectors they matter to ("all", "trained": every selector that trains a model, or one
-# selector's name). A run reusing a selection (selection_from) must match its source in each.
-SELECTS: dict[str, str] = {
-    "dataset": "all", "data_root": "", "max_train": "all", "seed": "all", "selector": "all",
-    "score": "all", "initial_fraction": "all", "budgets": "all",
-    "arch": "dense prunefuse", "ratio": "prunefuse", "prune_steps": "prunefuse",
-    "proxy_arch": "svp", "selector_epochs": "trained", "schedule": "trained", "lr": "trained",
-    "momentum": "trained", "weight_decay": "trained", "batch_size": "trained",
-    "augment": "trained", "warm_start": "trained", "selector_init": "trained",
-    "precision": "trained", "cpu_precision": "trained", "mc_samples": "trained",
-    "mc_dropout": "trained", "t_sync": "trained", "v2_derive": "trained", "v2_loop": "trained",
-}
+# What defines a selection, from each parameter's ``selects`` (see :class:`Param`). A run
+# reusing a selection (selection_from) must match its source in each.
+SELECTS: dict[str, str] = {k: p.selects for k, p in PARAMS.items() if p.selects}
 
 
 def selection_keys(cfg: dict[str, Any]) -> list[str]:

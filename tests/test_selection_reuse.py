@@ -17,6 +17,17 @@ def test_every_selects_key_is_a_parameter_and_training_keys_apply_to_trained_sel
     assert "target_epochs" not in pf and "kd_lambda" not in pf  # the target's, not selection's
 
 
+def test_each_parameter_declares_whom_its_value_selects_for():
+    from prunefuse.config import allowed_values
+
+    selectors = set(allowed_values()["selector"])
+    for key, param in PARAMS.items():
+        words = param.selects.split()
+        assert words in ([], ["all"], ["trained"]) or set(words) <= selectors, (key, words)
+    assert SELECTS == {k: p.selects for k, p in PARAMS.items() if p.selects}
+    assert PARAMS["data_root"].selects == "" and "data_root" not in SELECTS  # where, not what
+
+
 @pytest.mark.parametrize("override,key", [({"selector_epochs": 3}, "selector_epochs"),
                                           ({"lr": 0.5}, "lr"),
                                           ({"cpu_precision": "bf16"}, "cpu_precision")])
