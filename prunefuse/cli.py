@@ -23,7 +23,7 @@ from .config import (
     run_id,
 )
 from .demo import DEMO_METHODS, run_demo  # noqa: F401 (run_demo: also prunefuse.cli.run_demo)
-from .runs import DEFAULT_OUT, LOG, DiskFullError, RunBusyError
+from .runs import DEFAULT_OUT, DEMO_OUT, LOG, DiskFullError, RunBusyError, batch_out
 
 DESCRIPTION = """PruneFuse: prune a dense CNN at initialization, let the small pruned network
 choose which samples to label (active learning), fuse it back into the dense network and
@@ -176,7 +176,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(describe_plan(the_plan))
         print(_describe_cost(the_plan, args.images_per_second))
         return 0
-    out = args.out or f"runs/reproduce-{args.profile}"
+    out = args.out or batch_out(args.profile)
     if args.records:
         from .reproduce import rebuild
 
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                           epilog=head + "under the demo profile:\n" + describe_params("demo"),
                           formatter_class=fmt)
     demo.add_argument("overrides", nargs="*", metavar="key=value")
-    demo.add_argument("--out", default="runs/demo", help="record folder (default runs/demo)")
+    demo.add_argument("--out", default=DEMO_OUT, help=f"record folder (default {DEMO_OUT})")
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=_cmd_demo)
 
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="grid and run defaults: " + "; ".join(
                          profile_summary(p) for p in sorted(GRIDS)))
     rep.add_argument("--out", help="batch folder: runs/, notebooks/, figures/ (default "
-                     "runs/reproduce-PROFILE)")
+                     f"{batch_out('PROFILE')})")
     rep.add_argument("--figures", help="write tables and figures here instead of OUT/figures")
     rep.add_argument("--only", help="comma-separated artefacts (and their runs): "
                      + ", ".join(ARTEFACTS))

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from .config import make_config, run_id
+from .runs import DEMO_OUT
 
 DEMO_METHODS = [
     {"selector": "prunefuse", "ratio": 0.5},
@@ -16,7 +17,7 @@ DEMO_METHODS = [
 ]
 
 
-def run_demo(out: str | Path = "runs/demo", *, progress: bool = True, **overrides) -> dict:
+def run_demo(out: str | Path = DEMO_OUT, *, progress: bool = True, **overrides) -> dict:
     """The main job: PruneFuse (p=0.5, fusion + KD) vs dense AL, SVP and random selection on
     the embedded default (Fashion-MNIST, ResNet-20, CPU-sized ``demo`` profile).
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .execute import EXPERIMENT, NotebookRunError, execute_notebook
-from .runs import LOG, is_done
+from .runs import DONE, LOG, is_done
 
 # A callable given (job, process) once a run's process has started, in the process that
 # started it: the local driver, or the Ray worker.
@@ -181,7 +181,7 @@ def _child(argv: list[str]) -> int:
     except Exception as err:  # noqa: BLE001 - reported to the driver, not swallowed
         error = {"message": f"{type(err).__name__}: {err}", "output": job.output}
     if error is None and not is_done(job.run_dir):
-        error = {"message": f"{EXPERIMENT} finished but {job.run_dir} has no DONE marker",
+        error = {"message": f"{EXPERIMENT} finished but {job.run_dir} has no {DONE} marker",
                  "output": job.output}
     if error is not None:
         err_file.write_text(json.dumps(error))

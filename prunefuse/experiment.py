@@ -115,10 +115,10 @@ def _selection_record(cfg: dict[str, Any]) -> tuple[Path, dict]:
     try:
         src = read_config(source)["config"]
     except FileNotFoundError:
-        raise ConfigError(f"{where}: no run record there (no config.json); give the folder of a "
+        raise ConfigError(f"{where}: no run record there (no {CONFIG}); give the folder of a "
                           "run that has finished its selection") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"{where}: its config.json is unreadable ({err!r})") from None
+        raise ConfigError(f"{where}: its {CONFIG} is unreadable ({err!r})") from None
     for key in selection_keys(cfg):
         if src.get(key, PARAMS[key].default) != cfg[key]:
             raise ConfigError(f"{where}: its {key}={src.get(key)!r} differs from this run's "

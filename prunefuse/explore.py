@@ -51,7 +51,7 @@ def _run(run) -> dict:
         return run
     path = Path(run)
     if not (path / CONFIG).exists():
-        raise FileNotFoundError(f"run={str(path)!r}: not a run folder (no config.json); pass "
+        raise FileNotFoundError(f"run={str(path)!r}: not a run folder (no {CONFIG}); pass "
                                 "a folder out/<run_id> written by run_experiment")
     return load_run(path)
 
