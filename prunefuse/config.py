@@ -21,7 +21,7 @@ from .distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE, check_kd  # noqa: F401 - 
 from .errors import ConfigError
 from .fuse import FUSIONS, V2_DERIVE
 from .prune import check_ratio  # noqa: F401 - re-exported
-from .train import SCHEDULES, svp_phases
+from .train import SCHEDULES, SGD_DEFAULTS, svp_phases
 
 SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
@@ -70,13 +70,14 @@ PARAMS: dict[str, Param] = {
     "eval_budgets": _p(None, (list, NONE), "budgets at which the target is trained; None = all"),
     "selector_epochs": _p(181, int, "epochs per selector training (SVP protocol: 181)", selects="trained"),
     "target_epochs": _p(181, int, "epochs of target training (SVP protocol: 181)"),
-    "schedule": _p("svp", str, "learning-rate schedule: svp (SVP's 1/90/45/45 phases at lr/10, "
-                   "lr, lr/10, lr/100, scaled to the epochs with every phase present from 4 "
-                   "epochs on), cosine, constant", selects="trained"),
-    "lr": _p(0.1, (float, int), "peak learning rate", selects="trained"),
-    "momentum": _p(0.9, (float, int), "SGD momentum", selects="trained"),
-    "weight_decay": _p(5e-4, (float, int), "SGD weight decay", selects="trained"),
-    "batch_size": _p(128, int, "training batch size, images per step", selects="trained"),
+    "schedule": _p(SGD_DEFAULTS["schedule"], str, "learning-rate schedule: svp (SVP's "
+                   "1/90/45/45 phases at lr/10, lr, lr/10, lr/100, scaled to the epochs with "
+                   "every phase present from 4 epochs on), cosine, constant", selects="trained"),
+    "lr": _p(SGD_DEFAULTS["lr"], (float, int), "peak learning rate", selects="trained"),
+    "momentum": _p(SGD_DEFAULTS["momentum"], (float, int), "SGD momentum", selects="trained"),
+    "weight_decay": _p(SGD_DEFAULTS["weight_decay"], (float, int), "SGD weight decay", selects="trained"),
+    "batch_size": _p(SGD_DEFAULTS["batch_size"], int, "training batch size, images per step",
+                     selects="trained"),
     "eval_batch_size": _p(None, (int, NONE), "batch size for pool scoring and test evaluation, "
                           "images; None = 1024 on CUDA, 128 on CPU"),
     "eval_every": _p(1, int, "test evaluation of a target every this many epochs, and always "

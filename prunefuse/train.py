@@ -1,6 +1,7 @@
 """The trainer shared by the selector, the baselines and the target (docs/method.md, "Protocol").
 
-SGD with momentum 0.9, weight decay 5e-4, batch 128, SVP's piecewise schedule (181 epochs =
+SGD with momentum and weight decay (SVP's values by default: :data:`SGD_DEFAULTS`), SVP's
+piecewise schedule (181 epochs =
 1 at lr/10, 90 at lr, 45 at lr/10, 45 at lr/100; other lengths keep the proportions:
 :func:`svp_phases`) or a cosine schedule. Images stay on the device as one uint8 tensor
 and are cropped, flipped and normalized per batch there: no DataLoader, no PIL, no
@@ -28,6 +29,9 @@ from .infer import FastForward
 
 SCHEDULES = ("svp", "cosine", "constant")  # the learning-rate schedules of lr_at
 SVP_PHASES = (1, 90, 45, 45)  # epochs at lr/10, lr, lr/10, lr/100 in SVP's 181-epoch protocol
+# SVP's training recipe, the defaults of train() and of the run parameters of the same names
+SGD_DEFAULTS = {"batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+                "schedule": "svp"}
 
 
 def svp_phases(epochs: int) -> tuple[int, ...]:
@@ -138,11 +142,11 @@ def train(
     epochs: int,
     padding: int = 4,
     augmentation: bool = True,
-    batch_size: int = 128,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    schedule: str = "svp",
+    batch_size: int = SGD_DEFAULTS["batch_size"],
+    lr: float = SGD_DEFAULTS["lr"],
+    momentum: float = SGD_DEFAULTS["momentum"],
+    weight_decay: float = SGD_DEFAULTS["weight_decay"],
+    schedule: str = SGD_DEFAULTS["schedule"],
     teacher: nn.Module | None = None,
     kd_lambda: float = KD_LAMBDA,
     kd_temperature: float = KD_TEMPERATURE,
