@@ -57,6 +57,9 @@ def demo_caption(cfg: dict, table, seconds: float) -> str:
     """What the demo figure shows and what its n can support."""
     import torch
 
+    from .device import cpu_description
+    from .flops import TRAIN_FACTOR
+
     n = int(table.groupby("method")["seed"].nunique().min()) if not table.empty else 0
     budgets = ", ".join(f"{100 * b:g}%" for b in cfg["budgets"])
     return "\n".join([
@@ -68,12 +71,13 @@ def demo_caption(cfg: dict, table, seconds: float) -> str:
         f"{cfg['schedule']}, {cfg['cpu_precision']} on the CPU), score {cfg['score']}. PruneFuse "
         f"p={cfg['ratio']:g} (fusion + KD) vs dense AL, SVP ({cfg['proxy_arch']} proxy) and "
         "random selection.",
-        f"Seeds: n={n}. No difference between methods here is evidence: the demo is too "
-        "small to decide one. The evidence is the CPU study "
+        f"Seeds: n={n}. At this n no difference between methods is evidence: the demo is "
+        "too small to decide one. The evidence is the CPU study "
         "(`prunefuse reproduce --profile cpu`, figures/cpu in the repository).",
         "Left: final-epoch target test accuracy (%). Right: selection cost (GMACs) at the "
         "largest budget: the selectors trained on the earlier labeled sets and their pool "
-        "passes (fvcore MACs, 3 per training image-epoch).",
+        f"passes (fvcore MACs, {TRAIN_FACTOR} per training image-epoch).",
         f"Hardware: {', '.join(sorted(set(map(str, table['device']))))}, "
-        f"{torch.get_num_threads()} torch threads. This call took {seconds:.0f} s wall-clock "
-        f"(runs already finished are not recomputed); built {time.strftime('%Y-%m-%d')}.", ""])
+        f"{torch.get_num_threads()} torch threads, {cpu_description()}. This call took "
+        f"{seconds:.0f} s wall-clock (runs already finished are not recomputed); built "
+        f"{time.strftime('%Y-%m-%d')}.", ""])

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
-from .charges import is_sync, run_charges, selects_later
+from .charges import run_charges, step_charges
 from .config import at_our_readings, labeled_counts
 from .data import DATASET_INFO
 from .flops import CATEGORIES
@@ -313,7 +313,7 @@ def round_costs(run) -> pd.DataFrame:
     for c in charges:
         charge(c.round, c.category, c.macs)
     for m in run["metrics"]:
-        for category, seconds in _step_seconds(m, cfg).items():
+        for category, seconds in _step_seconds(m, charges).items():
             charge(m["round"], category, 0, seconds)
     rows = [{"round": r, "budget_pct": round(100 * cfg["budgets"][r - 1], 6), "category": c,
              "macs": out[r][c][0], "seconds": out[r][c][1]}
@@ -321,21 +321,27 @@ def round_costs(run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["round", "budget_pct", "category", "macs", "seconds"])
 
 
-def _step_seconds(m: dict, cfg: dict) -> dict[str, float]:
-    """Seconds one metrics row's step added to the ledger, per category. Records written
-    before rows carried ``ledger_seconds`` give the measured parts they name, without the
-    selectors' test evaluation."""
+# The seconds a metrics row names for each work of its step (records whose rows lack
+# ``ledger_seconds``); the step's charges say which category each went to.
+_ROW_SECONDS = {"select": {"selector": "selector_training_seconds", "scoring": "scoring_seconds"},
+                "target": {"target": "training_seconds", "target_test": "evaluation_seconds",
+                           "fusion_source": "fusion_source_seconds"}}
+
+
+def _step_seconds(m: dict, charges) -> dict[str, float]:
+    """Seconds one metrics row's step added to the ledger, per category: the row's
+    ``ledger_seconds``, or in records without them the measured parts the row names, in the
+    categories of the step's charges (:func:`prunefuse.charges.step_charges`; without the
+    selectors' test evaluation, which such rows do not name)."""
     if "ledger_seconds" in m:
         return m["ledger_seconds"]
-    if m["kind"] == "round":
-        return {"pool_scoring": m.get("scoring_seconds", 0.0),
-                "selector_training": m.get("selector_training_seconds", 0.0)}
-    sync = is_sync(cfg, m["round"])
-    out = {"selector_training" if sync else "target_training": m["training_seconds"],
-           "evaluation": m["evaluation_seconds"]}
-    if m.get("fusion_source_macs") and (sync or not selects_later(cfg, m["round"])):
-        category = "selector_training" if sync else "fusion_source"
-        out[category] = out.get(category, 0.0) + m["fusion_source_seconds"]
+    step = "select" if m["kind"] == "round" else "target"
+    works = step_charges(charges, m["round"], step)
+    out: dict[str, float] = {}
+    for work, field in _ROW_SECONDS[step].items():
+        if work in works and m.get(field):
+            category = works[work].category
+            out[category] = out.get(category, 0.0) + m[field]
     return out
 
 

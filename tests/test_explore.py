@@ -15,6 +15,7 @@ from prunefuse import artefacts
 from prunefuse import explore as ex
 from prunefuse.estimate import run_macs
 from prunefuse.experiment import run_experiment
+from prunefuse.runs import read_jsonl
 
 SMALL = {"max_train": 256, "max_test": 64}
 
@@ -150,6 +151,23 @@ def test_round_costs_add_up_to_the_ledger(runs, tmp_path, name):
         # PruneFuse's selector on the last labeled set selects nothing later: fusion, round 2
         pf = ex.round_costs(run)
         assert set(pf[pf["category"] == "fusion_source"]["round"]) == {2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dense", "pf", "random"])
+def test_round_costs_of_rows_without_ledger_seconds_follow_the_charges(runs, tmp_path, name):
+    """Rows written before they carried ``ledger_seconds``: the seconds they name land in the
+    categories the rule charges (the selectors' tests and the teacher they do not name)."""
+    old = tmp_path / runs[name].name
+    shutil.copytree(runs[name], old)
+    rows = [{k: v for k, v in m.items() if k != "ledger_seconds"}
+            for m in read_jsonl(old / "metrics.jsonl")]
+    (old / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in rows))
+    costs = ex.round_costs(old).groupby("category")["seconds"].sum()
+    ledger = json.loads((old / "ledger.json").read_text())["seconds"]
+    for cat in ("selector_training", "pool_scoring", "fusion_source", "target_training"):
+        assert costs.get(cat, 0.0) == pytest.approx(ledger[cat], abs=1e-9), (name, cat)
+    assert costs.get("teacher_forward", 0.0) == 0.0  # such rows do not name the teacher's
 
 
 def test_figures_on_smoke_records(runs, data):
