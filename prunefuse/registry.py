@@ -135,8 +135,7 @@ def _baseline(df: pd.DataFrame) -> pd.Series:
 # -- captions and tables -----------------------------------------------------------------------
 
 def _hardware(df: pd.DataFrame) -> str:
-    """Each device the runs used, with the host CPU where the record names it (records made
-    before they did, not)."""
+    """Each device the runs used, with the host CPU where the record names it."""
     out = []
     cpus = df["cpu"] if "cpu" in df else pd.Series(None, index=df.index, dtype=object)
     for (name, threads, cpu), _ in df.assign(cpu=cpus).groupby(["device", "threads", "cpu"],

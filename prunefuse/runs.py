@@ -451,7 +451,7 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
                 "score": cfg["score"], "target_init": cfg["target_init"],
                 "kd_lambda": cfg["kd_lambda"], "selection_from": cfg["selection_from"],
                 "seed": cfg["seed"], "budget": m["budget"],
-                # keys added later: records made before them ran at the default
+                # a key a record lacks ran at its default
                 "fusion": cfg.get("fusion", "indices"), "t_sync": cfg.get("t_sync", 0),
                 "v2_derive": cfg.get("v2_derive", "gather"),
                 "selector_init": cfg.get("selector_init", "same"),
