@@ -55,10 +55,8 @@ def run_demo(out: str | Path = DEMO_OUT, *, progress: bool = True, **overrides) 
 
 def demo_caption(cfg: dict, table, seconds: float) -> str:
     """What the demo figure shows and what its n can support."""
-    import torch
-
-    from .device import cpu_description
     from .flops import TRAIN_FACTOR
+    from .registry import _hardware
 
     n = int(table.groupby("method")["seed"].nunique().min()) if not table.empty else 0
     budgets = ", ".join(f"{100 * b:g}%" for b in cfg["budgets"])
@@ -77,7 +75,5 @@ def demo_caption(cfg: dict, table, seconds: float) -> str:
         "Left: final-epoch target test accuracy (%). Right: selection cost (GMACs) at the "
         "largest budget: the selectors trained on the earlier labeled sets and their pool "
         f"passes (fvcore MACs, {TRAIN_FACTOR} per training image-epoch).",
-        f"Hardware: {', '.join(sorted(set(map(str, table['device']))))}, "
-        f"{torch.get_num_threads()} torch threads, {cpu_description()}. This call took "
-        f"{seconds:.0f} s wall-clock (runs already finished are not recomputed); built "
-        f"{time.strftime('%Y-%m-%d')}.", ""])
+        f"Hardware: {_hardware(table)}. This call took {seconds:.0f} s wall-clock (runs "
+        f"already finished are not recomputed); built {time.strftime('%Y-%m-%d')}.", ""])

@@ -243,12 +243,12 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
                 f"acc, {BEST_LABEL} (%)": stats.format_mean_sd(a["best_acc_pct"])
                 if (a["reading"] == "authors").all() else ""})
     note = _plots().seeds_note(df, ["budget", "arm"])
-    authors = READINGS["authors"]
+    preset = READINGS["authors"]
     caption = (f"Final-epoch test accuracy (%) of the {arch} target: dense AL, PruneFuse "
                f"p={ratio:g} under our reading, and under the authors' (KD "
-               f"{_kd_reading(authors)[0]}, the fused conv slices frozen in the first "
-               f"{authors['freeze_fused_epochs']} epoch(s), fusion {authors['fusion']!r} (into a "
-               f"fresh Xavier net at [::2]), {authors['prune_steps']} iterative pruning steps); "
+               f"{_kd_reading(preset)[0]}, the fused conv slices frozen in the first "
+               f"{preset['freeze_fused_epochs']} epoch(s), fusion {preset['fusion']!r} (into a "
+               f"fresh Xavier net at [::2]), {preset['prune_steps']} iterative pruning steps); "
                "mean ± sd over the seeds the authors' "
                f"arm has ({note}). The last column is the authors' reported number, the best "
                "epoch, which was chosen by looking at the test set. Δ: paired difference "

@@ -137,9 +137,7 @@ def _baseline(df: pd.DataFrame) -> pd.Series:
 def _hardware(df: pd.DataFrame) -> str:
     """Each device the runs used, with the host CPU where the record names it."""
     out = []
-    cpus = df["cpu"] if "cpu" in df else pd.Series(None, index=df.index, dtype=object)
-    for (name, threads, cpu), _ in df.assign(cpu=cpus).groupby(["device", "threads", "cpu"],
-                                                                dropna=False):
+    for (name, threads, cpu), _ in df.groupby(["device", "threads", "cpu"], dropna=False):
         host = f" on {cpu}" if isinstance(cpu, str) else ""
         out.append(f"{name} ({threads} torch threads){host}" if name == "cpu"
                    else f"{name}{host}")

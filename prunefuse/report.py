@@ -17,7 +17,8 @@ from pathlib import Path
 import mistune
 
 from .artefacts import ARTEFACTS
-from .runs import atomic_write_text, find_runs
+from .registry import _hardware
+from .runs import atomic_write_text, find_runs, results_table
 
 _MARKDOWN = mistune.create_markdown(plugins=["table"])
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -61,13 +62,11 @@ def provenance(records: str | os.PathLike) -> list[tuple[str, str]]:
     runs = find_runs(records)
     commits = sorted({str(r.get("git_commit"))[:10] for r in runs})
     dates = sorted(str(r.get("finished"))[:10] for r in runs if r.get("finished"))
-    hardware = sorted({f"{r.get('device_name')} ({r.get('threads')} threads)"
-                       + (f" on {r['cpu']}" if r.get("cpu") else "") for r in runs})
     torch = sorted({str(r.get("torch_version")) for r in runs})
     return [("records", f"{len(runs)} finished runs in {records}"),
             ("package commits", ", ".join(commits) or "unknown"),
             ("runs finished", f"{dates[0]} to {dates[-1]}" if dates else "unknown"),
-            ("hardware", "; ".join(hardware) or "unknown"),
+            ("hardware", _hardware(results_table(records)) if runs else "unknown"),
             ("torch", ", ".join(torch) or "unknown"),
             ("page built", f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
                            f"{platform.node() or 'this machine'}")]

@@ -41,13 +41,13 @@ LOG = "log.txt"
 DONE = "DONE"
 DEFAULT_OUT = "runs"  # where a single run's folder goes unless told (``prunefuse run --out``)
 DEMO_OUT = f"{DEFAULT_OUT}/demo"  # ``prunefuse demo``'s records, unless told
+# a report of finished runs (:func:`write_report`, the demo)
+RESULTS_CSV, SUMMARY_CSV, SUMMARY_MD = "results.csv", "summary.csv", "summary.md"
 
 
 def batch_out(profile: str) -> str:
     """Where ``prunefuse reproduce --profile PROFILE`` writes its batch unless told."""
     return f"{DEFAULT_OUT}/reproduce-{profile}"
-# a report of finished runs (:func:`write_report`, the demo)
-RESULTS_CSV, SUMMARY_CSV, SUMMARY_MD = "results.csv", "summary.csv", "summary.md"
 
 
 def selector_file(key: str) -> str:
