@@ -185,7 +185,7 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
             f"target comes within {REACH_POINTS:g} points of dense AL's {own}-epoch accuracy",
             "paper", f"fused + KD at {int(r.name)} epochs - dense AL at {own}",
             where, int(r["n_pairs"]), r["diff_mean"], r["diff_low"], r["diff_high"], "points",
-            VERDICTS[1]))
+            verdict(r["diff_low"], r["diff_high"], null=-REACH_POINTS)))
     # Fusion against training from scratch on the same selection, at each shorter schedule.
     for e in sorted(set(fused_cells.index) & set(scratch_cells.index)):
         if e == own:

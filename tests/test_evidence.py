@@ -40,6 +40,39 @@ def test_verdict_rule():
     assert verdict(-0.4, 0.2, null=-0.5) == VERDICTS[0]
 
 
+def _tta_rows(fused_30: list[float]) -> pd.DataFrame:
+    """Time-to-accuracy rows: dense AL at 60 epochs at 90%, fused + KD at 30 and 60 epochs."""
+    from prunefuse.evidence import TTA_ARMS
+
+    rows = []
+    for seed, acc in enumerate(fused_30):
+        rows += [{"arm": TTA_ARMS[2], "target_epochs": 60, "seed": seed, "acc_pct": 90.0,
+                  "seconds": 100.0},
+                 {"arm": TTA_ARMS[0], "target_epochs": 30, "seed": seed, "acc_pct": acc,
+                  "seconds": 60.0},
+                 {"arm": TTA_ARMS[0], "target_epochs": 60, "seed": seed, "acc_pct": acc,
+                  "seconds": 110.0}]
+    return pd.DataFrame(rows).assign(selection_from=None)
+
+
+@pytest.mark.parametrize("fused_30, expected", [
+    ([87.0], "undecided at this n"),  # one seed: no interval, so no verdict either way
+    ([87.0, 89.6, 86.0], "undecided at this n"),  # the interval reaches -0.5 points
+    ([87.0, 87.2, 86.9, 87.1], "not supported")])  # every seed 3 points short
+def test_fusion_reach_verdict_follows_its_interval(monkeypatch, fused_30, expected):
+    """'No shorter schedule comes within 0.5 points' is decided by the interval of the longest
+    shorter schedule against -0.5 points, not by the mean alone."""
+    import prunefuse.claims as claims
+    import prunefuse.evidence as evidence
+
+    monkeypatch.setattr(claims, "time_to_accuracy_rows", lambda *a, **k: _tta_rows(fused_30))
+    monkeypatch.setattr(evidence, "_own_epochs", lambda df: 60)
+    monkeypatch.setattr(claims, "_own_epochs", lambda df: 60)
+    reach = [c for c in claims._time_to_accuracy_claims("r", "d", "a", "s", 0.5, 0.3)
+             if c.id == "FusedReach"]
+    assert len(reach) == 1 and reach[0].verdict == expected
+
+
 @pytest.mark.slow
 @pytest.mark.slow
 def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch, tmp_path):
