@@ -33,6 +33,7 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     _isin,
     _main_runs,
     _ours,
+    _pf_runs,
     _plots,
     _prunefuse,
     _require,
@@ -416,7 +417,7 @@ def agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: st
     paths = _write_table(out, name, df, pd.DataFrame(rows), caption, 2)
     paths.update(zip(("pdf", "png"), explore.plot_agreement_by_ratio(
         df, out / name, title=f"Pruned vs dense selector, {dataset}, {arch}")))
-    keys = ["run_id", "device", "threads", "git_commit", "finished"]  # _provenance's
+    keys = ["run_id", "device", "threads", "cpu", "git_commit", "finished"]  # _provenance's
     involved = pd.concat([df[keys], df[[f"dense_{k}" for k in keys]].set_axis(keys, axis=1)])
     paths["caption"] = write_caption(
         out, name, "Selector agreement: does the pruned network choose like the dense one?",
@@ -447,14 +448,6 @@ def _variant_table(df: pd.DataFrame, out: Path, name: str, *, order: list[str], 
 
 _DIFF_NOTE = ("Δ: paired difference against {} (same seed), mean and 95% Student-t interval "
               "in percentage points; * marks an interval that excludes zero.")
-
-
-def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,
-             vary: tuple[str, ...]) -> pd.Series:
-    """PruneFuse's fused targets with KD at ``ratio``, at our readings but in ``vary``."""
-    return ((df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-            & (df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
-            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0) & _ours(df, vary))
 
 
 @artefact("table2", files=("csv", "md", "tex"), runs=lambda p: p.v2_runs(),

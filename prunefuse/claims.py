@@ -30,7 +30,17 @@ from .evidence import (
     time_to_accuracy_rows,
     time_to_accuracy_table,
 )
-from .registry import Paths, _baseline, _isin, _main_runs, _prunefuse, artefact, write_caption
+from .registry import (
+    Paths,
+    _baseline,
+    _isin,
+    _main_runs,
+    _ours,
+    _pf_runs,
+    _prunefuse,
+    artefact,
+    write_caption,
+)
 from .runs import atomic_write_text, results_table
 
 VERDICTS = ("supported", "not supported", "undecided at this n")
@@ -132,6 +142,47 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
                 "SelectionSeconds", f"{p} selects in less wall-clock time than dense AL",
                 "paper", (wide["PruneFuse"] / wide["Dense AL"]).dropna(),
                 f"{100 * budget:g}% of the pool", "selection seconds, PruneFuse / dense AL"))
+    # The other pruning ratios and SVP against dense AL, and each ratio's selection MACs.
+    dense = main[main["arm"] == "Dense AL"]
+    for r in sorted(set(df.loc[_prunefuse(df), "ratio"].dropna()) - {ratio}):
+        other = _main_arms(df, r)
+        claims.append(_diff_claim(
+            f"MainPF{_word(round(100 * r))}", f"PruneFuse p={r:g} selects at least as well as "
+            "dense AL", "paper", other, "PruneFuse", "Dense AL", budget,
+            f"PruneFuse p={r:g} - dense AL, final test accuracy"))
+    svp = df[(df["selector"] == "svp") & _main_runs(df) & _ours(df)]
+    if not svp.empty:
+        claims.append(_diff_claim(
+            "SVP", f"SVP ({svp['proxy_arch'].iloc[0]} proxy) selects at least as well as dense "
+            "AL", "ours", pd.concat([svp.assign(arm="SVP"), dense]), "SVP", "Dense AL", budget,
+            "SVP - dense AL, final test accuracy"))
+    for r in sorted(set(df.loc[_prunefuse(df), "ratio"].dropna())):
+        macs = _main_arms(df, r)
+        macs = macs[_isin(macs["budget"], [budget])].pivot_table(
+            index="seed", columns="arm", values="selection_macs")
+        if {"PruneFuse", "Dense AL"} <= set(macs.columns):
+            claims.append(_ratio_claim(
+                f"SelectionMACs{_word(round(100 * r))}", f"PruneFuse p={r:g} selects with "
+                f"fewer MACs than dense AL (about (1 - p)^2 = {(1 - r) ** 2:.2f} of them)",
+                "paper", (macs["PruneFuse"] / macs["Dense AL"]).dropna(),
+                f"{100 * budget:g}% of the pool", "selection MACs, PruneFuse / dense AL"))
+    # Table 2 (V2 against V1) and the readings of fusion, on PruneFuse's fused + KD target.
+    def pf(vary):
+        return _pf_runs(df, dataset, arch, score, ratio, vary)
+
+    v2 = df[pf(("t_sync",)) & _main_runs(df)]
+    v2 = v2.assign(arm=["V1" if t == 0 else f"V2 T_sync={t}" for t in v2["t_sync"]])
+    for t in sorted(set(v2["t_sync"]) - {0}):
+        claims.append(_diff_claim(
+            f"VTwoSync{_word(int(t))}", f"PruneFuse V2 (T_sync={t}) selects better than V1",
+            "paper", v2, f"V2 T_sync={t}", "V1", budget,
+            f"V2 T_sync={t} - V1, final test accuracy"))
+    fusions = df[pf(("fusion",))].assign(arm=lambda d: d["fusion"])
+    for f in sorted(set(fusions["arm"]) - {"indices"}):
+        claims.append(_diff_claim(
+            f"Fusion{re.sub(r'[^A-Za-z]', '', f.title())}", f"the {f!r} reading of fusion "
+            "trains the target better than ours (each trained tensor at its kept indices)",
+            "ours", fusions, f, "indices", budget, f"fusion {f} - ours, final test accuracy"))
     # KD strength on one selection.
     kd = kd_arms(df, ratio, budget)
     claims.append(_diff_claim(
@@ -188,8 +239,6 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
             verdict(r["diff_low"], r["diff_high"], null=-REACH_POINTS)))
     # Fusion against training from scratch on the same selection, at each shorter schedule.
     for e in sorted(set(fused_cells.index) & set(scratch_cells.index)):
-        if e == own:
-            continue
         a = df[(df["arm"] == TTA_ARMS[0]) & (df["target_epochs"] == e)].set_index("seed")
         b = df[(df["arm"] == TTA_ARMS[1]) & (df["target_epochs"] == e)].set_index("seed")
         seeds = sorted(set(a.index) & set(b.index))
@@ -218,7 +267,8 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
 
 def _word(n: int) -> str:
     """A number as letters, for a LaTeX macro name (10 -> Ten, 20 -> Twenty, ...)."""
-    words = {10: "Ten", 20: "Twenty", 30: "Thirty", 40: "Forty", 60: "Sixty", 120: "OneTwenty"}
+    words = {1: "One", 2: "Two", 10: "Ten", 20: "Twenty", 30: "Thirty", 40: "Forty", 50: "Fifty",
+             60: "Sixty", 70: "Seventy", 120: "OneTwenty"}
     return words.get(n, "E" + "".join("ABCDEFGHIJ"[int(d)] for d in str(n)))
 
 

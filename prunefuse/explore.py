@@ -450,8 +450,8 @@ def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, scor
 def _provenance(run: dict) -> dict:
     """What a caption says about a run (:func:`prunefuse.artefacts.write_caption`)."""
     return {"run_id": run["run_id"], "device": run.get("device_name"),
-            "threads": run.get("threads"), "git_commit": run.get("git_commit"),
-            "finished": finished_at(run["path"])}
+            "threads": run.get("threads"), "cpu": run.get("cpu"),
+            "git_commit": run.get("git_commit"), "finished": finished_at(run["path"])}
 
 
 def plot_agreement_by_ratio(df, path: str | os.PathLike, title: str = "") -> list[Path]:

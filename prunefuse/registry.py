@@ -134,12 +134,21 @@ def _baseline(df: pd.DataFrame) -> pd.Series:
 
 # -- captions and tables -----------------------------------------------------------------------
 
+def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,
+             vary: tuple[str, ...]) -> pd.Series:
+    """PruneFuse's fused targets with KD at ``ratio``, at our readings but in ``vary``."""
+    return ((df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
+            & (df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
+            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0) & _ours(df, vary))
+
+
 def _hardware(df: pd.DataFrame) -> str:
     """Each device the runs used, with the host CPU where the record names it."""
     out = []
     for (name, threads, cpu), _ in df.groupby(["device", "threads", "cpu"], dropna=False):
         host = f" on {cpu}" if isinstance(cpu, str) else ""
-        out.append(f"{name} ({threads} torch threads){host}" if name == "cpu"
+        out.append(f"{name} ({threads} torch thread{'' if threads == 1 else 's'}){host}"
+                   if name == "cpu"
                    else f"{name}{host}")
     return "; ".join(out) or "unknown"
 

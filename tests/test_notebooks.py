@@ -843,6 +843,6 @@ def test_captions_name_each_host_cpu_the_records_name():
 
     df = pd.DataFrame({"device": ["cpu"] * 3 + ["NVIDIA H100"], "threads": [1, 1, 1, 4],
                        "cpu": ["A, AVX2, 2 cores", "B, AVX512, 2 cores", None, "C, AVX512, 16 cores"]})
-    assert _hardware(df) == ("NVIDIA H100 on C, AVX512, 16 cores; cpu (1 torch threads) on A, "
-                             "AVX2, 2 cores; cpu (1 torch threads) on B, AVX512, 2 cores; cpu (1 "
-                             "torch threads)")
+    assert _hardware(df) == ("NVIDIA H100 on C, AVX512, 16 cores; cpu (1 torch thread) on A, "
+                             "AVX2, 2 cores; cpu (1 torch thread) on B, AVX512, 2 cores; cpu (1 "
+                             "torch thread)")
