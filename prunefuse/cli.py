@@ -180,7 +180,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.records:
         from .reproduce import rebuild
 
-        result = rebuild(args.profile, args.records, out, overrides=overrides, artefacts=only,
+        result = rebuild(args.profile, args.records, out, figures=args.figures,
+                         overrides=overrides, artefacts=only,
                          command="prunefuse " + " ".join(sys.argv[1:]) if sys.argv[1:] else None)
         return 0 if result["built"] else 2
     executor = _executor(args)

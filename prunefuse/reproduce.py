@@ -148,8 +148,9 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
 
 
 def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,
-            overrides: dict[str, Any] | None = None, artefacts: list[str] | None = None,
-            command: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+            figures: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
+            artefacts: list[str] | None = None, command: str | None = None,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every artefact of ``profile`` from existing records, never training.
 
     The builders run in this process on the finished runs under ``records`` (nothing is
@@ -161,6 +162,8 @@ def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,
         records: the folder holding the run folders (``<run_id>/`` each, as a batch's
             ``runs/``).
         out: where the artefacts go (``out/figures``) with ``out/report.html``.
+        figures: the artefacts go here instead of ``out/figures`` (a committed figures
+            folder, say).
         overrides, artefacts: as :func:`reproduce` (default: every artefact the grid offers,
             the optional ones included, since building them costs no training).
         command: the command line shown in the page's provenance.
@@ -174,12 +177,13 @@ def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,
     records, out = Path(records).resolve(), Path(out).resolve()
     if not records.is_dir():
         raise FileNotFoundError(f"--records {str(records)!r}: no such folder of run records")
-    if out == records or records in out.parents:
-        raise ConfigError(f"--out {str(out)!r}: inside --records; the records are only read, "
-                          "write the artefacts elsewhere")
+    figures = Path(figures).resolve() if figures else out / BATCH_FIGURES
+    for flag, path in (("--out", out), ("--figures", figures)):
+        if path == records or records in path.parents:
+            raise ConfigError(f"{flag} {str(path)!r}: inside --records; the records are only "
+                              "read, write the artefacts elsewhere")
     wanted = artefacts or default_artefacts(profile, extended=True)
     the_plan = plan(profile, overrides=overrides, artefacts=wanted)
-    figures = out / BATCH_FIGURES
     built, missing = [], {}
     for name, params in the_plan.notebooks.items():
         lacks = [r.run_id for r in the_plan.runs if name in r.artefacts

@@ -9,6 +9,7 @@ import pytest
 
 from prunefuse.artefacts import ARTEFACTS
 from prunefuse.claims import VERDICTS, numbers_in, verdict
+from prunefuse.config import ConfigError
 from prunefuse.experiment import run_experiment
 from prunefuse.grid import plan
 from prunefuse.reproduce import rebuild
@@ -152,3 +153,11 @@ def test_rebuild_names_the_runs_an_artefact_lacks(batch, tmp_path):
     missing = result["missing"]["time_to_accuracy"]
     assert missing and all(m not in keep for m in missing)
     assert any("time_to_accuracy: not built" in line and missing[0] in line for line in lines)
+    # --figures puts the artefacts elsewhere; never inside the records
+    elsewhere = tmp_path / "committed"
+    result = rebuild("smoke", only, tmp_path / "out2", figures=elsewhere,
+                     artefacts=["kd_strength"], log=lambda s: None)
+    assert result["figures"] == elsewhere and (elsewhere / "kd_strength.csv").exists()
+    assert not (tmp_path / "out2" / "figures").exists()
+    with pytest.raises(ConfigError, match="--figures .* inside --records"):
+        rebuild("smoke", only, tmp_path / "out3", figures=only / "figures", log=lambda s: None)
