@@ -1,0 +1,68 @@
+"""The committed CPU study: `figures/cpu` is what its committed records rebuild to, and the
+results text quotes only numbers of its claims."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from prunefuse.claims import numbers_in
+from prunefuse.reproduce import rebuild
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS, FIGURES = ROOT / "records" / "cpu", ROOT / "figures" / "cpu"
+BUILT = re.compile(r"built \d{4}-\d{2}-\d{2}")  # the one line of a caption that dates the build
+TEXT = "README.md"  # figures/cpu's own text, not an artefact
+
+
+def _section(path: Path, heading: str) -> str:
+    """The text under ``heading`` up to the next heading of its level."""
+    text = path.read_text()
+    level = heading.split(" ")[0]
+    start = text.index(heading + "\n")
+    rest = text[start + len(heading) + 1:]
+    end = re.search(rf"^{level} ", rest, flags=re.M)
+    return rest[:end.start()] if end else rest
+
+
+# The claim-by-claim text: figures/cpu's and the README's short summary.
+RESULTS_TEXT = [(FIGURES / TEXT, "## What the runs show, claim by claim"),
+                (ROOT / "README.md", "## What the runs show")]
+
+
+@pytest.mark.slow
+def test_figures_cpu_is_what_the_committed_records_rebuild_to(tmp_path):
+    """Every committed artefact, table and caption of figures/cpu is rebuilt, number for
+    number, from records/cpu without training; nothing is committed that they do not build."""
+    result = rebuild("cpu", RECORDS, tmp_path, log=lambda s: None)
+    made = result["figures"]
+    committed = sorted(p.name for p in FIGURES.iterdir() if p.name != TEXT)
+    assert committed == sorted(p.name for p in made.iterdir())
+    for name in committed:
+        if name.endswith((".csv", ".md", ".tex", ".json")):
+            want, got = (FIGURES / name).read_text(), (made / name).read_text()
+            assert BUILT.sub("built", got) == BUILT.sub("built", want), name
+    assert (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("path, heading", RESULTS_TEXT, ids=["figures-cpu", "readme"])
+def test_results_text_quotes_only_numbers_of_the_claims(path, heading):
+    """A number in the claim-by-claim text that `claims.md` does not hold was computed
+    elsewhere (or copied before the records changed)."""
+    text = _section(path, heading)
+    claims = numbers_in((FIGURES / "claims.md").read_text())
+    stray = sorted(numbers_in(text) - claims)
+    assert numbers_in(text), f"{path.name}: no numbers under {heading!r}"
+    assert not stray, f"{path.name} quotes numbers not in figures/cpu/claims.md: {stray}"
+
+
+def test_the_records_hold_what_figures_cpu_states():
+    """The committed records are finished runs of one package commit, without caches."""
+    import json
+
+    runs = [p for p in RECORDS.iterdir() if p.is_dir()]
+    assert runs and all((p / "DONE").exists() for p in runs)
+    commits = {json.loads((p / "config.json").read_text())["git_commit"] for p in runs}
+    assert len(commits) == 1, commits
+    assert not [p for p in RECORDS.rglob("*") if p.name == "cache" or p.suffix in (".pt",
+                                                                                  ".ipynb")]
