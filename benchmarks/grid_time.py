@@ -3,9 +3,11 @@ its run records charged, by ledger category and by method.
 
     python benchmarks/grid_time.py runs/cpu
 
-Reads only records (``plan.json``, ``runs/*/ledger.json``, ``config.json``, ``DONE``);
-nothing is timed here. The wall-clock is from the batch's first run start (its
-``config.json``, written once when the run starts) to its last ``DONE``. Seconds charged per
+Reads only records (``plan.json``, ``runs/*/ledger.json``, ``config.json``, ``log.txt``,
+``DONE``); nothing is timed here. The wall-clock is from the batch's first run start (its
+``config.json``, written once when the run starts) to its last ``DONE``; a batch that ran in
+several sittings (or whose records were copied) has no such span, so the seconds every
+attempt of every run took, from each run's ``log.txt``, are summed as well. Seconds charged per
 run cover training, scoring and evaluation; what is left of run time is process start, data
 loading, MAC counting and notebook overhead.
 """
@@ -15,10 +17,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 from prunefuse.flops import CATEGORIES
-from prunefuse.runs import BATCH_RUNS, CONFIG, PLAN, find_runs, method_label
+from prunefuse.runs import BATCH_RUNS, CONFIG, LOG, PLAN, find_runs, method_label
+
+ATTEMPT = re.compile(r"^== (?:exit status|killed by) .* after ([0-9.]+) s$", re.M)
 
 
 def _done_time(run: dict) -> dt.datetime:
@@ -31,18 +36,27 @@ def main() -> None:
     args = ap.parse_args()
     batch = Path(args.batch)
     plan = json.loads((batch / PLAN).read_text())
-    runs = find_runs(batch / BATCH_RUNS)
-    print(f"batch {batch}: {len(runs)} of {len(plan['runs'])} planned runs finished")
+    planned = {r["run_id"] for r in plan["runs"]}
+    runs = [r for r in find_runs(batch / BATCH_RUNS) if r["run_id"] in planned]
+    print(f"batch {batch}: {len(runs)} of {len(planned)} planned runs finished")
     if not runs:
         return
     # config.json is written once, when a run starts (log.txt changes with every attempt).
     starts = [Path(r["path"], CONFIG).stat().st_mtime for r in runs]
     done = [_done_time(r) for r in runs]
-    if starts:
-        first = dt.datetime.fromtimestamp(min(starts), tz=dt.timezone.utc)
-        span = (max(done) - first).total_seconds()
+    begun = [dt.datetime.fromtimestamp(s, tz=dt.timezone.utc) for s in starts]
+    if begun and all(b <= d for b, d in zip(begun, done)):
+        span = (max(done) - min(begun)).total_seconds()
         print(f"wall-clock, first run start to last DONE: {span / 60:.1f} min (an upper bound if the "
               "batch was interrupted and resumed)")
+    elif begun:
+        print("wall-clock: not measurable, some runs' config.json is newer than their DONE (the "
+              "records were copied here)")
+    logs = [Path(r["path"], LOG) for r in runs]
+    attempts = [float(t) for log in logs if log.exists() for t in ATTEMPT.findall(log.read_text())]
+    print(f"run time from the runs' logs: {len(attempts)} attempts of {len(runs)} runs, "
+          f"{sum(attempts) / 3600:.2f} h summed (each run's process, notebook included; "
+          "divide by the runs at once for the wall-clock of one sitting)")
     by_cat = dict.fromkeys(CATEGORIES, 0.0)
     by_method: dict[str, float] = {}
     for r in runs:

@@ -53,12 +53,16 @@ def test_grid_time_reads_a_batch(tmp_path):
     from prunefuse.experiment import run_experiment
 
     run = run_experiment(profile="smoke", out=tmp_path / "runs", progress=False, device="cpu")
-    (tmp_path / "plan.json").write_text(json.dumps({"runs": [{"run_id": run.name}] * 2}))
+    (tmp_path / "plan.json").write_text(json.dumps({"runs": [{"run_id": run.name},
+                                                             {"run_id": "not-yet-run"}]}))
+    (run / "log.txt").write_text("== exit status 1 after 1800.0 s\n== killed by SIGTERM after "
+                                 "900.0 s\n== exit status 0 after 1800.0 s\n")
     ledger = json.loads((run / "ledger.json").read_text())
     proc = subprocess.run([sys.executable, str(BENCH / "grid_time.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "1 of 2 planned runs finished" in proc.stdout
+    assert "3 attempts of 1 runs, 1.25 h summed" in proc.stdout  # from the run's log
     total = sum(ledger["seconds"].values())
     assert f"HEADLINE grid: 1 runs, {total:.0f} s charged" in proc.stdout
     assert f"{'target_training':<18} {ledger['seconds']['target_training']:8.0f} s" in proc.stdout
