@@ -30,6 +30,7 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     _at_budget,
     _baseline,
     _figure_files,
+    _fusion_readings,
     _isin,
     _main_runs,
     _ours,
@@ -500,8 +501,7 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
     out, name = Path(out), "fusion_variants"
     df = results_table(records)
     if not df.empty:
-        df = df[_pf_runs(df, dataset, arch, score, ratio, ("fusion",))
-                & df["fusion"].isin(["indices", *fusions])].copy()
+        df = df[_fusion_readings(df, dataset, arch, score, ratio, fusions)].copy()
         # only the budgets every variant was trained at
         common = df.groupby("fusion")["budget_pct"].agg(set)
         budgets = set.intersection(*common) if len(common) else set()

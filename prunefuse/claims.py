@@ -33,6 +33,7 @@ from .evidence import (
 from .registry import (
     Paths,
     _baseline,
+    _fusion_readings,
     _isin,
     _main_runs,
     _ours,
@@ -151,11 +152,12 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
             "dense AL", "paper", other, "PruneFuse", "Dense AL", budget,
             f"PruneFuse p={r:g} - dense AL, final test accuracy"))
     svp = df[(df["selector"] == "svp") & _main_runs(df) & _ours(df)]
-    if not svp.empty:
+    for proxy, runs in svp.groupby("proxy_arch", sort=True):
         claims.append(_diff_claim(
-            "SVP", f"SVP ({svp['proxy_arch'].iloc[0]} proxy) selects at least as well as dense "
-            "AL", "ours", pd.concat([svp.assign(arm="SVP"), dense]), "SVP", "Dense AL", budget,
-            "SVP - dense AL, final test accuracy"))
+            "SVP" + _letters(proxy),
+            f"SVP ({proxy} proxy) selects at least as well as dense AL", "ours",
+            pd.concat([runs.assign(arm="SVP"), dense]), "SVP", "Dense AL", budget,
+            f"SVP ({proxy}) - dense AL, final test accuracy"))
     for r in sorted(set(df.loc[_prunefuse(df), "ratio"].dropna())):
         macs = _main_arms(df, r)
         macs = macs[_isin(macs["budget"], [budget])].pivot_table(
@@ -177,10 +179,12 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
             f"VTwoSync{_word(int(t))}", f"PruneFuse V2 (T_sync={t}) selects better than V1",
             "paper", v2, f"V2 T_sync={t}", "V1", budget,
             f"V2 T_sync={t} - V1, final test accuracy"))
-    fusions = df[pf(("fusion",))].assign(arm=lambda d: d["fusion"])
-    for f in sorted(set(fusions["arm"]) - {"indices"}):
+    readings = sorted(set(df.loc[pf(("fusion",)), "fusion"]) - {"indices"})
+    fusions = df[_fusion_readings(df, dataset, arch, score, ratio, readings)]
+    fusions = fusions.assign(arm=fusions["fusion"])
+    for f in readings:
         claims.append(_diff_claim(
-            f"Fusion{re.sub(r'[^A-Za-z]', '', f.title())}", f"the {f!r} reading of fusion "
+            f"Fusion{_letters(f)}", f"the {f!r} reading of fusion "
             "trains the target better than ours (each trained tensor at its kept indices)",
             "ours", fusions, f, "indices", budget, f"fusion {f} - ours, final test accuracy"))
     # KD strength on one selection.
@@ -230,14 +234,18 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
             f"{own}", where, int(r["n_pairs"]), r["diff_mean"], r["diff_low"], r["diff_high"],
             "points", verdict(r["diff_low"], r["diff_high"], null=-REACH_POINTS)))
     elif (fused_cells.index < own).any():  # shorter schedules were run, none came close
-        r = fused_cells[fused_cells.index < own].iloc[-1]
+        tried = fused_cells[fused_cells.index < own]
+        r = tried.iloc[-1]
+        # not supported only when every shorter schedule's interval lies below the margin
+        each = {verdict(c["diff_low"], c["diff_high"], null=-REACH_POINTS)
+                for _, c in tried.iterrows()}
         out.append(Claim(
             "FusedReach", f"fusion shortens training: no shorter schedule of the fused + KD "
             f"target comes within {REACH_POINTS:g} points of dense AL's {own}-epoch accuracy",
             "paper", f"fused + KD at {int(r.name)} epochs - dense AL at {own}",
             where, int(r["n_pairs"]), r["diff_mean"], r["diff_low"], r["diff_high"], "points",
-            verdict(r["diff_low"], r["diff_high"], null=-REACH_POINTS)))
-    # Fusion against training from scratch on the same selection, at each shorter schedule.
+            VERDICTS[1] if each == {VERDICTS[1]} else VERDICTS[2]))
+    # Fusion against training from scratch on the same selection, at each schedule.
     for e in sorted(set(fused_cells.index) & set(scratch_cells.index)):
         a = df[(df["arm"] == TTA_ARMS[0]) & (df["target_epochs"] == e)].set_index("seed")
         b = df[(df["arm"] == TTA_ARMS[1]) & (df["target_epochs"] == e)].set_index("seed")
@@ -265,10 +273,16 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
     return [c for c in out if c is not None]
 
 
+def _letters(name: str) -> str:
+    """A name as letters only, numbers spelled (resnet8 -> ResnetEight), for a macro name."""
+    return re.sub(r"[^A-Za-z]", "", re.sub(r"\d+", lambda m: _word(int(m.group())),
+                                            name.title()))
+
+
 def _word(n: int) -> str:
     """A number as letters, for a LaTeX macro name (10 -> Ten, 20 -> Twenty, ...)."""
-    words = {1: "One", 2: "Two", 10: "Ten", 20: "Twenty", 30: "Thirty", 40: "Forty", 50: "Fifty",
-             60: "Sixty", 70: "Seventy", 120: "OneTwenty"}
+    words = {1: "One", 2: "Two", 8: "Eight", 10: "Ten", 20: "Twenty", 30: "Thirty",
+             40: "Forty", 50: "Fifty", 60: "Sixty", 70: "Seventy", 120: "OneTwenty"}
     return words.get(n, "E" + "".join("ABCDEFGHIJ"[int(d)] for d in str(n)))
 
 

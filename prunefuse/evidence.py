@@ -23,6 +23,7 @@ from .registry import (
     _isin,
     _main_runs,
     _ours,
+    _own_epochs,
     _plots,
     _prunefuse,
     _require,
@@ -182,12 +183,6 @@ def kd_arms(df: pd.DataFrame, ratio: float, budget: float) -> pd.DataFrame:
     reused = df["selection_from"].notna()
     df = df[(reused | (df["kd_lambda"] > 0)) & df["seed"].isin(set(df.loc[reused, "seed"]))]
     return df.assign(arm=[_kd_arm(r) for r in df.itertuples()])
-
-
-def _own_epochs(df: pd.DataFrame) -> int:
-    """The profile's target epochs: those of the runs that selected for themselves."""
-    own = df.loc[_main_runs(df), "target_epochs"]
-    return int(own.mode().iloc[0]) if not own.empty else int(df["target_epochs"].max())
 
 
 def _kd_arm(row) -> str:

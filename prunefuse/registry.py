@@ -134,17 +134,36 @@ def _baseline(df: pd.DataFrame) -> pd.Series:
 
 # -- captions and tables -----------------------------------------------------------------------
 
+def _own_epochs(df: pd.DataFrame) -> int:
+    """The profile's target epochs: those of the runs that selected for themselves."""
+    own = df.loc[_main_runs(df), "target_epochs"]
+    return int(own.mode().iloc[0]) if not own.empty else int(df["target_epochs"].max())
+
+
 def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,
              vary: tuple[str, ...]) -> pd.Series:
-    """PruneFuse's fused targets with KD at ``ratio``, at our readings but in ``vary``."""
+    """PruneFuse's fused targets with KD at ``ratio`` and the profile's own schedule (not the
+    shorter ones of time to accuracy), at our readings but in ``vary``."""
     return ((df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
             & (df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
-            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0) & _ours(df, vary))
+            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0) & _ours(df, vary)
+            & (df["target_epochs"] == _own_epochs(df)))
+
+
+def _fusion_readings(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,
+                     fusions: list[str]) -> pd.Series:
+    """Each reading of fusion in ``fusions`` on PruneFuse's selection, and ours
+    (``indices``) from the runs that selected for themselves: one row per seed and budget."""
+    return (_pf_runs(df, dataset, arch, score, ratio, ("fusion",))
+            & df["fusion"].isin(["indices", *fusions])
+            & (_main_runs(df) | (df["fusion"] != "indices")))
 
 
 def _hardware(df: pd.DataFrame) -> str:
     """Each device the runs used, with the host CPU where the record names it."""
     out = []
+    if df.empty:
+        return "unknown"
     for (name, threads, cpu), _ in df.groupby(["device", "threads", "cpu"], dropna=False):
         host = f" on {cpu}" if isinstance(cpu, str) else ""
         out.append(f"{name} ({threads} torch thread{'' if threads == 1 else 's'}){host}"

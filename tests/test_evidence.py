@@ -41,11 +41,13 @@ def test_verdict_rule():
     assert verdict(-0.4, 0.2, null=-0.5) == VERDICTS[0]
 
 
-def _tta_rows(fused_30: list[float]) -> pd.DataFrame:
-    """Time-to-accuracy rows: dense AL at 60 epochs at 90%, fused + KD at 30 and 60 epochs."""
+def _tta_rows(fused_30: list[float], fused_20: list[float] = ()) -> pd.DataFrame:
+    """Time-to-accuracy rows: dense AL at 60 epochs at 90%, fused + KD at 30 and 60 epochs
+    (and at 20 where given)."""
     from prunefuse.evidence import TTA_ARMS
 
-    rows = []
+    rows = [{"arm": TTA_ARMS[0], "target_epochs": 20, "seed": seed, "acc_pct": acc,
+             "seconds": 40.0} for seed, acc in enumerate(fused_20)]
     for seed, acc in enumerate(fused_30):
         rows += [{"arm": TTA_ARMS[2], "target_epochs": 60, "seed": seed, "acc_pct": 90.0,
                   "seconds": 100.0},
@@ -56,22 +58,54 @@ def _tta_rows(fused_30: list[float]) -> pd.DataFrame:
     return pd.DataFrame(rows).assign(selection_from=None)
 
 
-@pytest.mark.parametrize("fused_30, expected", [
-    ([87.0], "undecided at this n"),  # one seed: no interval, so no verdict either way
-    ([87.0, 89.6, 86.0], "undecided at this n"),  # the interval reaches -0.5 points
-    ([87.0, 87.2, 86.9, 87.1], "not supported")])  # every seed 3 points short
-def test_fusion_reach_verdict_follows_its_interval(monkeypatch, fused_30, expected):
-    """'No shorter schedule comes within 0.5 points' is decided by the interval of the longest
-    shorter schedule against -0.5 points, not by the mean alone."""
+@pytest.mark.parametrize("fused_30, fused_20, expected", [
+    ([87.0], (), "undecided at this n"),  # one seed: no interval, so no verdict either way
+    ([87.0, 89.6, 86.0], (), "undecided at this n"),  # the interval reaches -0.5 points
+    ([87.0, 87.2, 86.9, 87.1], (), "not supported"),  # every seed 3 points short
+    # 30 epochs clearly short, but 20 epochs' interval reaches the margin: not decided
+    ([87.0, 87.2, 86.9, 87.1], (88.0, 91.5, 86.0, 89.0), "undecided at this n")])
+def test_fusion_reach_verdict_follows_its_interval(monkeypatch, fused_30, fused_20, expected):
+    """'No shorter schedule comes within 0.5 points' is not supported only when every shorter
+    schedule's interval lies below -0.5 points, not by the means alone."""
     import prunefuse.claims as claims
     import prunefuse.evidence as evidence
 
-    monkeypatch.setattr(claims, "time_to_accuracy_rows", lambda *a, **k: _tta_rows(fused_30))
+    monkeypatch.setattr(claims, "time_to_accuracy_rows",
+                        lambda *a, **k: _tta_rows(fused_30, fused_20))
     monkeypatch.setattr(evidence, "_own_epochs", lambda df: 60)
     monkeypatch.setattr(claims, "_own_epochs", lambda df: 60)
     reach = [c for c in claims._time_to_accuracy_claims("r", "d", "a", "s", 0.5, 0.3)
              if c.id == "FusedReach"]
     assert len(reach) == 1 and reach[0].verdict == expected
+
+
+def test_claims_pair_each_comparison_once_per_seed(monkeypatch):
+    """On the committed records plus made-up V2, fusion-reading and second-proxy rows, every
+    claim pairs one run per seed and arm: the time-to-accuracy runs (fused + KD on the same
+    selection, shorter schedules) and the reused-selection arms do not enter as extra rows."""
+    from pathlib import Path
+
+    import prunefuse.claims as claims
+    from prunefuse.runs import results_table
+
+    records = Path(__file__).resolve().parents[1] / "records" / "cpu"
+    df = results_table(records)
+    main = df[claims._prunefuse(df) & (df["ratio"] == 0.5)]
+    assert (df["target_epochs"] < 60).any()  # the records hold shorter schedules
+    v2 = main.assign(t_sync=1, acc_pct=main["acc_pct"] + 1.0)
+    fork = main.assign(fusion="fork", selection_from="x", acc_pct=main["acc_pct"] - 2.0)
+    svp = df[df["selector"] == "svp"]
+    other = svp.assign(proxy_arch="resnet20", acc_pct=svp["acc_pct"] + 0.5)
+    more = pd.concat([df, v2, fork, other], ignore_index=True)
+    monkeypatch.setattr(claims, "results_table", lambda records: more)
+    rows = {c.id: c for c in claims.build_claims(records, dataset="fashion-mnist",
+                                                 arch="resnet20", score="least_confidence",
+                                                 ratio=0.5, budget=0.3)}
+    n = main[main["budget"] == 0.3]["seed"].nunique()
+    assert rows["VTwoSyncOne"].n == n and rows["VTwoSyncOne"].mean == pytest.approx(1.0)
+    assert rows["FusionFork"].n == n and rows["FusionFork"].mean == pytest.approx(-2.0)
+    assert {"SVPResnetEight", "SVPResnetTwenty"} <= set(rows)
+    assert rows["MainPF"].n == n and len(set(rows)) == len(rows)
 
 
 @pytest.mark.slow
