@@ -28,6 +28,7 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     Artefact,
     Paths,
     _at_budget,
+    _at_own_epochs,
     _baseline,
     _figure_files,
     _fusion_readings,
@@ -197,7 +198,8 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)]
+                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)
+                & _at_own_epochs(df)]
         df, budget = _at_budget(df, budget)
     _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid).
@@ -283,7 +285,8 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     df = results_table(records)
     if not df.empty:
         df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)]
+                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)
+                & _at_own_epochs(df)]
     _require(df, "the ablation", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     pf = "fused + KD (PruneFuse)"
     order = [v for v in VARIANTS if v in set(df["variant"])]

@@ -189,11 +189,13 @@ def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Pat
         ax.annotate(r.selector, (r.x, r.y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=f) for f, c in colors.items()
                if f in set(g["family"])]
-    handles += [plt.Line2D([], [], ls="", marker=m, color="0.3", label=f"target {t}")
-                for t, m in markers.items()]
+    if len(markers) > 1:  # one target: every mark is its, a legend entry would match none
+        handles += [plt.Line2D([], [], ls="", marker=m, color="0.3", label=f"target {t}")
+                    for t, m in markers.items()]
     ax.legend(handles=handles, fontsize=8)
+    target = f", target {next(iter(markers))}" if len(markers) == 1 else ""
     ax.set(xlabel="selector parameters (millions)", ylabel="target test accuracy (%)",
-           title=f"{title} ({drawn(df, ['family', 'target', 'selector'])})")
+           title=f"{title}{target} ({drawn(df, ['family', 'target', 'selector'])})")
     return save(fig, path)
 
 

@@ -140,6 +140,11 @@ def _own_epochs(df: pd.DataFrame) -> int:
     return int(own.mode().iloc[0]) if not own.empty else int(df["target_epochs"].max())
 
 
+def _at_own_epochs(df: pd.DataFrame) -> pd.Series:
+    """Runs trained for the profile's own schedule, not the shorter ones of time to accuracy."""
+    return df["target_epochs"] == _own_epochs(df)
+
+
 def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,
              vary: tuple[str, ...]) -> pd.Series:
     """PruneFuse's fused targets with KD at ``ratio`` and the profile's own schedule (not the
@@ -147,7 +152,7 @@ def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float
     return ((df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
             & (df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
             & (df["target_init"] == "fused") & (df["kd_lambda"] > 0) & _ours(df, vary)
-            & (df["target_epochs"] == _own_epochs(df)))
+            & _at_own_epochs(df))
 
 
 def _fusion_readings(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,

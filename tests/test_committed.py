@@ -66,3 +66,23 @@ def test_the_records_hold_what_figures_cpu_states():
     assert len(commits) == 1, commits
     assert not [p for p in RECORDS.rglob("*") if p.name == "cache" or p.suffix in (".pt",
                                                                                   ".ipynb")]
+
+
+def test_shorter_schedules_stay_out_of_the_default_artefacts(tmp_path):
+    """The records hold time-to-accuracy runs (the same selection trained for 10-30 epochs);
+    the ablation and the epoch curves compare full schedules only, one run per seed and arm."""
+    import pandas as pd
+
+    from prunefuse.artefacts import ARTEFACTS
+    from prunefuse.runs import results_table
+
+    df = results_table(RECORDS)
+    assert (df["target_epochs"] < 60).any()
+    params = {"profile": "cpu", "dataset": "fashion-mnist", "arch": "resnet20",
+              "score": "least_confidence", "ratios": [0.5]}
+    ARTEFACTS["ablation"].builder(RECORDS, tmp_path, **params)  # raised on duplicate pairs
+    ARTEFACTS["figure4"].builder(RECORDS, tmp_path, **params)
+    curves = pd.read_csv(tmp_path / "figure4_epochs.csv")
+    epochs = df.set_index("run_id")["target_epochs"]
+    assert set(epochs[curves["run_id"].unique()]) == {60}
+    assert curves.groupby(["variant", "seed", "epoch"]).size().max() == 1

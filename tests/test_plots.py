@@ -92,3 +92,23 @@ def test_captions_do_not_promise_an_sd_at_one_seed():
 
     assert over_seeds("n=1 seed") == "one seed, no sd"
     assert over_seeds("n=3 seeds") == "mean ± sd over seeds (n=3 seeds)"
+
+
+def test_selector_size_legend_has_a_mark_for_every_entry(monkeypatch):
+    """With one target every point is its, so the target goes into the title, not into a
+    legend entry that matches no mark; with two, each target has its own marker."""
+    import pandas as pd
+
+    from prunefuse import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or [])
+    rows = [{"family": f, "selector": s, "target": t, "selector_mparams": m, "acc_pct": a,
+             "seed": seed}
+            for f, s, m in (("PruneFuse", "p=0.5", 0.07), ("SVP", "resnet8", 0.08))
+            for t in ("resnet20", "resnet14") for seed, a in enumerate((86.0, 87.0))]
+    plots.plot_selector_size(pd.DataFrame(rows).query("target == 'resnet20'"), "x", title="t")
+    plots.plot_selector_size(pd.DataFrame(rows), "x", title="t")
+    one, two = ([t.get_text() for t in f.axes[0].get_legend().get_texts()] for f in figures)
+    assert one == ["PruneFuse", "SVP"] and "target resnet20" in figures[0].axes[0].get_title()
+    assert two == ["PruneFuse", "SVP", "target resnet14", "target resnet20"]
