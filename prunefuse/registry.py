@@ -55,6 +55,15 @@ class Artefact:
 
 
 ARTEFACTS: dict[str, Artefact] = {}
+# The builders' modules in the order their artefacts are listed and planned, whichever of
+# them is imported first; within a module, the order of declaration. Others come last.
+BUILDER_MODULES = ("prunefuse.artefacts", "prunefuse.evidence", "prunefuse.claims")
+
+
+def _listing_order(art: Artefact) -> tuple[int, int]:
+    module = art.builder.__module__
+    rank = BUILDER_MODULES.index(module) if module in BUILDER_MODULES else len(BUILDER_MODULES)
+    return rank, art.builder.__code__.co_firstlineno
 
 
 def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
@@ -65,6 +74,9 @@ def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
         if name in ARTEFACTS:
             raise ValueError(f"artefact {name!r} is declared twice")
         ARTEFACTS[name] = Artefact(name, builder, files, runs, params, needs, optional)
+        listed = sorted(ARTEFACTS.values(), key=_listing_order)
+        ARTEFACTS.clear()
+        ARTEFACTS.update((a.name, a) for a in listed)
         return builder
     return wrap
 

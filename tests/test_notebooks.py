@@ -846,3 +846,20 @@ def test_captions_name_each_host_cpu_the_records_name():
     assert _hardware(df) == ("NVIDIA H100 on C, AVX512, 16 cores; cpu (1 torch thread) on A, "
                              "AVX2, 2 cores; cpu (1 torch thread) on B, AVX512, 2 cores; cpu (1 "
                              "torch thread)")
+
+
+def test_artefacts_are_listed_alike_whichever_module_is_imported_first():
+    """The plan walks the registry in order, so the order of the runs must not depend on
+    which builder module a program (or a test) happened to import first."""
+    import subprocess
+    import sys
+
+    code = ("import {0}; from prunefuse.artefacts import ARTEFACTS; "
+            "from prunefuse.grid import default_artefacts, plan; "
+            "print(list(ARTEFACTS)); print([r.run_id for r in plan('cpu', "
+            "artefacts=default_artefacts('cpu', extended=True)).runs])")
+    outs = {subprocess.run([sys.executable, "-c", code.format(m)], capture_output=True,
+                           text=True, check=True).stdout
+            for m in ("prunefuse.claims", "prunefuse.evidence", "prunefuse.artefacts")}
+    assert len(outs) == 1
+    assert "'main_table'" in outs.pop().splitlines()[0].split(",")[0]
