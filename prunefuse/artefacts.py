@@ -43,7 +43,7 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     artefact,
     write_caption,
 )
-from .runs import PER_EPOCH, VARIANTS, results_table
+from .runs import PER_EPOCH, PROVENANCE, VARIANTS, results_table
 
 # -- the artefacts -----------------------------------------------------------------------------
 
@@ -421,7 +421,7 @@ def agreement(records: str | os.PathLike, out: str | os.PathLike, *, profile: st
     paths = _write_table(out, name, df, pd.DataFrame(rows), caption, 2)
     paths.update(zip(("pdf", "png"), explore.plot_agreement_by_ratio(
         df, out / name, title=f"Pruned vs dense selector, {dataset}, {arch}")))
-    keys = ["run_id", "device", "threads", "cpu", "git_commit", "finished"]  # _provenance's
+    keys = list(PROVENANCE)
     involved = pd.concat([df[keys], df[[f"dense_{k}" for k in keys]].set_axis(keys, axis=1)])
     paths["caption"] = write_caption(
         out, name, "Selector agreement: does the pruned network choose like the dense one?",

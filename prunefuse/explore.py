@@ -29,9 +29,9 @@ from .runs import (
     CACHE,
     CONFIG,
     find_runs,
-    finished_at,
     load_run,
     method_label,
+    provenance,
     read_scores,
     read_selection,
     read_selections,
@@ -442,16 +442,9 @@ def agreement_table(records: str | os.PathLike, *, dataset: str, arch: str, scor
             continue
         df = agreement(run, base).assign(ratio=cfg["ratio"], seed=cfg["seed"])
         for prefix, r in (("", run), ("dense_", base)):
-            df = df.assign(**{f"{prefix}{k}": v for k, v in _provenance(r).items()})
+            df = df.assign(**{f"{prefix}{k}": v for k, v in provenance(r).items()})
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _provenance(run: dict) -> dict:
-    """What a caption says about a run (:func:`prunefuse.artefacts.write_caption`)."""
-    return {"run_id": run["run_id"], "device": run.get("device_name"),
-            "threads": run.get("threads"), "cpu": run.get("cpu"),
-            "git_commit": run.get("git_commit"), "finished": finished_at(run["path"])}
 
 
 def plot_agreement_by_ratio(df, path: str | os.PathLike, title: str = "") -> list[Path]:

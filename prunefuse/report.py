@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 import mistune
+import pandas as pd
 
 from .artefacts import ARTEFACTS
 from .registry import _hardware
-from .runs import atomic_write_text, find_runs, results_table
+from .runs import atomic_write_text, find_runs
+from .runs import provenance as run_provenance
 
 _MARKDOWN = mistune.create_markdown(plugins=["table"])
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -66,7 +68,7 @@ def provenance(records: str | os.PathLike) -> list[tuple[str, str]]:
     return [("records", f"{len(runs)} finished runs in {records}"),
             ("package commits", ", ".join(commits) or "unknown"),
             ("runs finished", f"{dates[0]} to {dates[-1]}" if dates else "unknown"),
-            ("hardware", _hardware(results_table(records)) if runs else "unknown"),
+            ("hardware", _hardware(pd.DataFrame([run_provenance(r) for r in runs]))),
             ("torch", ", ".join(torch) or "unknown"),
             ("page built", f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
                            f"{platform.node() or 'this machine'}")]

@@ -418,6 +418,15 @@ def _check_targets(run: dict) -> None:
                          f"every one of eval_budgets {wanted}; empty or cut short")
 
 
+PROVENANCE = ("run_id", "device", "threads", "cpu", "git_commit", "finished")
+
+
+def provenance(run: dict) -> dict:
+    """What a caption says about a run (:data:`PROVENANCE`), from a :func:`find_runs` record."""
+    return dict(zip(PROVENANCE, (run["run_id"], run.get("device_name"), run.get("threads"),
+                                 run.get("cpu"), run.get("git_commit"), run["finished"])))
+
+
 def results_table(root: str | os.PathLike, done_only: bool = True,
                   problems: list[str] | None = None):
     """The tidy results table: one row per run and evaluated budget (pandas DataFrame).
