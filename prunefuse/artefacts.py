@@ -575,6 +575,7 @@ def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profil
 # imports first.
 from .evidence import (  # noqa: E402, F401, I001
     authors_reading,
+    convergence,
     kd_strength,
     main_comparison,
     time_to_accuracy,

@@ -22,10 +22,12 @@ import pandas as pd
 
 from . import stats
 from .evidence import (
+    CONVERGED_POINTS,
     REACH_POINTS,
     TTA_ARMS,
     _focus,
     _own_epochs,
+    convergence_rows,
     kd_arms,
     time_to_accuracy_rows,
     time_to_accuracy_table,
@@ -207,7 +209,28 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
             "as dense AL (final epoch)", "ours", ad, "authors", "Dense AL", budget,
             f"{p} (authors' reading) - dense AL, final test accuracy", value="final_pct"))
     claims += _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget)
+    claims += _convergence_claims(records, dataset, arch, score, budget)
     return [c for c in claims if c is not None]
+
+
+def _convergence_claims(records, dataset, arch, score, budget) -> list[Claim | None]:
+    """Per longer schedule: the recipe has converged (dense AL's target gains less than
+    :data:`CONVERGED_POINTS` from it)."""
+    df = convergence_rows(records, dataset=dataset, arch=arch, score=score, budget=budget)
+    if df.empty:
+        return []
+    own = _own_epochs(df)
+    out = []
+    for e in sorted(set(df["target_epochs"]) - {own}):
+        c = _diff_claim(
+            f"Converged{_word(int(e))}", f"the recipe has converged: dense AL's target trained "
+            f"for {e} epochs instead of {own} gains less than {CONVERGED_POINTS:g} point",
+            "ours", df, f"{e} epochs", f"{own} epochs", budget,
+            f"dense AL's target, {e} - {own} epochs, same selection")
+        if c is not None:
+            c.verdict = verdict(c.low, c.high, null=CONVERGED_POINTS, higher=False)
+        out.append(c)
+    return out
 
 
 def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> list[Claim]:

@@ -1,4 +1,4 @@
-"""The evidence artefacts: KD strength, the authors' reading, and time to accuracy.
+"""The evidence artefacts: KD strength, the authors' reading, time to accuracy and convergence.
 
 Each reads run records only (:func:`prunefuse.runs.results_table`) and pairs every arm with
 the main comparison's runs of the same seed: the same pool, initial labels and dense init
@@ -36,6 +36,8 @@ from .runs import BEST_LABEL, results_table
 # Within this many points of dense AL's accuracy at the profile's own epochs counts as
 # "reached" in the time-to-accuracy table.
 REACH_POINTS = 0.5
+# The recipe counts as converged when training the same target longer gains less than this.
+CONVERGED_POINTS = 1.0
 
 
 def _focus(df: pd.DataFrame, dataset: str, arch: str, score: str) -> pd.DataFrame:
@@ -321,6 +323,9 @@ def time_to_accuracy_rows(records: str | os.PathLike, *, dataset: str, arch: str
     df["arm"] = [TTA_ARMS[0] if s == "prunefuse" and i == "fused" else
                  TTA_ARMS[1] if s == "prunefuse" else TTA_ARMS[2]
                  for s, i in zip(df["selector"], df["target_init"])]
+    # schedules PruneFuse's selection was trained for (dense AL's longer convergence runs
+    # are the convergence artefact's)
+    df = df[df["target_epochs"].isin(set(df.loc[df["arm"] != TTA_ARMS[2], "target_epochs"]))]
     df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_training_seconds"]
     return df
 
@@ -406,3 +411,51 @@ def _fmt_ratio(mean, half, n) -> str:
     if n < 2 or pd.isna(half):
         return f"{mean:.2f}x"
     return f"{mean:.2f}x [{mean - half:.2f}, {mean + half:.2f}]"
+
+
+# -- convergence ------------------------------------------------------------------------------
+
+def convergence_rows(records: str | os.PathLike, *, dataset: str, arch: str, score: str,
+                     budget: float) -> pd.DataFrame:
+    """Dense AL's target at ``budget`` from scratch: the main runs at the profile's own epochs
+    and, on their selection, the longer schedules; column ``arm`` names the epochs."""
+    df = results_table(records)
+    if df.empty:
+        return df
+    df = _focus(df, dataset, arch, score)
+    df = df[(df["selector"] == "dense") & (df["target_init"] == "scratch") & _ours(df)
+            & _isin(df["budget"], [budget])]
+    if df.empty:
+        return df
+    own = _own_epochs(df)
+    longer = df["selection_from"].notna() & (df["target_epochs"] > own)
+    df = df[(_main_runs(df) & (df["target_epochs"] == own)) | longer]
+    return df.assign(arm=[f"{e} epochs" for e in df["target_epochs"]])
+
+
+@artefact("convergence", files=("csv", "md", "tex"), runs=lambda p: p.convergence_runs(),
+          params=lambda p: {**p.shown, "budget": p.grid["evidence"]["budget"]},
+          needs="evidence", optional=True)
+def convergence(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                dataset: str, arch: str, score: str, budget: float) -> Paths:
+    """Has the recipe converged? Dense AL's target at ``budget``, on each seed's own
+    selection, trained for the profile's epochs and for a longer full schedule, paired per
+    seed; within :data:`CONVERGED_POINTS` points counts as converged.
+
+    Returns the paths of ``convergence.{csv,md,tex,caption.md}``.
+    """
+    out, name = Path(out), "convergence"
+    df = convergence_rows(records, dataset=dataset, arch=arch, score=score, budget=budget)
+    _require(df, "convergence", records, dataset=dataset, arch=arch, budget=budget)
+    own = _own_epochs(df)
+    arms = [f"{e} epochs" for e in sorted(df["target_epochs"].unique())]
+    rows, _ = _diff_rows(df, arms, f"{own} epochs")
+    note = _plots().seeds_note(df, ["arm"])
+    caption = (f"Convergence at {100 * budget:g}% of the pool: test accuracy (%) of dense AL's "
+               f"{arch} target, each seed's own selection, trained from scratch for the "
+               f"profile's {own} epochs and for longer full schedules (cosine, the same peak "
+               f"learning rate); {_plots().over_seeds(note)}. Δ: paired difference against "
+               f"{own} epochs (same seed), mean and 95% Student-t interval in points; * excludes "
+               f"zero. A gain below {CONVERGED_POINTS:g} point counts as converged.")
+    return _table(out, name, "Convergence of the recipe", caption, df, rows, 1,
+                  profile=profile, setting=f"{dataset}; target {arch}; score {score}")

@@ -74,11 +74,12 @@ GRIDS: dict[str, dict[str, Any]] = {
         # The evidence arms, all on the main comparison's seeds, pools, initial labels and
         # dense inits, so that every difference is paired: extra seeds of dense AL,
         # PruneFuse p=0.5 and random with the target at the largest budget only; the
-        # authors' reading of PruneFuse (full runs); KD strength and time to accuracy, each a
-        # target at the largest budget trained on a main run's selection.
+        # authors' reading of PruneFuse (full runs); KD strength, time to accuracy and
+        # convergence (dense AL's target trained twice as long), each a target at the largest
+        # budget trained on a main run's selection.
         "evidence": {"extra_seeds": list(range(5, 15)), "seeds": [0, 1, 2, 3, 4],
                      "budget": 0.3, "epochs": [10, 20, 30, 60],
-                     "kd": {"authors": AUTHORS_KD}},
+                     "kd": {"authors": AUTHORS_KD}, "convergence_factor": 2},
     },
     # Ten runs of seconds each, for the tests.
     "smoke": {
@@ -91,7 +92,7 @@ GRIDS: dict[str, dict[str, Any]] = {
                      "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
         "main_ratio": 0.5,
         "evidence": {"extra_seeds": [2], "seeds": [0, 1], "budget": 0.3, "epochs": [1, 2],
-                     "kd": {"authors": AUTHORS_KD}},
+                     "kd": {"authors": AUTHORS_KD}, "convergence_factor": 2},
     },
 }
 
@@ -304,6 +305,20 @@ class Planner:
                 self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
                                 selection_from=f"{BATCH_RUNS}/{pf}", target_init="scratch",
                                 kd_lambda=0.0, **on)
+
+    def convergence_runs(self) -> None:
+        """Convergence of the recipe: on each evidence seed's dense-AL selection, the target at
+        the largest budget trained for ``convergence_factor`` times the profile's epochs (a
+        full schedule of that length); the profile's own epochs are the main runs."""
+        ev = self.grid["evidence"]
+        own = make_config(self.profile, **self.overrides)["target_epochs"]
+        for seed in ev["seeds"]:
+            dense = self.add(dataset=self.focus, selector="dense", score=self.focus_score,
+                             seed=seed)
+            self.add(dataset=self.focus, selector="dense", score=self.focus_score, seed=seed,
+                     needs=dense, selection_from=f"{BATCH_RUNS}/{dense}",
+                     eval_budgets=[ev["budget"]],
+                     target_epochs=ev["convergence_factor"] * own)
 
     def selector_size_runs(self) -> None:
         """Each Figure 5 target pruned at the Figure 5 ratios, and SVP's proxy selecting for it."""

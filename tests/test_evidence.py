@@ -14,7 +14,8 @@ from prunefuse.experiment import run_experiment
 from prunefuse.grid import plan
 from prunefuse.reproduce import rebuild
 
-EVIDENCE = ["main_comparison", "kd_strength", "authors_reading", "time_to_accuracy", "claims"]
+EVIDENCE = ["main_comparison", "kd_strength", "authors_reading", "time_to_accuracy",
+            "convergence", "claims"]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,15 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
         assert claim["n"] == len(diff) and claim["mean"] == pytest.approx(diff.mean()), cid
     # smoke runs no schedule shorter than its own: no claim that fusion shortens training
     assert "FusedReach" not in ids
+    # convergence: dense AL at twice smoke's 1 epoch, paired with the main runs, judged
+    # against a 1-point gain (not against zero)
+    conv = pd.read_csv(figures / "convergence.csv")
+    assert sorted(conv["target_epochs"].unique()) == [1, 2]
+    wide = conv.pivot_table(index="seed", columns="target_epochs", values="acc_pct")
+    claim = next(c for c in claims if c["id"] == "ConvergedTwo")
+    assert claim["mean"] == pytest.approx((wide[2] - wide[1]).mean())
+    assert claim["verdict"] == verdict(claim["low"], claim["high"], null=1.0, higher=False)
+    assert "| 2 epochs |" in (figures / "convergence.md").read_text()
     assert all(c["verdict"] in VERDICTS for c in claims)
     tex = (figures / "claims.tex").read_text()
     for c in claims:

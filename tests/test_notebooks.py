@@ -270,7 +270,8 @@ def test_paper_plan_covers_every_artefact():
         ("resnet14", "svp", "resnet8"), ("resnet20", "svp", "resnet8")}
     # optional everywhere, each by the flag on its declaration: the evidence arms, the
     # variant artefacts (V2 and the readings of fusion) and the extended table
-    evidence = ("main_comparison", "kd_strength", "authors_reading", "time_to_accuracy")
+    evidence = ("main_comparison", "kd_strength", "authors_reading", "time_to_accuracy",
+                "convergence")
     variants = ("table2", "fusion_variants")
     assert {a for a, art in ARTEFACTS.items() if art.optional} == \
         {*evidence, *variants, "extended"}
@@ -288,9 +289,14 @@ def test_paper_plan_covers_every_artefact():
     assert "table2" not in grid.default_artefacts("paper", extended=True)
     # the evidence arms beyond the main runs of seeds 0-4: 10 extra seeds x 3 methods, 5
     # authors' runs, 5 x 2 KD arms less the 3 no-KD ones the ablation has, and 5 x (3 fused
-    # + 3 dense + 4 scratch) time-to-accuracy targets less the ablation's 3 scratch at 60
+    # + 3 dense + 4 scratch) time-to-accuracy targets less the ablation's 3 scratch at 60,
+    # and 5 dense AL targets trained twice as long (convergence)
     extended = grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True))
-    assert len(extended.runs) == 30 + 15 + 30 + 5 + (10 - 3) + (50 - 3)
+    assert len(extended.runs) == 30 + 15 + 30 + 5 + (10 - 3) + (50 - 3) + 5
+    conv = [make_config("cpu", **r.config) for r in extended.runs
+            if r.artefacts == ["convergence"]]
+    assert len(conv) == 5 and {c["target_epochs"] for c in conv} == {120}
+    assert all(c["selector"] == "dense" and c["selection_from"] for c in conv)
 
 
 @pytest.mark.parametrize("profile,seeds,t_syncs", [("smoke", [0], [1]), ("cpu", [0, 1, 2], [1, 2])])
@@ -346,7 +352,7 @@ def test_cpu_dry_run_lists_the_variant_artefacts_when_extended(capsys):
     assert out.startswith("30 runs (cpu profile):") and "table2" not in out
     assert grid.default_artefacts("cpu") == [a for a in ARTEFACTS if a not in (
         "table2", "fusion_variants", "extended", "main_comparison", "kd_strength",
-        "authors_reading", "time_to_accuracy")]
+        "authors_reading", "time_to_accuracy", "convergence")]
     assert main(["reproduce", "--profile", "cpu", "--extended", "--dry-run"]) == 0
     out = capsys.readouterr().out
     n = len(grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True)).runs)
