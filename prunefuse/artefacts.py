@@ -221,9 +221,10 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
         f"Test accuracy (%) of the {arch} target after each training epoch on the labeled set "
         f"({100 * budget:g}% of pool) selected by the pruned network; fused = initialized by "
         "fusing the trained pruned network into the dense initialization, scratch = the dense "
-        "initialization alone; + KD = distilled from the trained pruned network. Lines: mean, "
-        "bands: 95% Student-t interval over seeds "
-        f"({_plots().seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
+        "initialization alone; + KD = distilled from the trained pruned network. Lines: mean; "
+        f"bands: 95% Student-t interval over seeds, drawn for a variant with at least "
+        f"{_plots().MIN_BAND}; thin lines: each seed, when there are at most "
+        f"{_plots().SEED_LINES} ({_plots().seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths
@@ -308,7 +309,8 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
         last, out / name, title=f"Fusion / KD ablation, {last['budget_pct'].iloc[0]:g}% of pool")))
     paths["caption"] = write_caption(
         out, name, "Ablation: fusion and knowledge distillation across pruning ratios",
-        caption + " The figure shows the largest budget.", df, profile=profile,
+        caption + " The figure shows the largest budget, on the seeds every target has there "
+        "(the pairs of the differences), each seed a dot.", df, profile=profile,
         setting=f"{dataset}; target {arch}; score {score}", files=list(paths.values()))
     return paths
 

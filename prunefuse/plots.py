@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -108,6 +109,9 @@ def drawn(df, by: list[str], what: str = "mean, 95% CI") -> str:
 
 
 SEED_LINES = 5  # at most this many seeds per group: a band figure also draws each seed
+# A 95% Student-t band needs this many seeds to say anything: at n = 2 it is the mean +-
+# 12.7 sd, wider than the range of an accuracy; below it the seeds are drawn instead.
+MIN_BAND = 3
 
 
 def _panels(n: int, width: float = 3.6, height: float = 3.2, sharey: bool = True):
@@ -142,29 +146,40 @@ def plot_selection_macs(df, path: str | os.PathLike, title: str = "") -> list[Pa
 
 def plot_epoch_curves(df, path: str | os.PathLike, title: str = "") -> list[Path]:
     """Figure 4: target test accuracy after each epoch, one line per target variant, one panel
-    per p.
+    per p: the mean, its 95% Student-t band where a variant has at least :data:`MIN_BAND`
+    seeds, and each seed as a thin line when there are few.
 
     Args:
         df: columns ``ratio`` (panel), ``variant``, ``epoch``, ``acc_pct`` and ``seed``.
     """
     setup_style()
     ratios = sorted(df["ratio"].unique())
-    fig, axes = _panels(len(ratios), width=4.2)
+    fig, axes = _panels(len(ratios), width=4.2 if len(ratios) > 1 else 6.4)
+    order = [v for v in VARIANTS if v in set(df["variant"])]
     for ax, p in zip(axes, ratios):
         sub = df[df["ratio"] == p]
-        order = [v for v in VARIANTS if v in set(df["variant"])]
-        sns.lineplot(data=sub, x="epoch", y="acc_pct", hue="variant", errorbar=CI, ax=ax,
-                     marker="o" if sub["epoch"].nunique() < 15 else None, hue_order=order)
-        if 1 < sub.groupby(["variant", "epoch"])["seed"].nunique().max() <= SEED_LINES:
-            sns.lineplot(data=sub, x="epoch", y="acc_pct", hue="variant", units="seed",
-                         estimator=None, hue_order=order, lw=0.6, alpha=0.35, legend=False,
-                         ax=ax)
+        for k, variant in enumerate(order):
+            v = sub[sub["variant"] == variant]
+            if v.empty:
+                continue
+            cells = [(e, *mean_ci(c["acc_pct"])) for e, c in v.groupby("epoch", sort=True)]
+            ax.plot([c[0] for c in cells], [c[1] for c in cells], color=f"C{k}", label=variant,
+                    marker="o" if len(cells) < 15 else None)
+            band = [c for c in cells if c[4] >= MIN_BAND]
+            if band:
+                ax.fill_between([c[0] for c in band], [max(0.0, c[1] - c[3]) for c in band],
+                                [min(100.0, c[1] + c[3]) for c in band], color=f"C{k}",
+                                alpha=0.2, linewidth=0)
+            if 1 < v.groupby("epoch")["seed"].nunique().max() <= SEED_LINES:
+                for _, seed in v.groupby("seed"):
+                    seed = seed.sort_values("epoch")
+                    ax.plot(seed["epoch"], seed["acc_pct"], color=f"C{k}", lw=0.6, alpha=0.35)
         ax.set(title=f"p = {p:g}", xlabel="target training epoch", ylabel="test accuracy (%)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if ax is not axes[-1] and ax.get_legend():
-            ax.get_legend().remove()
-    what = drawn(df, ["ratio", "variant", "epoch"], "mean, 95% CI band, thin lines: seeds")
-    fig.suptitle(f"{title} ({what})")
+    axes[-1].legend(fontsize=8, title="variant")
+    what = drawn(df, ["ratio", "variant", "epoch"],
+                 f"mean, 95% CI band where n >= {MIN_BAND}, thin lines: seeds")
+    fig.suptitle(f"{title} ({what})", fontsize="medium", wrap=True)
     return save(fig, path)
 
 
@@ -200,20 +215,46 @@ def plot_selector_size(df, path: str | os.PathLike, title: str = "") -> list[Pat
 
 
 def plot_ablation(df, path: str | os.PathLike, title: str = "") -> list[Path]:
-    """Fusion / KD ablation: target accuracy vs pruning ratio, one line per target variant.
+    """Fusion / KD ablation: target accuracy vs pruning ratio, one mark per target variant,
+    side by side at each ratio so that no two error bars overlap.
+
+    Drawn on the seeds every variant of a ratio has (the pairs the table's differences use),
+    so that the marks compare like with like; each seed is a dot beside its variant's mean.
 
     Args:
         df: columns ``ratio``, ``variant``, ``acc_pct`` and ``seed``.
     """
     setup_style()
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    sns.lineplot(data=df, x="ratio", y="acc_pct", hue="variant", style="variant", markers=True,
-                 dashes=False, errorbar=CI, err_style="bars", ax=ax,
-                 hue_order=[v for v in VARIANTS if v in set(df["variant"])])
-    ax.set_xticks(sorted(df["ratio"].unique()))
+    paired = []
+    for _, cell in df.groupby("ratio", sort=True):
+        seeds = set.intersection(*(set(v["seed"]) for _, v in cell.groupby("variant")))
+        paired.append(cell[cell["seed"].isin(seeds)])
+    df = pd.concat(paired)
+    order = [v for v in VARIANTS if v in set(df["variant"])]
+    ratios = sorted(df["ratio"].unique())
+    fig, ax = plt.subplots(figsize=(5.6, 3.9), layout="constrained")
+    step = 0.7 / len(order)
+    for k, variant in enumerate(order):
+        sub = df[df["variant"] == variant]
+        off = (k - (len(order) - 1) / 2) * step
+        cells = [(ratios.index(r), *mean_ci(c["acc_pct"])) for r, c in sub.groupby("ratio")]
+        xs = [c[0] + off for c in cells]
+        means, halves = [c[1] for c in cells], [c[3] for c in cells]
+        # the 95% CI, clipped to [0, 100]; no bar at n = 1 (NaN)
+        yerr = None if any(h != h for h in halves) else [
+            [min(h, m) for m, h in zip(means, halves)],
+            [min(h, 100.0 - m) for m, h in zip(means, halves)]]
+        ax.errorbar(xs, means, yerr=yerr,
+                    marker="os^Dv"[k % 5], ls="-" if len(ratios) > 1 else "none", capsize=3,
+                    color=f"C{k}", label=variant, zorder=3)
+        ax.scatter([ratios.index(r) + off + step / 4 for r in sub["ratio"]], sub["acc_pct"],
+                   s=9, color=f"C{k}", alpha=0.45, zorder=2)
+    ax.set_xticks(range(len(ratios)), [f"{r:g}" for r in ratios])
+    ax.set_xlim(-0.5, len(ratios) - 0.5)
+    ax.legend(fontsize=8)
     ax.set(xlabel="pruning ratio p (fraction of channels removed)",
            ylabel="target test accuracy (%)",
-           title=f"{title} ({drawn(df, ['ratio', 'variant'])})")
+           title=f"{title} ({drawn(df, ['ratio', 'variant'], 'mean, 95% CI, dots: seeds')})")
     return save(fig, path)
 
 

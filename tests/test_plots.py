@@ -59,10 +59,11 @@ def _curves(seeds):
                          for s in seeds])
 
 
-@pytest.mark.parametrize("seeds", [[0], [0, 1, 2], list(range(8))])
+@pytest.mark.parametrize("seeds", [[0], [0, 1], [0, 1, 2], list(range(8))])
 def test_epoch_curves_say_what_they_draw_at_their_n(tmp_path, monkeypatch, seeds):
     """One seed: no interval in the title; at small n every seed is drawn as a thin line
-    beside the mean; the bands never leave [0, 100]."""
+    beside the mean; no band below 3 seeds (at 2 a 95% t band is +-12.7 sd); the bands never
+    leave [0, 100]."""
     import matplotlib.pyplot as plt
 
     from prunefuse import plots
@@ -84,6 +85,7 @@ def test_epoch_curves_say_what_they_draw_at_their_n(tmp_path, monkeypatch, seeds
     for band in ax.collections:
         for path in band.get_paths():
             assert path.vertices[:, 1].max() <= 100 + 1e-9
+    assert bool(ax.collections) == (len(seeds) >= plots.MIN_BAND)
     plt.close(fig)
 
 
@@ -112,3 +114,31 @@ def test_selector_size_legend_has_a_mark_for_every_entry(monkeypatch):
     one, two = ([t.get_text() for t in f.axes[0].get_legend().get_texts()] for f in figures)
     assert one == ["PruneFuse", "SVP"] and "target resnet20" in figures[0].axes[0].get_title()
     assert two == ["PruneFuse", "SVP", "target resnet14", "target resnet20"]
+
+
+def test_ablation_draws_the_paired_seeds_side_by_side(monkeypatch):
+    """At one ratio the variants' error bars sit at distinct x, not on top of each other; a
+    variant with extra seeds (PruneFuse's main runs) is drawn on the seeds every variant has,
+    the pairs of the table's differences; no bar leaves [0, 100]."""
+    from prunefuse import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or [])
+    rows = [{"ratio": 0.5, "variant": v, "seed": s, "acc_pct": a + s}
+            for v, a in (("scratch", 88.0), ("fused, no KD", 88.5)) for s in range(3)]
+    rows += [{"ratio": 0.5, "variant": "fused + KD (PruneFuse)", "seed": s,
+              "acc_pct": 97.0 + s if s < 3 else 10.0} for s in range(15)]
+    plots.plot_ablation(pd.DataFrame(rows), "x", title="t")
+    (fig,) = figures
+    ax = fig.axes[0]
+    means = [line.get_xydata()[0] for line in ax.lines if line.get_marker() not in ("", "_")]
+    assert len(means) == 3 and len({round(x, 6) for x, _ in means}) == 3
+    assert max(y for _, y in means) == pytest.approx(98.0)  # the 3 paired seeds, not 15
+    from matplotlib.collections import PathCollection
+
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert sorted(len(c.get_offsets()) for c in dots) == [3, 3, 3]  # each seed, paired only
+    for c in ax.collections:
+        for seg in getattr(c, "get_segments", lambda: [])():
+            assert seg[:, 1].max() <= 100 + 1e-9
+    assert "n=3 seeds" in ax.get_title()
