@@ -42,14 +42,14 @@ def main() -> None:
     if not runs:
         return
     # config.json is written once, when a run starts (log.txt changes with every attempt).
-    starts = [Path(r["path"], CONFIG).stat().st_mtime for r in runs]
+    begun = [dt.datetime.fromtimestamp(Path(r["path"], CONFIG).stat().st_mtime,
+                                       tz=dt.timezone.utc) for r in runs]
     done = [_done_time(r) for r in runs]
-    begun = [dt.datetime.fromtimestamp(s, tz=dt.timezone.utc) for s in starts]
-    if begun and all(b <= d for b, d in zip(begun, done)):
+    if all(b <= d for b, d in zip(begun, done)):
         span = (max(done) - min(begun)).total_seconds()
         print(f"wall-clock, first run start to last DONE: {span / 60:.1f} min (an upper bound if the "
               "batch was interrupted and resumed)")
-    elif begun:
+    else:
         print("wall-clock: not measurable, some runs' config.json is newer than their DONE (the "
               "records were copied here)")
     logs = [Path(r["path"], LOG) for r in runs]

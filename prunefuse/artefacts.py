@@ -28,14 +28,13 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     Artefact,
     Paths,
     _at_budget,
-    _at_own_epochs,
     _baseline,
     _figure_files,
     _fusion_readings,
     _isin,
     _main_runs,
-    _ours,
     _pf_runs,
+    _pf_targets,
     _plots,
     _prunefuse,
     _require,
@@ -197,9 +196,7 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     out, name = Path(out), "figure4_epochs"
     df = results_table(records)
     if not df.empty:
-        df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)
-                & _at_own_epochs(df)]
+        df = df[_pf_targets(df, dataset, arch, score, ratios)]
         df, budget = _at_budget(df, budget)
     _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid).
@@ -285,9 +282,7 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
     out, name = Path(out), "ablation"
     df = results_table(records)
     if not df.empty:
-        df = df[(df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-                & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df)
-                & _at_own_epochs(df)]
+        df = df[_pf_targets(df, dataset, arch, score, ratios)]
     _require(df, "the ablation", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
     pf = "fused + KD (PruneFuse)"
     order = [v for v in VARIANTS if v in set(df["variant"])]

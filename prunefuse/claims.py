@@ -147,8 +147,10 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
                 f"{100 * budget:g}% of the pool", "selection seconds, PruneFuse / dense AL"))
     # The other pruning ratios and SVP against dense AL, and each ratio's selection MACs.
     dense = main[main["arm"] == "Dense AL"]
-    for r in sorted(set(df.loc[_prunefuse(df), "ratio"].dropna()) - {ratio}):
-        other = _main_arms(df, r)
+    by_ratio = {r: _main_arms(df, r) for r in sorted(set(df.loc[_prunefuse(df), "ratio"].dropna()))}
+    for r, other in by_ratio.items():
+        if r == ratio:
+            continue
         claims.append(_diff_claim(
             f"MainPF{_word(round(100 * r))}", f"PruneFuse p={r:g} selects at least as well as "
             "dense AL", "paper", other, "PruneFuse", "Dense AL", budget,
@@ -160,8 +162,7 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
             f"SVP ({proxy} proxy) selects at least as well as dense AL", "ours",
             pd.concat([runs.assign(arm="SVP"), dense]), "SVP", "Dense AL", budget,
             f"SVP ({proxy}) - dense AL, final test accuracy"))
-    for r in sorted(set(df.loc[_prunefuse(df), "ratio"].dropna())):
-        macs = _main_arms(df, r)
+    for r, macs in by_ratio.items():
         macs = macs[_isin(macs["budget"], [budget])].pivot_table(
             index="seed", columns="arm", values="selection_macs")
         if {"PruneFuse", "Dense AL"} <= set(macs.columns):

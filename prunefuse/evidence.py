@@ -275,7 +275,7 @@ def time_to_accuracy_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
         diff = stats.interval_row(c.loc[seeds, "acc_pct"] - ref.loc[seeds, "acc_pct"])
         ratio = stats.mean_ci(c.loc[seeds, "seconds"] / ref.loc[seeds, "seconds"])
         acc = stats.mean_ci(c["acc_pct"])
-        cells.append({"arm": arm, "target_epochs": int(epochs), "n": acc[3],
+        cells.append({"arm": arm, "target_epochs": int(epochs), "n": int(acc[3]),
                       "acc_mean": acc[0], "acc_sd": acc[1], "acc_half": acc[2],
                       "seconds_mean": float(c["seconds"].mean()),
                       "diff_mean": diff["diff_mean"], "diff_low": diff["ci_low"],
@@ -367,7 +367,8 @@ def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, prof
     for r in reach.itertuples():
         rows.append({
             "arm": r.arm, "target epochs": f"first within {REACH_POINTS:g}: "
-            + (f"{r.epochs}" if r.reached else f"none up to {own}"), "n": r.n or "",
+            + (f"{int(r.epochs)}" if r.reached else f"none up to {own}"),
+            "n": "" if pd.isna(r.n) else int(r.n),
             "test acc (%)": "",
             f"Δ vs dense AL at {own} (pp) [95% CI]": "" if not r.reached
             else _fmt_interval(r.diff_mean, r.diff_low, r.diff_high, r.n),

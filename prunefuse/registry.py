@@ -157,14 +157,21 @@ def _at_own_epochs(df: pd.DataFrame) -> pd.Series:
     return df["target_epochs"] == _own_epochs(df)
 
 
+def _pf_targets(df: pd.DataFrame, dataset: str, arch: str, score: str, ratios: list[float],
+                vary: tuple[str, ...] = ()) -> pd.Series:
+    """Every target trained on PruneFuse's selection at ``ratios`` (any initialization and
+    KD) for the profile's own schedule (not the shorter ones of time to accuracy), at our
+    readings but in ``vary``."""
+    return ((df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
+            & (df["selector"] == "prunefuse") & _isin(df["ratio"], ratios) & _ours(df, vary)
+            & _at_own_epochs(df))
+
+
 def _pf_runs(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,
              vary: tuple[str, ...]) -> pd.Series:
-    """PruneFuse's fused targets with KD at ``ratio`` and the profile's own schedule (not the
-    shorter ones of time to accuracy), at our readings but in ``vary``."""
-    return ((df["dataset"] == dataset) & (df["arch"] == arch) & (df["score"] == score)
-            & (df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
-            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0) & _ours(df, vary)
-            & _at_own_epochs(df))
+    """PruneFuse's fused targets with KD at ``ratio`` (:func:`_pf_targets`)."""
+    return (_pf_targets(df, dataset, arch, score, [ratio], vary)
+            & (df["target_init"] == "fused") & (df["kd_lambda"] > 0))
 
 
 def _fusion_readings(df: pd.DataFrame, dataset: str, arch: str, score: str, ratio: float,

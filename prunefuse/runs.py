@@ -483,9 +483,7 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
                 "selector_macs_per_sample": sel.get("macs_per_sample"),
                 "target_params": run["target"]["params"],
                 "target_macs_per_sample": run["target"]["macs_per_sample"],
-                "device": run.get("device_name"), "threads": run.get("threads"),
-                "cpu": run.get("cpu"),
-                "git_commit": run.get("git_commit"), "finished": run["finished"],
+                **provenance(run),  # run_id keeps its place, first
             })
     return pd.DataFrame(rows)
 

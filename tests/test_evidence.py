@@ -126,6 +126,7 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
         assert (figures / f"{art.stem}.caption.md").exists()
     tta = (figures / "time_to_accuracy.md").read_text()
     assert "first within 0.5" in tta and "fused + KD" in tta
+    assert not re.search(r"\| (nan|\d+\.0) \|", tta)  # epochs and n as counts, no NaN
     kd = (figures / "kd_strength.md").read_text()
     assert {"no KD", "authors' KD", "our KD"} <= set(re.findall(r"\| (no KD|authors' KD|our KD) \|", kd))
     claims = json.loads((figures / "claims.json").read_text())
