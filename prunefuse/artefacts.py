@@ -327,17 +327,22 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
         df = df[pf | _baseline(df)].copy()
     _require(df, "the cost figure", records, dataset=dataset, arch=arch, score=score)
     df["method"] = df["method"].where(df["selector"] == "prunefuse", "Baseline")
+    # Only the seeds that ran every budget: the main comparison's extra seeds train their
+    # target at the largest budget only, and would make a line average other seeds (and
+    # other machines' seconds) at its last point than at the others.
+    every = df.groupby("method")["budget"].transform("nunique")
+    df = df[df.groupby(["method", "seed"])["budget"].transform("nunique") == every]
     # Everything to reach a model at budget b: selection(b) + fusion(b) + target training(b).
     df["gmacs"] = (df["selection_macs"] + df["fusion_macs"] + df["target_training_macs"]) / 1e9
     df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_training_seconds"]
     g = df.groupby(["method", "budget_pct"], sort=True).agg(
         acc=("acc_pct", "mean"), sd=("acc_pct", "std"), n=("seed", "nunique"),
         sel_gmacs=("selection_macs", lambda x: x.mean() / 1e9),
-        sel_s=("selection_seconds", "mean"),
-        fus_gmacs=("fusion_macs", lambda x: x.mean() / 1e9), fus_s=("fusion_seconds", "mean"),
+        sel_s=("selection_seconds", "median"),
+        fus_gmacs=("fusion_macs", lambda x: x.mean() / 1e9), fus_s=("fusion_seconds", "median"),
         tgt_gmacs=("target_training_macs", lambda x: x.mean() / 1e9),
-        tgt_s=("target_training_seconds", "mean"), all_gmacs=("gmacs", "mean"),
-        all_s=("seconds", "mean")).reset_index()
+        tgt_s=("target_training_seconds", "median"), all_gmacs=("gmacs", "mean"),
+        all_s=("seconds", "median")).reset_index()
     base = g[g["method"] == "Baseline"]
     goal = base.loc[base["budget_pct"].idxmax(), "acc"] if not base.empty else None
     rows = []
@@ -365,7 +370,10 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
                "seconds are the source's training, the teacher's run inside target training) "
                "and target training at this budget. Test evaluation is excluded. 'to baseline "
                "acc': total seconds at the first budget whose mean accuracy reaches the "
-               "baseline's at its largest budget. The figure plots the total.")
+               "baseline's at its largest budget. The figure plots the total. MACs are means over "
+               "seeds, seconds medians (a run slowed by other work on its machine moves a "
+               "median less than a mean). Only seeds that ran every budget are used, so each "
+               "line has the same seeds at every point.")
     paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows),
                          caption, 2)
     paths.update(zip(("pdf", "png"), _plots().plot_cost_accuracy(

@@ -198,6 +198,10 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
     claims.append(_diff_claim(
         "KDAuthors", "KD improves the fused target (the authors' KD: 0.35, T 3, no T^2)",
         "paper", kd, "authors' KD", "no KD", budget, "fused + authors' KD - fused, no KD"))
+    claims.append(_diff_claim(
+        "KDOursAuthors", "KD strength matters: our stronger KD trains the fused target worse "
+        "than the authors' KD", "ours", kd, "our KD", "authors' KD", budget,
+        "fused + our KD - fused + authors' KD", higher=False))
     # The authors' reading against dense AL, final epoch.
     auth = df[(df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
               & (df["reading"] == "authors") & _main_runs(df) & (df["t_sync"] == 0)]

@@ -140,6 +140,10 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
         diff = (runs[arm] - runs["no KD"]).dropna()
         claim = next(c for c in claims if c["id"] == cid)
         assert claim["n"] == len(diff) and claim["mean"] == pytest.approx(diff.mean()), cid
+    strength = next(c for c in claims if c["id"] == "KDOursAuthors")  # ours against theirs
+    diff = (runs["our KD"] - runs["authors' KD"]).dropna()
+    assert strength["mean"] == pytest.approx(diff.mean()) and strength["n"] == len(diff)
+    assert strength["verdict"] == verdict(strength["low"], strength["high"], higher=False)
     # smoke runs no schedule shorter than its own: no claim that fusion shortens training
     assert "FusedReach" not in ids
     # convergence: dense AL at twice smoke's 1 epoch, paired with the main runs, judged
