@@ -2,6 +2,7 @@
 its run records charged, by ledger category and by method.
 
     python benchmarks/grid_time.py runs/cpu
+    python benchmarks/grid_time.py records/cpu --profile cpu [--extended] [--slots 2]
 
 Reads only records (``plan.json``, ``runs/*/ledger.json``, ``config.json``, ``log.txt``,
 ``DONE``); nothing is timed here. The wall-clock is from the batch's first run start (its
@@ -10,6 +11,12 @@ several sittings (or whose records were copied) has no such span, so the seconds
 attempt of every run took, from each run's ``log.txt``, are summed as well. Seconds charged per
 run cover training, scoring and evaluation; what is left of run time is process start, data
 loading, MAC counting and notebook overhead.
+
+With ``--profile``, the folder holds run records (a committed ``records/`` folder or a batch's
+``runs/``), the planned runs are the profile's default grid (``--extended``: every artefact),
+and the grid's hours are estimated from the records as the median of each run's last attempt
+times the planned runs, divided by ``--slots`` runs at once: what the grid takes on the
+machines its records ran on, read from their logs, not timed here.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import re
+import statistics
 from pathlib import Path
 
 from prunefuse.flops import CATEGORIES
@@ -32,12 +40,24 @@ def _done_time(run: dict) -> dt.datetime:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("batch", help="a reproduce output folder (holds plan.json and runs/)")
+    ap.add_argument("batch", help="a reproduce output folder (holds plan.json and runs/); "
+                    "with --profile, a folder of run records")
+    ap.add_argument("--profile", help="plan the profile's grid instead of reading plan.json")
+    ap.add_argument("--extended", action="store_true", help="with --profile: every artefact")
+    ap.add_argument("--slots", type=int, default=2, help="runs at once, for the estimate")
     args = ap.parse_args()
     batch = Path(args.batch)
-    plan = json.loads((batch / PLAN).read_text())
-    planned = {r["run_id"] for r in plan["runs"]}
-    runs = [r for r in find_runs(batch / BATCH_RUNS) if r["run_id"] in planned]
+    if args.profile:
+        from prunefuse.grid import default_artefacts
+        from prunefuse.grid import plan as plan_grid
+
+        planned = {r.run_id for r in plan_grid(args.profile, artefacts=default_artefacts(
+            args.profile, extended=args.extended)).runs}
+        records = batch
+    else:
+        planned = {r["run_id"] for r in json.loads((batch / PLAN).read_text())["runs"]}
+        records = batch / BATCH_RUNS
+    runs = [r for r in find_runs(records) if r["run_id"] in planned]
     print(f"batch {batch}: {len(runs)} of {len(planned)} planned runs finished")
     if not runs:
         return
@@ -52,11 +72,18 @@ def main() -> None:
     else:
         print("wall-clock: not measurable, some runs' config.json is newer than their DONE (the "
               "records were copied here)")
-    logs = [Path(r["path"], LOG) for r in runs]
-    attempts = [float(t) for log in logs if log.exists() for t in ATTEMPT.findall(log.read_text())]
+    logs = [ATTEMPT.findall(p.read_text()) if (p := Path(r["path"], LOG)).exists() else []
+            for r in runs]
+    attempts = [float(t) for log in logs for t in log]
     print(f"run time from the runs' logs: {len(attempts)} attempts of {len(runs)} runs, "
           f"{sum(attempts) / 3600:.2f} h summed (each run's process, notebook included; "
           "divide by the runs at once for the wall-clock of one sitting)")
+    last = [float(log[-1]) for log in logs if log]
+    if last:
+        median = statistics.median(last)
+        print(f"per run, last attempt: median {median:.0f} s over {len(last)} runs; the "
+              f"{len(planned)} planned runs at {args.slots} at once: about "
+              f"{len(planned) * median / args.slots / 3600:.1f} h")
     by_cat = dict.fromkeys(CATEGORIES, 0.0)
     by_method: dict[str, float] = {}
     for r in runs:

@@ -66,6 +66,28 @@ def test_grid_time_reads_a_batch(tmp_path):
     total = sum(ledger["seconds"].values())
     assert f"HEADLINE grid: 1 runs, {total:.0f} s charged" in proc.stdout
     assert f"{'target_training':<18} {ledger['seconds']['target_training']:8.0f} s" in proc.stdout
+    assert "median 1800 s over 1 runs; the 2 planned runs at 2 at once: about 0.5 h" in proc.stdout
+
+
+@pytest.mark.slow
+def test_grid_time_estimates_a_profile_grid_from_records(tmp_path):
+    """--profile: the planned runs are the profile's grid, the records any folder of runs."""
+    from prunefuse.experiment import run_experiment
+    from prunefuse.grid import plan
+
+    the_plan = plan("smoke")
+    first = the_plan.runs[0]
+    run = run_experiment(profile="smoke", out=tmp_path, progress=False, **first.config)
+    assert run.name == first.run_id
+    (run / "log.txt").write_text("== exit status 0 after 600.0 s\n")
+    proc = subprocess.run([sys.executable, str(BENCH / "grid_time.py"), str(tmp_path),
+                           "--profile", "smoke", "--slots", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    n = len(the_plan.runs)
+    assert f"1 of {n} planned runs finished" in proc.stdout
+    assert (f"median 600 s over 1 runs; the {n} planned runs at 1 at once: about "
+            f"{n * 600 / 3600:.1f} h") in proc.stdout
 
 
 @pytest.mark.slow
