@@ -478,7 +478,10 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
                 "target_training_macs": m["target_training_macs"],
                 "target_training_seconds": m["training_seconds"],
                 "fusion_macs": m.get("fusion_macs", m.get("teacher_forward_macs", 0)),
-                "fusion_seconds": m.get("fusion_source_seconds", 0.0),
+                # like fusion_macs, the fusion source and the teacher's forwards (before the
+                # teacher was timed apart, its seconds sat inside training_seconds)
+                "fusion_seconds": m.get("fusion_source_seconds", 0.0)
+                + m.get("teacher_forward_seconds", 0.0),
                 "selector_params": sel.get("params"),
                 "selector_macs_per_sample": sel.get("macs_per_sample"),
                 "target_params": run["target"]["params"],

@@ -86,3 +86,21 @@ def test_shorter_schedules_stay_out_of_the_default_artefacts(tmp_path):
     epochs = df.set_index("run_id")["target_epochs"]
     assert set(epochs[curves["run_id"].unique()]) == {60}
     assert curves.groupby(["variant", "seed", "epoch"]).size().max() == 1
+
+
+def test_whole_run_seconds_hold_the_teachers_forwards():
+    """A run that reuses a selection trains one target: its fusion and target-training seconds
+    in the results table are all its ledger's seconds but evaluation, the KD teacher's
+    forwards included (they are timed apart from training, like their MACs)."""
+    import json
+
+    from prunefuse.runs import results_table
+
+    df = results_table(RECORDS)
+    reused = df[df["selection_from"].notna()]
+    assert len(reused) and (reused["kd_lambda"] > 0).any()
+    for r in reused.itertuples():
+        seconds = json.loads((RECORDS / r.run_id / "ledger.json").read_text())["seconds"]
+        assert r.fusion_seconds + r.target_training_seconds == pytest.approx(
+            sum(v for k, v in seconds.items() if k != "evaluation")), r.run_id
+        assert (seconds["teacher_forward"] > 0) == (r.kd_lambda > 0), r.run_id
