@@ -274,13 +274,15 @@ def time_to_accuracy_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
         seeds = sorted(set(c.index) & set(ref.index))
         diff = stats.interval_row(c.loc[seeds, "acc_pct"] - ref.loc[seeds, "acc_pct"])
         ratio = stats.mean_ci(c.loc[seeds, "seconds"] / ref.loc[seeds, "seconds"])
+        macs = (c.loc[seeds, "macs"] / ref.loc[seeds, "macs"]).mean()
         acc = stats.mean_ci(c["acc_pct"])
         cells.append({"arm": arm, "target_epochs": int(epochs), "n": int(acc[3]),
                       "acc_mean": acc[0], "acc_sd": acc[1], "acc_half": acc[2],
                       "seconds_mean": float(c["seconds"].mean()),
                       "diff_mean": diff["diff_mean"], "diff_low": diff["ci_low"],
                       "diff_high": diff["ci_high"], "n_pairs": diff["n_pairs"],
-                      "seconds_ratio": ratio[0], "seconds_ratio_half": ratio[2]})
+                      "seconds_ratio": ratio[0], "seconds_ratio_half": ratio[2],
+                      "macs_ratio": macs})
     cells = pd.DataFrame(cells)
     reach = []
     for arm in TTA_ARMS:
@@ -297,6 +299,7 @@ def time_to_accuracy_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
                       "diff_high": None if first is None else first["diff_high"],
                       "seconds_ratio": None if first is None else first["seconds_ratio"],
                       "seconds_ratio_half": None if first is None else first["seconds_ratio_half"],
+                      "macs_ratio": None if first is None else first["macs_ratio"],
                       "n": None if first is None else int(first["n_pairs"])})
     return cells, pd.DataFrame(reach)
 
@@ -327,6 +330,7 @@ def time_to_accuracy_rows(records: str | os.PathLike, *, dataset: str, arch: str
     # are the convergence artefact's)
     df = df[df["target_epochs"].isin(set(df.loc[df["arm"] != TTA_ARMS[2], "target_epochs"]))]
     df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_training_seconds"]
+    df["macs"] = df["selection_macs"] + df["fusion_macs"] + df["target_training_macs"]
     return df
 
 
@@ -340,7 +344,8 @@ def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, prof
                      budget: float) -> Paths:
     """Does fusion shorten training? Targets at ``budget`` trained for several lengths, each
     a full schedule of that length, on PruneFuse's selection (fused + KD, and from scratch)
-    and on dense AL's (from scratch): accuracy against epochs and against whole-run seconds,
+    and on dense AL's (from scratch): accuracy against epochs and against whole-run MACs (the
+    table gives seconds too, and their ratio, and says they depend on the machine),
     and the fewest epochs each needs to come within :data:`REACH_POINTS` points of dense AL's
     accuracy at the profile's own epochs.
 
@@ -363,7 +368,8 @@ def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, prof
                                                                    r.diff_high, r.n_pairs),
             "whole run (s)": f"{r.seconds_mean:.0f}",
             f"seconds / dense AL's at {own}": _fmt_ratio(r.seconds_ratio, r.seconds_ratio_half,
-                                                         r.n_pairs)})
+                                                         r.n_pairs),
+            f"MACs / dense AL's at {own}": _fmt_ratio(r.macs_ratio, None, 1)})
     for r in reach.itertuples():
         rows.append({
             "arm": r.arm, "target epochs": f"first within {REACH_POINTS:g}: "
@@ -374,15 +380,20 @@ def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, prof
             else _fmt_interval(r.diff_mean, r.diff_low, r.diff_high, r.n),
             "whole run (s)": "" if not r.reached else f"{r.seconds:.0f}",
             f"seconds / dense AL's at {own}": "" if not r.reached
-            else _fmt_ratio(r.seconds_ratio, r.seconds_ratio_half, r.n)})
+            else _fmt_ratio(r.seconds_ratio, r.seconds_ratio_half, r.n),
+            f"MACs / dense AL's at {own}": "" if not r.reached
+            else _fmt_ratio(r.macs_ratio, None, 1)})
     note = _plots().seeds_note(df, ["arm", "target_epochs"])
     caption = (f"Time to accuracy at {100 * budget:g}% of the pool ({arch}, PruneFuse "
                f"p={ratio:g}): each target trained for the given epochs as a full schedule of "
                f"that length, on the selection named; {_plots().over_seeds(note)}. Δ: paired "
                f"difference against dense AL's target at {own} epochs (same seed), mean and 95% "
                "Student-t interval in points. Whole run: selection + fusion source + target "
-               "training with its KD teacher, in wall-clock seconds, test evaluation excluded; "
-               "the ratio is paired per seed, with its 95% interval. 'First within "
+               "training with its KD teacher's forwards, in wall-clock seconds, test evaluation "
+               "excluded; the ratio is paired per seed, with its 95% interval. Seconds depend "
+               "on the machine and its load when each run ran (the records' finish dates); the "
+               "MACs ratio (the same parts, by the ledger's formulas, mean over the same pairs) "
+               "does not. 'First within "
                f"{REACH_POINTS:g}': the fewest epochs whose mean difference is at least "
                f"-{REACH_POINTS:g} points.")
     paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows), caption, 2)

@@ -287,10 +287,11 @@ def plot_cost_accuracy(df, path: str | os.PathLike, title: str = "") -> list[Pat
 
 def plot_time_to_accuracy(df, path: str | os.PathLike, *, reference: float | None = None,
                           title: str = "") -> list[Path]:
-    """Accuracy against target epochs (left) and against whole-run seconds (right), one line
-    per arm (column ``arm``): the mean with its 95% Student-t band, clipped to [0, 100], and
-    every seed as a dot, so that a small n shows as what it is. ``reference``: dense AL's
-    accuracy at its own epochs, drawn with the 0.5-point band below it."""
+    """Accuracy against target epochs (left) and against whole-run MACs (right, column
+    ``macs``: the same on every machine, unlike seconds, which the table gives), one line per
+    arm (column ``arm``): the mean with its 95% Student-t band, clipped to [0, 100], and every
+    seed as a dot, so that a small n shows as what it is. ``reference``: dense AL's accuracy
+    at its own epochs, drawn with the 0.5-point band below it."""
     setup_style()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained", sharey=True)
     arms = list(dict.fromkeys(df["arm"]))
@@ -298,19 +299,20 @@ def plot_time_to_accuracy(df, path: str | os.PathLike, *, reference: float | Non
     for arm in arms:
         a = df[df["arm"] == arm]
         g = a.groupby("target_epochs")
-        stats_ = [(e, *mean_ci(cell["acc_pct"]), cell["seconds"].mean()) for e, cell in g]
+        stats_ = [(e, *mean_ci(cell["acc_pct"]), cell["macs"].mean() / 1e12) for e, cell in g]
         xs = [s[0] for s in stats_]
         means = [s[1] for s in stats_]
         halves = [0.0 if s[3] != s[3] else s[3] for s in stats_]
-        secs = [s[5] for s in stats_]
-        n = int(g["seed"].nunique().min())
-        for ax, x in ((axes[0], xs), (axes[1], secs)):
-            ax.plot(x, means, marker="o", color=colors[arm], label=f"{arm} (n={n})")
+        tmacs = [s[5] for s in stats_]
+        low, high = int(g["seed"].nunique().min()), int(g["seed"].nunique().max())
+        n = f"n={low}" if low == high else f"n={low}-{high}"
+        for ax, x in ((axes[0], xs), (axes[1], tmacs)):
+            ax.plot(x, means, marker="o", color=colors[arm], label=f"{arm} ({n})")
             ax.fill_between(x, [max(0.0, m - h) for m, h in zip(means, halves)],
                             [min(100.0, m + h) for m, h in zip(means, halves)],
                             color=colors[arm], alpha=0.15, linewidth=0)
         axes[0].scatter(a["target_epochs"], a["acc_pct"], s=10, color=colors[arm], alpha=0.5)
-        axes[1].scatter(a["seconds"], a["acc_pct"], s=10, color=colors[arm], alpha=0.5)
+        axes[1].scatter(a["macs"] / 1e12, a["acc_pct"], s=10, color=colors[arm], alpha=0.5)
     if reference is not None:
         for ax in axes:
             ax.axhline(reference, color="black", linewidth=0.8, linestyle="--",
@@ -318,7 +320,7 @@ def plot_time_to_accuracy(df, path: str | os.PathLike, *, reference: float | Non
             ax.axhspan(reference - 0.5, reference, color="grey", alpha=0.12,
                        label="within 0.5 points of it")
     axes[0].set_xlabel("target epochs (full schedule of that length)")
-    axes[1].set_xlabel("whole run (s): selection + fusion source + target")
+    axes[1].set_xlabel("whole run (TMACs): selection + fusion + target")
     axes[0].set_ylabel("test accuracy (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")

@@ -44,18 +44,21 @@ def test_verdict_rule():
 
 def _tta_rows(fused_30: list[float], fused_20: list[float] = ()) -> pd.DataFrame:
     """Time-to-accuracy rows: dense AL at 60 epochs at 90%, fused + KD at 30 and 60 epochs
-    (and at 20 where given)."""
+    (and at 20 where given), PruneFuse's selection from scratch at 60 epochs at 90.5%;
+    whole-run MACs 14, 7, 12 and 5 (units of 10^12)."""
     from prunefuse.evidence import TTA_ARMS
 
     rows = [{"arm": TTA_ARMS[0], "target_epochs": 20, "seed": seed, "acc_pct": acc,
-             "seconds": 40.0} for seed, acc in enumerate(fused_20)]
+             "seconds": 40.0, "macs": 5e12} for seed, acc in enumerate(fused_20)]
     for seed, acc in enumerate(fused_30):
         rows += [{"arm": TTA_ARMS[2], "target_epochs": 60, "seed": seed, "acc_pct": 90.0,
-                  "seconds": 100.0},
+                  "seconds": 100.0, "macs": 14e12},
                  {"arm": TTA_ARMS[0], "target_epochs": 30, "seed": seed, "acc_pct": acc,
-                  "seconds": 60.0},
+                  "seconds": 60.0, "macs": 7e12},
                  {"arm": TTA_ARMS[0], "target_epochs": 60, "seed": seed, "acc_pct": acc,
-                  "seconds": 110.0}]
+                  "seconds": 110.0, "macs": 12e12},
+                 {"arm": TTA_ARMS[1], "target_epochs": 60, "seed": seed, "acc_pct": 90.5,
+                  "seconds": 90.0, "macs": 10e12}]
     return pd.DataFrame(rows).assign(selection_from=None)
 
 
@@ -101,6 +104,13 @@ def test_equal_accuracy_seconds_is_a_claim_whether_or_not_fusion_reaches(
             if c.id == "EqualAccuracySeconds"]
     assert len(rows) == 1 and comparison in rows[0].comparison
     assert rows[0].mean == pytest.approx(ratio) and rows[0].verdict == expected
+    # the same whole runs in MACs at equal epochs, and the selection alone, from scratch
+    every = {c.id: c for c in claims._time_to_accuracy_claims("r", "d", "a", "s", 0.5, 0.3)}
+    decided = len(fused_30) > 1
+    macs, alone = every["WholeRunMACs"], every["PFSelectionScratch"]
+    assert macs.mean == pytest.approx(12 / 14) and macs.n == len(fused_30)
+    assert alone.mean == pytest.approx(0.5) and alone.n == len(fused_30)
+    assert {macs.verdict, alone.verdict} == {"supported" if decided else "undecided at this n"}
 
 
 def test_claims_pair_each_comparison_once_per_seed(monkeypatch):
@@ -148,7 +158,7 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
             assert (figures / f"{art.stem}.{ext}").exists(), (name, ext)
         assert (figures / f"{art.stem}.caption.md").exists()
     tta = (figures / "time_to_accuracy.md").read_text()
-    assert "first within 0.5" in tta and "fused + KD" in tta
+    assert "first within 0.5" in tta and "fused + KD" in tta and "MACs / dense AL's" in tta
     assert not re.search(r"\| (nan|\d+\.0) \|", tta)  # epochs and n as counts, no NaN
     kd = (figures / "kd_strength.md").read_text()
     assert {"no KD", "authors' KD", "our KD"} <= set(re.findall(r"\| (no KD|authors' KD|our KD) \|", kd))
@@ -163,6 +173,12 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
         diff = (runs[arm] - runs["no KD"]).dropna()
         claim = next(c for c in claims if c["id"] == cid)
         assert claim["n"] == len(diff) and claim["mean"] == pytest.approx(diff.mean()), cid
+    # the readings claim pairs the very runs of the authors' reading table, final epoch
+    ar = pd.read_csv(figures / "authors_reading.csv")
+    ar = ar[ar["budget"] == 0.3].pivot_table(index="seed", columns="arm", values="final_pct")
+    diff = (ar["PruneFuse, authors' reading"] - ar["PruneFuse, our reading"]).dropna()
+    readings = next(c for c in claims if c["id"] == "ReadingsPF")
+    assert readings["n"] == len(diff) > 0 and readings["mean"] == pytest.approx(diff.mean())
     strength = next(c for c in claims if c["id"] == "KDOursAuthors")  # ours against theirs
     diff = (runs["our KD"] - runs["authors' KD"]).dropna()
     assert strength["mean"] == pytest.approx(diff.mean()) and strength["n"] == len(diff)
