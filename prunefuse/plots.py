@@ -39,8 +39,10 @@ def save(fig, path: str | os.PathLike) -> list[Path]:
     base = Path(path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
     out = [base.with_suffix(".pdf"), base.with_suffix(".png")]
-    for p in out:
-        fig.savefig(p, dpi=200)
+    # No creation date in the PDF: a rebuild from the same records gives the same bytes, so
+    # committed figures change only when what they draw does.
+    fig.savefig(out[0], dpi=200, metadata={"CreationDate": None})
+    fig.savefig(out[1], dpi=200)
     plt.close(fig)
     return out
 
@@ -92,6 +94,18 @@ def seeds_note(df, by: list[str]) -> str:
     lo, hi = int(counts.min()), int(counts.max())
     n = f"{lo}" if lo == hi else f"{lo}-{hi}"
     return f"n={n} seed{'s' if hi != 1 else ''}"
+
+
+def seed_list(seeds) -> str:
+    """Seeds as sorted runs, ``0-2, 5`` for [5, 0, 1, 2], for a caption."""
+    parts, run = [], []
+    for s in sorted(int(x) for x in seeds):
+        if run and s != run[-1] + 1:
+            parts.append(run)
+            run = []
+        run.append(s)
+    parts += [run] if run else []
+    return ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in parts)
 
 
 def over_seeds(note: str) -> str:

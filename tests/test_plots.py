@@ -142,3 +142,24 @@ def test_ablation_draws_the_paired_seeds_side_by_side(monkeypatch):
         for seg in getattr(c, "get_segments", lambda: [])():
             assert seg[:, 1].max() <= 100 + 1e-9
     assert "n=3 seeds" in ax.get_title()
+
+
+@pytest.mark.parametrize("seeds, text", [([5, 0, 1, 2], "0-2, 5"), ([1], "1"), ([], ""),
+                                         ([4, 3, 1], "1, 3-4"), ([0, 2, 4], "0, 2, 4")])
+def test_seed_list_writes_runs_of_seeds(seeds, text):
+    from prunefuse.plots import seed_list
+
+    assert seed_list(seeds) == text
+
+
+def test_pdf_bytes_do_not_depend_on_when_they_were_written(tmp_path):
+    """A rebuild from the same records leaves committed PDFs as they were (no creation date)."""
+    import time
+
+    from prunefuse.plots import plot_accuracy_and_cost
+
+    first = plot_accuracy_and_cost(TABLE, tmp_path / "a" / "demo")
+    time.sleep(1.1)
+    second = plot_accuracy_and_cost(TABLE, tmp_path / "b" / "demo")
+    pdfs = [next(p for p in paths if p.suffix == ".pdf") for paths in (first, second)]
+    assert pdfs[0].read_bytes() == pdfs[1].read_bytes()
