@@ -199,9 +199,12 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
         df = df[_pf_targets(df, dataset, arch, score, ratios)]
         df, budget = _at_budget(df, budget)
     _require(df, "Figure 4", records, dataset=dataset, arch=arch, score=score, ratios=ratios)
-    # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid).
-    df = df[[len(c) > 1 or len(c) == e for c, e in zip(df["epoch_acc_pct"],
-                                                              df["epochs_trained"])]]
+    # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid). A run that
+    # another artefact's batch made first (eval_every is not part of the run id) has none: the
+    # caption names the seeds left out, so a reader knows why n is smaller than the ablation's.
+    curved = [len(c) > 1 or len(c) == e for c, e in zip(df["epoch_acc_pct"], df["epochs_trained"])]
+    uncurved = df[[not c for c in curved]].groupby("variant")["seed"].apply(sorted)
+    df = df[curved]
     _require(df, "Figure 4 (runs tested after every epoch)", records, dataset=dataset,
              ratios=ratios)
     curves = df[["run_id", "ratio", "variant", "seed", "budget_pct", "epoch_acc_pct"]].explode(
@@ -221,7 +224,10 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
         "initialization alone; + KD = distilled from the trained pruned network. Lines: mean; "
         f"bands: 95% Student-t interval over seeds, drawn for a variant with at least "
         f"{_plots().MIN_BAND}; thin lines: each seed, when there are at most "
-        f"{_plots().SEED_LINES} ({_plots().seeds_note(curves, ['ratio', 'variant', 'epoch'])}).",
+        f"{_plots().SEED_LINES} ({_plots().seeds_note(curves, ['ratio', 'variant', 'epoch'])})."
+        + (" Not drawn, since they were tested only at the end of training: "
+           + "; ".join(f"{v}, seeds {_plots().seed_list(s)}" for v, s in uncurved.items())
+           + "." if len(uncurved) else ""),
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
     return paths

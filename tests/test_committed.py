@@ -86,6 +86,12 @@ def test_shorter_schedules_stay_out_of_the_default_artefacts(tmp_path):
     epochs = df.set_index("run_id")["target_epochs"]
     assert set(epochs[curves["run_id"].unique()]) == {60}
     assert curves.groupby(["variant", "seed", "epoch"]).size().max() == 1
+    # seed 1's fused run without KD was made by the KD-strength arm, tested only at the end:
+    # the caption says it is not drawn, and why Figure 4's n is below the ablation's
+    caption = (tmp_path / "figure4_epochs.caption.md").read_text()
+    assert "tested only at the end of training: " in caption
+    assert "fused, no KD, seeds 1, 3-4" in caption
+    assert 1 not in set(curves.loc[curves["variant"] == "fused, no KD", "seed"])
 
 
 def test_whole_run_seconds_hold_the_teachers_forwards():

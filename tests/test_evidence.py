@@ -69,8 +69,9 @@ def _tta_rows(fused_30: list[float], fused_20: list[float] = ()) -> pd.DataFrame
     # 30 epochs clearly short, but 20 epochs' interval reaches the margin: not decided
     ([87.0, 87.2, 86.9, 87.1], (88.0, 91.5, 86.0, 89.0), "undecided at this n")])
 def test_fusion_reach_verdict_follows_its_interval(monkeypatch, fused_30, fused_20, expected):
-    """'No shorter schedule comes within 0.5 points' is not supported only when every shorter
-    schedule's interval lies below -0.5 points, not by the means alone."""
+    """'Fusion shortens training' (a shorter schedule comes within 0.5 points) is not supported
+    only when every shorter schedule's interval lies below -0.5 points, not by the means
+    alone; the row states the paper's claim, and the means that fell short in its comparison."""
     import prunefuse.claims as claims
     import prunefuse.evidence as evidence
 
@@ -81,6 +82,8 @@ def test_fusion_reach_verdict_follows_its_interval(monkeypatch, fused_30, fused_
     reach = [c for c in claims._time_to_accuracy_claims("r", "d", "a", "s", 0.5, 0.3)
              if c.id == "FusedReach"]
     assert len(reach) == 1 and reach[0].verdict == expected
+    assert reach[0].claim.startswith("fusion shortens training: a schedule shorter than 60")
+    assert "no shorter schedule's mean is within 0.5 points" in reach[0].comparison
 
 
 @pytest.mark.parametrize("fused_30, comparison, ratio, expected", [
