@@ -64,8 +64,8 @@ def test_the_records_hold_what_figures_cpu_states():
     assert runs and all((p / "DONE").exists() for p in runs)
     commits = {json.loads((p / "config.json").read_text())["git_commit"] for p in runs}
     assert len(commits) == 1, commits
-    assert not [p for p in RECORDS.rglob("*") if p.name == "cache" or p.suffix in (".pt",
-                                                                                  ".ipynb")]
+    assert not [p for p in RECORDS.rglob("*") if p.name in ("cache", ".lock")
+                or p.suffix in (".pt", ".ipynb")]
 
 
 def test_shorter_schedules_stay_out_of_the_default_artefacts(tmp_path):
