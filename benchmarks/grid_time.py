@@ -55,6 +55,9 @@ def main() -> None:
             args.profile, extended=args.extended)).runs}
         records = batch
     else:
+        if not (batch / PLAN).exists():
+            ap.error(f"{batch}: no {PLAN}, so not a reproduce output folder; for a folder of run "
+                     "records, pass --profile PROFILE (and --extended) to plan its grid")
         planned = {r["run_id"] for r in json.loads((batch / PLAN).read_text())["runs"]}
         records = batch / BATCH_RUNS
     runs = [r for r in find_runs(records) if r["run_id"] in planned]

@@ -69,6 +69,14 @@ def test_grid_time_reads_a_batch(tmp_path):
     assert "median 1800 s over 1 runs; the 2 planned runs at 2 at once: about 0.5 h" in proc.stdout
 
 
+def test_grid_time_names_a_records_folder_without_a_plan(tmp_path):
+    """A folder of run records has no plan.json: one line says to pass --profile, no traceback."""
+    proc = subprocess.run([sys.executable, str(BENCH / "grid_time.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no plan.json" in proc.stderr and "--profile PROFILE" in proc.stderr
+
+
 @pytest.mark.slow
 def test_grid_time_estimates_a_profile_grid_from_records(tmp_path):
     """--profile: the planned runs are the profile's grid, the records any folder of runs."""
