@@ -493,7 +493,12 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
                f"p={ratio:g}; {_plots().over_seeds(n)}. V2 is our interpretation: every "
                "T_sync rounds the target trained at that budget yields the next selector "
                "(gather: the same kept indices; reprune: a new L2 pruning), and that training "
-               "is charged to selection. " + _DIFF_NOTE.format("V1"))
+               f"is charged to selection. At {df['budget_pct'].min():g}% of the pool no "
+               "synchronisation has happened yet, so V2 selects and trains exactly as V1 there: "
+               "any Δ at that budget is no V2 effect; it can only come from runs made on "
+               "different CPUs (float rounding differs between them), a noise the later Δs "
+               "carry too. "
+               + _DIFF_NOTE.format("V1"))
     return _variant_table(df, out, name, order=order, caption=caption,
                           title="Table 2: PruneFuse V1 vs V2 by synchronisation period",
                           profile=profile, setting=f"{dataset}; target {arch}; score {score}")
