@@ -290,9 +290,18 @@ def test_paper_plan_covers_every_artefact():
     # the evidence arms beyond the main runs of seeds 0-4: 10 extra seeds x 3 methods, 5
     # authors' runs, 5 x 2 KD arms less the 3 no-KD ones the ablation has, and 5 x (3 fused
     # + 3 dense + 4 scratch) time-to-accuracy targets less the ablation's 3 scratch at 60,
-    # and 5 dense AL targets trained twice as long (convergence)
+    # the fused + KD arm's 3 shorter schedules on the 10 extra seeds, and 5 dense AL targets
+    # trained twice as long (convergence)
     extended = grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True))
-    assert len(extended.runs) == 30 + 15 + 30 + 5 + (10 - 3) + (50 - 3) + 5
+    assert len(extended.runs) == 30 + 15 + 30 + 5 + (10 - 3) + (50 - 3) + 10 * 3 + 5
+    reach = [make_config("cpu", **r.config) for r in extended.runs
+             if r.artefacts == ["time_to_accuracy"] and r.config["seed"] >= 5]
+    assert len(reach) == 30 and {c["target_epochs"] for c in reach} == {10, 20, 30}
+    assert all(c["target_init"] == "fused" and c["kd_lambda"] > 0 for c in reach)
+    # each on the selection of its seed's PruneFuse run of the main comparison
+    sources = {r.run_id: r for r in extended.runs}
+    assert all(make_config("cpu", **sources[c["selection_from"].split("/")[-1]].config)[
+        "eval_budgets"] == [0.3] for c in reach)
     conv = [make_config("cpu", **r.config) for r in extended.runs
             if r.artefacts == ["convergence"]]
     assert len(conv) == 5 and {c["target_epochs"] for c in conv} == {120}
