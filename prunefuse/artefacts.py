@@ -202,8 +202,10 @@ def figure4_epochs(records: str | os.PathLike, out: str | os.PathLike, *, profil
     # Only runs evaluated after every epoch draw a curve (eval_every=1 in the grid). A run that
     # another artefact's batch made first (eval_every is not part of the run id) has none: the
     # caption names the seeds left out, so a reader knows why n is smaller than the ablation's.
-    curved = [len(c) > 1 or len(c) == e for c, e in zip(df["epoch_acc_pct"], df["epochs_trained"])]
-    uncurved = df[[not c for c in curved]].groupby("variant")["seed"].apply(sorted)
+    curved = pd.Series([len(c) > 1 or len(c) == e for c, e in zip(df["epoch_acc_pct"],
+                                                                  df["epochs_trained"])],
+                       index=df.index, dtype=bool)
+    uncurved = df[~curved].groupby("variant")["seed"].apply(sorted)
     df = df[curved]
     _require(df, "Figure 4 (runs tested after every epoch)", records, dataset=dataset,
              ratios=ratios)

@@ -290,10 +290,17 @@ class Planner:
     def time_to_accuracy_runs(self) -> None:
         """Targets at the largest budget trained for each of the grid's epochs (a full
         schedule of that length) on the evidence seeds: PruneFuse's selection fused + KD and
-        from scratch, dense AL's selection from scratch. The profile's own epochs are the main
-        runs themselves."""
+        from scratch, dense AL's selection from scratch; on the ``reach_seeds`` too, the fused
+        + KD arm alone (its question, whether a shorter schedule reaches dense AL, needs the
+        most seeds). The profile's own epochs are the main runs themselves."""
         ev, p = self.grid["evidence"], self.grid["main_ratio"]
         own = make_config(self.profile, **self.overrides)["target_epochs"]
+
+        def fused(seed: int, pf: str, epochs: int) -> None:
+            self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
+                            selection_from=f"{BATCH_RUNS}/{pf}", eval_budgets=[ev["budget"]],
+                            target_epochs=epochs)
+
         for seed in ev["seeds"]:
             pf = self._prunefuse(self.focus, self.focus_score, seed, p)
             dense = self.add(dataset=self.focus, selector="dense", score=self.focus_score,
@@ -301,24 +308,20 @@ class Planner:
             for epochs in ev["epochs"]:
                 on = {"eval_budgets": [ev["budget"]], "target_epochs": epochs}
                 if epochs != own:
-                    self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
-                                    selection_from=f"{BATCH_RUNS}/{pf}", **on)
+                    fused(seed, pf, epochs)
                     self.add(dataset=self.focus, selector="dense", score=self.focus_score,
                              seed=seed, needs=dense, selection_from=f"{BATCH_RUNS}/{dense}", **on)
                 self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
                                 selection_from=f"{BATCH_RUNS}/{pf}", target_init="scratch",
                                 kd_lambda=0.0, **on)
-        # The fused + KD arm alone on the extra seeds, on the selection of their PruneFuse
-        # run (which trains its target at the largest budget only); its profile-length
-        # schedule is that run itself.
+        # On an extra seed the selection is its main-comparison PruneFuse run's (target at the
+        # largest budget only), which is also its profile-length schedule.
         for seed in ev.get("reach_seeds", []):
-            only = {"eval_budgets": [ev["budget"]]}
-            pf = self._prunefuse(self.focus, self.focus_score, seed, p, **only)
+            pf = self._prunefuse(self.focus, self.focus_score, seed, p,
+                                 eval_budgets=[ev["budget"]])
             for epochs in ev["epochs"]:
                 if epochs != own:
-                    self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
-                                    selection_from=f"{BATCH_RUNS}/{pf}", target_epochs=epochs,
-                                    **only)
+                    fused(seed, pf, epochs)
 
     def convergence_runs(self) -> None:
         """Convergence of the recipe: on each evidence seed's dense-AL selection, the target at
