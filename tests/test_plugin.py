@@ -1,5 +1,6 @@
-"""Your data, your model: the README's plugin example runs from the command line and from
-Python, and a registered model without ``features``/``fc`` is refused by name."""
+"""Your data, your model: the plugin example of docs/plugins.md (the README's section points
+there) runs from the command line and from Python, and a registered model without
+``features``/``fc`` is refused by name."""
 
 import json
 import os
@@ -15,17 +16,23 @@ import torch.nn as nn
 from prunefuse.cli import main
 from prunefuse.models import MODELS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = ROOT / "docs" / "plugins.md"
 
 
 def _section_blocks():
-    text = README.read_text()
-    section = text.split("## Your data, your model\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```(python|bash)\n(.*?)```", section, flags=re.S)
+    return re.findall(r"```(python|bash)\n(.*?)```", PLUGINS.read_text(), flags=re.S)
+
+
+def test_readme_points_to_the_plugin_guide():
+    """The README keeps a short "Your data, your model" section (error messages name it) that
+    links the guide."""
+    section = (ROOT / "README.md").read_text().split("## Your data, your model\n", 1)[1]
+    assert "(docs/plugins.md)" in section.split("\n## ", 1)[0]
 
 
 def _env():
-    root = str(README.parent)
+    root = str(ROOT)
     return {**os.environ, "PRUNEFUSE_DEVICE": "cpu", "PYTHONPATH": os.pathsep.join(
         [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
 
