@@ -27,6 +27,7 @@ SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
 SELECTOR_INITS = ("same", "fresh")
 PRECISIONS = ("bf16", "fp32")
+POOL_DRAWS = ("fixed", "seed")
 REPORTS = ("final", "best", "both")  # which test accuracy the tables report
 V2_LOOPS = ("ours", "authors")  # PruneFuse V2's round, prunefuse.experiment
 READING_NAMES = ("ours", "authors")  # keys of READINGS
@@ -57,6 +58,9 @@ PARAMS: dict[str, Param] = {
     "data_root": _p(None, (str, NONE), "folder holding / receiving the data; default ~/.cache"),
     "max_train": _p(None, (int, NONE), "use a seeded random subset of this many pool images", selects="all"),
     "max_test": _p(None, (int, NONE), "use a seeded random subset of this many test images"),
+    "pool_draw": _p("fixed", str, "which max_train images form the pool: fixed (one draw, "
+                    "seed 0, shared by every seed) or seed (each seed draws its own pool, so "
+                    "an interval over seeds covers the pool's draw too)", selects="all"),
     "arch": _p("resnet56", str, "target architecture (registry in prunefuse.models)",
                selects="dense prunefuse"),
     "selector": _p("prunefuse", str, "who selects the samples to label", selects="all"),
@@ -149,7 +153,7 @@ NOT_IN_ID = ("device", "compile", "eval_batch_size", "eval_every")
 ID_IF_NOT_DEFAULT: tuple[str, ...] = ("selector_init", "fusion", "t_sync", "v2_derive",
                                        "precision", "cpu_precision", "kd_t2",
                                        "freeze_fused_epochs", "v2_loop", "prune_steps",
-                                       "report", "reading", "labels_file")
+                                       "report", "reading", "labels_file", "pool_draw")
 
 # Readings of the method: parameter values a preset sets at once (after the profile, before
 # explicit parameters). "authors" is what the authors' public code does (docs/method.md,
@@ -205,6 +209,13 @@ _profile("cpu", "cpu: the paper's protocol shrunk to 2 CPU cores (Fashion-MNIST,
          "pool, ResNet-20 target; cosine at batch 32 in fp32, targets 60 epochs, selectors 30; "
          "NOT CIFAR and NOT 181 epochs). Not shown to be converged (figures/cpu/README.md); "
          "every method is trained alike", _CPU)
+# The CPU study re-decided: each seed draws its own 4,000-image pool from the 60,000 training
+# images, every run is tested on all 10,000 test images, and every arm of a seed runs on one
+# machine (prunefuse.comparisons.STUDY).
+_profile("study", "study: the CPU study on a sound design (Fashion-MNIST, a 4,000-image pool "
+         "drawn per seed, the full 10,000-image test set, ResNet-20 target; cosine at batch "
+         "32 in fp32, targets 60 epochs, selectors 30; every arm of a seed on one machine; NOT "
+         "CIFAR and NOT 181 epochs)", {**_CPU, "max_test": None, "pool_draw": "seed"})
 # The main job: a cut of the CPU study (budgets 10% and 20%, a quarter of its target epochs and
 # a third of its selector epochs); its time goal is in benchmarks/README.md.
 _profile("demo", "demo: one-seed cut of the cpu profile (budgets 10% and 20%, targets 15 "
@@ -508,6 +519,10 @@ def run_id(cfg: dict[str, Any]) -> str:
     """Deterministic folder name: a readable prefix and a hash of every result-relevant key."""
     ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID
              and not (k in ID_IF_NOT_DEFAULT and v == PARAMS[k].default)}
+    # The best epoch is the best of the epochs tested, so with report != final how often the
+    # test set is read changes the result; every earlier such record tested every epoch.
+    if cfg.get("report", "final") != "final" and cfg.get("eval_every", 1) != 1:
+        ident["eval_every"] = cfg["eval_every"]
     # Epochs whose closest svp phases differ from the per-boundary rounding of earlier
     # records compute something else, so they get their own id (181 epochs keep theirs).
     if cfg["schedule"] == "svp" and any(svp_phases(e) != _rounded_svp_phases(e)
@@ -566,6 +581,7 @@ def allowed_values() -> dict[str, list[str]]:
             "selector_init": list(SELECTOR_INITS), "fusion": list(FUSIONS),
             "precision": list(PRECISIONS), "cpu_precision": list(PRECISIONS),
             "v2_derive": list(V2_DERIVE), "v2_loop": list(V2_LOOPS), "report": list(REPORTS),
+            "pool_draw": list(POOL_DRAWS),
             "reading": list(READINGS)}
 
 

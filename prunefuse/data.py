@@ -163,7 +163,7 @@ def default_root() -> Path:
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True,
                  max_train: int | None = None, max_test: int | None = None,
-                 **kwargs) -> ImageDataset:
+                 pool_seed: int = 0, **kwargs) -> ImageDataset:
     """Load a registered dataset into memory.
 
     A dataset with a subset shipped in the package (:data:`BUNDLED`: Fashion-MNIST, the images
@@ -179,8 +179,10 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
         download: fetch missing data from the official URL; if False, or if the download
             fails, raise :class:`DatasetNotFoundError` listing every path looked at.
         max_train: keep a random subset of this many training images (seeded permutation
-            with seed 0, original order kept), or all if None.
-        max_test: the same for the test split.
+            with ``pool_seed``, original order kept), or all if None.
+        max_test: the same for the test split (always seed 0: one test set for every run).
+        pool_seed: seed of the ``max_train`` draw; 0 is the one pool every earlier record
+            shares, a run's own seed gives each seed its own pool.
         **kwargs: dataset-specific options (see the loader, e.g. :func:`load_synthetic`).
 
     Returns:
@@ -206,30 +208,50 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
                             f"only the images of max_train<={n_train} and max_test<={n_test}; "
                             f"got max_train={max_train}, max_test={max_test}.",)
             raise
-        return _load_bundle(name, bundle, max_train, max_test)
-    ds.x_train, ds.y_train = _subset(ds.x_train, ds.y_train, max_train, "max_train")
-    ds.x_test, ds.y_test = _subset(ds.x_test, ds.y_test, max_test, "max_test")
+        ds = _load_bundle(name, bundle, max_train, max_test, pool_seed)
+    else:
+        full = ds.num_train
+        ds.x_train, ds.y_train = _subset(ds.x_train, ds.y_train, max_train, "max_train", pool_seed)
+        ds.x_test, ds.y_test = _subset(ds.x_test, ds.y_test, max_test, "max_test")
+        ds.source["pool"] = pool_record(full, max_train, pool_seed)
     return ds
 
 
-def _draw(full: int, n: int | None, param: str) -> torch.Tensor | None:
-    """Indices (ascending) of the seeded ``n``-image subset of a ``full``-image split."""
+def pool_record(full: int, n: int | None, seed: int) -> dict:
+    """Which training images a run's pool holds, for its record: the draw's size and seed and
+    the sha256 of its indices (int64, ascending), so two runs' pools compare by one string."""
+    idx = _draw(full, n, "max_train", seed)
+    idx = torch.arange(full) if idx is None else idx
+    return {"of": full, "size": len(idx), "seed": seed if n is not None else None,
+            "indices_sha256": hashlib.sha256(idx.to(torch.int64).numpy().tobytes()).hexdigest()}
+
+
+def _draw(full: int, n: int | None, param: str, seed: int = 0) -> torch.Tensor | None:
+    """Indices (ascending) of the ``n``-image subset of a ``full``-image split drawn with
+    ``seed``."""
     if n is None:
         return None
     if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= full:
         raise ValueError(f"{param}={n!r}: must be a positive int <= {full} (available images)")
-    return torch.randperm(full, generator=torch.Generator().manual_seed(0))[:n].sort().values
+    return torch.randperm(full, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 
-def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None, param: str):
-    idx = _draw(len(x), n, param)
+def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None, param: str, seed: int = 0):
+    idx = _draw(len(x), n, param, seed)
     if idx is None:
         return x, y
     return x[idx].contiguous(), y[idx].contiguous()
 
 
+def pool_seed_of(cfg: dict) -> int:
+    """The seed of a run's pool draw: its own seed with ``pool_draw="seed"``, else 0 (the
+    one pool shared by every seed)."""
+    return cfg["seed"] if cfg.get("pool_draw", "fixed") == "seed" else 0
+
+
 def check_data(cfg: dict) -> ImageDataset:
-    """Load a run's data (keys ``dataset``, ``data_root``, ``max_train``, ``max_test``), or
+    """Load a run's data (keys ``dataset``, ``data_root``, ``max_train``, ``max_test``,
+    ``pool_draw``), or
     fail in one line naming the dataset, ``data_root`` and the file at fault.
 
     Called before a run folder is created (docs/method.md, "Protocol": a run's record
@@ -241,7 +263,8 @@ def check_data(cfg: dict) -> ImageDataset:
     where = f"dataset={cfg['dataset']!r}, data_root={cfg.get('data_root')!r}"
     try:
         return load_dataset(cfg["dataset"], root=cfg.get("data_root"),
-                            max_train=cfg.get("max_train"), max_test=cfg.get("max_test"))
+                            max_train=cfg.get("max_train"), max_test=cfg.get("max_test"),
+                            pool_seed=pool_seed_of(cfg))
     except (DatasetNotFoundError, ValueError) as err:
         line = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
         raise DataError(f"{where}: {line}") from err
@@ -272,7 +295,8 @@ def _bundle_covers(bundle: Path, max_train: int | None, max_test: int | None) ->
     return max_train <= n_train and max_test <= n_test
 
 
-def _load_bundle(name: str, bundle: Path, max_train: int, max_test: int) -> ImageDataset:
+def _load_bundle(name: str, bundle: Path, max_train: int, max_test: int,
+                 pool_seed: int = 0) -> ImageDataset:
     """The shipped subset, cut to exactly the images ``max_train``/``max_test`` draw from the
     full data (:func:`_draw`); refuses if the draw asks for an image it does not hold."""
     raw = bundle.read_bytes()
@@ -281,7 +305,8 @@ def _load_bundle(name: str, bundle: Path, max_train: int, max_test: int) -> Imag
     out = {}
     for split, n in (("train", max_train), ("test", max_test)):
         held = torch.from_numpy(arrays[f"{split}_index"].astype(np.int64))  # ascending
-        want = _draw(int(arrays[f"{split}_full"]), n, f"max_{split}")
+        want = _draw(int(arrays[f"{split}_full"]), n, f"max_{split}",
+                     pool_seed if split == "train" else 0)
         pos = torch.searchsorted(held, want).clamp(max=len(held) - 1)
         if not torch.equal(held[pos], want):
             raise DatasetNotFoundError(
@@ -291,7 +316,8 @@ def _load_bundle(name: str, bundle: Path, max_train: int, max_test: int) -> Imag
         out[f"x_{split}"] = torch.from_numpy(arrays[f"x_{split}"][pos.numpy()])
         out[f"y_{split}"] = torch.from_numpy(arrays[f"y_{split}"][pos.numpy()].astype(np.int64))
     ds = _fashion_dataset(out)
-    ds.source = {"source": "bundled", "files": [_file_record(bundle, raw)]}
+    ds.source = {"source": "bundled", "files": [_file_record(bundle, raw)],
+                 "pool": pool_record(int(arrays["train_full"]), max_train, pool_seed)}
     return ds
 
 

@@ -84,6 +84,11 @@ GRIDS: dict[str, dict[str, Any]] = {
                      "budget": 0.3, "epochs": [10, 20, 30, 60], "reach_seeds": list(range(5, 15)),
                      "kd": {"authors": AUTHORS_KD}, "convergence_factor": 2},
     },
+    # The CPU study re-decided (prunefuse.comparisons.STUDY declares its arms, blocks and
+    # claims): one machine per block, a pool per seed, the full test set.
+    "study": {"datasets": ["fashion-mnist"], "focus": "fashion-mnist",
+              "scores": ["least_confidence"], "focus_score": "least_confidence",
+              "ratios": [0.5], "seeds": list(range(15)), "study": True},
     # Ten runs of seconds each, for the tests.
     "smoke": {
         "datasets": ["synthetic"], "focus": "synthetic",
@@ -115,6 +120,10 @@ class Run:
     config: dict[str, Any]  # run parameters over the profile
     artefacts: list[str] = field(default_factory=list)
     needs: str | None = None  # run id whose selection this run reuses (runs before it)
+    # The block it belongs to ("group/pool/s<seed>", prunefuse.comparisons): every run of a
+    # block runs on one machine. None outside a declared study.
+    block: str | None = None
+    arm: str | None = None  # its arm's key there
 
 
 @dataclass
@@ -337,6 +346,17 @@ class Planner:
                      eval_budgets=[ev["budget"]],
                      target_epochs=ev["convergence_factor"] * own)
 
+    def study_runs(self) -> None:
+        """Every block of the declared study (:func:`prunefuse.comparisons.study_plan`), in
+        its order: group by group, then pool size, then seed."""
+        from .comparisons import study_plan
+
+        for br in study_plan(self.profile, dataset=self.focus, overrides=self.overrides,
+                             runs_folder=BATCH_RUNS):
+            rid = self.add(needs=br.needs, **br.params)
+            if self.runs[rid].block is None:
+                self.runs[rid].block, self.runs[rid].arm = br.block, br.arm
+
     def selector_size_runs(self) -> None:
         """Each Figure 5 target pruned at the Figure 5 ratios, and SVP's proxy selecting for it."""
         for target in self.grid["figure5_archs"]:
@@ -395,6 +415,9 @@ def default_artefacts(profile: str, *, extended: bool = False) -> list[str]:
     offers (an artefact that ``needs`` a grid entry, only where the grid has it), without the
     ``optional`` ones unless ``extended`` (:class:`prunefuse.registry.Artefact`)."""
     grid = GRIDS[profile]
+    if "study" in grid:  # a declared study builds its own artefacts only
+        return [a for a, art in ARTEFACTS.items() if art.needs == "study"
+                and (extended or not art.optional)]
     return [a for a, art in ARTEFACTS.items()
             if (art.needs is None or art.needs in grid) and (extended or not art.optional)]
 
@@ -404,6 +427,8 @@ def _ordered(profile: str, runs: list[Run]) -> list[Run]:
     early leaves complete, paired seeds of the most important runs behind. A run reusing a
     selection has its source's seed and tier, and was planned after it, so it still comes
     later."""
+    if "study" in GRIDS[profile]:  # a declared study runs block by block, as planned
+        return runs
     tiers = GRIDS[profile].get("order", [])
 
     def key(run: Run) -> tuple[int, int]:

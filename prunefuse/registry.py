@@ -57,7 +57,8 @@ class Artefact:
 ARTEFACTS: dict[str, Artefact] = {}
 # The builders' modules in the order their artefacts are listed and planned, whichever of
 # them is imported first; within a module, the order of declaration. Others come last.
-BUILDER_MODULES = ("prunefuse.artefacts", "prunefuse.evidence", "prunefuse.claims")
+BUILDER_MODULES = ("prunefuse.artefacts", "prunefuse.evidence", "prunefuse.claims",
+                   "prunefuse.study")
 
 
 def _listing_order(art: Artefact) -> tuple[int, int]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .artefacts import ARTEFACTS
+from .blocks import set_aside_foreign, this_machine
 from .config import ConfigError
 from .execute import EXPERIMENT, NOTEBOOKS, NotebookRunError, check_kernel, check_parameters, execute_notebook
 from .executors import Executor, Job, LocalExecutor
@@ -110,6 +111,10 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / PLAN, the_plan.to_dict())
+    executor = executor or LocalExecutor()
+    if any(run.block for run in the_plan.runs):
+        set_aside_foreign(the_plan.runs, out / BATCH_RUNS, log=log,
+                          machine=this_machine(getattr(executor, "threads", None)))
     skipped, todo = [], []
     n = len(the_plan.runs)
     for i, run in enumerate(the_plan.runs, 1):
@@ -123,7 +128,6 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
                         label=", ".join(run.artefacts)))
     outcomes = {}
     if todo:
-        executor = executor or LocalExecutor()
         log(f"{len(todo)} of {n} runs to execute ({len(skipped)} done) on {executor.describe()}")
         start = time.perf_counter()
         outcomes = executor.run(todo, log=log)
