@@ -275,10 +275,13 @@ def test_paper_plan_covers_every_artefact():
     variants = ("table2", "fusion_variants")
     assert {a for a, art in ARTEFACTS.items() if art.optional} == \
         {*evidence, *variants, "extended"}
-    assert set(plan.notebooks) == set(ARTEFACTS) - set(variants) - {"extended"} - set(evidence)
+    study = {a for a, art in ARTEFACTS.items() if art.needs == "study"}  # the study's own
+    assert study and set(grid.plan("study").notebooks) == study
+    assert set(plan.notebooks) == set(ARTEFACTS) - set(variants) - {"extended"} - set(evidence) \
+        - study
     # the variant artefacts add 3 seeds x (V2 at T_sync 1, 2 + 3 fusion readings) to cpu,
     # 1 x (1 + 3) to smoke; their V1 runs are the main ones
-    base = [a for a in ARTEFACTS if not ARTEFACTS[a].optional]
+    base = [a for a in ARTEFACTS if not ARTEFACTS[a].optional and a not in study]
     assert len(grid.plan("cpu", artefacts=base).runs) == 30
     assert len(grid.plan("smoke", artefacts=base).runs) == 10
     assert len(grid.plan("smoke").runs) == 10
@@ -361,7 +364,7 @@ def test_cpu_dry_run_lists_the_variant_artefacts_when_extended(capsys):
     assert out.startswith("30 runs (cpu profile):") and "table2" not in out
     assert grid.default_artefacts("cpu") == [a for a in ARTEFACTS if a not in (
         "table2", "fusion_variants", "extended", "main_comparison", "kd_strength",
-        "authors_reading", "time_to_accuracy", "convergence")]
+        "authors_reading", "time_to_accuracy", "convergence", "study_arms")]
     assert main(["reproduce", "--profile", "cpu", "--extended", "--dry-run"]) == 0
     out = capsys.readouterr().out
     n = len(grid.plan("cpu", artefacts=grid.default_artefacts("cpu", extended=True)).runs)
