@@ -15,10 +15,11 @@ docs/method.md ("Margins").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .config import READINGS, make_config, run_id
+from .judge import HYPOTHESES
 
 # The authors' KD values (their reading's preset), for the arms that use them alone.
 AUTHORS_KD = {key: READINGS["authors"][key] for key in ("kd_lambda", "kd_temperature", "kd_t2")}
@@ -27,8 +28,19 @@ AUTHORS_KD = {key: READINGS["authors"][key] for key in ("kd_lambda", "kd_tempera
 # hours of test passes to each run on one CPU thread; every 20th is three passes per target.
 AUTHORS_EVAL_EVERY = 20
 
-HYPOTHESES = ("superiority", "noninferiority", "equivalence")
 STATISTICS = ("difference", "ratio")
+# What a comparison measures: a column of prunefuse.study.study_rows, with its unit.
+MEASURES = {"acc_pct": ("test accuracy as the run reports it", "points"),
+            "final_pct": ("final-epoch test accuracy", "points"),
+            "selection_macs": ("selection MACs", ""),
+            "selection_seconds": ("selection seconds", ""),
+            "run_seconds": ("whole-run seconds (selection, target training, fusion)", "")}
+# Margins (docs/method.md, "Margins"): "matches" may lose at most MATCH_POINTS of test
+# accuracy, a shorter schedule "reaches" dense AL within REACH_POINTS, and "no slower" allows
+# SLOWER_RATIO more seconds.
+MATCH_POINTS = 1.0
+REACH_POINTS = 0.5
+SLOWER_RATIO = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,11 @@ class Arm:
     params: Mapping[str, Any]
     on: str | None = None
     on_group: str = "main"
+    role: str = ""  # what comparisons call it in its block (default: its key)
+
+    def __post_init__(self) -> None:
+        if not self.role:
+            object.__setattr__(self, "role", self.key)
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,8 @@ class Group:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One claim: ``arm`` against ``against`` within each block of ``group``, paired by seed.
+    """One claim: ``arm`` against ``against`` (arm roles) within the blocks of each of
+    ``groups``, paired by seed, judged at every pool size and budget those blocks ran.
 
     ``statistic``: ``difference`` (arm minus comparator, in the measure's unit) or ``ratio``
     (arm over comparator). ``hypothesis``: ``superiority`` (the interval lies beyond the null
@@ -75,22 +93,20 @@ class Comparison:
     source: str  # "paper" or "ours"
     arm: str
     against: str
-    group: str = "main"
+    groups: tuple[str, ...] = ("main",)
     measure: str = "acc_pct"
     statistic: str = "difference"
     hypothesis: str = "superiority"
     margin: float = 0.0
     higher: bool = True
     budgets: tuple[float, ...] | None = None
-    pool: int | None = None  # the group's pool size it is judged at (None: every one)
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if self.hypothesis not in HYPOTHESES:
             raise ValueError(f"{self.key}: hypothesis={self.hypothesis!r}; one of {HYPOTHESES}")
         if self.statistic not in STATISTICS:
             raise ValueError(f"{self.key}: statistic={self.statistic!r}; one of {STATISTICS}")
-        if self.hypothesis != "superiority" and self.margin <= 0:
+        if self.hypothesis != "superiority" and not self.margin > 0:
             raise ValueError(f"{self.key}: a {self.hypothesis} claim needs a margin > 0")
 
 
@@ -102,9 +118,19 @@ class Study:
     groups: tuple[Group, ...]
     comparisons: tuple[Comparison, ...]
     score: str = "least_confidence"
+    # The comparisons the scaling artefact draws against pool size, at the largest budget.
+    scaling: tuple[str, ...] = ()
 
     def group(self, key: str) -> Group:
         return next(g for g in self.groups if g.key == key)
+
+    def comparison(self, key: str) -> Comparison:
+        return next(c for c in self.comparisons if c.key == key)
+
+    def label(self, group: str, role: str) -> str:
+        """The label of the arm that plays ``role`` in ``group``'s blocks."""
+        return next(self.arms[a].label for a in self.group(group).arms
+                    if self.arms[a].role == role)
 
 
 def _arms(*arms: Arm) -> dict[str, Arm]:
@@ -131,7 +157,7 @@ def _study() -> Study:
         Arm("pf", "PruneFuse p=0.5", pf),
         Arm("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
         Arm("random", "random", {"selector": "random"}),
-        *[Arm(f"{k}_low", label, params, on=k)
+        *[Arm(f"{k}_low", label, params, on=k, role=k)
           for k, label, params in (("dense", "dense AL", {"selector": "dense"}),
                                    ("pf", "PruneFuse p=0.5", pf),
                                    ("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
@@ -149,7 +175,64 @@ def _study() -> Study:
         Group("kd", "Fusion and KD on PruneFuse's selection",
               tuple(a.key for a in retrain + short), tuple(range(8)), (4000,), (0.3,)),
     )
-    return Study(arms, groups, ())
+    every = ("main", "budgets", "pool", "pool_large")
+    pools = ("main", "pool", "pool_large")
+    comparisons = [
+        Comparison("PFDense", "PruneFuse p=0.5 selects at least as well as dense AL (the "
+                   "paper: it matches or beats baseline AL)", "paper", "pf", "dense", every,
+                   hypothesis="noninferiority", margin=MATCH_POINTS),
+        Comparison("AuthorsDense", "Under the authors' reading, PruneFuse p=0.5 selects and "
+                   "trains at least as well as dense AL (final epoch)", "ours", "pf_authors",
+                   "dense", every, measure="final_pct", hypothesis="noninferiority",
+                   margin=MATCH_POINTS),
+        Comparison("ReadingsPF", "The reading matters: PruneFuse p=0.5 ends better under the "
+                   "authors' reading than under ours (final epoch)", "ours", "pf_authors", "pf",
+                   every, measure="final_pct"),
+        Comparison("PFRandom", "PruneFuse p=0.5 beats random selection", "paper", "pf",
+                   "random", ("main", "budgets")),
+        Comparison("DenseRandom", "Dense AL beats random selection", "ours", "dense", "random",
+                   ("main", "budgets")),
+        Comparison("SelectionMACs", "PruneFuse p=0.5 selects with fewer MACs than dense AL",
+                   "paper", "pf", "dense", pools, measure="selection_macs", statistic="ratio",
+                   higher=False),
+        Comparison("SelectionSeconds", "PruneFuse p=0.5 selects in less wall-clock time than "
+                   "dense AL", "paper", "pf", "dense", pools, measure="selection_seconds",
+                   statistic="ratio", higher=False),
+        Comparison("RunSeconds", "A whole PruneFuse p=0.5 run (selection, fusion, target with "
+                   "our KD) is no slower than dense AL's", "ours", "pf", "dense", pools,
+                   measure="run_seconds", statistic="ratio", hypothesis="noninferiority",
+                   margin=SLOWER_RATIO, higher=False),
+        Comparison("FusionNoKD", "Fusion without KD trains the target better than training "
+                   "from scratch on the same selection (60 epochs)", "paper", "pf_fused",
+                   "pf_scratch", ("kd",)),
+        Comparison("FusionKDAuthors", "Fusion with the authors' KD trains the target better "
+                   "than training from scratch on the same selection (60 epochs)", "paper",
+                   "pf_fused_kd_authors", "pf_scratch", ("kd",)),
+        Comparison("FusionKDOurs", "Fusion with our KD trains the target better than training "
+                   "from scratch on the same selection (60 epochs)", "paper",
+                   "pf_fused_kd_ours", "pf_scratch", ("kd",)),
+        Comparison("KDAuthors", "The authors' KD improves the fused target (60 epochs)",
+                   "paper", "pf_fused_kd_authors", "pf_fused", ("kd",)),
+        Comparison("KDOurs", "Our KD improves the fused target (60 epochs)", "paper",
+                   "pf_fused_kd_ours", "pf_fused", ("kd",)),
+        *[Comparison(f"Reach{_tag(a.key)}{_word(e)}", f"{a.label[0].upper()}{a.label[1:]} "
+                     f"reaches dense AL's 60-epoch accuracy in {e} epochs (the paper: fusion "
+                     "shortens training)", "paper", f"{a.key}_{e}", "dense_retrained", ("kd",),
+                     hypothesis="noninferiority", margin=REACH_POINTS)
+          for a in retrain[1:4] for e in (10, 20, 30)],
+    ]
+    return Study(arms, groups, tuple(comparisons),
+                 scaling=("PFDense", "AuthorsDense", "SelectionSeconds", "RunSeconds"))
+
+
+def _tag(key: str) -> str:
+    """``pf_fused_kd_authors`` -> ``FusedKDAuthors``: a claim id's letters."""
+    return "".join(w.upper() if w == "kd" else w.capitalize() for w in key.split("_")[1:])
+
+
+def _word(n: int) -> str:
+    """10 -> ``Ten``: numbers in claim ids, which are LaTeX macro stems (letters only)."""
+    return {10: "Ten", 20: "Twenty", 30: "Thirty", 60: "Sixty"}[n]
 
 
 STUDY = _study()

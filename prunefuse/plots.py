@@ -341,3 +341,28 @@ def plot_time_to_accuracy(df, path: str | os.PathLike, *, reference: float | Non
     if title:
         fig.suptitle(f"{title}: mean, 95% t band, dots = seeds")
     return save(fig, path)
+
+
+def plot_scaling(rows, path: str | os.PathLike, title: str = "") -> list[Path]:
+    """Paired statistics against pool size (``rows``: columns ``panel``, ``label``, ``pool``,
+    ``mean``, ``low``, ``high``, ``null``), one panel per statistic, log2 x axis; an interval
+    only where n >= 2."""
+    setup_style()
+    panels = list(dict.fromkeys(rows["panel"]))
+    fig, axes = _panels(len(panels), sharey=False)
+    for ax, panel in zip(axes, panels):
+        sub = rows[rows["panel"] == panel]
+        for label, line in sub.groupby("label", sort=False):
+            line = line.sort_values("pool")
+            err = [line["mean"] - line["low"].fillna(line["mean"]),
+                   line["high"].fillna(line["mean"]) - line["mean"]]
+            ax.errorbar(line["pool"], line["mean"], yerr=err, marker="o", capsize=3, label=label)
+        ax.axhline(sub["null"].iloc[0], color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(set(sub["pool"])), [f"{p:,}" for p in sorted(set(sub["pool"]))])
+        ax.set_xlabel("pool size (images)")
+        ax.set_ylabel(panel)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)

@@ -7,14 +7,15 @@ selected by run id from the plan, never by a second spelling of the arm's parame
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from . import stats
+from . import judge, stats
 from .blocks import machine_of
-from .comparisons import STUDY, study_plan
+from .comparisons import MEASURES, STUDY, Comparison, Study, study_plan
 from .registry import Paths, _write_table, artefact, write_caption
 from .runs import find_runs, results_table
 
@@ -36,7 +37,78 @@ def study_rows(records: str | os.PathLike, *, profile: str) -> pd.DataFrame:
     table["arm"] = table["run_id"].map(lambda r: planned[r].arm)
     table["label"] = table["arm"].map(lambda a: STUDY.arms[a].label)
     table["machine"] = table["run_id"].map(machines)
+    table["role"] = table["arm"].map(lambda a: STUDY.arms[a].role)
+    table["final_pct"] = 100 * table["final_test_acc"]
+    table["run_seconds"] = whole_run_seconds(table)
     return table.reset_index(drop=True)
+
+
+def whole_run_seconds(df: pd.DataFrame) -> pd.Series:
+    """A run's seconds up to a budget: its selection (cumulative), that budget's target
+    training and, for a fused target, the fusion source and the KD teacher's forwards."""
+    return df["selection_seconds"] + df["target_training_seconds"] + df["fusion_seconds"]
+
+
+def _pairs(df: pd.DataFrame, comp: Comparison, group: str, pool: int, budget: float):
+    """The paired values of one claim's cell: (arm, comparator, both machines known and
+    equal) per seed."""
+    cell = df[(df["group"] == group) & (df["pool"] == pool) & (df["budget"] == budget)]
+    a = cell[cell["role"] == comp.arm].set_index("seed")
+    b = cell[cell["role"] == comp.against].set_index("seed")
+    seeds = sorted(set(a.index) & set(b.index))
+    return (a.loc[seeds, comp.measure].astype(float), b.loc[seeds, comp.measure].astype(float),
+            a.loc[seeds, "machine"], b.loc[seeds, "machine"])
+
+
+def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
+    """Every declared comparison at every group, pool size and budget its arms ran: n pairs,
+    each arm's mean and sd, the paired statistic with its 95% interval, the hypothesis, the
+    verdict, its one-sided p-value and the family-wise (Holm) verdict over all rows, and the
+    pairs whose runs crossed machines (``unknown`` where a record does not name its CPU)."""
+    rows = []
+    for comp in study.comparisons:
+        null = 1.0 if comp.statistic == "ratio" else 0.0
+        unit = MEASURES[comp.measure][1] if comp.statistic == "difference" else "ratio"
+        for group in comp.groups:
+            cells = df[(df["group"] == group) & df["role"].isin([comp.arm, comp.against])]
+            for (pool, budget), _ in cells.groupby(["pool", "budget"], sort=True):
+                if comp.budgets is not None and budget not in comp.budgets:
+                    continue
+                a, b, ma, mb = _pairs(df, comp, group, pool, budget)
+                if a.empty:
+                    continue
+                values = a - b if comp.statistic == "difference" else a / b
+                mean, sd, half, n = stats.mean_ci(values)
+                low, high = (mean - half, mean + half) if n > 1 else (math.nan, math.nan)
+                unknown = int((ma.isna() | mb.isna()).sum())
+                crossed = int(((ma != mb) & ma.notna() & mb.notna()).sum())
+                rows.append({
+                    "id": comp.key, "claim": comp.claim, "source": comp.source,
+                    "comparison": f"{study.label(group, comp.arm)} "
+                                  f"{'-' if comp.statistic == 'difference' else '/'} "
+                                  f"{study.label(group, comp.against)}, "
+                                  f"{MEASURES[comp.measure][0]}",
+                    "group": group, "pool": int(pool), "budget": f"{100 * budget:g}%",
+                    "n": n, "arm_mean": a.mean(), "arm_sd": a.std(ddof=1) if n > 1 else math.nan,
+                    "against_mean": b.mean(),
+                    "against_sd": b.std(ddof=1) if n > 1 else math.nan,
+                    "mean": mean, "low": low, "high": high, "unit": unit,
+                    "hypothesis": judge.hypothesis_text(comp.hypothesis, margin=comp.margin,
+                                                        unit=unit, higher=comp.higher,
+                                                        statistic=comp.statistic),
+                    "verdict": judge.verdict(low, high, hypothesis=comp.hypothesis, null=null,
+                                             margin=comp.margin, higher=comp.higher),
+                    "p": judge.p_value(mean, sd, n, hypothesis=comp.hypothesis, null=null,
+                                       margin=comp.margin, higher=comp.higher),
+                    "cross_machine": "unknown" if unknown else crossed,
+                })
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        keep = judge.holm(list(out["p"]))
+        out["family_verdict"] = ["supported" if k else
+                                 ("not supported" if v == "not supported" else "not shown")
+                                 for k, v in zip(keep, out["verdict"])]
+    return out
 
 
 def arms_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -72,5 +144,159 @@ def study_arms(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
                          caption, n_text=4)
     paths["caption"] = write_caption(out, "study_arms", "Every arm of the study", caption, df,
                                      profile=profile, setting="Fashion-MNIST, ResNet-20",
+                                     files=list(paths.values()))
+    return paths
+
+
+def _fmt(mean: float, low: float, high: float, unit: str) -> str:
+    digits = 3 if unit == "ratio" else 2
+    sign = "+" if unit != "ratio" else ""
+    if math.isnan(low):
+        return f"{mean:{sign}.{digits}f} (n=1, no interval)"
+    return f"{mean:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+
+
+def claims_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The claims as ``claims.md`` shows them, one line per claim, group, pool and budget."""
+    def sd(m, s, n, unit):
+        return stats.mean_sd_text(m, s, n) if unit != "ratio" else f"{m:.3g}"
+
+    return pd.DataFrame({
+        "claim": rows["claim"], "comparison": rows["comparison"],
+        "pool": rows["pool"].map(lambda p: f"{p:,}"), "budget": rows["budget"], "n": rows["n"],
+        "arm (mean ± sd)": [sd(m, s, n, u) for m, s, n, u in
+                            zip(rows["arm_mean"], rows["arm_sd"], rows["n"], rows["unit"])],
+        "comparator (mean ± sd)": [sd(m, s, n, u) for m, s, n, u in zip(
+            rows["against_mean"], rows["against_sd"], rows["n"], rows["unit"])],
+        "Δ or ratio [95% CI]": [_fmt(m, lo, hi, u) for m, lo, hi, u in
+                                zip(rows["mean"], rows["low"], rows["high"], rows["unit"])],
+        "hypothesis": rows["hypothesis"], "verdict": rows["verdict"],
+        "family-wise (Holm)": rows["family_verdict"],
+        "pairs across machines": rows["cross_machine"],
+    })
+
+
+def verdict_lines(rows: pd.DataFrame) -> list[str]:
+    """One line per claim row, answer first: the family-wise verdict, the claim, where, n and
+    the interval, for the top of a results page."""
+    out = []
+    for r in rows.itertuples(False):
+        where = f"{r.budget} of a {r.pool:,}-image pool"
+        crossed = "" if r.cross_machine in (0, "0") else f"; pairs across machines: {r.cross_machine}"
+        out.append(f"**{r.family_verdict}** (per claim: {r.verdict}): {r.claim}, {where}: "
+                   f"{_fmt(r.mean, r.low, r.high, r.unit)} {r.unit}, n={r.n}, "
+                   f"{r.hypothesis}{crossed}")
+    return out
+
+
+@artefact("study_claims", files=("csv", "md", "tex"), runs=lambda p: p.study_runs(),
+          params=_study_params, needs="study")
+def study_claims(records: str | os.PathLike, out: str | os.PathLike, *, profile: str) -> Paths:
+    """Every declared claim of the study at every group, pool size and budget its arms ran."""
+    out = Path(out)
+    df = study_rows(records, profile=profile)
+    rows = judge_rows(df) if not df.empty else pd.DataFrame()
+    if rows.empty:
+        raise FileNotFoundError(f"records={str(records)!r}: no pair of the study's arms has "
+                                f"finished; run `prunefuse reproduce --profile {profile} "
+                                "--out DIR` first")
+    counts = rows["family_verdict"].value_counts()
+    text = (f"{len(rows)} claim rows: {counts.get('supported', 0)} supported family-wise "
+            f"(Holm over all rows, one-sided alpha {judge.ALPHA}), "
+            f"{counts.get('not supported', 0)} not supported, "
+            f"{counts.get('not shown', 0)} not shown at this n. Each row pairs the runs of "
+            "one seed's block, all on one machine; Δ is arm minus comparator (points of test "
+            "accuracy) or their ratio, with its 95% paired t interval. Non-inferiority and "
+            "equivalence claims state their margin (docs/method.md, \"Margins\").")
+    paths = _write_table(out, "study_claims", rows, claims_table(rows), text, n_text=4)
+    paths["caption"] = write_caption(out, "study_claims", "Claims, decided from the study",
+                                     "\n".join(["Verdicts first:", "",
+                                                *[f"- {ln}" for ln in verdict_lines(rows)], "",
+                                                text]), df,
+                                     profile=profile, setting="Fashion-MNIST, ResNet-20",
+                                     files=list(paths.values()))
+    return paths
+
+
+def slope(x, y) -> dict:
+    """Least-squares slope of ``y`` on ``x`` with its 95% t interval (n - 2 degrees of
+    freedom); NaN interval below 3 points or with one x."""
+    x, y = pd.Series(x, dtype=float).reset_index(drop=True), pd.Series(y, dtype=float).reset_index(drop=True)
+    n = len(x)
+    sxx = float(((x - x.mean()) ** 2).sum())
+    if n < 2 or sxx == 0:
+        return {"slope": math.nan, "low": math.nan, "high": math.nan, "n": n}
+    b = float(((x - x.mean()) * (y - y.mean())).sum()) / sxx
+    if n < 3:
+        return {"slope": b, "low": math.nan, "high": math.nan, "n": n}
+    resid = y - (y.mean() + b * (x - x.mean()))
+    se = math.sqrt(float((resid ** 2).sum()) / (n - 2) / sxx)
+    half = stats.t975(n - 2) * se
+    return {"slope": b, "low": b - half, "high": b + half, "n": n}
+
+
+def scaling_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each of ``study.scaling``'s comparisons at the largest budget, per pool size (its
+    per-pool row of :func:`judge_rows`), and its per-seed statistic regressed on log2(pool
+    size): the change per doubling of the pool, with its 95% interval."""
+    budget = df["budget"].max()
+    at = df[df["budget"] == budget]
+    rows = judge_rows(at, Study(study.arms, study.groups,
+                                tuple(study.comparison(k) for k in study.scaling)))
+    fits = []
+    for key in study.scaling:
+        comp = study.comparison(key)
+        xs, ys = [], []
+        for group in comp.groups:
+            for pool in sorted(set(at.loc[at["group"] == group, "pool"])):
+                a, b, _, _ = _pairs(at, comp, group, pool, budget)
+                values = a - b if comp.statistic == "difference" else a / b
+                xs += [math.log2(pool)] * len(values)
+                ys += list(values)
+        fit = slope(xs, ys)
+        sign = ("rises" if fit["low"] > 0 else "falls" if fit["high"] < 0
+                else "shows no trend at this n")
+        named = rows.loc[rows["id"] == key, "comparison"]
+        fits.append({"id": key, "claim": comp.claim, "per": "doubling of the pool",
+                     "statistic": named.iloc[0] if len(named) else key,
+                     **fit, "pools": len(set(xs)), "trend": sign})
+    return rows, pd.DataFrame(fits)
+
+
+@artefact("scaling", files=("csv", "md", "tex", "pdf", "png"), runs=lambda p: p.study_runs(),
+          params=_study_params, needs="study")
+def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str) -> Paths:
+    """The main comparison's differences and the cost ratios against pool size, with the
+    slope per doubling of the pool."""
+    from .registry import _plots
+
+    out = Path(out)
+    df = study_rows(records, profile=profile)
+    if df.empty:
+        raise FileNotFoundError(f"records={str(records)!r}: no finished run of the study")
+    rows, fits = scaling_rows(df)
+    if rows.empty:
+        raise FileNotFoundError(f"records={str(records)!r}: no pair at any pool size yet")
+    table = pd.DataFrame({
+        "statistic": fits["statistic"],
+        "slope per doubling [95% CI]": [_fmt(s, lo, hi, "") for s, lo, hi in
+                                        zip(fits["slope"], fits["low"], fits["high"])],
+        "pairs": fits["n"], "pool sizes": fits["pools"], "the statistic": fits["trend"]})
+    lines = [f"{r.statistic} {r.trend} as the pool grows: {_fmt(r.slope, r.low, r.high, '')} "
+             f"per doubling ({r.n} pairs over {r.pools} pool sizes)" for r in fits.itertuples()]
+    text = ("Answer first: " + "; ".join(lines) + ". Per pool size (2,000 to 16,000 images, "
+            "budget 30%) each statistic is paired within one seed's block on one machine; the "
+            "slope regresses every pair's value on log2(pool size) (least squares, 95% t "
+            "interval). Differences are in points of test accuracy, ratios PruneFuse over "
+            "dense AL.")
+    paths = _write_table(out, "scaling", pd.concat([rows, fits.assign(kind="slope")]), table,
+                         text, n_text=1)
+    drawn = rows.assign(panel=[("difference (points)" if u == "points" else "ratio")
+                               for u in rows["unit"]],
+                        label=rows["id"], null=[0.0 if u == "points" else 1.0 for u in rows["unit"]])
+    paths.update(zip(("pdf", "png"), _plots().plot_scaling(
+        drawn, out / "scaling", title="PruneFuse against dense AL as the pool grows")))
+    paths["caption"] = write_caption(out, "scaling", "Pool size", text, df, profile=profile,
+                                     setting="Fashion-MNIST, ResNet-20",
                                      files=list(paths.values()))
     return paths

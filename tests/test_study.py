@@ -16,7 +16,7 @@ from prunefuse.runs import atomic_write_json, mark_done
 SNAPSHOT = Path(__file__).parent / "data" / "planned_run_ids.json"
 
 
-@pytest.mark.parametrize("key", ["smoke", "smoke-ext", "cpu", "cpu-ext", "paper-ext"])
+@pytest.mark.parametrize("key", ["smoke", "smoke-ext", "cpu", "cpu-ext", "paper-ext", "study"])
 def test_every_grid_plans_the_run_ids_it_planned_before(key):
     """Records of earlier revisions keep their ids: the planner's refactors change no run."""
     profile, ext = key.split("-")[0], key.endswith("-ext")
@@ -91,3 +91,106 @@ def test_an_incomplete_block_from_another_machine_runs_again_here(tmp_path):
     _finished(runs_dir, "a0", "old CPU")  # set aside again: nothing is overwritten
     assert set_aside_foreign(plan_, runs_dir, machine=here, log=lines.append) == \
         [tmp_path / SET_ASIDE / "a0.1"]
+
+
+def _cell(role, group, pool, budget, values, machine="m", measure="acc_pct"):
+    import pandas as pd
+
+    return pd.DataFrame({"group": group, "pool": pool, "budget": budget, "role": role,
+                         "seed": range(len(values)), "machine": machine, measure: values})
+
+
+def test_claims_judge_each_declared_hypothesis_per_budget_with_holm_and_machines():
+    import math
+
+    import pandas as pd
+
+    from prunefuse.comparisons import Comparison, Study
+    from prunefuse.study import judge_rows
+
+    study = Study(STUDY.arms, STUDY.groups, (
+        Comparison("Match", "pf matches dense", "paper", "pf", "dense", ("main", "budgets"),
+                   hypothesis="noninferiority", margin=1.0),
+        Comparison("Better", "pf beats dense", "paper", "pf", "dense", ("main",)),
+    ))
+    dense = [80.0, 81.0, 82.0, 83.0, 84.0]
+    df = pd.concat([
+        _cell("dense", "main", 4000, 0.3, dense),
+        _cell("pf", "main", 4000, 0.3, [d - 0.5 + 0.1 * (i % 2) for i, d in enumerate(dense)]),
+        _cell("dense", "budgets", 4000, 0.1, dense),  # 2 points behind: a clear deficit
+        _cell("pf", "budgets", 4000, 0.1, [d - 2 + 0.1 * (i % 2) for i, d in enumerate(dense)],
+              machine=["m", "m", "other", "m", "m"]),
+    ], ignore_index=True)
+    rows = judge_rows(df, study).set_index(["id", "budget"])
+    main = rows.loc[("Match", "30%")]
+    assert main["n"] == 5 and math.isclose(main["mean"], -0.46)
+    assert main["verdict"] == "supported" and main["family_verdict"] == "supported"
+    assert main["hypothesis"] == "non-inferiority, margin 1 point"
+    low = rows.loc[("Match", "10%")]
+    assert low["verdict"] == "not supported" and low["cross_machine"] == 1
+    better = rows.loc[("Better", "30%")]
+    assert better["verdict"] == "not supported" and better["p"] > 0.99
+    # a record that does not name its CPU makes the count unknown
+    df.loc[df.index[0], "machine"] = None
+    assert judge_rows(df, study).set_index(["id", "budget"]).loc[
+        ("Match", "30%"), "cross_machine"] == "unknown"
+
+
+def test_holm_keeps_only_what_survives_the_family():
+    from prunefuse.judge import holm, p_value, t_sf, verdict
+    from prunefuse.stats import t975
+
+    assert abs(t_sf(t975(14), 14) - 0.025) < 1e-4 and abs(t_sf(0.0, 3) - 0.5) < 1e-12
+    assert holm([0.001, 0.02, 0.01, float("nan"), 0.5]) == [True, False, False, False, False]
+    assert holm([0.001, 0.005]) == [True, True]
+    # an interval inside the margin: equivalence supported, superiority undecided
+    assert verdict(-0.3, 0.4, hypothesis="equivalence", margin=0.5) == "supported"
+    assert verdict(-0.3, 0.4) == "undecided at this n"
+    # lower is better: a ratio of seconds no more than 5% above 1
+    assert verdict(0.97, 1.04, hypothesis="noninferiority", null=1, margin=0.05,
+                   higher=False) == "supported"
+    assert p_value(0.0, 1.0, 10, hypothesis="superiority", null=0, margin=0,
+                   higher=True) == 0.5
+
+
+def _fake_study(seed_shift=0.0):
+    """A study_rows-like table: dense, pf and pf_authors at four pool sizes, five seeds each,
+    PruneFuse 1.5 points behind at 2,000 images and level at 16,000."""
+    import pandas as pd
+
+    cells = []
+    for group, pool in (("pool", 2000), ("main", 4000), ("pool", 8000), ("pool_large", 16000)):
+        gap = -1.5 + 0.5 * [2000, 4000, 8000, 16000].index(pool)
+        for role, shift, sec in (("dense", 0.0, 100.0), ("pf", gap, 50.0),
+                                 ("pf_authors", gap + 0.2, 55.0)):
+            acc = [85.0 + 0.3 * s + shift + 0.05 * ((s * 7 + pool) % 3) for s in range(5)]
+            c = _cell(role, group, pool, 0.3, acc)
+            c["final_pct"] = c["acc_pct"]
+            c["selection_seconds"] = sec * pool / 4000
+            c["run_seconds"] = sec * pool / 4000 + 200
+            c["selection_macs"] = sec * 1e12
+            c["finished"] = "2026-12-07T10:00:00"
+            c["run_id"] = [f"{role}-{pool}-{s}" for s in range(5)]
+            c["git_commit"], c["device"], c["threads"], c["cpu"] = "abc", "cpu", 1, "m"
+            cells.append(c)
+    return pd.concat(cells, ignore_index=True)
+
+
+def test_scaling_fits_the_gap_per_doubling_and_writes_its_files(tmp_path, monkeypatch):
+    from prunefuse import study
+
+    df = _fake_study()
+    rows, fits = study.scaling_rows(df)
+    fit = fits.set_index("id").loc["PFDense"]
+    assert abs(fit["slope"] - 0.5) < 0.05 and fit["trend"] == "rises" and fit["pools"] == 4
+    assert set(rows.loc[rows["id"] == "PFDense", "pool"]) == {2000, 4000, 8000, 16000}
+    monkeypatch.setattr(study, "study_rows", lambda records, profile: df)
+    paths = study.scaling("unused", tmp_path, profile="study")
+    assert {"csv", "md", "tex", "pdf", "png", "caption"} <= set(paths)
+    caption = paths["caption"].read_text()
+    assert "rises as the pool grows" in caption.split("- Profile")[0]  # the answer comes first
+    claims = study.study_claims("unused", tmp_path, profile="study")
+    md = claims["md"].read_text()
+    assert "non-inferiority, margin 1 point" in md and "family-wise (Holm)" in md
+    assert claims["caption"].read_text().index("Verdicts first") < \
+        claims["caption"].read_text().index("- Profile")
