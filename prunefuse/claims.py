@@ -1,9 +1,11 @@
 """The claims artefact: each claim of the paper and each finding of ours, decided from records.
 
-One row per claim: what is claimed, the comparison, the budget, n, the mean, its 95%
-interval and a verdict. The verdict rule is the same for every row: a claimed direction is
-**supported** when the interval lies entirely on its side of the null value, **not
-supported** when it lies entirely on the other side, and **undecided at this n** otherwise.
+One row per claim and budget: what is claimed, the comparison, the budget, n, the mean, its
+95% interval, the hypothesis (superiority, or non-inferiority at a stated margin for
+"matches", "at least as well", "level", "no slower": :mod:`prunefuse.judge`), the verdict,
+the family-wise verdict (Holm over every row) and the pairs whose runs crossed machines
+("unknown" where the records do not name their CPU). A claim is judged at every budget its
+arms ran.
 Numbers are written to ``claims.md`` (with the text), ``claims.csv``, ``claims.json`` and
 ``claims.tex`` (one LaTeX macro per number, ``\\claim<Id><Field>``), so that prose can quote
 the records instead of copies of them.
@@ -20,7 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import stats
+from . import judge, stats
+from .comparisons import MATCH_POINTS, SLOWER_RATIO
+from .config import READINGS
+from .distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE
 from .evidence import (
     CONVERGED_POINTS,
     REACH_POINTS,
@@ -32,6 +37,7 @@ from .evidence import (
     time_to_accuracy_rows,
     time_to_accuracy_table,
 )
+from .judge import VERDICTS
 from .registry import (
     Paths,
     _baseline,
@@ -46,13 +52,14 @@ from .registry import (
 )
 from .runs import atomic_write_text, results_table
 
-VERDICTS = ("supported", "not supported", "undecided at this n")
-
 
 @dataclass
 class Claim:
-    """One row of the claims artefact. ``mean``/``low``/``high`` are in ``unit``; ``null`` is
-    the value the claimed direction is judged against (0 for a difference, 1 for a ratio)."""
+    """One row of the claims artefact. ``mean``/``low``/``high`` are in ``unit``; the claim
+    is judged by ``hypothesis`` against ``null`` (0 for a difference, 1 for a ratio) with
+    ``margin`` in the claimed direction (``higher``); :func:`decide` fills ``verdict``, ``p``
+    and ``family_verdict`` unless ``fixed`` (a verdict with a rule of its own, stated in the
+    comparison)."""
 
     id: str  # letters only: the LaTeX macro stem
     claim: str
@@ -64,23 +71,34 @@ class Claim:
     low: float
     high: float
     unit: str
-    verdict: str
+    verdict: str = ""
+    hypothesis: str = "superiority"
+    margin: float = 0.0
+    null: float = 0.0
+    higher: bool = True
+    cross_machine: str = "unknown"
+    p: float = math.nan
+    family_verdict: str = ""
+    fixed: bool = False
 
 
 def verdict(low: float, high: float, *, null: float = 0.0, higher: bool = True) -> str:
-    """The verdict for a claimed direction (``higher``: the value exceeds ``null``)."""
-    if any(math.isnan(v) for v in (low, high)):
-        return VERDICTS[2]
-    above, below = low > null, high < null
-    if (above and higher) or (below and not higher):
-        return VERDICTS[0]
-    if (below and higher) or (above and not higher):
-        return VERDICTS[1]
-    return VERDICTS[2]
+    """The verdict of a superiority claim (``higher``: the value exceeds ``null``)."""
+    return judge.verdict(low, high, null=null, higher=higher)
+
+
+def _crossed(cell: pd.DataFrame, pair: str = "seed") -> str:
+    """How many pairs of ``cell`` (two arms, one row per arm and seed) ran on two machines;
+    ``unknown`` when a record does not name its CPU."""
+    if "cpu" not in cell or cell["cpu"].isna().any():
+        return "unknown"
+    machines = cell.assign(_m=cell["cpu"].astype(str) + "/" + cell["threads"].astype(str))
+    return str(int((machines.groupby(pair)["_m"].nunique() > 1).sum()))
 
 
 def _diff_claim(id_, claim, source, df, method, baseline, budget, comparison,
-                value="acc_pct", higher=True) -> Claim | None:
+                value="acc_pct", higher=True, hypothesis="superiority",
+                margin=0.0) -> Claim | None:
     """A paired-difference claim: ``value(method) - value(baseline)`` at ``budget``."""
     cell = df[_isin(df["budget"], [budget]) & df["arm"].isin([method, baseline])]
     if cell.empty:
@@ -93,17 +111,56 @@ def _diff_claim(id_, claim, source, df, method, baseline, budget, comparison,
     r = out.iloc[0]
     return Claim(id_, claim, source, comparison, f"{100 * budget:g}% of the pool",
                  int(r["n_pairs"]), r["diff_mean"], r["ci_low"], r["ci_high"], "points",
-                 verdict(r["ci_low"], r["ci_high"], higher=higher))
+                 hypothesis=hypothesis, margin=margin, higher=higher,
+                 cross_machine=_crossed(cell))
+
+
+def _diff_claims(id_, claim, source, df, method, baseline, budget, comparison,
+                 **kw) -> list[Claim | None]:
+    """:func:`_diff_claim` at every budget both arms ran, the largest (``budget``) first; the
+    others' ids end in ``At`` and the budget's percent (``MainPFAtTen``)."""
+    arms = df[df["arm"].isin([method, baseline])]
+    have = [b for b in sorted(set(arms["budget"]), reverse=True)
+            if set(arms.loc[_isin(arms["budget"], [b]), "arm"]) == {method, baseline}]
+    order = [budget] + [b for b in have if round(b, 6) != round(budget, 6)]
+    return [_diff_claim(id_ if round(b, 6) == round(budget, 6) else
+                        f"{id_}At{_word(round(100 * b))}", claim, source, df, method, baseline,
+                        b, comparison, **kw) for b in order]
 
 
 def _ratio_claim(id_, claim, source, values: pd.Series, budget, comparison, *, null=1.0,
-                 higher=False, unit="ratio") -> Claim | None:
+                 higher=False, unit="ratio", hypothesis="superiority",
+                 margin=0.0) -> Claim | None:
     mean, _, half, n = stats.mean_ci(values)
     if n == 0:
         return None
     low, high = (mean - half, mean + half) if n > 1 else (math.nan, math.nan)
     return Claim(id_, claim, source, comparison, budget, n, mean, low, high, unit,
-                 verdict(low, high, null=null, higher=higher))
+                 hypothesis=hypothesis, margin=margin, null=null, higher=higher)
+
+
+def decide(claims: list[Claim]) -> list[Claim]:
+    """Each claim's verdict and one-sided p-value by its hypothesis (:mod:`prunefuse.judge`),
+    then the family-wise verdict over all of them (Holm): ``supported``, ``not supported``
+    (the interval lies outside the claimed region) or ``not shown``."""
+    for c in claims:
+        sd = (c.high - c.low) / 2 * math.sqrt(c.n) / stats.t975(c.n - 1) if c.n > 1 \
+            and not math.isnan(c.low) else math.nan
+        c.p = judge.p_value(c.mean, sd, c.n, hypothesis=c.hypothesis, null=c.null,
+                            margin=c.margin, higher=c.higher)
+        if not c.fixed:
+            c.verdict = judge.verdict(c.low, c.high, hypothesis=c.hypothesis, null=c.null,
+                                      margin=c.margin, higher=c.higher)
+    kept = judge.holm([c.p if c.verdict == VERDICTS[0] or not c.fixed else math.nan
+                       for c in claims])
+    for c, k in zip(claims, kept):
+        c.family_verdict = ("supported" if k and c.verdict == VERDICTS[0] else
+                            "not supported" if c.verdict == VERDICTS[1] else "not shown")
+    return claims
+
+
+# "Matches", "at least as well", "level": non-inferiority at the declared margin.
+MATCHES = {"hypothesis": "noninferiority", "margin": MATCH_POINTS}
 
 
 def _main_arms(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
@@ -126,16 +183,16 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
     claims: list[Claim | None] = []
     main = _main_arms(df, ratio)
     p = f"PruneFuse p={ratio:g}"
-    claims.append(_diff_claim(
+    claims += _diff_claims(
         "MainPF", f"{p} selects at least as well as dense AL (the paper: it matches or beats "
         "baseline AL)", "paper", main, "PruneFuse", "Dense AL", budget,
-        f"{p} - dense AL, final test accuracy"))
-    claims.append(_diff_claim(
+        f"{p} - dense AL, final test accuracy", **MATCHES)
+    claims += _diff_claims(
         "PFRandom", f"{p} beats random selection", "paper", main, "PruneFuse", "Random",
-        budget, f"{p} - random, final test accuracy"))
-    claims.append(_diff_claim(
+        budget, f"{p} - random, final test accuracy")
+    claims += _diff_claims(
         "DenseRandom", "Dense AL beats random selection", "ours", main, "Dense AL", "Random",
-        budget, "dense AL - random, final test accuracy"))
+        budget, "dense AL - random, final test accuracy")
     # Selection cost: the selectors' MACs (deterministic) and seconds, paired per seed.
     sel = main[_isin(main["budget"], [budget]) & main["arm"].isin(["PruneFuse", "Dense AL"])]
     if not sel.empty:
@@ -151,17 +208,17 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
     for r, other in by_ratio.items():
         if r == ratio:
             continue
-        claims.append(_diff_claim(
+        claims += _diff_claims(
             f"MainPF{_word(round(100 * r))}", f"PruneFuse p={r:g} selects at least as well as "
             "dense AL", "paper", other, "PruneFuse", "Dense AL", budget,
-            f"PruneFuse p={r:g} - dense AL, final test accuracy"))
+            f"PruneFuse p={r:g} - dense AL, final test accuracy", **MATCHES)
     svp = df[(df["selector"] == "svp") & _main_runs(df) & _ours(df)]
     for proxy, runs in svp.groupby("proxy_arch", sort=True):
-        claims.append(_diff_claim(
+        claims += _diff_claims(
             "SVP" + _letters(proxy),
             f"SVP ({proxy} proxy) selects at least as well as dense AL", "ours",
             pd.concat([runs.assign(arm="SVP"), dense]), "SVP", "Dense AL", budget,
-            f"SVP ({proxy}) - dense AL, final test accuracy"))
+            f"SVP ({proxy}) - dense AL, final test accuracy", **MATCHES)
     for r, macs in by_ratio.items():
         macs = macs[_isin(macs["budget"], [budget])].pivot_table(
             index="seed", columns="arm", values="selection_macs")
@@ -178,10 +235,10 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
     v2 = df[pf(("t_sync",)) & _main_runs(df)]
     v2 = v2.assign(arm=["V1" if t == 0 else f"V2 T_sync={t}" for t in v2["t_sync"]])
     for t in sorted(set(v2["t_sync"]) - {0}):
-        claims.append(_diff_claim(
+        claims += _diff_claims(
             f"VTwoSync{_word(int(t))}", f"PruneFuse V2 (T_sync={t}) selects better than V1",
             "paper", v2, f"V2 T_sync={t}", "V1", budget,
-            f"V2 T_sync={t} - V1, final test accuracy"))
+            f"V2 T_sync={t} - V1, final test accuracy")
     readings = sorted(set(df.loc[pf(("fusion",)), "fusion"]) - {"indices"})
     fusions = df[_fusion_readings(df, dataset, arch, score, ratio, readings)]
     fusions = fusions.assign(arm=fusions["fusion"])
@@ -193,10 +250,11 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
     # KD strength on one selection.
     kd = kd_arms(df, ratio, budget)
     claims.append(_diff_claim(
-        "KDOurs", "KD from the pruned selector improves the fused target (our KD: 0.5, T 4, "
-        "T^2)", "paper", kd, "our KD", "no KD", budget, "fused + our KD - fused, no KD"))
+        "KDOurs", f"KD from the pruned selector improves the fused target (our KD: "
+        f"{_kd_text('ours')})", "paper", kd, "our KD", "no KD", budget,
+        "fused + our KD - fused, no KD"))
     claims.append(_diff_claim(
-        "KDAuthors", "KD improves the fused target (the authors' KD: 0.35, T 3, no T^2)",
+        "KDAuthors", f"KD improves the fused target (the authors' KD: {_kd_text('authors')})",
         "paper", kd, "authors' KD", "no KD", budget, "fused + authors' KD - fused, no KD"))
     claims.append(_diff_claim(
         "KDOursAuthors", "KD strength matters: our stronger KD trains the fused target worse "
@@ -218,11 +276,22 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
                               final[final["arm"] == arm]])
             comparison = (f"{p} (authors' reading) - dense AL" if arm == "Dense AL"
                           else f"{p}, authors' reading - our reading")
-            claims.append(_diff_claim(id_, claim, "ours", both, "authors", arm, budget,
-                                      f"{comparison}, final test accuracy", value="final_pct"))
+            claims += _diff_claims(id_, claim, "ours", both, "authors", arm, budget,
+                                   f"{comparison}, final test accuracy", value="final_pct",
+                                   **(MATCHES if arm == "Dense AL" else {}))
     claims += _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget)
     claims += _convergence_claims(records, dataset, arch, score, budget)
-    return [c for c in claims if c is not None]
+    return decide([c for c in claims if c is not None])
+
+
+def _kd_text(reading: str) -> str:
+    """A reading's KD values as claims name them (``lambda 0.35, T 3, no T^2``), from their
+    homes: :mod:`prunefuse.distill` for ours, :data:`prunefuse.config.READINGS` for the
+    authors'."""
+    v = {"kd_lambda": KD_LAMBDA, "kd_temperature": KD_TEMPERATURE, "kd_t2": KD_T2}
+    v.update({k: val for k, val in READINGS[reading].items() if k in v})
+    return (f"lambda {v['kd_lambda']:g}, T {v['kd_temperature']:g}, "
+            f"{'T^2' if v['kd_t2'] else 'no T^2'}")
 
 
 def _convergence_claims(records, dataset, arch, score, budget) -> list[Claim | None]:
@@ -238,9 +307,8 @@ def _convergence_claims(records, dataset, arch, score, budget) -> list[Claim | N
             f"Converged{_word(int(e))}", f"the recipe has converged: dense AL's target trained "
             f"for {e} epochs instead of {own} gains less than {CONVERGED_POINTS:g} point",
             "ours", df, f"{e} epochs", f"{own} epochs", budget,
-            f"dense AL's target, {e} - {own} epochs, same selection")
-        if c is not None:
-            c.verdict = verdict(c.low, c.high, null=CONVERGED_POINTS, higher=False)
+            f"dense AL's target, {e} - {own} epochs, same selection",
+            hypothesis="noninferiority", margin=CONVERGED_POINTS, higher=False)
         out.append(c)
     return out
 
@@ -267,13 +335,13 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
             f"{REACH_POINTS:g} points of dense AL's {own}-epoch accuracy at {e} epochs "
             f"({own / e:.1f}x fewer)", "paper", f"fused + KD at {e} epochs - dense AL at "
             f"{own}", where, int(r["n_pairs"]), r["diff_mean"], r["diff_low"], r["diff_high"],
-            "points", verdict(r["diff_low"], r["diff_high"], null=-REACH_POINTS)))
+            "points", hypothesis="noninferiority", margin=REACH_POINTS))
     elif (fused_cells.index < own).any():  # shorter schedules were run, none came close
         tried = fused_cells[fused_cells.index < own]
         r = tried.iloc[-1]
         # not supported only when every shorter schedule's interval lies below the margin
-        each = {verdict(c["diff_low"], c["diff_high"], null=-REACH_POINTS)
-                for _, c in tried.iterrows()}
+        each = {judge.verdict(c["diff_low"], c["diff_high"], hypothesis="noninferiority",
+                              margin=REACH_POINTS) for _, c in tried.iterrows()}
         # The row states the paper's claim; that no shorter schedule's mean came close is
         # the comparison's remark, not the claim the verdict judges.
         out.append(Claim(
@@ -283,7 +351,8 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
             f"fused + KD at {int(r.name)} epochs (the longest shorter schedule) - dense AL at "
             f"{own}; no shorter schedule's mean is within {REACH_POINTS:g} points", where,
             int(r["n_pairs"]), r["diff_mean"], r["diff_low"], r["diff_high"], "points",
-            VERDICTS[1] if each == {VERDICTS[1]} else VERDICTS[2]))
+            VERDICTS[1] if each == {VERDICTS[1]} else VERDICTS[2],
+            hypothesis="noninferiority", margin=REACH_POINTS, fixed=True))
     # Fusion against training from scratch on the same selection, at each schedule.
     for e in sorted(set(fused_cells.index) & set(scratch_cells.index)):
         a = df[(df["arm"] == TTA_ARMS[0]) & (df["target_epochs"] == e)].set_index("seed")
@@ -293,11 +362,10 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
             continue
         row = stats.interval_row(a.loc[seeds, "acc_pct"] - b.loc[seeds, "acc_pct"])
         out.append(Claim(
-            f"FusedScratch{_word(e)}", f"fused + KD beats training from scratch on the same "
-            f"selection in a {e}-epoch schedule", "paper",
-            f"fused + KD - scratch, PruneFuse's selection, {e} epochs", where,
-            row["n_pairs"], row["diff_mean"], row["ci_low"], row["ci_high"], "points",
-            verdict(row["ci_low"], row["ci_high"])))
+            f"FusedScratch{_word(e)}", f"fused + our KD beats training from scratch on the "
+            f"same selection in a {e}-epoch schedule", "paper",
+            f"fused + our KD - scratch, PruneFuse's selection, {e} epochs", where,
+            row["n_pairs"], row["diff_mean"], row["ci_low"], row["ci_high"], "points"))
     # PruneFuse's selection without fusion or KD: the target from scratch, full schedule.
     if own in scratch_cells.index:
         r = scratch_cells.loc[own]
@@ -306,7 +374,7 @@ def _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget) -> li
             f"the target trained from scratch on it, {own} epochs, against dense AL's", "ours",
             f"PruneFuse's selection, from scratch - dense AL, {own} epochs", where,
             int(r["n_pairs"]), r["diff_mean"], r["diff_low"], r["diff_high"], "points",
-            verdict(r["diff_low"], r["diff_high"])))
+            **MATCHES))
     # The whole run at equal accuracy: PruneFuse's seconds to reach dense AL's accuracy.
     out.append(_equal_accuracy_claim(df, cells, fused, own, where))
     # The same whole runs in MACs, which do not depend on the machine as seconds do.
@@ -340,16 +408,17 @@ def _equal_accuracy_claim(df, cells, fused, own, where) -> Claim | None:
         return _ratio_claim("EqualAccuracySeconds", claim, "paper",
                             a.loc[seeds, "seconds"] / ref.loc[seeds, "seconds"], where,
                             f"whole-run seconds, PruneFuse at {e} epochs / dense AL at {own}")
-    c = _ratio_claim("EqualAccuracySeconds", claim, "paper",
-                     a.loc[seeds, "seconds"] / ref.loc[seeds, "seconds"], where,
-                     f"whole-run seconds at {own} epochs, PruneFuse / dense AL: no schedule "
-                     f"brings the mean of PruneFuse's target within {REACH_POINTS:g} points of "
-                     "dense AL's accuracy, so no time at equal accuracy is measured")
-    if c is not None:
-        each = {verdict(r.diff_low, r.diff_high, null=-REACH_POINTS)
-                for r in cells[cells["arm"] == TTA_ARMS[0]].itertuples()}
-        c.verdict = VERDICTS[1] if each == {VERDICTS[1]} else VERDICTS[2]
-    return c
+    # No schedule reached dense AL's accuracy (FusedReach says so), so no time at equal
+    # accuracy is measured; what is measured is the whole run at equal epochs, judged by its
+    # own claim: no slower than dense AL's.
+    return _ratio_claim("WholeRunSeconds", f"a whole PruneFuse run is no slower than dense "
+                        f"AL's at equal epochs ({own}; the paper's summary, 1.8x faster end to "
+                        "end, is at equal accuracy, which no schedule here reaches)", "ours",
+                        a.loc[seeds, "seconds"] / ref.loc[seeds, "seconds"], where,
+                        f"whole-run seconds at {own} epochs, PruneFuse / dense AL (no schedule "
+                        f"brings PruneFuse's target within {REACH_POINTS:g} points of dense "
+                        "AL, so no time at equal accuracy is measured)",
+                        hypothesis="noninferiority", margin=SLOWER_RATIO)
 
 
 def _letters(name: str) -> str:
@@ -372,15 +441,28 @@ def fmt_number(value: float, unit: str) -> str:
     return f"{value:+.2f}" if unit == "points" else f"{value:.2f}"
 
 
+def hypothesis_text(c: Claim) -> str:
+    """The row's hypothesis with its margin, as the tables print it."""
+    return judge.hypothesis_text(c.hypothesis, margin=c.margin, unit=c.unit, higher=c.higher,
+                                 statistic="ratio" if c.unit == "ratio" else "difference")
+
+
+def verdict_cell(c: Claim) -> str:
+    """The verdict, and the pairs across machines where there are any or nobody knows."""
+    where = "" if c.cross_machine == "0" else f" (pairs across machines: {c.cross_machine})"
+    return c.verdict + where
+
+
 def claims_markdown(claims: list[Claim]) -> str:
-    lines = ["| claim | source | comparison | budget | n | mean | 95% CI | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| claim | source | comparison | budget | n | mean | 95% CI | hypothesis | "
+             "verdict | family-wise (Holm) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in claims:
         ci = "no interval (n=1)" if c.n < 2 else \
             f"[{fmt_number(c.low, c.unit)}, {fmt_number(c.high, c.unit)}]"
         width = "" if c.n < 2 else f" (width {c.high - c.low:.2f})"
         lines.append(f"| {c.claim} | {c.source} | {c.comparison} | {c.budget} | {c.n} | "
-                     f"{fmt_number(c.mean, c.unit)} {c.unit} | {ci}{width} | {c.verdict} |")
+                     f"{fmt_number(c.mean, c.unit)} {c.unit} | {ci}{width} | "
+                     f"{hypothesis_text(c)} | {verdict_cell(c)} | {c.family_verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -393,7 +475,9 @@ def claims_tex(claims: list[Claim]) -> str:
         for field, value in (("Mean", fmt_number(c.mean, c.unit)),
                              ("Low", fmt_number(c.low, c.unit)),
                              ("High", fmt_number(c.high, c.unit)), ("N", str(c.n)),
-                             ("Verdict", c.verdict)):
+                             ("Hypothesis", hypothesis_text(c)),
+                             ("Verdict", verdict_cell(c)), ("FamilyVerdict", c.family_verdict),
+                             ("CrossMachine", c.cross_machine)):
             lines.append(f"\\newcommand{{\\{stem}{field}}}{{{value}}}")
     return "\n".join(lines) + "\n"
 
@@ -426,10 +510,18 @@ def claims(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
                "paired seeds ("
                + (f"n={ns[0]} seed{'s' if ns[0] != 1 else ''}" if len(ns) == 1
                   else f"n={ns[0]}-{ns[-1]} seeds, as each row says")
-               + "; points of test accuracy, or a ratio per seed). Supported: the "
-               "interval lies on the claimed side of the null value (0 points, a ratio of 1, "
-               f"or -{REACH_POINTS:g} points for 'within {REACH_POINTS:g}'); not supported: on "
-               "the other side; undecided at this n: it contains the null value.")
+               + "; points of test accuracy, or a ratio per seed), at every budget its arms ran. "
+               "Each row states its hypothesis: superiority (the interval lies beyond 0 "
+               "points or a ratio of 1 in the claimed direction) or, for 'matches', 'at least "
+               f"as well', 'within' and 'no slower', non-inferiority at its margin ({MATCH_POINTS:g}"
+               f" point for a selection that matches, {REACH_POINTS:g} for a schedule that "
+               f"reaches, {CONVERGED_POINTS:g} for convergence, {100 * SLOWER_RATIO:g}% for "
+               "seconds; docs/method.md, \"Margins\"). Supported: the interval lies in the "
+               "claimed region; not supported: entirely outside it; undecided at this n: "
+               "across its bound. Family-wise: Holm's step-down over every row (one-sided alpha "
+               f"{judge.ALPHA}); 'not shown' where the row is not supported family-wise. Pairs "
+               "across machines: 'unknown' where the records do not name their CPU, which "
+               "adds noise to a pair (runs that compute the same thing differ on two CPUs).")
     df = results_table(records)
     paths["caption"] = write_caption(out, name, "Claims, decided from the records", caption,
                                      df[df["dataset"] == dataset], profile=profile,

@@ -41,6 +41,8 @@ MEASURES = {"acc_pct": ("test accuracy as the run reports it", "points"),
 MATCH_POINTS = 1.0
 REACH_POINTS = 0.5
 SLOWER_RATIO = 0.05
+# The recipe counts as converged when training the same target longer gains less than this.
+CONVERGED_POINTS = 1.0
 
 
 @dataclass(frozen=True)

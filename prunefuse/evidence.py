@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import stats
+from .comparisons import CONVERGED_POINTS, REACH_POINTS  # noqa: F401 - re-exported
 from .config import PARAMS, READINGS
 from .distill import KD_LAMBDA, kd_pull
 from .registry import (
@@ -33,11 +34,9 @@ from .registry import (
 )
 from .runs import BEST_LABEL, results_table
 
-# Within this many points of dense AL's accuracy at the profile's own epochs counts as
-# "reached" in the time-to-accuracy table.
-REACH_POINTS = 0.5
-# The recipe counts as converged when training the same target longer gains less than this.
-CONVERGED_POINTS = 1.0
+# Within REACH_POINTS of dense AL's accuracy at the profile's own epochs counts as "reached"
+# in the time-to-accuracy table; the recipe counts as converged when training the same
+# target longer gains less than CONVERGED_POINTS (both declared in prunefuse.comparisons).
 
 
 def _focus(df: pd.DataFrame, dataset: str, arch: str, score: str) -> pd.DataFrame:
