@@ -58,10 +58,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(cfg, indent=2))
         print(f"run id: {run_id(cfg)}")
         return 0
+    check_out_folder(args.out)
     run_dir = Path(args.out) / run_id(cfg)
     print(f"profile {profile or '(none: every parameter given)'}, run {run_dir}", flush=True)
     try:
         run_experiment(cfg, out=args.out, progress=not args.no_progress, log=_log_to(run_dir))
+    except KeyboardInterrupt:
+        if run_dir.is_dir():
+            _log_to(run_dir)("interrupted")
+        print(f"prunefuse run: interrupted; run the same command again to resume after the "
+              f"last committed step ({run_dir})", file=sys.stderr)
+        return 130
     except BaseException as err:
         if run_dir.is_dir() and not isinstance(err, (ConfigError, RunBusyError)):
             with open(run_dir / LOG, "a") as f:
@@ -69,6 +76,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise
     _log_to(run_dir)(result_line(run_dir))
     return 0
+
+
+def check_out_folder(path: str | Path, flag: str = "--out") -> None:
+    """Refuse, in one line, an output folder that is a file or lies under one (before any
+    compute: ``mkdir`` would fail only after the first step)."""
+    for p in (Path(path), *Path(path).parents):
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == Path(path) else f"lies under the file {p}"
+            raise ConfigError(f"{flag} {path}: {what}; give a folder (created if needed)")
+
+
+def flag_as_parameter(argv: list[str]) -> str | None:
+    """The one-line hint for a run parameter written as an option (``--ratio 0.5``), or
+    None: parameters are ``key=value`` words."""
+    for i, tok in enumerate(argv):
+        name, eq, value = tok.partition("=")
+        key = name[2:].replace("-", "_")
+        if name.startswith("--") and key in PARAMS:
+            value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "VALUE")
+            return f"{name}: run parameters are key=value words, not options; write {key}={value}"
+    return None
 
 
 def _log_to(run_dir: Path):
@@ -96,6 +124,7 @@ def result_line(run_dir: Path) -> str:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(o) for o in args.overrides)
+    check_out_folder(args.out)
     run_demo(args.out, progress=not args.no_progress, **overrides)
     return 0
 
@@ -177,6 +206,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(_describe_cost(the_plan, args.images_per_second))
         return 0
     out = args.out or batch_out(args.profile)
+    check_out_folder(out)
+    if args.figures:
+        check_out_folder(args.figures, "--figures")
     if args.records:
         from .reproduce import rebuild
 
@@ -348,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    hint = flag_as_parameter(argv)
+    if hint and argv and argv[0] in ("run", "demo", "reproduce"):
+        print(f"prunefuse {argv[0]}: error: {hint}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     if getattr(args, "config", None) and "=" in args.config:
         args.overrides.insert(0, args.config)  # `prunefuse run key=value` without a file

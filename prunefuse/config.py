@@ -8,6 +8,7 @@ ours where the paper is silent (docs/method.md, "Where we had to choose").
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -263,7 +264,7 @@ def make_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
         raise ConfigError(f"profile={profile!r}: unknown; choose one of {sorted(PROFILES)}")
     unknown = sorted(set(overrides) - set(PARAMS))
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
+        raise ConfigError(unknown_parameters(unknown))
     cfg = {k: p.default for k, p in PARAMS.items()}
     cfg.update(PROFILES.get(profile, {}))
     cfg.update(reading_values({**cfg, **overrides}))
@@ -293,7 +294,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Check every key and value of a full config; resolve the None-means-auto defaults."""
     unknown = sorted(set(cfg) - set(PARAMS))
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
+        raise ConfigError(unknown_parameters(unknown))
     cfg = {k: _check_type(k, cfg.get(k, PARAMS[k].default)) for k in PARAMS}
     if cfg["score"] == "bald":
         raise ConfigError("score='bald': renamed 'feature_dropout_mi'; no registered network "
@@ -308,6 +309,10 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         if cfg[key] not in allowed:
             raise ConfigError(f"{key}={cfg[key]!r}: unknown; choose one of {list(allowed)}")
     check_ratio(cfg["ratio"])
+    if cfg["ratio"] == 0 and cfg["selector"] == "prunefuse":
+        raise ConfigError("ratio=0: prunes nothing, so the selector would be the dense target "
+                          "itself; use selector=dense for dense active learning, or a ratio "
+                          "in (0, 1)")
     cfg["budgets"] = _fraction_list("budgets", cfg["budgets"])
     if cfg["budgets"] != sorted(set(cfg["budgets"])):
         raise ConfigError(f"budgets={cfg['budgets']}: must be strictly increasing")
@@ -522,6 +527,16 @@ def run_id(cfg: dict[str, Any]) -> str:
     return f"{cfg['dataset']}-{cfg['arch']}-{sel}-{cfg['score']}-s{cfg['seed']}-{digest}"
 
 
+def unknown_parameters(keys: list[str]) -> str:
+    """The one line for parameter names that are not in :data:`PARAMS`: each with its
+    closest known names ("did you mean"), else every allowed name."""
+    hints = {k: difflib.get_close_matches(k, PARAMS, n=3, cutoff=0.6) for k in keys}
+    if all(hints.values()):
+        return "; ".join(f"unknown parameter {k!r}: did you mean "
+                         f"{' or '.join(repr(h) for h in hints[k])}?" for k in keys)
+    return f"unknown parameter(s) {keys}; allowed: {sorted(PARAMS)}"
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` from the command line; the value is JSON when it parses, else a string.
 
@@ -533,7 +548,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip().replace("-", "_")
     if key not in PARAMS:
-        raise ConfigError(f"unknown parameter {key!r}; allowed: {sorted(PARAMS)}")
+        raise ConfigError(unknown_parameters([key]))
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

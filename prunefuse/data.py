@@ -84,6 +84,11 @@ class ImageDataset:
             if y.dtype != torch.int64 or y.shape != (len(x),):
                 raise ValueError(f"y_{split}: expected int64 ({len(x)},), "
                                  f"got {y.dtype} {tuple(y.shape)}")
+            bad = y[(y < 0) | (y >= self.num_classes)]
+            if len(bad):
+                raise ValueError(f"y_{split}: label {int(bad[0])} is outside num_classes="
+                                 f"{self.num_classes} (allowed: 0 to {self.num_classes - 1}); "
+                                 "fix the labels or num_classes")
         if not len(self.mean) == len(self.std) == self.in_channels:
             raise ValueError(f"mean/std: need {self.in_channels} values each (one per channel)")
 

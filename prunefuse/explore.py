@@ -56,6 +56,15 @@ def _run(run) -> dict:
     return load_run(path)
 
 
+def run_or_skip(run: str | os.PathLike, what: str = "compare_with") -> str:
+    """``run`` when it is a run folder, else "" after one printed line saying that ``what``
+    is skipped: a notebook given any run still shows it when its comparison run is absent."""
+    if run and not (Path(run) / CONFIG).exists():
+        print(f"{what}={str(run)!r}: not a run folder (no {CONFIG}); skipped")
+        return ""
+    return str(run) if run else ""
+
+
 def selection(run, round_: int) -> dict:
     """Round ``round_`` of a run: ``labeled`` (after it), ``before`` (labeled before it),
     ``added`` (dataset indices in pick order) and ``scores`` (:func:`prunefuse.runs.read_scores`,
