@@ -134,6 +134,14 @@ PARAMS: dict[str, Param] = {
     "labels_file": _p(None, (str, NONE), "train the target on the pool indices in this text "
                       "file (one per line: SVP's labeled_*.index) instead of selecting; "
                       "budgets is then the one budget they make"),
+    "image_size": _p(None, (int, NONE), "dataset=imagefolder: side in pixels every image is "
+                     "center-cropped and resized to; None = the images as they are (square, one "
+                     "size)", selects="all"),
+    "channels": _p(None, (int, NONE), "dataset=imagefolder: 1 (grey) or 3 (RGB); None = grey "
+                   "if every image is grey, else RGB", selects="all"),
+    "test_fraction": _p(0.2, (float, int), "dataset=imagefolder: share of the images held out "
+                        "as the test split (seed 0) when data_root has no test/ or test.csv",
+                        selects="all"),
     "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection", selects="all"),
     "compile": _p(False, bool, "torch.compile the full-size training batches (once per "
                   "architecture): for long runs; each compilation costs time first "
@@ -150,7 +158,8 @@ NOT_IN_ID = ("device", "compile", "eval_batch_size", "eval_every")
 ID_IF_NOT_DEFAULT: tuple[str, ...] = ("selector_init", "fusion", "t_sync", "v2_derive",
                                        "precision", "cpu_precision", "kd_t2",
                                        "freeze_fused_epochs", "v2_loop", "prune_steps",
-                                       "report", "reading", "labels_file")
+                                       "report", "reading", "labels_file", "image_size",
+                                       "channels", "test_fraction")
 
 # Readings of the method: parameter values a preset sets at once (after the profile, before
 # explicit parameters). "authors" is what the authors' public code does (docs/method.md,

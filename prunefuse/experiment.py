@@ -224,7 +224,7 @@ def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
     check_sizes(cfg, ds.num_train)
     if cfg["labels_file"]:
         read_labels_file(cfg, ds.num_train)
-    example = torch.zeros(1, ds.in_channels, ds.image_size, ds.image_size)
+    example = torch.zeros(1, *ds.image_shape)
     archs = [cfg["arch"]] + ([cfg["proxy_arch"]] if cfg["selector"] == "svp" else [])
     for arch in archs:
         try:

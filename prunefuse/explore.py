@@ -94,12 +94,11 @@ def scored_rounds(run) -> list[int]:
 def load_pool(run):
     """The run's dataset, loaded exactly as the run loaded it (same seeded ``max_train``
     subset, so dataset index i is the run's pool index i); an :class:`ImageDataset`."""
-    from .data import load_dataset
+    from .data import check_data
 
     run = _run(run)
     cfg = run["config"]
-    data = load_dataset(cfg["dataset"], root=cfg["data_root"], max_train=cfg["max_train"],
-                        max_test=cfg["max_test"])
+    data = check_data(cfg)
     if data.num_train != run["pool_size"]:
         raise ValueError(f"run={run['path']!r}: pool of {run['pool_size']} images recorded, "
                          f"{cfg['dataset']} loads {data.num_train}; is the data the same?")

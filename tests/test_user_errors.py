@@ -184,7 +184,8 @@ def test_run_needs_a_profile_and_help_shows_what_runs(capsys):
         main(["run", "--help"])
     text = capsys.readouterr().out
     assert "  dataset            \"cifar10\"" in text  # paper's value, not the base default
-    assert "one of: cifar10, cifar100, fashion-mnist, synthetic, tiny-imagenet" in text
+    assert "one of: cifar10, cifar100, fashion-mnist, imagefolder, synthetic, tiny-imagenet" \
+        in text
     assert "one of: prunefuse, dense, svp, random" in text
     assert "one of: entropy, feature_dropout_mi, kcenter, least_confidence, margin, random" in text
     assert "one of: svp, cosine, constant" in text and "resnet110, resnet14, resnet18" in text
