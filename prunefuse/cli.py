@@ -170,12 +170,14 @@ def _executor(args: argparse.Namespace):
 
 
 def _describe_cost(the_plan, images_per_second: float | None) -> str:
+    from .data import dataset_options
     from .estimate import describe_cost, measure_images_per_second, plan_cost
 
     if images_per_second is None:
         cfg = make_config(the_plan.profile, **the_plan.runs[0].config)
-        images_per_second = measure_images_per_second(cfg["arch"], cfg["dataset"],
-                                                      batch_size=cfg["batch_size"])
+        images_per_second = measure_images_per_second(
+            cfg["arch"], cfg["dataset"], batch_size=cfg["batch_size"],
+            data_root=cfg["data_root"], options=dataset_options(cfg))
     elif not images_per_second > 0:
         raise ConfigError(f"--images-per-second {images_per_second:g}: must be > 0")
     return describe_cost(plan_cost(the_plan, images_per_second=images_per_second),

@@ -5,6 +5,8 @@ line before any run folder exists."""
 import csv
 import hashlib
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -83,13 +85,16 @@ def test_image_size_center_crops_then_resizes():
     assert crop_resize(img, 14).shape == (14, 14, 1)
 
 
-def test_a_folder_of_pngs_runs_with_no_plugin(tmp_path, fashion, capsys):
+def test_a_folder_of_pngs_runs_with_no_plugin(tmp_path, fashion, capsys, monkeypatch):
+    """The command of docs/plugins.md, as written, on a folder of PNGs."""
     x, y, _, _ = fashion
     write_images(tmp_path / "data", x[:200], y[:200], class_names=NAMES)
+    guide = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    command = re.search(r"```bash\n(prunefuse run .*dataset=imagefolder.*)\n```", guide)[1]
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "runs"
-    args = ["run", "--profile", "smoke", "--out", str(out), "--no-progress",
-            "dataset=imagefolder", f"data_root={tmp_path / 'data'}"]
-    assert main(args) == 0
+    args = shlex.split(command.replace("FOLDER", str(tmp_path / "data")))[1:]
+    assert main([*args, "--no-progress"]) == 0
     record = json.loads(next(out.glob("*/config.json")).read_text())
     assert record["pool_size"] == 160 and record["test_size"] == 40
     assert record["data"]["classes"] == sorted(NAMES) and len(record["data"]["files"]) == 200
@@ -158,3 +163,64 @@ def test_macs_use_the_true_height_and_width(tmp_path, monkeypatch):
     model = build_model("resnet8", 2, 1, seed=0)
     assert macs == count_macs(model, torch.zeros(1, 1, 28, 40))
     assert macs > count_macs(model, torch.zeros(1, 1, 28, 28))
+
+
+def test_a_changed_folder_is_refused_not_reported_finished(tmp_path, fashion, capsys):
+    """Add images, run the same command: one line naming what changed, exit 2, the finished
+    run untouched; another --out runs on the new data."""
+    x, y, _, _ = fashion
+    data = tmp_path / "data"
+    write_images(data, x[:200], y[:200], class_names=NAMES)
+    out = tmp_path / "runs"
+    args = ["run", "--profile", "smoke", "--no-progress", "dataset=imagefolder",
+            f"data_root={data}", "selector=random"]
+    assert main([*args, "--out", str(out)]) == 0
+    run = next(out.glob("*/DONE")).parent
+    before = (run / "metrics.jsonl").read_text()
+    assert main([*args, "--out", str(out)]) == 0
+    assert "skipped: finished" in capsys.readouterr().out
+    more = write_images(tmp_path / "more", x[200:300], y[200:300], class_names=NAMES)
+    for p in more:
+        p.rename(data / p.parent.name / f"new-{p.name}")
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"prunefuse run: error: dataset='imagefolder', data_root={str(data)!r}: the data differ "
+        f"from those of the run in {run} (100 file(s) added (first: new-")
+    assert "pool 160 -> 240; test set 40 -> 60)" in err and "give another --out" in err
+    assert (run / "metrics.jsonl").read_text() == before
+    assert main([*args, "--out", str(tmp_path / "new")]) == 0
+
+
+def test_a_plugin_dataset_without_files_is_fingerprinted(tmp_path, monkeypatch):
+    from prunefuse.config import ConfigError
+    from prunefuse.experiment import run_experiment
+
+    seed = {"value": 0}
+
+    def made(root, download=True):
+        g = torch.Generator().manual_seed(seed["value"])
+        x = torch.randint(0, 255, (60, 1, 16, 16), generator=g, dtype=torch.uint8)
+        y = torch.arange(60) % 3
+        return ImageDataset("made", x[:40], y[:40], x[40:], y[40:], num_classes=3,
+                            mean=(0.5,), std=(0.3,), padding=2)
+
+    monkeypatch.setitem(DATASETS, "made", made)
+    kw = dict(profile="smoke", out=tmp_path, dataset="made", selector="random", progress=False)
+    run = run_experiment(**kw)
+    recorded = json.loads((run / "config.json").read_text())["data_fingerprint"]
+    assert recorded["num_train"] == 40 and len(recorded["sha256"]) == 64
+    assert run_experiment(**kw) == run
+    seed["value"] = 1
+    with pytest.raises(ConfigError, match="the data differ from those of the run in .*"
+                       r"\(the images or labels differ\)"):
+        run_experiment(**kw)
+
+
+def test_dry_run_reads_a_data_root_dataset_where_the_run_will(tmp_path, fashion, capsys):
+    x, y, _, _ = fashion
+    write_images(tmp_path / "data", x[:100], y[:100])
+    assert main(["reproduce", "--profile", "smoke", "--only", "main_table", "--dry-run",
+                 "--images-per-second", "500", "dataset=imagefolder",
+                 f"data_root={tmp_path / 'data'}"]) == 0
+    assert "total" in capsys.readouterr().out
