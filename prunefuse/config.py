@@ -442,6 +442,9 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "freeze_fused_epochs": (lambda v: v >= 0, ">= 0 epochs"),
     "prune_steps": (lambda v: v >= 1, ">= 1"),
     "seed": (lambda v: v >= 0, ">= 0"),
+    "image_size": (lambda v: v >= 1, "a positive number of pixels, or null for the images' own"),
+    "channels": (lambda v: v in (1, 3), "1 (grey), 3 (RGB) or null (grey if every image is)"),
+    "test_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
 }
 
 

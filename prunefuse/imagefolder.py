@@ -64,14 +64,15 @@ def read_csv(path: Path, columns: tuple[str, ...] = ("path", "label")) -> list[d
     folder; ValueError in one line naming the file, row and what is wrong."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-            header = rows[0].keys() if rows else []
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"{path}: unreadable CSV ({err})") from None
     missing = [c for c in columns if c not in header]
     if missing:
         raise ValueError(f"{path}: needs a header row with columns {list(columns)}, "
-                         f"{'has no rows' if not rows else f'lacks {missing}'}")
+                         f"lacks {missing}")
     for i, row in enumerate(rows, start=2):
         if not (row.get("path") or "").strip():
             raise ValueError(f"{path}: row {i} has no path")
@@ -160,11 +161,39 @@ def crop_resize(img: np.ndarray, size: int) -> np.ndarray:
     return img
 
 
-def _check_sizes(images: list[np.ndarray], items: list[tuple[Path, str]]) -> None:
+def load_images(paths: list[Path], *, image_size: int | None = None,
+                channels: int | None = None) -> tuple[torch.Tensor, list[dict]]:
+    """Decode image files into uint8 ``(N, C, H, W)``, with each file's record (path, bytes,
+    sha256).
+
+    Args:
+        paths: the files, in the order wanted.
+        image_size: side every image is center-cropped and resized to; None: the images as
+            they are, which must be square and of one size (the most common).
+        channels: 1 (grey) or 3 (RGB); None: 1 when every image is grey, else 3.
+
+    Raises:
+        ValueError: one line naming the file that is unreadable or of another shape.
+    """
+    decoded = [decode(Path(p), channels) for p in paths]
+    if channels is None:  # one grey image among colour ones: all RGB
+        ch = max(img.shape[2] for img, _ in decoded)
+        decoded = [(np.repeat(img, ch, axis=2) if img.shape[2] != ch else img, rec)
+                   for img, rec in decoded]
+    images = [img for img, _ in decoded]
+    if image_size is None:
+        _check_sizes(images, paths)
+    else:
+        images = [crop_resize(img, image_size) for img in images]
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return x, [rec for _, rec in decoded]
+
+
+def _check_sizes(images: list[np.ndarray], paths: list[Path]) -> None:
     """With ``image_size=None``: every image square and of the most common size."""
     sizes = Counter(img.shape[:2] for img in images)
     (h, w), _ = sizes.most_common(1)[0]
-    for img, (path, _) in zip(images, items):
+    for img, path in zip(images, paths):
         if img.shape[0] != img.shape[1]:
             raise ValueError(f"image_size=None: {path} is {img.shape[0]}x{img.shape[1]} (HxW), "
                              f"not square; pass image_size=N to center-crop and resize every "
@@ -217,17 +246,7 @@ def load_imagefolder(root: Path, download: bool = True, image_size: int | None =
             raise ValueError(f"{root}: test classes {unknown} have no training images (the "
                              f"classes are {list(classes)}); add training images or remove them")
     items = train + (test or [])
-    decoded = [decode(p, channels) for p, _ in items]
-    if channels is None:  # one grey image among colour ones: all RGB
-        ch = max(img.shape[2] for img, _ in decoded)
-        decoded = [(np.repeat(img, ch, axis=2) if img.shape[2] != ch else img, rec)
-                   for img, rec in decoded]
-    images = [img for img, _ in decoded]
-    if image_size is None:
-        _check_sizes(images, items)
-    else:
-        images = [crop_resize(img, image_size) for img in images]
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    x, records = load_images([p for p, _ in items], image_size=image_size, channels=channels)
     y = torch.tensor([classes[c] for _, c in items], dtype=torch.long)
     if test is None:
         n_test = max(1, round(test_fraction * len(train)))
@@ -237,7 +256,7 @@ def load_imagefolder(root: Path, download: bool = True, image_size: int | None =
     else:
         is_test = torch.arange(len(items)) >= len(train)
     files = [{**rec, "split": "test" if t else "train", "label": c}
-             for (_, rec), (_, c), t in zip(decoded, items, is_test.tolist())]
+             for rec, (_, c), t in zip(records, items, is_test.tolist())]
     x_train, y_train = x[~is_test].contiguous(), y[~is_test].contiguous()
     empty = sorted(set(classes) - {c for (_, c), t in zip(items, is_test.tolist()) if not t})
     if empty:
