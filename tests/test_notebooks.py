@@ -41,7 +41,7 @@ OUTPUTS = {ARTEFACTS[a].stem: ARTEFACTS[a].files for a in SMOKE_BATCH}
 
 def test_every_artefact_has_its_notebook_which_calls_its_builder():
     names = {p.name for p in NOTEBOOKS}
-    assert names == {nbx.EXPERIMENT, "quickstart.ipynb", "explore.ipynb",
+    assert names == {nbx.EXPERIMENT, "quickstart.ipynb", "explore.ipynb", "label.ipynb",
                      *(a.notebook for a in ARTEFACTS.values())}
     for art in ARTEFACTS.values():
         source = "\n".join(c.source for c in nbformat.read(nbx.NOTEBOOKS / art.notebook,
@@ -641,6 +641,22 @@ def test_explore_skips_a_comparison_run_that_is_not_there(tmp_path, capsys):
                                        "folder (no config.json); skipped\n")
     (tmp_path / "config.json").write_text("{}")
     assert explore.run_or_skip(str(tmp_path)) == str(tmp_path) and explore.run_or_skip("") == ""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs apt-get install dataset-fashion-mnist")
+def test_label_notebook_walks_the_loop_on_real_pngs(tmp_path):
+    out = nbx.execute_notebook(nbx.NOTEBOOKS / "label.ipynb", tmp_path / "label.ipynb",
+                               {"images": 200, "batch": 30, "rounds": 2, "arch": "resnet8",
+                                "selector_epochs": 1, "target_epochs": 1,
+                                "out": str(tmp_path / "work")}, cwd=tmp_path)
+    nb = nbformat.read(out, as_version=4)
+    assert not _errors(nb)
+    card = json.loads((tmp_path / "work" / "project" / "model" / "model_card.json").read_text())
+    assert card["labels"] == 60 and [r["round"] for r in card["rounds"]] == [1, 2]
+    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))
 
 
 @pytest.mark.slow
