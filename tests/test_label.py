@@ -176,3 +176,28 @@ def test_start_refuses_what_it_cannot_use(pool, tmp_path, capsys):
                  "a,b", "max_train=3"]) == 2
     assert "not parameters of the labeling loop" in _err(capsys)
     assert not (tmp_path / "p").exists()
+
+
+def test_the_documented_commands_run_as_written(pool, tmp_path, monkeypatch, capsys):
+    """docs/labeling.md's commands, in its order, one epoch per training; the annotator fills
+    each file an `add` names (the batch CSV, or a Label Studio export of the batch)."""
+    import re
+    import shlex
+
+    guide = (Path(__file__).parents[1] / "docs" / "labeling.md").read_text()
+    commands = re.search(r"```bash\n(.*?)```", guide, flags=re.S)[1].strip().splitlines()
+    assert [c.split()[2] for c in commands] == ["start", "next", "add", "next", "add", "fit"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pool").symlink_to(pool)
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        if argv[1] == "start":
+            argv += TINY
+        if argv[1] == "add":
+            latest = label.rounds("proj")[-1]
+            if argv[3].endswith(".json"):
+                _annotate_label_studio(latest["tasks"], Path(argv[3]))
+            else:
+                _annotate_csv(latest["csv"], Path(argv[3]))
+        assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads(Path("proj/model/model_card.json").read_text())["labels"] == 80
