@@ -58,10 +58,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(cfg, indent=2))
         print(f"run id: {run_id(cfg)}")
         return 0
+    check_out_folder(args.out)
     run_dir = Path(args.out) / run_id(cfg)
     print(f"profile {profile or '(none: every parameter given)'}, run {run_dir}", flush=True)
     try:
         run_experiment(cfg, out=args.out, progress=not args.no_progress, log=_log_to(run_dir))
+    except KeyboardInterrupt:
+        if run_dir.is_dir():
+            _log_to(run_dir)("interrupted")
+        print(f"prunefuse run: interrupted; run the same command again to resume after the "
+              f"last committed step ({run_dir})", file=sys.stderr)
+        return 130
     except BaseException as err:
         if run_dir.is_dir() and not isinstance(err, (ConfigError, RunBusyError)):
             with open(run_dir / LOG, "a") as f:
@@ -69,6 +76,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise
     _log_to(run_dir)(result_line(run_dir))
     return 0
+
+
+def check_out_folder(path: str | Path, flag: str = "--out") -> None:
+    """Refuse, in one line, an output folder that is a file or lies under one (before any
+    compute: ``mkdir`` would fail only after the first step)."""
+    for p in (Path(path), *Path(path).parents):
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == Path(path) else f"lies under the file {p}"
+            raise ConfigError(f"{flag} {path}: {what}; give a folder (created if needed)")
+
+
+def flag_as_parameter(argv: list[str]) -> str | None:
+    """The one-line hint for a run parameter written as an option (``--ratio 0.5``), or
+    None: parameters are ``key=value`` words."""
+    for i, tok in enumerate(argv):
+        name, eq, value = tok.partition("=")
+        key = name[2:].replace("-", "_")
+        if name.startswith("--") and key in PARAMS:
+            value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "VALUE")
+            return f"{name}: run parameters are key=value words, not options; write {key}={value}"
+    return None
 
 
 def _log_to(run_dir: Path):
@@ -96,6 +124,7 @@ def result_line(run_dir: Path) -> str:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(o) for o in args.overrides)
+    check_out_folder(args.out)
     run_demo(args.out, progress=not args.no_progress, **overrides)
     return 0
 
@@ -141,12 +170,14 @@ def _executor(args: argparse.Namespace):
 
 
 def _describe_cost(the_plan, images_per_second: float | None) -> str:
+    from .data import dataset_options
     from .estimate import describe_cost, measure_images_per_second, plan_cost
 
     if images_per_second is None:
         cfg = make_config(the_plan.profile, **the_plan.runs[0].config)
-        images_per_second = measure_images_per_second(cfg["arch"], cfg["dataset"],
-                                                      batch_size=cfg["batch_size"])
+        images_per_second = measure_images_per_second(
+            cfg["arch"], cfg["dataset"], batch_size=cfg["batch_size"],
+            data_root=cfg["data_root"], options=dataset_options(cfg))
     elif not images_per_second > 0:
         raise ConfigError(f"--images-per-second {images_per_second:g}: must be > 0")
     return describe_cost(plan_cost(the_plan, images_per_second=images_per_second),
@@ -177,6 +208,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(_describe_cost(the_plan, args.images_per_second))
         return 0
     out = args.out or batch_out(args.profile)
+    check_out_folder(out)
+    if args.figures:
+        check_out_folder(args.figures, "--figures")
     if args.records:
         from .reproduce import rebuild
 
@@ -216,6 +250,39 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
           "notebooks read by default (each one's `records` parameter names its command)")
     print("  jupyter lab                          # quickstart.ipynb needs nothing before it: "
           "seconds on the smoke profile")
+    return 0
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    """The labeling loop (prunefuse.label): start, next, add, fit; one summary line each."""
+    from . import label
+
+    if args.step == "start":
+        params = dict(parse_override(o) for o in args.overrides)
+        classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+        meta = label.start(args.project, images=args.images, labels=args.labels,
+                           classes=classes, **params)
+        print(f"project {args.project}: {len(meta['images'])} images, "
+              f"{'x'.join(map(str, meta['image_shape']))}, classes {meta['classes']}, "
+              f"{len(label.labels(args.project))} labeled; next: prunefuse label next "
+              f"{args.project} --size N")
+    elif args.step == "next":
+        r = label.next_batch(args.project, size=args.size, image_url=args.image_url)
+        how = "at random (no labels yet)" if r["selector"] is None else \
+            f"by {r['selector']['score']} of the pruned selector ({r['macs'] / 1e9:.3f} GMACs, " \
+            f"{r['seconds']:.1f} s)"
+        print(f"round {r['round']}: {r['size']} images to label, chosen {how}: {r['csv']} "
+              f"(fill its label column) or {r['tasks']} (Label Studio import); then "
+              f"prunefuse label add {args.project} FILE")
+    elif args.step == "add":
+        c = label.add_labels(args.project, args.file, relabel=args.relabel)
+        print(f"{c['added']} labels added, {c['relabeled']} replaced, {c['unchanged']} "
+              f"unchanged; {c['labeled']} labeled in all")
+    else:
+        card = label.fit(args.project, holdout=args.holdout)
+        print(f"model: {Path(args.project) / label.MODEL} ({card['arch']}, {card['labels']} "
+              f"labels); accuracy {100 * card['holdout']['accuracy']:.2f}% on "
+              f"{card['holdout']['images']} held-out labels")
     return 0
 
 
@@ -338,6 +405,38 @@ def build_parser() -> argparse.ArgumentParser:
                 rep.add_argument(o.flag, dest=o.arg, type=o.type, help=text)
     rep.set_defaults(func=_cmd_reproduce)
 
+    lab = sub.add_parser("label", parents=[plug], help="label your own images: the pruned "
+                         "selector picks each batch, you label it (CSV or Label Studio), then "
+                         "fit the dense model (docs/labeling.md)")
+    steps = lab.add_subparsers(dest="step", required=True)
+    st = steps.add_parser("start", parents=[common], help="start a project from a folder or "
+                          "CSV of images", epilog="parameters (key=value): arch, ratio, score, "
+                          "selector_epochs, target_epochs, batch_size, schedule, kd_lambda, "
+                          "image_size, channels, seed, device; as in `prunefuse run --help`")
+    st.add_argument("project", help="project folder (created)")
+    st.add_argument("overrides", nargs="*", metavar="key=value")
+    st.add_argument("--images", required=True, help="folder of images, or CSV of path[,label]")
+    st.add_argument("--labels", help="CSV of path,label already known")
+    st.add_argument("--classes", help="class names, comma-separated (default: those of the "
+                    "labels given)")
+    nx = steps.add_parser("next", parents=[common], help="train the pruned selector on the "
+                          "labels so far and write the next batch to label")
+    nx.add_argument("project")
+    nx.add_argument("--size", type=int, required=True, help="images in the batch")
+    nx.add_argument("--image-url", default="", help="prefix of data.image in the Label Studio "
+                    "tasks, e.g. /data/local-files/?d= (default: the file path)")
+    ad = steps.add_parser("add", parents=[common], help="add labels from a CSV (path,label) or "
+                          "a Label Studio JSON export")
+    ad.add_argument("project")
+    ad.add_argument("file")
+    ad.add_argument("--relabel", action="store_true", help="let a label replace an earlier one")
+    ft = steps.add_parser("fit", parents=[common], help="fuse, train the dense model with KD on "
+                          "the labels, export it with a model card")
+    ft.add_argument("project")
+    ft.add_argument("--holdout", type=float, default=0.2, help="share of the labels held out "
+                    "to measure accuracy (default 0.2)")
+    lab.set_defaults(func=_cmd_label)
+
     nbs = sub.add_parser("notebooks", parents=[common], help="copy the notebooks (quickstart, "
                          "explore, experiment, every table and figure) into a folder of your "
                          "own, to open with Jupyter")
@@ -348,7 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    hint = flag_as_parameter(argv)
+    if hint and argv and argv[0] in ("run", "demo", "reproduce"):
+        print(f"prunefuse {argv[0]}: error: {hint}", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in w and not w.startswith("-")
+                                                    for w in extra):
+        args.overrides += extra  # key=value words on both sides of an option
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "config", None) and "=" in args.config:
         args.overrides.insert(0, args.config)  # `prunefuse run key=value` without a file
         args.config = None

@@ -8,6 +8,7 @@ ours where the paper is silent (docs/method.md, "Where we had to choose").
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -137,6 +138,14 @@ PARAMS: dict[str, Param] = {
     "labels_file": _p(None, (str, NONE), "train the target on the pool indices in this text "
                       "file (one per line: SVP's labeled_*.index) instead of selecting; "
                       "budgets is then the one budget they make"),
+    "image_size": _p(None, (int, NONE), "dataset=imagefolder: side in pixels every image is "
+                     "center-cropped and resized to; None = the images as they are (square, one "
+                     "size)", selects="all"),
+    "channels": _p(None, (int, NONE), "dataset=imagefolder: 1 (grey) or 3 (RGB); None = grey "
+                   "if every image is grey, else RGB", selects="all"),
+    "test_fraction": _p(0.2, (float, int), "dataset=imagefolder: share of the images held out "
+                        "as the test split (seed 0) when data_root has no test/ or test.csv",
+                        selects="all"),
     "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection", selects="all"),
     "compile": _p(False, bool, "torch.compile the full-size training batches (once per "
                   "architecture): for long runs; each compilation costs time first "
@@ -153,7 +162,8 @@ NOT_IN_ID = ("device", "compile", "eval_batch_size", "eval_every")
 ID_IF_NOT_DEFAULT: tuple[str, ...] = ("selector_init", "fusion", "t_sync", "v2_derive",
                                        "precision", "cpu_precision", "kd_t2",
                                        "freeze_fused_epochs", "v2_loop", "prune_steps",
-                                       "report", "reading", "labels_file", "pool_draw")
+                                       "report", "reading", "labels_file", "pool_draw",
+                                       "image_size", "channels", "test_fraction")
 
 # Readings of the method: parameter values a preset sets at once (after the profile, before
 # explicit parameters). "authors" is what the authors' public code does (docs/method.md,
@@ -274,7 +284,7 @@ def make_config(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
         raise ConfigError(f"profile={profile!r}: unknown; choose one of {sorted(PROFILES)}")
     unknown = sorted(set(overrides) - set(PARAMS))
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
+        raise ConfigError(unknown_parameters(unknown))
     cfg = {k: p.default for k, p in PARAMS.items()}
     cfg.update(PROFILES.get(profile, {}))
     cfg.update(reading_values({**cfg, **overrides}))
@@ -304,7 +314,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Check every key and value of a full config; resolve the None-means-auto defaults."""
     unknown = sorted(set(cfg) - set(PARAMS))
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; allowed: {sorted(PARAMS)}")
+        raise ConfigError(unknown_parameters(unknown))
     cfg = {k: _check_type(k, cfg.get(k, PARAMS[k].default)) for k in PARAMS}
     if cfg["score"] == "bald":
         raise ConfigError("score='bald': renamed 'feature_dropout_mi'; no registered network "
@@ -319,6 +329,10 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         if cfg[key] not in allowed:
             raise ConfigError(f"{key}={cfg[key]!r}: unknown; choose one of {list(allowed)}")
     check_ratio(cfg["ratio"])
+    if cfg["ratio"] == 0 and cfg["selector"] == "prunefuse":
+        raise ConfigError("ratio=0: prunes nothing, so the selector would be the dense target "
+                          "itself; use selector=dense for dense active learning, or a ratio "
+                          "in (0, 1)")
     cfg["budgets"] = _fraction_list("budgets", cfg["budgets"])
     if cfg["budgets"] != sorted(set(cfg["budgets"])):
         raise ConfigError(f"budgets={cfg['budgets']}: must be strictly increasing")
@@ -439,6 +453,9 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "freeze_fused_epochs": (lambda v: v >= 0, ">= 0 epochs"),
     "prune_steps": (lambda v: v >= 1, ">= 1"),
     "seed": (lambda v: v >= 0, ">= 0"),
+    "image_size": (lambda v: v >= 1, "a positive number of pixels, or null for the images' own"),
+    "channels": (lambda v: v in (1, 3), "1 (grey), 3 (RGB) or null (grey if every image is)"),
+    "test_fraction": (lambda v: 0 < v < 1, "in (0, 1)"),
 }
 
 
@@ -537,6 +554,16 @@ def run_id(cfg: dict[str, Any]) -> str:
     return f"{cfg['dataset']}-{cfg['arch']}-{sel}-{cfg['score']}-s{cfg['seed']}-{digest}"
 
 
+def unknown_parameters(keys: list[str]) -> str:
+    """The one line for parameter names that are not in :data:`PARAMS`: each with its
+    closest known names ("did you mean"), else every allowed name."""
+    hints = {k: difflib.get_close_matches(k, PARAMS, n=3, cutoff=0.6) for k in keys}
+    if all(hints.values()):
+        return "; ".join(f"unknown parameter {k!r}: did you mean "
+                         f"{' or '.join(repr(h) for h in hints[k])}?" for k in keys)
+    return f"unknown parameter(s) {keys}; allowed: {sorted(PARAMS)}"
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` from the command line; the value is JSON when it parses, else a string.
 
@@ -548,7 +575,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip().replace("-", "_")
     if key not in PARAMS:
-        raise ConfigError(f"unknown parameter {key!r}; allowed: {sorted(PARAMS)}")
+        raise ConfigError(unknown_parameters([key]))
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

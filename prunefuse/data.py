@@ -84,6 +84,14 @@ class ImageDataset:
             if y.dtype != torch.int64 or y.shape != (len(x),):
                 raise ValueError(f"y_{split}: expected int64 ({len(x)},), "
                                  f"got {y.dtype} {tuple(y.shape)}")
+            bad = y[(y < 0) | (y >= self.num_classes)]
+            if len(bad):
+                raise ValueError(f"y_{split}: label {int(bad[0])} is outside num_classes="
+                                 f"{self.num_classes} (allowed: 0 to {self.num_classes - 1}); "
+                                 "fix the labels or num_classes")
+        if self.x_test.shape[1:] != self.x_train.shape[1:]:
+            raise ValueError(f"x_test: images are {_shape(self.x_test)}, the training images "
+                             f"{_shape(self.x_train)}; train and test must share one size")
         if not len(self.mean) == len(self.std) == self.in_channels:
             raise ValueError(f"mean/std: need {self.in_channels} values each (one per channel)")
 
@@ -93,7 +101,13 @@ class ImageDataset:
 
     @property
     def image_size(self) -> int:
+        """The height; the side of a square image."""
         return self.x_train.shape[2]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image: what a model's example input and MACs use."""
+        return tuple(self.x_train.shape[1:])
 
     @property
     def num_train(self) -> int:
@@ -110,9 +124,13 @@ class ImageDataset:
 
     def describe(self) -> str:
         """One line for logs, e.g. ``cifar10: 50000 train / 10000 test, 3x32x32, 10 classes``."""
-        c, s = self.in_channels, self.image_size
-        return (f"{self.name}: {self.num_train} train / {self.num_test} test, {c}x{s}x{s}, "
-                f"{self.num_classes} classes")
+        return (f"{self.name}: {self.num_train} train / {self.num_test} test, "
+                f"{_shape(self.x_train)}, {self.num_classes} classes")
+
+
+def _shape(x: torch.Tensor) -> str:
+    """``CxHxW`` of a batch of images."""
+    return "x".join(str(d) for d in x.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -264,10 +282,22 @@ def check_data(cfg: dict) -> ImageDataset:
     try:
         return load_dataset(cfg["dataset"], root=cfg.get("data_root"),
                             max_train=cfg.get("max_train"), max_test=cfg.get("max_test"),
-                            pool_seed=pool_seed_of(cfg))
+                            pool_seed=pool_seed_of(cfg), **dataset_options(cfg))
     except (DatasetNotFoundError, ValueError) as err:
         line = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
         raise DataError(f"{where}: {line}") from err
+
+
+# Run parameters that reach a dataset's loader as keywords, when it takes them and they are
+# set (not None): imagefolder's options, and synthetic's image_size and channels.
+DATA_OPTIONS = ("image_size", "channels", "test_fraction")
+
+
+def dataset_options(cfg: dict) -> dict:
+    """The :data:`DATA_OPTIONS` of a run config that its dataset's loader takes."""
+    loader = DATASETS.get(cfg["dataset"])
+    takes = inspect.signature(loader).parameters if loader else {}
+    return {k: cfg[k] for k in DATA_OPTIONS if k in takes and cfg.get(k) is not None}
 
 
 def _file_record(path: Path, content: bytes | None = None) -> dict:

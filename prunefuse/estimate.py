@@ -14,19 +14,44 @@ import time
 from typing import Any
 
 
-def dataset_shape(dataset: str) -> tuple[int, int, int, int, int]:
-    """Images in the pool and the test set, classes, channels and side of ``dataset`` (before
-    ``max_train`` / ``max_test``), from its registration (:func:`prunefuse.data.dataset_info`)."""
-    from .data import dataset_info
+def dataset_shape(dataset: str, data_root: str | None = None,
+                  options: dict | None = None) -> tuple[int, int, int, int, int, int]:
+    """Images in the pool and the test set, classes, channels, height and width of ``dataset``
+    (before ``max_train`` / ``max_test``): from its registration
+    (:data:`prunefuse.data.DATASET_INFO`), else from the data itself, read from ``data_root``
+    with the loader's ``options`` (a plugin or ``imagefolder``; loaded once per process).
 
-    i = dataset_info(dataset)
-    return i.num_train, i.num_test, i.num_classes, i.in_channels, i.image_size
+    Raises:
+        ConfigError: the data cannot be read (one line naming the dataset and data_root).
+    """
+    from .data import DATASET_INFO
+
+    i = DATASET_INFO.get(dataset)
+    if i is not None:
+        return i.num_train, i.num_test, i.num_classes, i.in_channels, i.image_size, i.image_size
+    return _loaded_shape(dataset, data_root, tuple(sorted((options or {}).items())))
 
 
 @functools.cache
-def forward_macs(arch: str, num_classes: int, in_channels: int, image_size: int,
+def _loaded_shape(dataset: str, data_root: str | None, options: tuple) -> tuple:
+    from .steps import load_data
+
+    ds = load_data({"dataset": dataset, "data_root": data_root, **dict(options)})
+    return (ds.num_train, ds.num_test, ds.num_classes, *ds.image_shape)
+
+
+def config_shape(cfg: dict[str, Any]) -> tuple[int, int, int, int, int, int]:
+    """:func:`dataset_shape` of a run config's dataset, read where the run reads it."""
+    from .data import dataset_options
+
+    return dataset_shape(cfg["dataset"], cfg.get("data_root"), dataset_options(cfg))
+
+
+@functools.cache
+def forward_macs(arch: str, num_classes: int, in_channels: int, height: int, width: int,
                  ratio: float | None = None) -> int:
-    """Forward MACs per image of ``arch``, or of its pruning at ``ratio`` (fvcore, eval)."""
+    """Forward MACs per ``height`` x ``width`` image of ``arch``, or of its pruning at
+    ``ratio`` (fvcore, eval)."""
     import torch
 
     from .flops import count_macs
@@ -34,7 +59,7 @@ def forward_macs(arch: str, num_classes: int, in_channels: int, image_size: int,
     from .prune import prune_at_init
 
     model = build_model(arch, num_classes, in_channels, seed=0)
-    x = torch.zeros(1, in_channels, image_size, image_size)
+    x = torch.zeros(1, in_channels, height, width)
     if ratio is not None:
         model, _ = prune_at_init(model, ratio, x)
     return count_macs(model, x)
@@ -52,10 +77,9 @@ def run_macs(cfg: dict[str, Any]) -> dict[str, int]:
     """
     from .charges import run_charges, totals
 
-    n_train, n_test, classes, ch, side = dataset_shape(cfg["dataset"])
+    n_train, n_test, *shape = config_shape(cfg)
     pool = min(n_train, cfg["max_train"] or n_train)
     n_test = min(n_test, cfg["max_test"] or n_test)
-    shape = (classes, ch, side)
     tgt = forward_macs(cfg["arch"], *shape)
     sel = {"prunefuse": lambda: forward_macs(cfg["arch"], *shape, cfg["ratio"]),
            "dense": lambda: tgt, "svp": lambda: forward_macs(cfg["proxy_arch"], *shape),
@@ -87,9 +111,8 @@ def plan_cost(the_plan, *, images_per_second: float) -> dict[str, dict[str, floa
     macs_per_s = None
     for run in the_plan.runs:
         cfg = make_config(the_plan.profile, **run.config)
-        n_train, _, classes, ch, side = dataset_shape(cfg["dataset"])
         if macs_per_s is None:
-            macs_per_s = training_macs(forward_macs(cfg["arch"], classes, ch, side),
+            macs_per_s = training_macs(forward_macs(cfg["arch"], *config_shape(cfg)[2:]),
                                        images_per_second, 1)
         total = sum(run_macs(cfg).values())
         for key in [*run.artefacts, "total"]:
@@ -112,20 +135,22 @@ def describe_cost(cost: dict[str, dict[str, float]], images_per_second: float) -
 
 
 def measure_images_per_second(arch: str, dataset: str, *, batch_size: int = 128,
-                              steps: int = 5, device: str | None = None) -> float:
+                              steps: int = 5, device: str | None = None,
+                              data_root: str | None = None, options: dict | None = None) -> float:
     """Training images per second of ``arch`` on this machine: ``steps`` SGD steps on random
-    images of ``dataset``'s shape after one warm-up step."""
+    images of ``dataset``'s shape (read from ``data_root`` with ``options`` when the dataset
+    has no registered shape: :func:`dataset_shape`) after one warm-up step."""
     import torch
     import torch.nn.functional as F
 
     from .device import resolve_device
     from .models import build_model
 
-    _, _, classes, ch, side = dataset_shape(dataset)
+    _, _, classes, ch, height, width = dataset_shape(dataset, data_root, options)
     dev = resolve_device(device)
     model = build_model(arch, classes, ch, seed=0).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch_size, ch, side, side, device=dev)
+    x = torch.randn(batch_size, ch, height, width, device=dev)
     y = torch.randint(0, classes, (batch_size,), device=dev)
     for i in range(steps + 1):
         if i == 1:

@@ -145,20 +145,24 @@ def declared_types(spec: dict) -> tuple[type, ...] | None:
     return (*types, type(None)) if optional else types
 
 
-def beside_notebook(namespace: dict[str, Any], *parts: str) -> Path:
+def beside_notebook(namespace: dict[str, Any], *parts: str, notebook: str | None = None) -> Path:
     """A path in the folder of the running notebook, whatever the kernel's working directory.
 
     The notebook is the one Jupyter names (``__session__`` in ``namespace``, or the
     ``JPY_SESSION_NAME`` environment variable; VS Code's ``__vsc_ipynb_file__``), when that is
-    an existing ``.ipynb``. Papermill does not tell the kernel which notebook runs: then, in a
-    source checkout, the checkout's notebook folder (top-level ``notebooks/``; ``runs/`` there
-    is git-ignored) where it is writable, else the working directory. Never the installed
+    an existing ``.ipynb``. Papermill does not tell the kernel which notebook runs: then the
+    working directory when it holds ``notebook`` (papermill run from the notebook's folder,
+    e.g. a copy made by ``prunefuse notebooks DIR``), else, in a source checkout, the
+    checkout's notebook folder (top-level ``notebooks/``; ``runs/`` there is git-ignored)
+    where it is writable, else the working directory. Never the installed
     package's notebook folder: a notebook opened there is refused with a
     :class:`ConfigError` that says how to get a copy of one's own (``prunefuse notebooks DIR``).
 
     Args:
         namespace: the notebook's ``globals()``.
         *parts: path components below that folder.
+        notebook: the file name of the calling notebook (``"quickstart.ipynb"``), to
+            recognise its folder under papermill; None: not looked for.
     """
     names = (namespace.get("__session__"), os.environ.get("JPY_SESSION_NAME"),
              namespace.get("__vsc_ipynb_file__"))
@@ -167,7 +171,12 @@ def beside_notebook(namespace: dict[str, Any], *parts: str) -> Path:
             base = Path(name).resolve().parent
             break
     else:
-        base = NOTEBOOKS if not SHIPPED and os.access(NOTEBOOKS, os.W_OK) else Path.cwd()
+        if notebook and (Path.cwd() / notebook).is_file():
+            base = Path.cwd()
+        elif not SHIPPED and os.access(NOTEBOOKS, os.W_OK):
+            base = NOTEBOOKS
+        else:
+            base = Path.cwd()
     if SHIPPED and base.resolve().is_relative_to(NOTEBOOKS.resolve()):
         raise ConfigError(f"{base} holds the notebooks installed with the package; nothing is "
                           f"written there: copy them into a folder of your own with `prunefuse "

@@ -48,6 +48,7 @@ from .config import (
 )
 from .data import ImageDataset
 from .device import cpu_description, device_name, resolve_device
+from .fingerprint import check_unchanged, fingerprint
 from .flops import CostLedger
 from .models import build_model, check_model, count_params
 from .runs import (
@@ -94,8 +95,9 @@ def _write_static(exp: Experiment) -> None:
         "device_name": device_name(exp.device), "threads": torch.get_num_threads(),
         "cpu": cpu_description(),
         "pool_size": exp.pool_size, "test_size": exp.data.num_test,
-        # Where the images were read and which files: path, size, sha256.
-        "data": exp.data.source,
+        # Where the images were read and which files: path, size, sha256; and the tensors'
+        # fingerprint, which a rerun's data must match (prunefuse.fingerprint).
+        "data": exp.data.source, "data_fingerprint": fingerprint(exp.data),
         "target": {"arch": cfg["arch"], "params": count_params(exp.dense_init),
                    "macs_per_sample": exp.target_macs},
         "selector_model": None if exp.selector_init is None else {
@@ -224,7 +226,7 @@ def preflight(cfg: dict[str, Any], data: bool = True) -> ImageDataset | None:
     check_sizes(cfg, ds.num_train)
     if cfg["labels_file"]:
         read_labels_file(cfg, ds.num_train)
-    example = torch.zeros(1, ds.in_channels, ds.image_size, ds.image_size)
+    example = torch.zeros(1, *ds.image_shape)
     archs = [cfg["arch"]] + ([cfg["proxy_arch"]] if cfg["selector"] == "svp" else [])
     for arch in archs:
         try:
@@ -262,12 +264,17 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = DE
     Raises:
         ConfigError: a bad parameter, an unusable device, missing or too few data, or a
             ``selection_from`` that is missing, unfinished or of another selection; raised
-            by :func:`preflight` before the run folder is created.
+            by :func:`preflight` before the run folder is created. Also data that differ
+            from those an existing run folder of the same parameters was made with
+            (:mod:`prunefuse.fingerprint`): that run is neither resumed nor reported as
+            finished.
     """
     cfg = make_config(profile, **{**(config or {}), **overrides})
     run_dir = Path(out) / run_id(cfg)
     say = log or (lambda line: None)
     _check_labels_unchanged(cfg, run_dir)
+    if (run_dir / CONFIG).exists():  # started or finished: on the data it was made with only
+        check_unchanged(read_config(run_dir), load_data(cfg), run_dir)
     if is_done(run_dir):
         say(f"skipped: finished {finished_at(run_dir)}, records in {run_dir}")
         return run_dir

@@ -56,6 +56,15 @@ def _run(run) -> dict:
     return load_run(path)
 
 
+def run_or_skip(run: str | os.PathLike, what: str = "compare_with") -> str:
+    """``run`` when it is a run folder, else "" after one printed line saying that ``what``
+    is skipped: a notebook given any run still shows it when its comparison run is absent."""
+    if run and not (Path(run) / CONFIG).exists():
+        print(f"{what}={str(run)!r}: not a run folder (no {CONFIG}); skipped")
+        return ""
+    return str(run) if run else ""
+
+
 def selection(run, round_: int) -> dict:
     """Round ``round_`` of a run: ``labeled`` (after it), ``before`` (labeled before it),
     ``added`` (dataset indices in pick order) and ``scores`` (:func:`prunefuse.runs.read_scores`,
@@ -85,12 +94,11 @@ def scored_rounds(run) -> list[int]:
 def load_pool(run):
     """The run's dataset, loaded exactly as the run loaded it (same seeded ``max_train``
     subset, so dataset index i is the run's pool index i); an :class:`ImageDataset`."""
-    from .data import load_dataset, pool_seed_of
+    from .data import check_data
 
     run = _run(run)
     cfg = run["config"]
-    data = load_dataset(cfg["dataset"], root=cfg["data_root"], max_train=cfg["max_train"],
-                        max_test=cfg["max_test"], pool_seed=pool_seed_of(cfg))
+    data = check_data(cfg)
     if data.num_train != run["pool_size"]:
         raise ValueError(f"run={run['path']!r}: pool of {run['pool_size']} images recorded, "
                          f"{cfg['dataset']} loads {data.num_train}; is the data the same?")

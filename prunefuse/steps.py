@@ -54,8 +54,7 @@ class Experiment:
         self.data = data if data is not None else load_data(cfg)
         self.pool_size = self.data.num_train
         self.data_dev = self.data.to(self.device)
-        shape = (self.data.in_channels, self.data.image_size, self.data.image_size)
-        self.example = torch.zeros(1, *shape)
+        self.example = torch.zeros(1, *self.data.image_shape)  # true H and W for the MACs
         nc, ch = self.data.num_classes, self.data.in_channels
         # theta_0: one dense init per seed, shared by the pruned selector and the target.
         self.dense_init = build_model(cfg["arch"], nc, ch, seed=cfg["seed"])

@@ -41,7 +41,7 @@ OUTPUTS = {ARTEFACTS[a].stem: ARTEFACTS[a].files for a in SMOKE_BATCH}
 
 def test_every_artefact_has_its_notebook_which_calls_its_builder():
     names = {p.name for p in NOTEBOOKS}
-    assert names == {nbx.EXPERIMENT, "quickstart.ipynb", "explore.ipynb",
+    assert names == {nbx.EXPERIMENT, "quickstart.ipynb", "explore.ipynb", "label.ipynb",
                      *(a.notebook for a in ARTEFACTS.values())}
     for art in ARTEFACTS.values():
         source = "\n".join(c.source for c in nbformat.read(nbx.NOTEBOOKS / art.notebook,
@@ -157,7 +157,10 @@ def test_run_notebook_defaults_name_what_their_commands_write():
     assert quick["profile"] in PROFILES and quick["out"] == ""
     source = "\n".join(c.source for c in nbformat.read(nbx.NOTEBOOKS / "quickstart.ipynb",
                                                          as_version=4).cells)
-    assert 'out = out or str(beside_notebook(globals(), "runs", "quickstart"))' in source
+    assert ('out = out or str(beside_notebook(globals(), "runs", "quickstart",\n'
+            '                                  notebook="quickstart.ipynb"))') in source
+    # the epochs a profile trains are printed from the profile, never written in the text
+    assert not re.search(r"\d+ (target )?epochs", source) and "cfg['target_epochs']" in source
     runs = {m["selector"]: f"runs/quickstart/{run_id(make_config(quick['profile'], **m))}"
             for m in _quickstart_methods(quick["ratio"])}
     explore = _defaults(nbx.NOTEBOOKS / "explore.ipynb")
@@ -621,6 +624,59 @@ def test_beside_notebook_ignores_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(nbx.os, "access", lambda path, mode: False)  # a read-only checkout
     monkeypatch.chdir(tmp_path)
     assert nbx.beside_notebook({}, "runs") == tmp_path / "runs"
+
+
+def test_beside_notebook_under_papermill_is_the_folder_holding_the_notebook(tmp_path,
+                                                                             monkeypatch):
+    """A copy made by `prunefuse notebooks DIR`, run with papermill from DIR: records land in
+    DIR, not in the checkout's notebooks/."""
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quickstart.ipynb").write_text("{}")
+    assert nbx.beside_notebook({}, "runs", notebook="quickstart.ipynb") == tmp_path / "runs"
+    assert nbx.beside_notebook({}, "runs", notebook="explore.ipynb") == nbx.NOTEBOOKS / "runs"
+
+
+def test_explore_skips_a_comparison_run_that_is_not_there(tmp_path, capsys):
+    from prunefuse import explore
+
+    assert explore.run_or_skip(str(tmp_path / "gone")) == ""
+    assert capsys.readouterr().out == (f"compare_with={str(tmp_path / 'gone')!r}: not a run "
+                                       "folder (no config.json); skipped\n")
+    (tmp_path / "config.json").write_text("{}")
+    assert explore.run_or_skip(str(tmp_path)) == str(tmp_path) and explore.run_or_skip("") == ""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs apt-get install dataset-fashion-mnist")
+def test_label_notebook_walks_the_loop_on_real_pngs(tmp_path):
+    out = nbx.execute_notebook(nbx.NOTEBOOKS / "label.ipynb", tmp_path / "label.ipynb",
+                               {"images": 200, "batch": 30, "rounds": 2, "arch": "resnet8",
+                                "selector_epochs": 1, "target_epochs": 1,
+                                "out": str(tmp_path / "work")}, cwd=tmp_path)
+    nb = nbformat.read(out, as_version=4)
+    assert not _errors(nb)
+    card = json.loads((tmp_path / "work" / "project" / "model" / "model_card.json").read_text())
+    assert card["labels"] == 60 and [r["round"] for r in card["rounds"]] == [1, 2]
+    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_explore_notebook_runs_on_any_run_folder(tmp_path):
+    """`-p run FOLDER` alone: the default comparison run is absent and skipped in a line."""
+    from prunefuse.experiment import run_experiment
+
+    run = run_experiment(profile="smoke", out=tmp_path / "runs", selector="random",
+                         max_train=64, max_test=32, progress=False)
+    out = nbx.execute_notebook(nbx.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
+                               {"run": str(run), "n_images": 4}, cwd=tmp_path)
+    nb = nbformat.read(out, as_version=4)
+    assert not _errors(nb)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))
+    assert "not a run folder (no config.json); skipped" in text
 
 
 def test_beside_notebook_never_writes_into_the_installed_package(tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import torch
 
 import prunefuse
 from prunefuse.cli import main
-from prunefuse.config import ConfigError, check_sizes, labeled_counts, make_config
-from prunefuse.data import DATASETS, DatasetNotFoundError, default_root
+from prunefuse.config import ConfigError, check_sizes, labeled_counts, make_config, run_id
+from prunefuse.data import DATASETS, DatasetNotFoundError, ImageDataset, default_root
 
 
 @pytest.mark.parametrize("override,line", [
@@ -33,6 +33,10 @@ from prunefuse.data import DATASETS, DatasetNotFoundError, default_root
     ("mc_dropout=1", "mc_dropout=1.0: must be in [0, 1)"),
     ("kd_temperature=0", "kd_temperature=0.0: must be > 0"),
     ("seed=-1", "seed=-1: must be >= 0"),
+    ("ratio=0", "ratio=0: prunes nothing, so the selector would be the dense target itself; "
+                "use selector=dense for dense active learning, or a ratio in (0, 1)"),
+    ("raito=0.5", "unknown parameter 'raito': did you mean 'ratio'?"),
+    ("--ratio=0.5", "--ratio: run parameters are key=value words, not options; write ratio=0.5"),
     ("lr=NaN", "lr=nan: must be a finite number"),
     ("max_train=0", "max_train=0: must be a positive number of images, or null for all"),
     ("max_train=3", "max_train=3: a pool of 3 images gives 1 initial and [0, 1] labeled images "
@@ -103,7 +107,7 @@ def test_profile_key_in_a_config_file_is_the_profile(tmp_path, capsys):
                                        f"\"profile\": 'smoke' in {path}; give one of them\n")
     path.write_text('{"profile": ["smoke"]}')
     assert main(["run", str(path), "--dry-run"]) == 2
-    assert "profile=['smoke']: unknown; choose one of ['cpu', 'demo', 'paper', 'smoke']" in \
+    assert "profile=['smoke']: unknown; choose one of ['cpu', 'demo', 'paper', 'smoke', 'study']" in \
         capsys.readouterr().err
 
 
@@ -172,15 +176,17 @@ def test_demo_checks_every_method_before_the_first_run(tmp_path, capsys, monkeyp
 def test_run_needs_a_profile_and_help_shows_what_runs(capsys):
     assert main(["run", "ratio=0.6"]) == 2
     assert capsys.readouterr().err == (
-        "prunefuse run: error: --profile: required, one of ['cpu', 'demo', 'paper', 'smoke'] "
-        "(paper: the SVP protocol; cpu: the paper's protocol shrunk to 2 CPU cores; demo: "
-        "one-seed cut of the cpu profile; smoke: synthetic data, 1 epoch per training), or a "
+        "prunefuse run: error: --profile: required, one of ['cpu', 'demo', 'paper', 'smoke', "
+        "'study'] (paper: the SVP protocol; cpu: the paper's protocol shrunk to 2 CPU cores; "
+        "study: the CPU study on a sound design; demo: one-seed cut of the cpu profile; smoke: "
+        "synthetic data, 1 epoch per training), or a "
         "\"profile\" key in the config file\n")
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = capsys.readouterr().out
     assert "  dataset            \"cifar10\"" in text  # paper's value, not the base default
-    assert "one of: cifar10, cifar100, fashion-mnist, synthetic, tiny-imagenet" in text
+    assert "one of: cifar10, cifar100, fashion-mnist, imagefolder, synthetic, tiny-imagenet" \
+        in text
     assert "one of: prunefuse, dense, svp, random" in text
     assert "one of: entropy, feature_dropout_mi, kcenter, least_confidence, margin, random" in text
     assert "one of: svp, cosine, constant" in text and "resnet110, resnet14, resnet18" in text
@@ -207,3 +213,56 @@ def test_one_number_is_a_one_element_list():
     assert parse_override("budgets=0.1,0.2") == ("budgets", [0.1, 0.2])
     assert parse_override("budgets=[0.1]") == ("budgets", [0.1])
     assert parse_override("ratio=0.3") == ("ratio", 0.3)  # not a list parameter
+
+
+def test_a_parameter_written_as_an_option_gets_the_key_value_form(tmp_path, capsys):
+    for command in (["run", "--profile", "smoke"], ["demo"], ["reproduce", "--profile", "smoke"]):
+        assert main([*command, "--out", str(tmp_path / "o"), "--max-train", "64"]) == 2
+        assert capsys.readouterr().err == (
+            f"prunefuse {command[0]}: error: --max-train: run parameters are key=value words, "
+            "not options; write max_train=64\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_naming_a_file_is_one_line(tmp_path, capsys):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    assert main(["run", "--profile", "smoke", "--out", str(file)]) == 2
+    assert capsys.readouterr().err == (f"prunefuse run: error: --out {file}: is a file; give a "
+                                       "folder (created if needed)\n")
+    assert main(["reproduce", "--profile", "smoke", "--records", str(tmp_path),
+                 "--out", str(file / "sub")]) == 2
+    assert capsys.readouterr().err == (f"prunefuse reproduce: error: --out {file / 'sub'}: lies "
+                                       f"under the file {file}; give a folder (created if "
+                                       "needed)\n")
+    assert file.read_text() == "mine"
+
+
+def test_ctrl_c_in_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    import prunefuse.experiment
+
+    def interrupted(cfg, out, progress, log):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prunefuse.experiment, "run_experiment", interrupted)
+    assert main(["run", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    run_dir = tmp_path / run_id(make_config("smoke"))
+    assert err == ("prunefuse run: interrupted; run the same command again to resume after the "
+                   f"last committed step ({run_dir})\n")
+
+
+def test_labels_outside_num_classes_are_refused_before_a_run_folder(tmp_path, capsys,
+                                                                   monkeypatch):
+    def two_classes(root, download=True):
+        x = torch.zeros(8, 1, 8, 8, dtype=torch.uint8)
+        y = torch.tensor([0, 1, 2, 0, 1, 0, 1, 0])
+        return ImageDataset("two", x, y, x, y % 2, num_classes=2, mean=(0.5,), std=(0.2,),
+                            padding=1)
+
+    monkeypatch.setitem(DATASETS, "two", two_classes)
+    assert main(["run", "--profile", "smoke", "--out", str(tmp_path / "o"), "dataset=two"]) == 2
+    assert capsys.readouterr().err == (
+        "prunefuse run: error: dataset='two', data_root=None: y_train: label 2 is outside "
+        "num_classes=2 (allowed: 0 to 1); fix the labels or num_classes\n")
+    assert not (tmp_path / "o").exists()
