@@ -26,6 +26,7 @@ from existing records without training.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -126,6 +127,8 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
         todo.append(Job(run.run_id, str(experiment), str(run_dir / EXPERIMENT),
                         run_parameters(profile, run), str(out), str(run_dir), needs=run.needs,
                         label=", ".join(run.artefacts)))
+    check_done_data(profile, [r for r in the_plan.runs if r.run_id in set(skipped)],
+                    out / BATCH_RUNS)
     outcomes = {}
     if todo:
         log(f"{len(todo)} of {n} runs to execute ({len(skipped)} done) on {executor.describe()}")
@@ -149,6 +152,38 @@ def reproduce(profile: str, out: str | os.PathLike, *, figures: str | os.PathLik
         log(f"figures and tables: {figures}; the page: {page}")
     return {"plan": the_plan, "executed": [rid for rid, o in outcomes.items() if o.ok],
             "skipped": skipped, "outcomes": outcomes, "notebooks": written, "figures": figures}
+
+
+def check_done_data(profile: str, runs: list[Run], runs_dir: str | os.PathLike) -> None:
+    """Refuse a batch whose finished runs were made on other data than this machine loads
+    now (a changed folder, other files), before anything runs: a finished run on changed
+    data is neither skipped as current nor overwritten. The data of each distinct data
+    configuration are loaded once; records without a fingerprint (older revisions) pass.
+
+    Raises:
+        ConfigError: one line naming the run folder and what changed.
+    """
+    from .config import make_config
+    from .data import check_data, pool_seed_of
+    from .fingerprint import check_unchanged
+    from .runs import read_config
+
+    loaded: dict[str, Any] = {}
+    for run in runs:
+        record = read_config(Path(runs_dir) / run.run_id)
+        if "data_fingerprint" not in record:
+            continue
+        cfg = make_config(profile, **run.config)
+        key = json.dumps({**{k: cfg.get(k) for k in DATA_KEYS}, "pool_seed": pool_seed_of(cfg)},
+                         sort_keys=True, default=str)
+        if key not in loaded:
+            loaded[key] = check_data(cfg)
+        check_unchanged(record, loaded[key], str(Path(runs_dir) / run.run_id))
+
+
+# The run parameters that decide which images a run reads.
+DATA_KEYS = ("dataset", "data_root", "max_train", "max_test", "image_size", "channels",
+             "test_fraction")
 
 
 def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,

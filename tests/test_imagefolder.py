@@ -224,3 +224,29 @@ def test_dry_run_reads_a_data_root_dataset_where_the_run_will(tmp_path, fashion,
                  "--images-per-second", "500", "dataset=imagefolder",
                  f"data_root={tmp_path / 'data'}"]) == 0
     assert "total" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_batch_on_a_changed_folder_is_refused_before_anything_runs(tmp_path, fashion):
+    """reproduce skips finished runs by their DONE marker; on a changed folder it refuses
+    in one line instead, and no finished run is touched."""
+    from prunefuse.errors import ConfigError
+    from prunefuse.reproduce import reproduce
+
+    x, y, _, _ = fashion
+    data = tmp_path / "data"
+    write_images(data, x[:200], y[:200], class_names=NAMES)
+    kw = dict(overrides={"dataset": "imagefolder", "data_root": str(data)},
+              artefacts=["figure3"], run_figures=False, log=lambda s: None)
+    first = reproduce("smoke", tmp_path / "batch", **kw)
+    assert first["executed"] and not first["skipped"]
+    again = reproduce("smoke", tmp_path / "batch", **kw)
+    assert sorted(again["skipped"]) == sorted(first["executed"])
+    before = {p: p.read_text() for p in (tmp_path / "batch" / "runs").glob("*/metrics.jsonl")}
+    more = write_images(tmp_path / "more", x[200:260], y[200:260], class_names=NAMES)
+    for p in more:
+        p.rename(data / p.parent.name / f"new-{p.name}")
+    with pytest.raises(ConfigError, match=r"the data differ from those of the run in .*"
+                                          r"file\(s\) added"):
+        reproduce("smoke", tmp_path / "batch", **kw)
+    assert {p: p.read_text() for p in before} == before
