@@ -40,9 +40,10 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     _require,
     _write_table,
     artefact,
+    diff_note,
     write_caption,
 )
-from .runs import PER_EPOCH, PROVENANCE, VARIANTS, results_table
+from .runs import PER_EPOCH, PROVENANCE, SELECTOR_LABELS, VARIANTS, results_table
 
 # -- the artefacts -----------------------------------------------------------------------------
 
@@ -52,7 +53,10 @@ def _in_method_order(df: pd.DataFrame, by: list[str], order: list[str]) -> pd.Da
                           key=lambda c: c.map(order.index) if c.name == "method" else c)
 
 
-def _with_diffs(df: pd.DataFrame, by: list[str], baseline: str = "Baseline") -> pd.DataFrame:
+DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
+
+
+def _with_diffs(df: pd.DataFrame, by: list[str], baseline: str = DENSE) -> pd.DataFrame:
     """Per ``by`` group and method: accuracy mean ± sd with n, and the paired difference
     against ``baseline`` (same seed) with its 95% t interval."""
     diffs = stats.paired_differences(df, by=by, method="method", baseline=baseline)
@@ -77,8 +81,8 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
                datasets: list[str], arch: str, scores: list[str],
                ratios: list[float]) -> Paths:
     """The main accuracy table: dataset x selection score x budget x method, with each method's
-    paired difference against the Baseline (dense AL: the target itself selects; random
-    selection for the random score) and each selector's parameters and MACs per image.
+    paired difference against dense AL (the target itself selects; random selection for the
+    random score) and each selector's parameters and MACs per image.
     SVP and random-selection runs of the same grid are shown beside them when present.
 
     Returns the paths of ``main_table.{csv,md,tex,caption.md}``.
@@ -91,40 +95,39 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
         own = (pf | _baseline(df) | (df["selector"] == "svp")) & df["score"].isin(scores)
         df = df[own | (df["selector"] == "random")].copy()
     _require(df, "the main table", records, datasets=datasets, arch=arch, scores=scores)
-    df["method"] = df["method"].replace({"Dense AL": "Baseline"})  # the baseline of the table
-    order = (["Baseline"] + sorted(m for m in set(df["method"]) if m.startswith("SVP"))
-             + ["Random"] + [f"PruneFuse p={r:g}" for r in ratios])
+    order = ([DENSE] + sorted(m for m in set(df["method"]) if m.startswith("SVP"))
+             + [RANDOM] + [f"PruneFuse p={r:g}" for r in ratios])
     rows = []
     for dataset in [d for d in datasets if d in set(df["dataset"])]:
         d = df[df["dataset"] == dataset]
         for score in scores:
-            if score == "random":  # the Baseline of the random score is random selection
-                cell = d[d["selector"] == "random"].assign(method="Baseline")
-            else:  # random-selection runs appear in every score's block as "Random"
+            if score == "random":  # the baseline of the random score is random selection
+                cell = d[d["selector"] == "random"]
+            else:  # random-selection runs appear in every score's block as "random"
                 cell = d[(d["score"] == score) | (d["selector"] == "random")]
             if cell.empty or (score != "random" and score not in set(cell["score"])):
                 continue
             cell = cell.assign(method=pd.Categorical(cell["method"], order)).sort_values(
                 ["budget_pct", "method"])
-            table = _with_diffs(cell.assign(method=cell["method"].astype(str)), ["budget_pct"])
+            table = _with_diffs(cell.assign(method=cell["method"].astype(str)), ["budget_pct"],
+                                baseline=RANDOM if score == "random" else DENSE)
             for r in table.itertuples():
                 sel = cell[cell["method"].astype(str) == r.method]
                 params, macs = sel["selector_params"].dropna(), sel["selector_macs_per_sample"].dropna()
                 rows.append({
                     "dataset": dataset, "score": score, "budget (% of pool)": f"{r.budget_pct:g}",
                     "method": r.method, "test acc (%)": r.acc, "n": r.n,
-                    "Δ vs Baseline (pp) [95% CI]": r.diff,
+                    "Δ (pp) [95% CI]": r.diff,
                     "selector params (M)": f"{params.iloc[0] / 1e6:.3f}" if len(params) else "—",
                     "selector MACs / image (M)": f"{macs.iloc[0] / 1e6:.2f}" if len(macs) else "—",
                 })
     table = pd.DataFrame(rows)
     n = _plots().seeds_note(df, ["dataset", "score", "budget", "method"])
     caption = (f"Test accuracy (%) of the {arch} target, final epoch, {_plots().over_seeds(n)}. "
-               "Δ: the paired difference against the Baseline over the seeds both have (same "
-               "dense init, initial labels and pool), mean and 95% Student-t "
-               "interval in percentage points; * marks an interval that excludes zero. "
-               "Baseline = the dense target selects (random selection for the random score); "
-               "SVP = the proxy selects, target from scratch; Random = random selection, "
+               + diff_note("dense AL (random selection in the random score's block)",
+                           "same seed: the same dense init, initial labels and pool")
+               + " dense AL = the dense target selects; "
+               "SVP = the proxy selects, target from scratch; random = random selection, "
                "target from scratch; PruneFuse = pruned selector, fused target trained with KD.")
     paths = _write_table(out, name, df.drop(columns=PER_EPOCH), table, caption, 4)
     paths["caption"] = write_caption(
@@ -156,26 +159,26 @@ def figure3_selection_macs(records: str | os.PathLike, out: str | os.PathLike, *
         base = df[_baseline(df)]
         pf = df[_prunefuse(df) & _isin(df["ratio"], ratios)]
         df = pd.concat([pf.assign(method="PruneFuse")]
-                       + [base.assign(method="Baseline", ratio=p) for p in sorted(pf["ratio"].unique())])
+                       + [base.assign(method=DENSE, ratio=p) for p in sorted(pf["ratio"].unique())])
     _require(df, "Figure 3", records, dataset=dataset, arch=arch, score=score, budgets=budgets)
     df["gmacs"] = df["selection_macs"] / 1e9
     drawn = _plots().plot_selection_macs(df, out / name,
                                          title=f"Total selection cost, {dataset}, {arch}, {score}")
     g = df.groupby(["ratio", "budget_pct", "method"])["selection_macs"].mean().unstack("method")
-    ratios_seen = (g["Baseline"] / g["PruneFuse"]).rename("baseline_over_prunefuse")
+    ratios_seen = (g[DENSE] / g["PruneFuse"]).rename("dense_over_prunefuse")
     paths = _figure_files(out, name, drawn, df.merge(ratios_seen.reset_index(),
                                                      on=["ratio", "budget_pct"], how="left"))
     paths["caption"] = write_caption(
-        out, name, "Figure 3: total selection cost, PruneFuse vs baseline active learning",
+        out, name, "Figure 3: total selection cost, PruneFuse vs dense AL",
         "Cumulative selection cost in GMACs until the labeled set reaches each budget (% of "
         f"pool): the selectors trained on the earlier labeled sets ({TRAIN_FACTOR} MACs per "
         "image-epoch) and "
         "their pool passes (1 MAC per image); fvcore MACs. The same rule for both methods "
         "(docs/method.md, Cost accounting): PruneFuse's selector trained on a budget's own "
         "labeled set, its fusion source and KD teacher, is not selection cost and is not "
-        "shown, so at equal rounds the Baseline/PruneFuse ratio equals the ratio of their "
-        "selectors' per-image MACs (column baseline_over_prunefuse of the CSV). One panel per "
-        "pruning ratio p. Baseline: the dense target selects. Bars: mean ± sd over seeds "
+        "shown, so at equal rounds the dense AL/PruneFuse ratio equals the ratio of their "
+        "selectors' per-image MACs (column dense_over_prunefuse of the CSV). One panel per "
+        "pruning ratio p. dense AL: the dense target selects. Bars: mean ± sd over seeds "
         f"({_plots().seeds_note(df, ['ratio', 'method', 'budget'])}).",
         df, profile=profile, setting=f"{dataset}; target {arch}; score {score}",
         files=list(paths.values()))
@@ -301,10 +304,8 @@ def ablation(records: str | os.PathLike, out: str | os.PathLike, *, profile: str
             for r in table.itertuples()]
     n = _plots().seeds_note(df, ["ratio", "budget", "variant"])
     caption = (f"Test accuracy (%) of the {arch} target trained on the pruned network's "
-               f"selection, by target initialization and KD; {_plots().over_seeds(n)}. Δ: "
-               f"paired difference against {pf} (same seed and selection), mean and 95% "
-               "Student-t interval in percentage points; * marks an interval that excludes "
-               "zero.")
+               f"selection, by target initialization and KD; {_plots().over_seeds(n)}. "
+               + diff_note(pf, "same seed and selection"))
     paths = _write_table(out, name, df.drop(columns=[*PER_EPOCH, "method"]),
                          pd.DataFrame(rows), caption, 3)
     last = df[df["budget"] == df["budget"].max()]
@@ -334,7 +335,7 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
         pf = _prunefuse(df) & _isin(df["ratio"], ratios)
         df = df[pf | _baseline(df)].copy()
     _require(df, "the cost figure", records, dataset=dataset, arch=arch, score=score)
-    df["method"] = df["method"].where(df["selector"] == "prunefuse", "Baseline")
+    df["method"] = df["method"].where(df["selector"] == "prunefuse", DENSE)
     # Only the seeds that ran every budget: the main comparison's extra seeds train their
     # target at the largest budget only, and would make a line average other seeds (and
     # other machines' seconds) at its last point than at the others.
@@ -351,7 +352,7 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
         tgt_gmacs=("target_training_macs", lambda x: x.mean() / 1e9),
         tgt_s=("target_training_seconds", "median"), all_gmacs=("gmacs", "mean"),
         all_s=("seconds", "median")).reset_index()
-    base = g[g["method"] == "Baseline"]
+    base = g[g["method"] == DENSE]
     goal = base.loc[base["budget_pct"].idxmax(), "acc"] if not base.empty else None
     rows = []
     for r in g.itertuples():
@@ -463,10 +464,6 @@ def _variant_table(df: pd.DataFrame, out: Path, name: str, *, order: list[str], 
     return paths
 
 
-_DIFF_NOTE = ("Δ: paired difference against {} (same seed), mean and 95% Student-t interval "
-              "in percentage points; * marks an interval that excludes zero.")
-
-
 @artefact("table2", files=("csv", "md", "tex"), runs=lambda p: p.v2_runs(),
           params=lambda p: {**p.shown, "ratio": p.grid["variants"]["ratio"],
                             "t_syncs": p.grid["variants"]["t_syncs"]},
@@ -500,7 +497,7 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
                "any Δ at that budget is no V2 effect; it can only come from runs made on "
                "different CPUs (float rounding differs between them), a noise the later Δs "
                "carry too. "
-               + _DIFF_NOTE.format("V1"))
+               + diff_note("V1"))
     return _variant_table(df, out, name, order=order, caption=caption,
                           title="Table 2: PruneFuse V1 vs V2 by synchronisation period",
                           profile=profile, setting=f"{dataset}; target {arch}; score {score}")
@@ -536,7 +533,7 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
                "every trained tensor at its kept indices into theta_0; fresh: the same into a "
                "fresh init; conv_only: conv weights only, BN and classifier keep theta_0; fork: "
                "conv weights at [::2, ::2] when both widths are halved, else the leading corner, "
-               "into a fresh Xavier net. " + _DIFF_NOTE.format("indices"))
+               "into a fresh Xavier net. " + diff_note("indices"))
     return _variant_table(df, out, name, order=["indices", *fusions], caption=caption,
                           title="Ablation: readings of fusion", profile=profile,
                           setting=f"{dataset}; target {arch}; score {score}")
@@ -549,8 +546,8 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
 def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                    blocks: list[list[str]], score: str, ratios: list[float]) -> Paths:
     """The main table's comparison beyond the default grid: one block per ``[dataset,
-    target architecture]`` (Tiny ImageNet-200, the deeper targets), Baseline (dense AL) against
-    PruneFuse at each ratio, per budget, with the paired difference against the Baseline.
+    target architecture]`` (Tiny ImageNet-200, the deeper targets), dense AL against PruneFuse
+    at each ratio, per budget, with the paired difference against dense AL.
     Planned only with ``prunefuse reproduce --extended`` (hours of GPU per run).
 
     Returns the paths of ``extended_table.{csv,md,tex,caption.md}``.
@@ -562,8 +559,7 @@ def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profil
         df = df[pairs.isin([tuple(b) for b in blocks]) & _main_runs(df) & (df["score"] == score)
                 & (_baseline(df) | (_prunefuse(df) & _isin(df["ratio"], ratios)))].copy()
     _require(df, "the extended table", records, blocks=blocks, score=score, ratios=ratios)
-    df["method"] = df["method"].replace({"Dense AL": "Baseline"})
-    order = ["Baseline"] + [f"PruneFuse p={r:g}" for r in ratios]
+    order = [DENSE] + [f"PruneFuse p={r:g}" for r in ratios]
     rows = []
     for dataset, arch in blocks:
         cell = df[(df["dataset"] == dataset) & (df["arch"] == arch)]
@@ -573,12 +569,11 @@ def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profil
         for r in _with_diffs(cell, ["budget_pct"]).itertuples():
             rows.append({"dataset": dataset, "target": arch,
                          "budget (% of pool)": f"{r.budget_pct:g}", "method": r.method,
-                         "test acc (%)": r.acc, "n": r.n, "Δ vs Baseline (pp) [95% CI]": r.diff})
+                         "test acc (%)": r.acc, "n": r.n, "Δ vs dense AL (pp) [95% CI]": r.diff})
     n = _plots().seeds_note(df, ["dataset", "arch", "budget", "method"])
     caption = (f"Test accuracy (%) of each target, final epoch, score {score}, "
-               f"{_plots().over_seeds(n)}. Baseline = the dense target selects; PruneFuse = the target "
-               "pruned at p selects, fused target trained with KD. " + _DIFF_NOTE.format(
-                   "the Baseline"))
+               f"{_plots().over_seeds(n)}. dense AL = the dense target selects; PruneFuse = the target "
+               "pruned at p selects, fused target trained with KD. " + diff_note(DENSE))
     paths = _write_table(out, name, df.drop(columns=PER_EPOCH), pd.DataFrame(rows), caption, 5)
     paths["caption"] = write_caption(
         out, name, "Beyond the main table: Tiny ImageNet and deeper targets", caption, df,

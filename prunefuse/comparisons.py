@@ -20,6 +20,9 @@ from typing import Any
 
 from .config import READINGS, make_config, run_id
 from .judge import HYPOTHESES
+from .runs import SELECTOR_LABELS
+
+DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
 
 # The authors' KD values (their reading's preset), for the arms that use them alone.
 AUTHORS_KD = {key: READINGS["authors"][key] for key in ("kd_lambda", "kd_temperature", "kd_t2")}
@@ -149,21 +152,21 @@ def _study() -> Study:
         Arm("pf_fused", "fused, no KD", {**pf, "kd_lambda": 0.0}, on="pf"),
         Arm("pf_fused_kd_authors", "fused + the authors' KD", {**pf, **AUTHORS_KD}, on="pf"),
         Arm("pf_fused_kd_ours", "fused + our KD", dict(pf), on="pf"),
-        Arm("dense_retrained", "dense AL's selection", {"selector": "dense"}, on="dense"),
+        Arm("dense_retrained", f"{DENSE}'s selection", {"selector": "dense"}, on="dense"),
     ]
     short = [Arm(f"{a.key}_{e}", f"{a.label}, {e} epochs", {**a.params, "target_epochs": e},
                  on="pf")
              for a in retrain[1:4] for e in (10, 20, 30)]
     arms = _arms(
-        Arm("dense", "dense AL", {"selector": "dense"}),
+        Arm("dense", DENSE, {"selector": "dense"}),
         Arm("pf", "PruneFuse p=0.5", pf),
         Arm("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
-        Arm("random", "random", {"selector": "random"}),
+        Arm("random", RANDOM, {"selector": "random"}),
         *[Arm(f"{k}_low", label, params, on=k, role=k)
-          for k, label, params in (("dense", "dense AL", {"selector": "dense"}),
+          for k, label, params in (("dense", DENSE, {"selector": "dense"}),
                                    ("pf", "PruneFuse p=0.5", pf),
                                    ("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
-                                   ("random", "random", {"selector": "random"}))],
+                                   ("random", RANDOM, {"selector": "random"}))],
         *retrain, *short)
     main = ("dense", "pf", "pf_authors", "random")
     groups = (

@@ -30,9 +30,12 @@ from .registry import (
     _require,
     _write_table,
     artefact,
+    diff_note,
     write_caption,
 )
-from .runs import BEST_LABEL, results_table
+from .runs import BEST_LABEL, SELECTOR_LABELS, results_table
+
+DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
 
 # Within REACH_POINTS of dense AL's accuracy at the profile's own epochs counts as "reached"
 # in the time-to-accuracy table; the recipe counts as converged when training the same
@@ -109,20 +112,19 @@ def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profi
         rnd = (df["selector"] == "random") & _main_runs(df)
         df = df[(pf | dense | rnd) & _isin(df["budget"], [budget])].copy()
         df["arm"] = [f"PruneFuse p={ratio:g}" if s == "prunefuse" else
-                     "Dense AL" if s == "dense" else "Random" for s in df["selector"]]
+                     DENSE if s == "dense" else RANDOM for s in df["selector"]]
     _require(df, "the main comparison", records, dataset=dataset, arch=arch, ratio=ratio,
              budget=budget)
-    rows, diffs = _diff_rows(df, ["Dense AL", f"PruneFuse p={ratio:g}", "Random"], "Dense AL")
+    rows, diffs = _diff_rows(df, [DENSE, f"PruneFuse p={ratio:g}", RANDOM], DENSE)
     for row in rows:
         d = diffs.get(row["arm"])
         ok = d is not None and d["n_pairs"] >= 2
         row["interval width (pp)"] = f"{d['ci_high'] - d['ci_low']:.2f}" if ok else ""
     note = _plots().seeds_note(df, ["arm"])
     caption = (f"The main comparison at {100 * budget:g}% of the pool ({arch}): final test "
-               f"accuracy (%), {_plots().over_seeds(note)}. Δ: paired difference against "
-               "dense AL (same seed: the same pool, initial labels and dense init), mean and "
-               "95% Student-t interval in points, * when it excludes zero; the width is that "
-               "interval's.")
+               f"accuracy (%), {_plots().over_seeds(note)}. "
+               + diff_note("dense AL", "same seed: the same pool, initial labels and dense init")
+               + " The width is that interval's.")
     return _table(out, name, "The main comparison at the largest budget", caption, df, rows, 1,
                   profile=profile, setting=f"{dataset}; target {arch}; score {score}")
 
@@ -154,9 +156,7 @@ def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: 
                f"PruneFuse p={ratio:g}, each seed's own selection; {_plots().over_seeds(note)}. No KD: "
                f"lambda 0; the authors' KD: {authors[0]}; ours: {ours[0]} (about "
                f"{ours[1] / authors[1]:.0f} times the authors' pull towards the teacher, relative "
-               "to CE: distill.kd_pull). Δ: paired difference against no KD (same seed), mean and 95% "
-               "Student-t interval in percentage points; * marks an interval that excludes "
-               "zero.")
+               "to CE: distill.kd_pull). " + diff_note("no KD"))
     return _table(out, name, "KD strength on PruneFuse's selection", caption, df, rows, 1,
                   profile=profile, setting=f"{dataset}; target {arch}; score {score}")
 
@@ -217,15 +217,15 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
         seeds = set(df.loc[authors, "seed"])
         df = df[(authors | ours | dense) & df["seed"].isin(seeds)].copy()
         df["arm"] = ["PruneFuse, authors' reading" if r == "authors"
-                     else ("Dense AL" if s == "dense" else "PruneFuse, our reading")
+                     else (DENSE if s == "dense" else "PruneFuse, our reading")
                      for r, s in zip(df["reading"], df["selector"])]
         df["final_pct"] = 100 * df["final_test_acc"]
     _require(df, "the authors' reading", records, dataset=dataset, arch=arch, ratio=ratio,
              reading="authors")
     rows = []
     for budget, cell in df.groupby("budget_pct", sort=True):
-        diffs = _paired(cell, "Dense AL", "final_pct")
-        for arm in ["Dense AL", "PruneFuse, our reading", "PruneFuse, authors' reading"]:
+        diffs = _paired(cell, DENSE, "final_pct")
+        for arm in [DENSE, "PruneFuse, our reading", "PruneFuse, authors' reading"]:
             a = cell[cell["arm"] == arm]
             if a.empty:
                 continue
@@ -234,7 +234,7 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
                 "budget (% of pool)": f"{budget:g}", "arm": arm,
                 "final-epoch acc (%)": stats.format_mean_sd(a["final_pct"]),
                 "n": int(a["seed"].nunique()),
-                "Δ vs Dense AL (pp) [95% CI]": "" if arm == "Dense AL"
+                "Δ vs dense AL (pp) [95% CI]": "" if arm == DENSE
                 else (stats.format_diff(d) if d is not None else "—"),
                 f"acc, {BEST_LABEL} (%)": stats.format_mean_sd(a["best_acc_pct"])
                 if (a["reading"] == "authors").all() else ""})
@@ -247,8 +247,7 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
                f"fresh Xavier net at [::2]), {preset['prune_steps']} iterative pruning steps); "
                "mean ± sd over the seeds the authors' "
                f"arm has ({note}). The last column is the authors' reported number, the best "
-               "epoch, which was chosen by looking at the test set. Δ: paired difference "
-               "against dense AL (same seed), 95% Student-t interval; * excludes zero.")
+               "epoch, which was chosen by looking at the test set. " + diff_note("dense AL"))
     return _table(out, name, "PruneFuse under the authors' reading", caption, df, rows, 2, profile=profile,
                   setting=f"{dataset}; target {arch}; score {score}")
 
@@ -465,8 +464,7 @@ def convergence(records: str | os.PathLike, out: str | os.PathLike, *, profile: 
     caption = (f"Convergence at {100 * budget:g}% of the pool: test accuracy (%) of dense AL's "
                f"{arch} target, each seed's own selection, trained from scratch for the "
                f"profile's {own} epochs and for longer full schedules (cosine, the same peak "
-               f"learning rate); {_plots().over_seeds(note)}. Δ: paired difference against "
-               f"{own} epochs (same seed), mean and 95% Student-t interval in points; * excludes "
-               f"zero. A gain below {CONVERGED_POINTS:g} point counts as converged.")
+               f"learning rate); {_plots().over_seeds(note)}. " + diff_note(f"{own} epochs")
+               + f" A gain below {CONVERGED_POINTS:g} point counts as converged.")
     return _table(out, name, "Convergence of the recipe", caption, df, rows, 1,
                   profile=profile, setting=f"{dataset}; target {arch}; score {score}")

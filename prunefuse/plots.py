@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .runs import VARIANTS  # noqa: E402
+from .runs import SELECTOR_LABELS, VARIANTS  # noqa: E402
 from .stats import ci_interval, mean_ci  # noqa: E402
 
 
@@ -138,7 +138,7 @@ def plot_selection_macs(df, path: str | os.PathLike, title: str = "") -> list[Pa
     """Figure 3: total selection cost, PruneFuse vs baseline, grouped by budget, one panel per p.
 
     Args:
-        df: columns ``ratio`` (panel), ``method`` (``Baseline`` or ``PruneFuse``), ``budget_pct``,
+        df: columns ``ratio`` (panel), ``method`` (``dense AL`` or ``PruneFuse``), ``budget_pct``,
             ``gmacs`` (cumulative selection GMACs at that budget) and ``seed``.
     """
     setup_style()
@@ -148,7 +148,7 @@ def plot_selection_macs(df, path: str | os.PathLike, title: str = "") -> list[Pa
     for ax, p in zip(axes, ratios):
         sub = df[df["ratio"] == p]
         sns.barplot(data=sub, x="budget_pct", y="gmacs", hue="method", order=order,
-                    hue_order=["Baseline", "PruneFuse"], errorbar="sd", ax=ax)
+                    hue_order=[SELECTOR_LABELS["dense"], "PruneFuse"], errorbar="sd", ax=ax)
         ax.set(title=f"p = {p:g}", xlabel="labeled set (% of pool)",
                ylabel="total selection cost (GMACs)")
         ax.set_xticks(range(len(order)), [f"{b:g}" for b in order])

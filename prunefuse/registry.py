@@ -197,6 +197,12 @@ def _hardware(df: pd.DataFrame) -> str:
     return "; ".join(out) or "unknown"
 
 
+def diff_note(against: str, pairing: str = "same seed") -> str:
+    """The note under every Δ column: what it is paired against and how it is read."""
+    return (f"Δ: paired difference against {against} ({pairing}), mean and 95% Student-t "
+            "interval in percentage points; * marks an interval that excludes zero.")
+
+
 def write_caption(out: Path, name: str, title: str, text: str, df: pd.DataFrame, *,
                   profile: str, setting: str, files: list[Path]) -> Path:
     """``<name>.caption.md``: what is shown, then profile, dataset, hardware, dates and files."""

@@ -319,9 +319,14 @@ def variant(cfg: dict) -> str:
     return VARIANTS[1] if kd else VARIANTS[0]
 
 
+# The baselines' names, everywhere a table, figure, caption or claim names them (the study's
+# arms take theirs from here too, prunefuse.comparisons).
+SELECTOR_LABELS = {"dense": "dense AL", "random": "random"}
+
+
 def method_label(cfg: dict) -> str:
     """The method's name in tables and legends: ``PruneFuse p=0.5`` (fused + KD, as the paper
-    runs it; other variants in brackets), ``SVP (resnet8)``, ``Dense AL`` or ``Random``."""
+    runs it; other variants in brackets), ``SVP (resnet8)``, ``dense AL`` or ``random``."""
     sel = cfg["selector"]
     if sel == "prunefuse":
         v = variant(cfg)
@@ -329,7 +334,7 @@ def method_label(cfg: dict) -> str:
     elif sel == "svp":
         name = f"SVP ({cfg['proxy_arch']})"
     else:
-        name = {"dense": "Dense AL", "random": "Random"}[sel]
+        name = SELECTOR_LABELS[sel]
     if cfg.get("reading", "ours") != "ours":
         name += f" [{cfg['reading']}' reading]"
     if cfg.get("report", "final") == "best":

@@ -258,7 +258,7 @@ def test_demo_code_path_on_fashion_mnist(tmp_path, capsys):
     result = run_demo(tmp_path, progress=False, max_train=1500, max_test=500, arch="resnet8",
                       selector_epochs=10, target_epochs=10)
     table = result["table"]
-    assert sorted(table["method"].unique()) == ["Dense AL", "PruneFuse p=0.5", "Random",
+    assert sorted(table["method"].unique()) == ["PruneFuse p=0.5", "dense AL", "random",
                                                 "SVP (resnet8)"]
     last = table[table["budget"] == 0.2]
     assert (last["final_test_acc"] > 0.3).all(), last  # chance is 0.1

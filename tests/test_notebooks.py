@@ -546,7 +546,7 @@ def test_smoke_batch_writes_every_figure_and_table(batch):
         assert "Hardware: cpu" in caption and re.search(r"\d{4}-\d\d-\d\d", caption)
         assert re.search(r"n=1 seed|one seed", caption), caption  # every caption states its n
     main_md = (figures / "main_table.md").read_text()
-    for header in ("Baseline", "PruneFuse p=0.5", "PruneFuse p=0.6", "selector params (M)",
+    for header in ("dense AL", "PruneFuse p=0.5", "PruneFuse p=0.6", "selector params (M)",
                    "selector MACs / image (M)"):
         assert header in main_md
     assert r"\begin{tabular}" in (figures / "main_table.tex").read_text()
@@ -562,9 +562,9 @@ def test_smoke_batch_writes_every_figure_and_table(batch):
     # the ratio of the two selectors' MACs per image.
     fig3 = pd.read_csv(figures / "figure3_selection_macs.csv")
     for _, rows in fig3.groupby("ratio"):
-        per_image = (rows.loc[rows["method"] == "Baseline", "selector_macs_per_sample"].iloc[0]
+        per_image = (rows.loc[rows["method"] == "dense AL", "selector_macs_per_sample"].iloc[0]
                      / rows.loc[rows["method"] == "PruneFuse", "selector_macs_per_sample"].iloc[0])
-        assert rows["baseline_over_prunefuse"].to_numpy() == pytest.approx(per_image, rel=1e-12)
+        assert rows["dense_over_prunefuse"].to_numpy() == pytest.approx(per_image, rel=1e-12)
         assert rows["budget_pct"].nunique() == 2
     curves = pd.read_csv(figures / "figure4_epochs.csv")
     assert set(curves["ratio"]) == {0.5, 0.6} and set(curves["epoch"]) == {1}
@@ -603,10 +603,10 @@ def test_extended_table_builds_from_records(batch, tmp_path):
                            blocks=[["synthetic", "resnet8"], ["cifar10", "resnet110"]],
                            score="least_confidence", ratios=[0.5, 0.6])
     table = pd.read_csv(paths["csv"])
-    assert set(table["method"]) == {"Baseline", "PruneFuse p=0.5", "PruneFuse p=0.6"}
+    assert set(table["method"]) == {"dense AL", "PruneFuse p=0.5", "PruneFuse p=0.6"}
     md = paths["md"].read_text()
     assert md.count("| synthetic | resnet8 |") == 3 * 2  # methods x smoke budgets
-    assert "resnet110" not in md and "Baseline" in md
+    assert "resnet110" not in md and "dense AL" in md
     assert "target resnet8" in paths["caption"].read_text()
 
 
@@ -832,7 +832,7 @@ def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
     md = paths["md"].read_text()
     # budget 30%: baseline 40 and 60 -> 50.00 +- 14.14; PruneFuse 50 and 70 -> 60.00 +- 14.14,
     # +10 points in both seeds: a paired interval of zero width, which excludes zero.
-    assert "| synthetic | least_confidence | 30 | Baseline | 50.00 ± 14.14 | 2 |  | 0.078 |" in md
+    assert "| synthetic | least_confidence | 30 | dense AL | 50.00 ± 14.14 | 2 |  | 0.078 |" in md
     assert ("| synthetic | least_confidence | 30 | PruneFuse p=0.5 | 60.00 ± 14.14 | 2 | "
             "+10.00 [+10.00, +10.00]* | 0.020 | 3.00 |") in md
     caption = paths["caption"].read_text()
@@ -844,7 +844,7 @@ def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
                                             budgets=[0.2, 0.3], **kw)
     data = pd.read_csv(fig3["csv"])
     assert sorted(data.groupby("method")["gmacs"].max()) == [2.0, 8.0]
-    assert (data["baseline_over_prunefuse"] == 4.0).all()
+    assert (data["dense_over_prunefuse"] == 4.0).all()
     cost = artefacts.cost_accuracy(records, out, dataset="synthetic", score="least_confidence",
                                    ratios=[0.5], **kw)
     rows = {line.split(" | ")[0].strip("| ") + line.split(" | ")[1]: line
@@ -852,7 +852,7 @@ def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
     # the baseline's final mean (50%) is first reached by PruneFuse at 20% (40, 60 -> 50):
     # selection 1 s (1e9 MACs at 1e-9 s per MAC here) + 1 s target training
     assert rows["PruneFuse p=0.520"].endswith("| 2.0 |")
-    assert rows["Baseline30"].endswith("| 9.0 |")
+    assert rows["dense AL30"].endswith("| 9.0 |")
 
 
 def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(tmp_path):
@@ -961,7 +961,7 @@ def test_cost_keeps_seeds_with_every_budget_and_takes_median_seconds(tmp_path):
     cost = artefacts.cost_accuracy(records, out, dataset="synthetic", score="least_confidence",
                                    ratios=[0.5], profile="smoke", arch="resnet8")
     row = next(line for line in cost["md"].read_text().splitlines()
-               if line.startswith("| Baseline | 30 |"))
+               if line.startswith("| dense AL | 30 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "50.00 ± 10.00 (n=3)"  # seeds 0-2; not seed 3's 99%
     assert cells[-2] == "9.0"  # totals 108, 9 and 9 s: the median, where the mean is 42

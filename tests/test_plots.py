@@ -8,9 +8,9 @@ from prunefuse.plots import accuracy_and_cost_figure, plot_accuracy_and_cost
 
 # The demo's four methods at its two budgets, two seeds each so the lines carry bands.
 ROWS = [(method, budget, seed, acc + 0.004 * seed, macs)
-        for method, accs, macs in [("Dense AL", (0.711, 0.733), (4.8e11, 1.32e12)),
+        for method, accs, macs in [("dense AL", (0.711, 0.733), (4.8e11, 1.32e12)),
                                    ("PruneFuse p=0.5", (0.725, 0.693), (2.3e11, 6.2e11)),
-                                   ("Random", (0.713, 0.680), (0.0, 0.0)),
+                                   ("random", (0.713, 0.680), (0.0, 0.0)),
                                    ("SVP (resnet8)", (0.693, 0.683), (1.5e11, 4.1e11))]
         for budget, acc, macs in [(0.1, accs[0], macs[0]), (0.2, accs[1], macs[1])]
         for seed in (0, 1)]
