@@ -453,6 +453,24 @@ def verdict_cell(c: Claim) -> str:
     return c.verdict + where
 
 
+def verdict_lines(claims: list[Claim]) -> list[str]:
+    """One Markdown line per claim row, answer first (the family-wise verdict), for the top
+    of a results page."""
+    out = []
+    for c in claims:
+        ci = "" if c.n < 2 else f" [{fmt_number(c.low, c.unit)}, {fmt_number(c.high, c.unit)}]"
+        crossed = "" if c.cross_machine == "0" else f"; pairs across machines: {c.cross_machine}"
+        out.append(f"**{c.family_verdict}** (per claim: {c.verdict}): {c.claim}; {c.budget}: "
+                   f"{fmt_number(c.mean, c.unit)}{ci} {c.unit}, n={c.n}, "
+                   f"{hypothesis_text(c)}{crossed}")
+    return out
+
+
+def read_claims(path: str | os.PathLike) -> list[Claim]:
+    """The claims a ``claims.json`` holds."""
+    return [Claim(**row) for row in json.loads(Path(path).read_text())]
+
+
 def claims_markdown(claims: list[Claim]) -> str:
     lines = ["| claim | source | comparison | budget | n | mean | 95% CI | hypothesis | "
              "verdict | family-wise (Holm) |", "|---|---|---|---|---|---|---|---|---|---|"]

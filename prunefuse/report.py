@@ -39,8 +39,34 @@ def _png(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
+# The caption bullets that say where an artefact's numbers come from: the page states them
+# once, for every artefact, at its top.
+PROVENANCE_BULLETS = ("- Profile:", "- Dataset:", "- Hardware:", "- Date:", "- Records:",
+                      "- Command:", "- Files:")
+
+
+def _title(name: str, figures: Path) -> str | None:
+    caption = figures / f"{ARTEFACTS[name].stem}.caption.md"
+    return caption.read_text().partition("\n")[0].lstrip("# ") if caption.exists() else None
+
+
+def verdicts(figures: Path) -> list[str]:
+    """The claims' verdicts, one Markdown line each, family-wise verdict first: from the
+    study's claims if the batch built them, else from the claims artefact's."""
+    from .claims import read_claims, verdict_lines
+    from .study import verdict_lines as study_lines
+
+    if (figures / "study_claims.csv").exists():
+        return study_lines(pd.read_csv(figures / "study_claims.csv"))
+    if (figures / "claims.json").exists():
+        return verdict_lines(read_claims(figures / "claims.json"))
+    return []
+
+
 def artefact_section(name: str, figures: Path) -> str | None:
-    """The HTML of one artefact (``<section id=NAME>``), or None when it wrote nothing here."""
+    """The HTML of one artefact (``<section id=NAME>``), or None when it wrote nothing here:
+    its title, figure, table and caption text, without the provenance bullets the page gives
+    once."""
     stem = ARTEFACTS[name].stem
     caption, table = figures / f"{stem}.caption.md", figures / f"{stem}.md"
     png = figures / f"{stem}.png"
@@ -49,6 +75,7 @@ def artefact_section(name: str, figures: Path) -> str | None:
     parts = [f'<section id="{html.escape(name)}" data-artefact="{html.escape(name)}">']
     text = caption.read_text()
     title, _, rest = text.partition("\n")
+    rest = "\n".join(ln for ln in rest.splitlines() if not ln.startswith(PROVENANCE_BULLETS))
     parts.append(f"<h2>{html.escape(title.lstrip('# '))}</h2>")
     if png.exists():
         parts.append(_png(png))
@@ -98,10 +125,20 @@ def write_page(path: str | os.PathLike, *, figures: str | os.PathLike,
         f"<code>{html.escape(c)}</code>" for c in commands))]
     prov = "".join(f"<tr><td>{html.escape(k)}</td><td>{v if k == 'commands' else html.escape(v)}"
                    f"</td></tr>" for k, v in rows)
-    toc = "".join(f'<li><a href="#{html.escape(a)}">{html.escape(a)}</a></li>'
+    toc = "".join(f'<li><a href="#{html.escape(a)}">{html.escape(_title(a, figures))}</a></li>'
                   for a in artefacts if a not in missing)
-    body = [f"<h1>{html.escape(title)}</h1>", f'<table class="prov">{prov}</table>',
-            f"<ul>{toc}</ul>"]
+    lines = verdicts(figures)
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if lines:
+        body += ['<section id="verdicts"><h2>Verdicts</h2>',
+                 _md("Each claim at each budget, the family-wise verdict first (Holm over every "
+                     "row), then the per-claim one, the mean with its 95% interval, n and the "
+                     "hypothesis; the claims table below has the details.\n\n"
+                     + "\n".join(f"- {ln}" for ln in lines)), "</section>"]
+    body += [f"<h2>Contents</h2><ul>{toc}</ul>",
+             "<h2>Provenance</h2><p>For every artefact on this page: the records, their "
+             "package commits, machines and dates, and the command that built the page.</p>",
+             f'<table class="prov">{prov}</table>']
     if missing:
         body.append(f"<p>Not built in this batch: {html.escape(', '.join(missing))}.</p>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -111,6 +111,13 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
     return out
 
 
+def blocks_per_machine(df: pd.DataFrame) -> str:
+    """How many blocks ran on each machine, for a caption: ``3 blocks on <CPU>; ...``."""
+    counts = df.assign(machine=df["machine"].fillna("a machine the records do not name")) \
+        .groupby("machine")["block"].nunique()
+    return "; ".join(f"{n} block{'s' if n != 1 else ''} on {m}" for m, n in counts.items())
+
+
 def arms_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per group, pool, budget and arm: n seeds, accuracy mean +- sd, and the machines."""
     rows = []
@@ -139,7 +146,8 @@ def study_arms(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
                                 f"`prunefuse reproduce --profile {profile} --out DIR` first")
     table = arms_table(df)
     caption = ("Test accuracy of the target (%) of every arm, mean ± sd over its seeds, per "
-               "block family, pool size and budget; machines: how many CPUs its runs ran on.")
+               "block family, pool size and budget; machines: how many CPUs its runs ran on. "
+               f"Every block's runs ran on one machine: {blocks_per_machine(df)}.")
     paths = _write_table(out, "study_arms", df.drop(columns=["epoch_acc_pct"]), table,
                          caption, n_text=4)
     paths["caption"] = write_caption(out, "study_arms", "Every arm of the study", caption, df,
@@ -207,7 +215,8 @@ def study_claims(records: str | os.PathLike, out: str | os.PathLike, *, profile:
             f"{counts.get('not shown', 0)} not shown at this n. Each row pairs the runs of "
             "one seed's block, all on one machine; Δ is arm minus comparator (points of test "
             "accuracy) or their ratio, with its 95% paired t interval. Non-inferiority and "
-            "equivalence claims state their margin (docs/method.md, \"Margins\").")
+            "equivalence claims state their margin (docs/method.md, \"Margins\"). Blocks: "
+            f"{blocks_per_machine(df)}.")
     paths = _write_table(out, "study_claims", rows, claims_table(rows), text, n_text=4)
     paths["caption"] = write_caption(out, "study_claims", "Claims, decided from the study",
                                      "\n".join(["Verdicts first:", "",
@@ -288,7 +297,7 @@ def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str)
             "budget 30%) each statistic is paired within one seed's block on one machine; the "
             "slope regresses every pair's value on log2(pool size) (least squares, 95% t "
             "interval). Differences are in points of test accuracy, ratios PruneFuse over "
-            "dense AL.")
+            f"dense AL. Blocks: {blocks_per_machine(df)}.")
     paths = _write_table(out, "scaling", pd.concat([rows, fits.assign(kind="slope")]), table,
                          text, n_text=1)
     drawn = rows.assign(panel=[("difference (points)" if u == "points" else "ratio")

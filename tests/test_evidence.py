@@ -172,7 +172,7 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
     claims = json.loads((figures / "claims.json").read_text())
     ids = {c["id"] for c in claims}
     assert {"MainPF", "PFRandom", "DenseRandom", "KDOurs", "KDAuthors", "AuthorsPF"} <= ids
-    assert "| Random |" in (figures / "main_comparison.md").read_text()  # score "random" kept
+    assert "| random |" in (figures / "main_comparison.md").read_text()  # score "random" kept
     # the KD claims pair the very runs of the KD table
     runs = pd.read_csv(figures / "kd_strength.csv").pivot_table(index="seed", columns="arm",
                                                                  values="acc_pct")
@@ -225,7 +225,11 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
             assert not (tag in ("script", "link") and (a.get("src") or a.get("href"))), tag
 
     Parser().feed(page)
-    assert sections == EVIDENCE
+    # the verdicts first (answer first), then one section per artefact; the provenance once
+    assert sections == [None, *EVIDENCE] and page.index("Verdicts") < page.index("Contents")
+    first = next(c for c in claims if c["family_verdict"])
+    assert f"<strong>{first['family_verdict']}</strong>" in page
+    assert page.count("- Hardware:") == 0 and page.count('class="prov"') == 1
     assert imgs and all(s.startswith("data:image/png;base64,") for s in imgs)
     assert "package commits" in page and "prunefuse reproduce" in page
     assert numbers_in(md) and numbers_in("−1.25 and +0.40") == {"-1.25", "0.40"}

@@ -170,6 +170,7 @@ def _fake_study(seed_shift=0.0):
             c["run_seconds"] = sec * pool / 4000 + 200
             c["selection_macs"] = sec * 1e12
             c["finished"] = "2026-12-07T10:00:00"
+            c["block"] = [f"{group}/{pool}/s{s}" for s in range(5)]
             c["run_id"] = [f"{role}-{pool}-{s}" for s in range(5)]
             c["git_commit"], c["device"], c["threads"], c["cpu"] = "abc", "cpu", 1, "m"
             cells.append(c)
