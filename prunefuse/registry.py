@@ -42,6 +42,9 @@ class Artefact:
     # Planned only when asked for (``--extended``, or named in ``--only``): runs too costly
     # to start by default.
     optional: bool = False
+    # Built from whatever runs have finished (``--records``), not only once all are: a
+    # declared study's artefacts pair within blocks, and an unfinished block has no pair.
+    partial: bool = False
 
     @property
     def stem(self) -> str:
@@ -69,12 +72,12 @@ def _listing_order(art: Artefact) -> tuple[int, int]:
 
 def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
              params: Callable[[Any], dict[str, Any]], needs: str | None = None,
-             optional: bool = False) -> Callable:
+             optional: bool = False, partial: bool = False) -> Callable:
     """Declare the builder below as artefact ``name`` (see :class:`Artefact`)."""
     def wrap(builder: Callable[..., Paths]) -> Callable[..., Paths]:
         if name in ARTEFACTS:
             raise ValueError(f"artefact {name!r} is declared twice")
-        ARTEFACTS[name] = Artefact(name, builder, files, runs, params, needs, optional)
+        ARTEFACTS[name] = Artefact(name, builder, files, runs, params, needs, optional, partial)
         listed = sorted(ARTEFACTS.values(), key=_listing_order)
         ARTEFACTS.clear()
         ARTEFACTS.update((a.name, a) for a in listed)

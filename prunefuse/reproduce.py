@@ -227,11 +227,14 @@ def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,
     for name, params in the_plan.notebooks.items():
         lacks = [r.run_id for r in the_plan.runs if name in r.artefacts
                  and not is_done(records / r.run_id)]
-        if lacks:
+        if lacks and not ARTEFACTS[name].partial:
             missing[name] = lacks
             log(f"artefact {name}: not built, {len(lacks)} run(s) missing from {records}: "
-                + ", ".join(lacks))
+                + ", ".join(lacks[:3]) + (f" and {len(lacks) - 3} more" if len(lacks) > 3 else ""))
             continue
+        if lacks:  # a study's artefact is built from the blocks that have finished
+            log(f"artefact {name}: {len(lacks)} of its runs not finished yet; built from the "
+                "others")
         start = time.perf_counter()
         try:
             ARTEFACTS[name].builder(records, figures, **params)

@@ -136,7 +136,7 @@ def _study_params(planner) -> dict:
 
 
 @artefact("study_arms", files=("csv", "md", "tex"), runs=lambda p: p.study_runs(),
-          params=_study_params, needs="study")
+          params=_study_params, needs="study", partial=True)
 def study_arms(records: str | os.PathLike, out: str | os.PathLike, *, profile: str) -> Paths:
     """Every arm of the study per block family, pool size and budget: n, mean +- sd."""
     out = Path(out)
@@ -198,7 +198,7 @@ def verdict_lines(rows: pd.DataFrame) -> list[str]:
 
 
 @artefact("study_claims", files=("csv", "md", "tex"), runs=lambda p: p.study_runs(),
-          params=_study_params, needs="study")
+          params=_study_params, needs="study", partial=True)
 def study_claims(records: str | os.PathLike, out: str | os.PathLike, *, profile: str) -> Paths:
     """Every declared claim of the study at every group, pool size and budget its arms ran."""
     out = Path(out)
@@ -273,7 +273,7 @@ def scaling_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, 
 
 
 @artefact("scaling", files=("csv", "md", "tex", "pdf", "png"), runs=lambda p: p.study_runs(),
-          params=_study_params, needs="study")
+          params=_study_params, needs="study", partial=True)
 def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str) -> Paths:
     """The main comparison's differences and the cost ratios against pool size, with the
     slope per doubling of the pool."""
