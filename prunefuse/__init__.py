@@ -17,7 +17,50 @@ records only), and the batch that regenerates them: ``grid`` (which runs), ``exe
 
 __version__ = "0.1.0"
 
-from . import imagefolder  # noqa: E402,F401 (registers dataset "imagefolder")
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+# Where each module of the earlier flat layout lives now (prunefuse.<old> -> prunefuse.<new>).
+# The old names still import, as the very module of the new home (one object in sys.modules,
+# so patching either name patches both): notebooks, docs and users' copies name them.
+MOVED: dict[str, str] = {
+    "imagefolder": "data.imagefolder",
+    "fingerprint": "data.fingerprint",
+}
+
+
+class _MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``prunefuse.<old>`` of :data:`MOVED` as ``prunefuse.<new>``."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, old = fullname.rpartition(".")
+        if package == __name__ and old in MOVED:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return None  # a placeholder, replaced in sys.modules by exec_module
+
+    def exec_module(self, module):
+        old = module.__name__.rpartition(".")[2]
+        sys.modules[module.__name__] = importlib.import_module(f"{__name__}.{MOVED[old]}")
+
+
+# First, so that a stale copy of an old module (an earlier install's file) never shadows the move.
+if not any(isinstance(f, _MovedFinder) for f in sys.meta_path):
+    sys.meta_path.insert(0, _MovedFinder())
+
+
+def __getattr__(name: str):
+    """``prunefuse.<old>`` as an attribute, as it was once any module had imported it."""
+    if name in MOVED:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+from .data import imagefolder  # noqa: E402,F401 (registers dataset "imagefolder")
 
 # A batch's kernels load the plugins the `prunefuse` command was given (prunefuse.plugins).
 from .plugins import load_from_env as _load_plugins  # noqa: E402

@@ -47,8 +47,8 @@ from .config import (
     validate,
 )
 from .data import ImageDataset
+from .data.fingerprint import check_unchanged, fingerprint
 from .device import cpu_description, device_name, resolve_device
-from .fingerprint import check_unchanged, fingerprint
 from .flops import CostLedger
 from .models import build_model, check_model, count_params
 from .runs import (

@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
+from .data.imagefolder import IMAGE_SUFFIXES, load_images, read_csv
 from .errors import ConfigError
-from .imagefolder import IMAGE_SUFFIXES, load_images, read_csv
 from .runs import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 PROJECT = "project.json"

@@ -165,7 +165,7 @@ def check_done_data(profile: str, runs: list[Run], runs_dir: str | os.PathLike) 
     """
     from .config import make_config
     from .data import check_data, pool_seed_of
-    from .fingerprint import check_unchanged
+    from .data.fingerprint import check_unchanged
     from .runs import read_config
 
     loaded: dict[str, Any] = {}
