@@ -28,6 +28,15 @@ import sys
 MOVED: dict[str, str] = {
     "imagefolder": "data.imagefolder",
     "fingerprint": "data.fingerprint",
+    "config": "run.config",
+    "experiment": "run.experiment",
+    "steps": "run.steps",
+    "charges": "run.charges",
+    "runs": "run.records",
+    "stats": "run.stats",
+    "blocks": "run.blocks",
+    "estimate": "run.estimate",
+    "label": "run.label",
 }
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import stats
 from .flops import TRAIN_FACTOR
 from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public here too)
     ARTEFACTS,
@@ -43,7 +42,8 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     diff_note,
     write_caption,
 )
-from .runs import PER_EPOCH, PROVENANCE, SELECTOR_LABELS, VARIANTS, results_table
+from .run import stats
+from .run.records import PER_EPOCH, PROVENANCE, SELECTOR_LABELS, VARIANTS, results_table
 
 # -- the artefacts -----------------------------------------------------------------------------
 

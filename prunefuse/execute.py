@@ -22,8 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .config import NONE, PARAMS, PROFILES, ConfigError, make_config, parse_override
-from .runs import DEFAULT_OUT
+from .run.config import NONE, PARAMS, PROFILES, ConfigError, make_config, parse_override
+from .run.records import DEFAULT_OUT
 
 EXPERIMENT = "experiment.ipynb"  # one run: prunefuse.experiment.run_experiment
 PACKAGE = Path(__file__).resolve().parent

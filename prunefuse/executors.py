@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .execute import EXPERIMENT, NotebookRunError, execute_notebook
-from .runs import DONE, LOG, is_done
+from .run.records import DONE, LOG, is_done
 
 # A callable given (job, process) once a run's process has started, in the process that
 # started it: the local driver, or the Ray worker.

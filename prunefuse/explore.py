@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from . import plots
-from .charges import run_charges, step_charges
-from .config import at_our_readings, labeled_counts
 from .data import DATASET_INFO
 from .flops import CATEGORIES
-from .runs import (
+from .run.charges import run_charges, step_charges
+from .run.config import at_our_readings, labeled_counts
+from .run.records import (
     CACHE,
     CONFIG,
     find_runs,
@@ -39,7 +39,7 @@ from .runs import (
     selection_path,
     selection_rounds,
 )
-from .stats import average_ranks, jaccard, spearman  # noqa: F401 - re-exported
+from .run.stats import average_ranks, jaccard, spearman  # noqa: F401 - re-exported
 
 plt = plots.plt
 

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .artefacts import ARTEFACTS
-from .config import READINGS, ConfigError, make_config, run_id
-from .runs import BATCH_RUNS
+from .run.config import READINGS, ConfigError, make_config, run_id
+from .run.records import BATCH_RUNS
 
 # The KD strength arm "authors": the KD values of the authors' reading, taken from its preset.
 AUTHORS_KD = {key: READINGS["authors"][key] for key in ("kd_lambda", "kd_temperature", "kd_t2")}

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from .config import PARAMS, PROFILE_NOTES, READING_PARAMS
-from .runs import PER_EPOCH, atomic_write_text
+from .run.config import PARAMS, PROFILE_NOTES, READING_PARAMS
+from .run.records import PER_EPOCH, atomic_write_text
 
 Paths = dict[str, Path]
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 # Each option list and default lives in the module that implements it; the config reads them.
-from .distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE, check_kd  # noqa: F401 - re-exported
-from .errors import ConfigError
-from .fuse import FUSIONS, V2_DERIVE
-from .prune import check_ratio  # noqa: F401 - re-exported
-from .train import SCHEDULES, SGD_DEFAULTS, svp_phases
+from ..distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE, check_kd  # noqa: F401 - re-exported
+from ..errors import ConfigError
+from ..fuse import FUSIONS, V2_DERIVE
+from ..prune import check_ratio  # noqa: F401 - re-exported
+from ..train import SCHEDULES, SGD_DEFAULTS, svp_phases
 
 SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
@@ -466,7 +466,7 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"{key}={value!r}: must be a finite number")
         if key in RANGES and value is not None and not RANGES[key][0](value):
             raise ConfigError(f"{key}={value!r}: must be {RANGES[key][1]}")
-    from .select import SCORE_SPECS
+    from ..select import SCORE_SPECS
 
     if SCORE_SPECS[cfg["score"]].mc_samples and cfg["mc_samples"] < 1:
         raise ConfigError(f"mc_samples={cfg['mc_samples']}: score={cfg['score']!r} needs "
@@ -482,7 +482,7 @@ def trains_selector(cfg: dict[str, Any]) -> bool:
 def selects(cfg: dict[str, Any]) -> bool:
     """Whether the run selects with a trained selector: not random, not a reused selection or
     a given labeled set, and a score that needs a model."""
-    from .select import SCORE_SPECS
+    from ..select import SCORE_SPECS
 
     return bool(cfg["selector"] != "random" and not cfg["selection_from"]
                 and not cfg.get("labels_file") and SCORE_SPECS[cfg["score"]].model)
@@ -598,9 +598,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 def allowed_values() -> dict[str, list[str]]:
     """The names each choice parameter accepts, from the registries at call time (so a
     plugin's registrations are listed too)."""
-    from .data import DATASETS
-    from .models import MODELS
-    from .select import SCORES
+    from ..data import DATASETS
+    from ..models import MODELS
+    from ..select import SCORES
 
     return {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
             "selector": list(SELECTORS), "score": sorted(SCORES),
