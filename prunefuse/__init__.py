@@ -37,6 +37,11 @@ MOVED: dict[str, str] = {
     "blocks": "run.blocks",
     "estimate": "run.estimate",
     "label": "run.label",
+    "grid": "batch.grid",
+    "execute": "batch.execute",
+    "executors": "batch.executors",
+    "reproduce": "batch.reproduce",
+    "demo": "batch.demo",
 }
 
 

@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .demo import DEMO_METHODS, run_demo  # noqa: F401 (run_demo: also prunefuse.cli.run_demo)
+from .batch.demo import DEMO_METHODS, run_demo  # noqa: F401 (run_demo: also prunefuse.cli.run_demo)
 from .run.config import (
     PARAMS,
     PROFILES,
@@ -153,7 +153,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _executor(args: argparse.Namespace):
     """The executor ``--executor`` names, built from its own options; another executor's
     option is refused."""
-    from .executors import EXECUTORS
+    from .batch.executors import EXECUTORS
 
     cls = EXECUTORS[args.executor]
     mine = {o.flag for o in cls.options}
@@ -185,15 +185,15 @@ def _describe_cost(the_plan, images_per_second: float | None) -> str:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .execute import NotebookRunError
-    from .grid import describe_plan, plan
-    from .reproduce import reproduce
+    from .batch.execute import NotebookRunError
+    from .batch.grid import describe_plan, plan
+    from .batch.reproduce import reproduce
 
     overrides = dict(parse_override(o) for o in args.overrides)
     only = [a.strip() for a in args.only.split(",")] if args.only else None
     if args.extended:
         from .artefacts import ARTEFACTS
-        from .grid import default_artefacts
+        from .batch.grid import default_artefacts
 
         base = default_artefacts(args.profile)
         extra = [a for a in default_artefacts(args.profile, extended=True) if a not in base]
@@ -212,7 +212,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.figures:
         check_out_folder(args.figures, "--figures")
     if args.records:
-        from .reproduce import rebuild
+        from .batch.reproduce import rebuild
 
         result = rebuild(args.profile, args.records, out, figures=args.figures,
                          overrides=overrides, artefacts=only,
@@ -240,7 +240,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     """Copy the shipped notebooks into DIR, then say how to use them."""
     import shlex
 
-    from .execute import copy_notebooks
+    from .batch.execute import copy_notebooks
 
     copied = copy_notebooks(args.dir, force=args.force)
     print(f"copied {len(copied)} notebooks into {args.dir}")
@@ -353,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=_cmd_report)
 
     from .artefacts import ARTEFACTS
-    from .executors import EXECUTORS
-    from .grid import GRIDS, default_artefacts
+    from .batch.executors import EXECUTORS
+    from .batch.grid import GRIDS, default_artefacts
 
     rep = sub.add_parser("reproduce", parents=[plug], help="regenerate every table and "
                          "figure of the paper: plan the runs, execute the notebooks with "
