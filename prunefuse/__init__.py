@@ -42,6 +42,16 @@ MOVED: dict[str, str] = {
     "executors": "batch.executors",
     "reproduce": "batch.reproduce",
     "demo": "batch.demo",
+    "registry": "analysis.registry",
+    "comparisons": "analysis.comparisons",
+    "judge": "analysis.judge",
+    "artefacts": "analysis.artefacts",
+    "evidence": "analysis.evidence",
+    "claims": "analysis.claims",
+    "study": "analysis.study",
+    "plots": "analysis.plots",
+    "report": "analysis.report",
+    "explore": "analysis.explore",
 }
 
 

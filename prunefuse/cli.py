@@ -192,7 +192,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     overrides = dict(parse_override(o) for o in args.overrides)
     only = [a.strip() for a in args.only.split(",")] if args.only else None
     if args.extended:
-        from .artefacts import ARTEFACTS
+        from .analysis.artefacts import ARTEFACTS
         from .batch.grid import default_artefacts
 
         base = default_artefacts(args.profile)
@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "if any record cannot be read; by default it is skipped with a warning")
     report.set_defaults(func=_cmd_report)
 
-    from .artefacts import ARTEFACTS
+    from .analysis.artefacts import ARTEFACTS
     from .batch.executors import EXECUTORS
     from .batch.grid import GRIDS, default_artefacts
 

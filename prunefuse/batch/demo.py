@@ -23,7 +23,7 @@ def run_demo(out: str | Path = DEMO_OUT, *, progress: bool = True, **overrides) 
 
     Returns a dict with the run folders, the results table and the files written.
     """
-    from ..plots import plot_accuracy_and_cost
+    from ..analysis.plots import plot_accuracy_and_cost
     from ..run.experiment import preflight, run_experiment
     from ..run.records import (
         SUMMARY_CSV,
@@ -62,8 +62,8 @@ def run_demo(out: str | Path = DEMO_OUT, *, progress: bool = True, **overrides) 
 
 def demo_caption(cfg: dict, table, seconds: float) -> str:
     """What the demo figure shows and what its n can support."""
+    from ..analysis.registry import _hardware
     from ..flops import TRAIN_FACTOR
-    from ..registry import _hardware
 
     n = int(table.groupby("method")["seed"].nunique().min()) if not table.empty else 0
     budgets = ", ".join(f"{100 * b:g}%" for b in cfg["budgets"])

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..artefacts import ARTEFACTS
-from ..report import write_page
+from ..analysis.artefacts import ARTEFACTS
+from ..analysis.report import write_page
 from ..run.blocks import set_aside_foreign, this_machine
 from ..run.config import ConfigError
 from ..run.records import BATCH_FIGURES, BATCH_NOTEBOOKS, BATCH_RUNS, PLAN, REPORT, atomic_write_json, is_done
