@@ -1,18 +1,20 @@
 """PruneFuse: efficient data selection via weight pruning and network fusion.
 
-The method, one module per step (docs/method.md): ``models`` (architectures, a registry),
-``data`` (in-memory datasets, a registry; ``imagefolder``: your own images), ``prune``
-(step 1: prune at initialization), ``select`` (step 2: selection scores, a registry), ``fuse``
-(step 3), ``distill`` (step 4: the KD loss), ``train`` (the one trainer) and ``flops`` (cost
-accounting in MACs).
+The method, one module per step, at the top of the package (docs/method.md): ``models``
+(architectures, a registry), ``prune`` (step 1: prune at initialization), ``select`` (step 2:
+selection scores, a registry; ``kcenter``, ``picks``), ``fuse`` (step 3), ``distill`` (step 4:
+the KD loss), ``train`` (the one trainer; ``augment``, ``infer``), ``flops`` (cost accounting
+in MACs), ``device`` and ``errors``.
 
-Experiments on top of it: ``config`` (every run parameter and the profiles), ``charges``
-(the one charging rule), ``experiment`` (one run, resumable), ``runs`` (the run record, the
-batch layout and the results table), ``plugins`` (your own datasets and models), ``stats``
-(statistics over seeds), ``artefacts`` and ``plots`` (the paper's tables and figures, from
-records only), and the batch that regenerates them: ``grid`` (which runs), ``execute``
-(papermill), ``executors`` (local or Ray), ``reproduce`` (the driver). ``cli`` is the
-``prunefuse`` command.
+Above it, one layer per subpackage, each importing only the method and the layers before it:
+``data`` (in-memory datasets, a registry; ``data.imagefolder``: your own images), ``run`` (one
+run: ``config``, its parameters and profiles; ``experiment``, the run loop; ``charges``, the
+one charging rule; ``records``, the run record), ``analysis`` (from records only: the declared
+``comparisons``, ``artefacts``, ``claims``, ``plots``, ``report``, ``explore``) and ``batch``
+(the batch that regenerates them: ``grid``, which runs; ``execute``, papermill; ``executors``,
+local or Ray; ``reproduce``, the driver). ``plugins`` loads your own datasets and models;
+``cli`` is the ``prunefuse`` command. The flat names of an earlier layout (``prunefuse.config``,
+``prunefuse.runs``, ...) still import, as the same modules: :data:`MOVED`.
 """
 
 __version__ = "0.1.0"
