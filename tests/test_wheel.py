@@ -15,7 +15,7 @@ import pytest
 
 from prunefuse import execute as nbx
 
-ROOT = Path(nbx.__file__).resolve().parents[1]
+ROOT = nbx.PACKAGE.parent  # the checkout
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 
 pytestmark = pytest.mark.slow  # builds and installs a wheel: about half a minute on 2 busy cores
