@@ -11,7 +11,8 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .config import (
+from .batch.demo import DEMO_METHODS, run_demo  # noqa: F401 (run_demo: also prunefuse.cli.run_demo)
+from .run.config import (
     PARAMS,
     PROFILES,
     ConfigError,
@@ -22,8 +23,7 @@ from .config import (
     profile_summary,
     run_id,
 )
-from .demo import DEMO_METHODS, run_demo  # noqa: F401 (run_demo: also prunefuse.cli.run_demo)
-from .runs import DEFAULT_OUT, DEMO_OUT, LOG, DiskFullError, RunBusyError, batch_out
+from .run.records import DEFAULT_OUT, DEMO_OUT, LOG, DiskFullError, RunBusyError, batch_out
 
 DESCRIPTION = """PruneFuse: prune a dense CNN at initialization, let the small pruned network
 choose which samples to label (active learning), fuse it back into the dense network and
@@ -37,7 +37,7 @@ as baselines. Every run writes a record; tables and figures are made from record
 """
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .experiment import load_config_file, preflight, run_experiment
+    from .run.experiment import load_config_file, preflight, run_experiment
 
     config = load_config_file(args.config) if args.config else {}
     profile = args.profile
@@ -112,7 +112,7 @@ def _log_to(run_dir: Path):
 def result_line(run_dir: Path) -> str:
     """One line: the final test accuracy at the last evaluated budget and the selection cost
     behind it (docs/method.md, "Cost accounting")."""
-    from .runs import METRICS, read_jsonl
+    from .run.records import METRICS, read_jsonl
 
     targets = [m for m in read_jsonl(run_dir / METRICS) if m.get("kind") == "target"]
     last = targets[-1]
@@ -130,7 +130,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .runs import find_runs, write_report
+    from .run.records import find_runs, write_report
 
     problems: list[str] = []
     if args.strict:
@@ -153,7 +153,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _executor(args: argparse.Namespace):
     """The executor ``--executor`` names, built from its own options; another executor's
     option is refused."""
-    from .executors import EXECUTORS
+    from .batch.executors import EXECUTORS
 
     cls = EXECUTORS[args.executor]
     mine = {o.flag for o in cls.options}
@@ -171,7 +171,7 @@ def _executor(args: argparse.Namespace):
 
 def _describe_cost(the_plan, images_per_second: float | None) -> str:
     from .data import dataset_options
-    from .estimate import describe_cost, measure_images_per_second, plan_cost
+    from .run.estimate import describe_cost, measure_images_per_second, plan_cost
 
     if images_per_second is None:
         cfg = make_config(the_plan.profile, **the_plan.runs[0].config)
@@ -185,15 +185,15 @@ def _describe_cost(the_plan, images_per_second: float | None) -> str:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .execute import NotebookRunError
-    from .grid import describe_plan, plan
-    from .reproduce import reproduce
+    from .batch.execute import NotebookRunError
+    from .batch.grid import describe_plan, plan
+    from .batch.reproduce import reproduce
 
     overrides = dict(parse_override(o) for o in args.overrides)
     only = [a.strip() for a in args.only.split(",")] if args.only else None
     if args.extended:
-        from .artefacts import ARTEFACTS
-        from .grid import default_artefacts
+        from .analysis.artefacts import ARTEFACTS
+        from .batch.grid import default_artefacts
 
         base = default_artefacts(args.profile)
         extra = [a for a in default_artefacts(args.profile, extended=True) if a not in base]
@@ -212,7 +212,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.figures:
         check_out_folder(args.figures, "--figures")
     if args.records:
-        from .reproduce import rebuild
+        from .batch.reproduce import rebuild
 
         result = rebuild(args.profile, args.records, out, figures=args.figures,
                          overrides=overrides, artefacts=only,
@@ -240,7 +240,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     """Copy the shipped notebooks into DIR, then say how to use them."""
     import shlex
 
-    from .execute import copy_notebooks
+    from .batch.execute import copy_notebooks
 
     copied = copy_notebooks(args.dir, force=args.force)
     print(f"copied {len(copied)} notebooks into {args.dir}")
@@ -255,7 +255,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 
 def _cmd_label(args: argparse.Namespace) -> int:
     """The labeling loop (prunefuse.label): start, next, add, fit; one summary line each."""
-    from . import label
+    from .run import label
 
     if args.step == "start":
         params = dict(parse_override(o) for o in args.overrides)
@@ -352,9 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "if any record cannot be read; by default it is skipped with a warning")
     report.set_defaults(func=_cmd_report)
 
-    from .artefacts import ARTEFACTS
-    from .executors import EXECUTORS
-    from .grid import GRIDS, default_artefacts
+    from .analysis.artefacts import ARTEFACTS
+    from .batch.executors import EXECUTORS
+    from .batch.grid import GRIDS, default_artefacts
 
     rep = sub.add_parser("reproduce", parents=[plug], help="regenerate every table and "
                          "figure of the paper: plan the runs, execute the notebooks with "

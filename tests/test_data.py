@@ -273,7 +273,7 @@ def test_demo_profile_runs_offline_without_debian_files(tmp_path):
     args = ["run", "--profile", "demo", "--out", str(out), "--no-progress", "arch=resnet8",
             "selector=random", "budgets=[0.1]", "target_epochs=1", "selector_epochs=1"]
     env = {**os.environ, "HOME": str(tmp_path), "PRUNEFUSE_DATA": str(tmp_path / "cache"),
-           "PYTHONPATH": str(Path(data.__file__).parents[1])}
+           "PYTHONPATH": str(Path(data.__file__).parents[2])}
     if _can_hide_debian():
         script = ("[ -d /usr/share/datasets ] && mount -t tmpfs none /usr/share/datasets; "
                   'exec "$@"')

@@ -53,7 +53,7 @@ def test_every_artefact_has_its_notebook_which_calls_its_builder():
 def test_the_checkout_keeps_one_copy_of_the_notebooks_at_its_top_level():
     """The tests run from a source checkout (or an editable install of one): the notebooks are
     its top-level notebooks/, the package folder holds none, and reproduce executes those."""
-    root = Path(rep.__file__).resolve().parents[1]
+    root = Path(rep.__file__).resolve().parents[2]  # prunefuse/batch/reproduce.py
     assert (root / "pyproject.toml").is_file()
     assert nbx.NOTEBOOKS == root / "notebooks" and not nbx.SHIPPED
     assert not list((root / "prunefuse").glob("**/*.ipynb")), "one copy: notebooks/ only"
@@ -226,7 +226,7 @@ def test_from_notebook_resolves_none_and_rejects_unknown_names():
 def test_papermill_cli_passes_run_parameters(tmp_path):
     """The real papermill command line, on the smoke profile: -p values reach the run, and a
     name that is not a parameter fails the notebook before any compute, naming it."""
-    env = {**os.environ, "PYTHONPATH": str(Path(rep.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(rep.__file__).parents[2])}
     papermill = [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3"]
     out = tmp_path / "runs"
     args = ["-p", "profile", "smoke", "-p", "ratio", "0.7", "-p", "seed", "1", "-p", "out",
@@ -739,7 +739,7 @@ def test_quickstart_writes_beside_itself_from_any_directory(tmp_path):
     nb_dir.mkdir()
     elsewhere.mkdir()
     shutil.copy(nbx.NOTEBOOKS / "quickstart.ipynb", nb_dir / "quickstart.ipynb")
-    env = {**os.environ, "PYTHONPATH": str(Path(rep.__file__).parents[1]),
+    env = {**os.environ, "PYTHONPATH": str(Path(rep.__file__).parents[2]),
            "JPY_SESSION_NAME": str(nb_dir / "quickstart.ipynb")}
     proc = subprocess.run([sys.executable, "-m", "papermill", "--no-progress-bar", "-k",
                            "python3", str(nb_dir / "quickstart.ipynb"),

@@ -15,7 +15,7 @@ import pytest
 
 from prunefuse import execute as nbx
 
-ROOT = Path(nbx.__file__).resolve().parents[1]
+ROOT = nbx.PACKAGE.parent  # the checkout
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 
 pytestmark = pytest.mark.slow  # builds and installs a wheel: about half a minute on 2 busy cores
@@ -47,7 +47,10 @@ def test_wheel_carries_every_notebook_inside_the_package(wheel):
     assert not any(n.startswith("notebooks/") for n in names), "no top-level notebooks package"
     bundled = [p for p in (ROOT / "prunefuse" / "bundled").iterdir() if p.suffix in (".npz", ".txt")]
     assert bundled and {f"prunefuse/bundled/{p.name}" for p in bundled} <= names
-    assert "prunefuse/execute.py" in names
+    assert "prunefuse/batch/execute.py" in names
+    # every module of every subpackage ships (pyproject.toml lists the subpackages)
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "prunefuse").rglob("*.py")}
+    assert sources <= names, sorted(sources - names)
 
 
 PROBE = """

@@ -17,9 +17,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .artefacts import ARTEFACTS
-from .config import READINGS, ConfigError, make_config, run_id
-from .runs import BATCH_RUNS
+from ..analysis.artefacts import ARTEFACTS
+from ..run.config import READINGS, ConfigError, make_config, run_id
+from ..run.records import BATCH_RUNS
 
 # The KD strength arm "authors": the KD values of the authors' reading, taken from its preset.
 AUTHORS_KD = {key: READINGS["authors"][key] for key in ("kd_lambda", "kd_temperature", "kd_t2")}
@@ -349,7 +349,7 @@ class Planner:
     def study_runs(self) -> None:
         """Every block of the declared study (:func:`prunefuse.comparisons.study_plan`), in
         its order: group by group, then pool size, then seed."""
-        from .comparisons import study_plan
+        from ..analysis.comparisons import study_plan
 
         for br in study_plan(self.profile, dataset=self.focus, overrides=self.overrides,
                              runs_folder=BATCH_RUNS):

@@ -17,10 +17,10 @@ from pathlib import Path
 import mistune
 import pandas as pd
 
+from ..run.records import atomic_write_text, find_runs
+from ..run.records import provenance as run_provenance
 from .artefacts import ARTEFACTS
 from .registry import _hardware
-from .runs import atomic_write_text, find_runs
-from .runs import provenance as run_provenance
 
 _MARKDOWN = mistune.create_markdown(plugins=["table"])
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;

@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import plots
-from .charges import run_charges, step_charges
-from .config import at_our_readings, labeled_counts
-from .data import DATASET_INFO
-from .flops import CATEGORIES
-from .runs import (
+from ..data import DATASET_INFO
+from ..flops import CATEGORIES
+from ..run.charges import run_charges, step_charges
+from ..run.config import at_our_readings, labeled_counts
+from ..run.records import (
     CACHE,
     CONFIG,
     find_runs,
@@ -39,7 +38,8 @@ from .runs import (
     selection_path,
     selection_rounds,
 )
-from .stats import average_ranks, jaccard, spearman  # noqa: F401 - re-exported
+from ..run.stats import average_ranks, jaccard, spearman  # noqa: F401 - re-exported
+from . import plots
 
 plt = plots.plt
 
@@ -94,7 +94,7 @@ def scored_rounds(run) -> list[int]:
 def load_pool(run):
     """The run's dataset, loaded exactly as the run loaded it (same seeded ``max_train``
     subset, so dataset index i is the run's pool index i); an :class:`ImageDataset`."""
-    from .data import check_data
+    from ..data import check_data
 
     run = _run(run)
     cfg = run["config"]

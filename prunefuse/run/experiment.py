@@ -35,7 +35,12 @@ from typing import Any
 
 import torch
 
-from . import __version__
+from .. import __version__
+from ..data import ImageDataset
+from ..data.fingerprint import check_unchanged, fingerprint
+from ..device import cpu_description, device_name, resolve_device
+from ..flops import CostLedger
+from ..models import build_model, check_model, count_params
 from .config import (
     PARAMS,
     ConfigError,
@@ -46,12 +51,7 @@ from .config import (
     selection_keys,
     validate,
 )
-from .data import ImageDataset
-from .device import cpu_description, device_name, resolve_device
-from .fingerprint import check_unchanged, fingerprint
-from .flops import CostLedger
-from .models import build_model, check_model, count_params
-from .runs import (
+from .records import (
     CONFIG,
     DEFAULT_OUT,
     LEDGER,

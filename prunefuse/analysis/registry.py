@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from .config import PARAMS, PROFILE_NOTES, READING_PARAMS
-from .runs import PER_EPOCH, atomic_write_text
+from ..run.config import PARAMS, PROFILE_NOTES, READING_PARAMS
+from ..run.records import PER_EPOCH, atomic_write_text
 
 Paths = dict[str, Path]
 
@@ -60,8 +60,8 @@ class Artefact:
 ARTEFACTS: dict[str, Artefact] = {}
 # The builders' modules in the order their artefacts are listed and planned, whichever of
 # them is imported first; within a module, the order of declaration. Others come last.
-BUILDER_MODULES = ("prunefuse.artefacts", "prunefuse.evidence", "prunefuse.claims",
-                   "prunefuse.study")
+BUILDER_MODULES = ("prunefuse.analysis.artefacts", "prunefuse.analysis.evidence",
+                   "prunefuse.analysis.claims", "prunefuse.analysis.study")
 
 
 def _listing_order(art: Artefact) -> tuple[int, int]:

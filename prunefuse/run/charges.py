@@ -29,9 +29,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..flops import training_macs
+from ..select import SCORE_SPECS
 from .config import labeled_counts, selects
-from .flops import training_macs
-from .select import SCORE_SPECS
 
 STEPS = ("select", "target")  # the runner's steps of a round, in order
 
@@ -116,7 +116,7 @@ def step_charges(charges: list[Charge], round_: int, step: str) -> dict[str, Cha
 
 def totals(charges: list[Charge]) -> dict[str, int]:
     """MACs per ledger category, over :data:`prunefuse.flops.CATEGORIES`."""
-    from .flops import CATEGORIES
+    from ..flops import CATEGORIES
 
     out = dict.fromkeys(CATEGORIES, 0)
     for c in charges:

@@ -37,8 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..run.records import DONE, LOG, is_done
 from .execute import EXPERIMENT, NotebookRunError, execute_notebook
-from .runs import DONE, LOG, is_done
 
 # A callable given (job, process) once a run's process has started, in the process that
 # started it: the local driver, or the Ray worker.
@@ -92,7 +92,7 @@ def _signal_name(returncode: int) -> str:
 def run_job(job: Job, *, attempt: int = 1, env: dict[str, str] | None = None,
             on_start: Callable[[subprocess.Popen], None] | None = None,
             watch: Watch | None = None) -> dict[str, Any]:
-    """Execute one run in a subprocess (``python -m prunefuse.executors``), its output appended
+    """Execute one run in a subprocess (``python -m prunefuse.batch.executors``), its output appended
     to ``<run_dir>/log.txt``.
 
     Args:
@@ -119,7 +119,7 @@ def run_job(job: Job, *, attempt: int = 1, env: dict[str, str] | None = None,
     child_env = {**os.environ, **(env or {})}
     fd, err_file = tempfile.mkstemp(prefix=f"prunefuse-{job.run_id[:40]}-", suffix=".json")
     os.close(fd)
-    cmd = [sys.executable, "-m", "prunefuse.executors", json.dumps(asdict(job)), err_file]
+    cmd = [sys.executable, "-m", "prunefuse.batch.executors", json.dumps(asdict(job)), err_file]
     start = time.perf_counter()
     try:
         with open(run_dir / LOG, "a") as log:

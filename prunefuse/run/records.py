@@ -30,6 +30,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .legacy import config_value, fusion_macs
+
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 SELECTIONS = "selections"
@@ -335,9 +337,9 @@ def method_label(cfg: dict) -> str:
         name = f"SVP ({cfg['proxy_arch']})"
     else:
         name = SELECTOR_LABELS[sel]
-    if cfg.get("reading", "ours") != "ours":
+    if config_value(cfg, "reading") != "ours":
         name += f" [{cfg['reading']}' reading]"
-    if cfg.get("report", "final") == "best":
+    if config_value(cfg, "report") == "best":
         name += f" ({BEST_LABEL})"
     return name
 
@@ -350,7 +352,7 @@ BEST_LABEL = "best epoch, selected on the test set"
 def reported_acc(cfg: dict, target_row: dict) -> float:
     """The test accuracy a run's tables report (``report``): the best epoch's for ``best``,
     else the last epoch's (``both`` shows the best beside it, as ``best_acc_pct``)."""
-    key = "best_test_acc" if cfg.get("report", "final") == "best" else "final_test_acc"
+    key = "best_test_acc" if config_value(cfg, "report") == "best" else "final_test_acc"
     return target_row[key]
 
 
@@ -470,24 +472,24 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
                 "score": cfg["score"], "target_init": cfg["target_init"],
                 "kd_lambda": cfg["kd_lambda"], "selection_from": cfg["selection_from"],
                 "seed": cfg["seed"], "budget": m["budget"],
-                # a key a record lacks ran at its default
-                "fusion": cfg.get("fusion", "indices"), "t_sync": cfg.get("t_sync", 0),
-                "v2_derive": cfg.get("v2_derive", "gather"),
-                "selector_init": cfg.get("selector_init", "same"),
+                # a key a record lacks ran at its default (run.legacy)
+                "fusion": config_value(cfg, "fusion"), "t_sync": config_value(cfg, "t_sync"),
+                "v2_derive": config_value(cfg, "v2_derive"),
+                "selector_init": config_value(cfg, "selector_init"),
                 "budget_pct": round(100 * m["budget"], 6), "labeled": m["labeled"],
                 "final_test_acc": m["final_test_acc"], "best_test_acc": m["best_test_acc"],
                 "best_epoch": m.get("best_epoch"), "epochs_trained": len(m["epochs"]),
                 "acc_pct": 100 * reported_acc(cfg, m), "best_acc_pct": 100 * m["best_test_acc"],
-                "reported": cfg.get("report", "final"), "reading": cfg.get("reading", "ours"),
+                "reported": config_value(cfg, "report"), "reading": config_value(cfg, "reading"),
                 "target_epochs": cfg["target_epochs"], "kd_temperature": cfg["kd_temperature"],
-                "kd_t2": cfg.get("kd_t2", True), "prune_steps": cfg.get("prune_steps", 1),
+                "kd_t2": config_value(cfg, "kd_t2"), "prune_steps": config_value(cfg, "prune_steps"),
                 "epoch_acc_pct": [(e["epoch"], 100 * e["test_acc"]) for e in m["epochs"]
                                   if "test_acc" in e],
                 "selection_macs": m["cumulative_selection_macs"],
                 "selection_seconds": m["cumulative_selection_seconds"],
                 "target_training_macs": m["target_training_macs"],
                 "target_training_seconds": m["training_seconds"],
-                "fusion_macs": m.get("fusion_macs", m.get("teacher_forward_macs", 0)),
+                "fusion_macs": fusion_macs(m),
                 # like fusion_macs, the fusion source and the teacher's forwards (before the
                 # teacher was timed apart, its seconds sat inside training_seconds)
                 "fusion_seconds": m.get("fusion_source_seconds", 0.0)

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import judge, stats
+from ..distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE
+from ..run import stats
+from ..run.config import READINGS
+from ..run.records import atomic_write_text, results_table
+from . import judge
 from .comparisons import MATCH_POINTS, SLOWER_RATIO
-from .config import READINGS
-from .distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE
 from .evidence import (
     CONVERGED_POINTS,
     REACH_POINTS,
@@ -50,7 +52,6 @@ from .registry import (
     artefact,
     write_caption,
 )
-from .runs import atomic_write_text, results_table
 
 
 @dataclass

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .config import make_config, run_id
-from .runs import DEMO_OUT
+from ..run.config import make_config, run_id
+from ..run.records import DEMO_OUT
 
 DEMO_METHODS = [
     {"selector": "prunefuse", "ratio": 0.5},
@@ -23,9 +23,16 @@ def run_demo(out: str | Path = DEMO_OUT, *, progress: bool = True, **overrides) 
 
     Returns a dict with the run folders, the results table and the files written.
     """
-    from .experiment import preflight, run_experiment
-    from .plots import plot_accuracy_and_cost
-    from .runs import SUMMARY_CSV, SUMMARY_MD, atomic_write_text, results_table, summarize, summary_markdown
+    from ..analysis.plots import plot_accuracy_and_cost
+    from ..run.experiment import preflight, run_experiment
+    from ..run.records import (
+        SUMMARY_CSV,
+        SUMMARY_MD,
+        atomic_write_text,
+        results_table,
+        summarize,
+        summary_markdown,
+    )
 
     out = Path(out)
     configs = [make_config("demo", **{**m, **overrides}) for m in DEMO_METHODS]
@@ -55,8 +62,8 @@ def run_demo(out: str | Path = DEMO_OUT, *, progress: bool = True, **overrides) 
 
 def demo_caption(cfg: dict, table, seconds: float) -> str:
     """What the demo figure shows and what its n can support."""
-    from .flops import TRAIN_FACTOR
-    from .registry import _hardware
+    from ..analysis.registry import _hardware
+    from ..flops import TRAIN_FACTOR
 
     n = int(table.groupby("method")["seed"].nunique().min()) if not table.empty else 0
     budgets = ", ".join(f"{100 * b:g}%" for b in cfg["budgets"])

@@ -38,9 +38,9 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
-from .imagefolder import IMAGE_SUFFIXES, load_images, read_csv
-from .runs import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..data.imagefolder import IMAGE_SUFFIXES, load_images, read_csv
+from ..errors import ConfigError
+from .records import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 PROJECT = "project.json"
 LABELS = "labels.csv"
@@ -256,7 +256,7 @@ def _data(project: Path) -> tuple[dict, torch.Tensor, torch.Tensor]:
 
 def _trainer(meta: dict, device) -> dict:
     """The training keywords of :func:`prunefuse.train.train` for this project."""
-    from .train import SGD_DEFAULTS
+    from ..train import SGD_DEFAULTS
 
     p = meta["params"]
     side = meta["image_shape"][1]
@@ -268,11 +268,11 @@ def _trainer(meta: dict, device) -> dict:
 def _selector(meta: dict, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, seed: int):
     """The dense init, the pruned selector trained on ``idx`` (PruneFuse steps 1-2), its
     index map, forward MACs per image and training seconds."""
-    from .device import resolve_device
-    from .flops import count_macs
-    from .models import build_model
-    from .prune import prune_at_init
-    from .train import train
+    from ..device import resolve_device
+    from ..flops import count_macs
+    from ..models import build_model
+    from ..prune import prune_at_init
+    from ..train import train
 
     p = meta["params"]
     example = torch.zeros(1, *meta["image_shape"])
@@ -308,9 +308,9 @@ def next_batch(project: str | Path, *, size: int, image_url: str = "") -> dict:
     Returns:
         The round record (``rounds/round_XX.json``): its ``csv`` and ``tasks`` files.
     """
-    from .flops import training_macs
-    from .select import SCORE_SPECS, score_pool, score_values, select
-    from .select import random as random_select
+    from ..flops import training_macs
+    from ..select import SCORE_SPECS, score_pool, score_values, select
+    from ..select import random as random_select
 
     project = Path(project)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -376,9 +376,9 @@ def fit(project: str | Path, *, holdout: float = HOLDOUT) -> dict:
         The model card (``model/model_card.json``); the model is ``model/model.pt``
         (state_dict and what to build it) and ``model/model.torchscript.pt``.
     """
-    from .device import resolve_device
-    from .fuse import fuse_variant
-    from .train import evaluate, train
+    from ..device import resolve_device
+    from ..fuse import fuse_variant
+    from ..train import evaluate, train
 
     project = Path(project)
     if not 0 < holdout < 1:

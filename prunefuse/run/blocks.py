@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .device import cpu_description
-from .runs import is_done, read_config
+from ..device import cpu_description
+from .records import is_done, read_config
 
 SET_ASIDE = "set_aside"  # in the batch folder, beside runs/
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import stats
-from .flops import TRAIN_FACTOR
+from ..flops import TRAIN_FACTOR
+from ..run import stats
+from ..run.records import PER_EPOCH, PROVENANCE, SELECTOR_LABELS, VARIANTS, results_table
 from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public here too)
     ARTEFACTS,
     Artefact,
@@ -43,7 +44,6 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     diff_note,
     write_caption,
 )
-from .runs import PER_EPOCH, PROVENANCE, SELECTOR_LABELS, VARIANTS, results_table
 
 # -- the artefacts -----------------------------------------------------------------------------
 

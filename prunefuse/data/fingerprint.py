@@ -66,7 +66,7 @@ def check_unchanged(record: dict, ds, where: str) -> None:
     Raises:
         ConfigError: one line naming the data parameters, what changed and what to do.
     """
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     recorded = record.get("data_fingerprint")
     if recorded is None:

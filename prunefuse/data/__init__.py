@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import augment, norm_constants, normalize  # noqa: F401 (importable from here too)
+from ..augment import augment, norm_constants, normalize  # noqa: F401 (importable from here too)
 
 DATASETS: dict[str, Callable[..., ImageDataset]] = {}
 
@@ -40,7 +40,7 @@ TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 TINY_IMAGENET_CACHE = "prunefuse-cache.pt"
 # Shipped with the package, for a machine with no copy of the data and no network: the images
 # the ``demo`` and ``cpu`` profiles draw (``max_train=4000``, ``max_test=2000``), nothing else.
-BUNDLED = {"fashion-mnist": Path(__file__).parent / "bundled" / "fashion-mnist-subset.npz"}
+BUNDLED = {"fashion-mnist": Path(__file__).parent.parent / "bundled" / "fashion-mnist-subset.npz"}
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .config import READINGS, make_config, run_id
+from ..run.config import READINGS, make_config, run_id
+from ..run.records import SELECTOR_LABELS
 from .judge import HYPOTHESES
-from .runs import SELECTOR_LABELS
 
 DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
 

@@ -24,7 +24,7 @@ def dataset_shape(dataset: str, data_root: str | None = None,
     Raises:
         ConfigError: the data cannot be read (one line naming the dataset and data_root).
     """
-    from .data import DATASET_INFO
+    from ..data import DATASET_INFO
 
     i = DATASET_INFO.get(dataset)
     if i is not None:
@@ -42,7 +42,7 @@ def _loaded_shape(dataset: str, data_root: str | None, options: tuple) -> tuple:
 
 def config_shape(cfg: dict[str, Any]) -> tuple[int, int, int, int, int, int]:
     """:func:`dataset_shape` of a run config's dataset, read where the run reads it."""
-    from .data import dataset_options
+    from ..data import dataset_options
 
     return dataset_shape(cfg["dataset"], cfg.get("data_root"), dataset_options(cfg))
 
@@ -54,9 +54,9 @@ def forward_macs(arch: str, num_classes: int, in_channels: int, height: int, wid
     ``ratio`` (fvcore, eval)."""
     import torch
 
-    from .flops import count_macs
-    from .models import build_model
-    from .prune import prune_at_init
+    from ..flops import count_macs
+    from ..models import build_model
+    from ..prune import prune_at_init
 
     model = build_model(arch, num_classes, in_channels, seed=0)
     x = torch.zeros(1, in_channels, height, width)
@@ -100,8 +100,8 @@ def plan_cost(the_plan, *, images_per_second: float) -> dict[str, dict[str, floa
     Returns:
         ``{artefact or "total": {"runs": n, "macs": MACs, "hours": h}}``.
     """
+    from ..flops import training_macs
     from .config import make_config
-    from .flops import training_macs
 
     if not images_per_second > 0:
         raise ValueError(f"images_per_second={images_per_second!r}: must be > 0")
@@ -143,8 +143,8 @@ def measure_images_per_second(arch: str, dataset: str, *, batch_size: int = 128,
     import torch
     import torch.nn.functional as F
 
-    from .device import resolve_device
-    from .models import build_model
+    from ..device import resolve_device
+    from ..models import build_model
 
     _, _, classes, ch, height, width = dataset_shape(dataset, data_root, options)
     dev = resolve_device(device)

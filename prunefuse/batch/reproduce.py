@@ -33,14 +33,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .artefacts import ARTEFACTS
-from .blocks import set_aside_foreign, this_machine
-from .config import ConfigError
+from ..analysis.artefacts import ARTEFACTS
+from ..analysis.report import write_page
+from ..run.blocks import set_aside_foreign, this_machine
+from ..run.config import ConfigError
+from ..run.records import BATCH_FIGURES, BATCH_NOTEBOOKS, BATCH_RUNS, PLAN, REPORT, atomic_write_json, is_done
 from .execute import EXPERIMENT, NOTEBOOKS, NotebookRunError, check_kernel, check_parameters, execute_notebook
 from .executors import Executor, Job, LocalExecutor
 from .grid import Run, plan
-from .report import write_page
-from .runs import BATCH_FIGURES, BATCH_NOTEBOOKS, BATCH_RUNS, PLAN, REPORT, atomic_write_json, is_done
 
 
 class BatchError(NotebookRunError):
@@ -163,10 +163,10 @@ def check_done_data(profile: str, runs: list[Run], runs_dir: str | os.PathLike) 
     Raises:
         ConfigError: one line naming the run folder and what changed.
     """
-    from .config import make_config
-    from .data import check_data, pool_seed_of
-    from .fingerprint import check_unchanged
-    from .runs import read_config
+    from ..data import check_data, pool_seed_of
+    from ..data.fingerprint import check_unchanged
+    from ..run.config import make_config
+    from ..run.records import read_config
 
     loaded: dict[str, Any] = {}
     for run in runs:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import judge, stats
-from .blocks import machine_of
+from ..run import stats
+from ..run.blocks import machine_of
+from ..run.records import find_runs, results_table
+from . import judge
 from .comparisons import MEASURES, STUDY, Comparison, Study, study_plan
 from .registry import Paths, _write_table, artefact, write_caption
-from .runs import find_runs, results_table
 
 
 def study_rows(records: str | os.PathLike, *, profile: str) -> pd.DataFrame:

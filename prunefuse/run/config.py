@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 # Each option list and default lives in the module that implements it; the config reads them.
-from .distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE, check_kd  # noqa: F401 - re-exported
-from .errors import ConfigError
-from .fuse import FUSIONS, V2_DERIVE
-from .prune import check_ratio  # noqa: F401 - re-exported
-from .train import SCHEDULES, SGD_DEFAULTS, svp_phases
+from ..distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE, check_kd  # noqa: F401 - re-exported
+from ..errors import ConfigError
+from ..fuse import FUSIONS, V2_DERIVE
+from ..prune import check_ratio  # noqa: F401 - re-exported
+from ..train import SCHEDULES, SGD_DEFAULTS
+from .legacy import ID_IF_NOT_DEFAULT, _rounded_svp_phases, id_amendments  # noqa: F401 (re-exported)
 
 SELECTORS = ("prunefuse", "dense", "svp", "random")
 TARGET_INITS = ("scratch", "fused")
@@ -157,14 +158,6 @@ PARAMS: dict[str, Param] = {
 # floating-point rounding), so they do not enter the run id.
 # eval_every changes only how often the test set is measured, not the training.
 NOT_IN_ID = ("device", "compile", "eval_batch_size", "eval_every")
-# Keys added after records existed: at their default they stay out of the run id, so every
-# earlier config keeps its id and its finished records. A new result-relevant key goes here.
-ID_IF_NOT_DEFAULT: tuple[str, ...] = ("selector_init", "fusion", "t_sync", "v2_derive",
-                                       "precision", "cpu_precision", "kd_t2",
-                                       "freeze_fused_epochs", "v2_loop", "prune_steps",
-                                       "report", "reading", "labels_file", "pool_draw",
-                                       "image_size", "channels", "test_fraction")
-
 # Readings of the method: parameter values a preset sets at once (after the profile, before
 # explicit parameters). "authors" is what the authors' public code does (docs/method.md,
 # "Readings"); its KD and fusion values apply to PruneFuse runs with a fused target only.
@@ -466,7 +459,7 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"{key}={value!r}: must be a finite number")
         if key in RANGES and value is not None and not RANGES[key][0](value):
             raise ConfigError(f"{key}={value!r}: must be {RANGES[key][1]}")
-    from .select import SCORE_SPECS
+    from ..select import SCORE_SPECS
 
     if SCORE_SPECS[cfg["score"]].mc_samples and cfg["mc_samples"] < 1:
         raise ConfigError(f"mc_samples={cfg['mc_samples']}: score={cfg['score']!r} needs "
@@ -482,7 +475,7 @@ def trains_selector(cfg: dict[str, Any]) -> bool:
 def selects(cfg: dict[str, Any]) -> bool:
     """Whether the run selects with a trained selector: not random, not a reused selection or
     a given labeled set, and a score that needs a model."""
-    from .select import SCORE_SPECS
+    from ..select import SCORE_SPECS
 
     return bool(cfg["selector"] != "random" and not cfg["selection_from"]
                 and not cfg.get("labels_file") and SCORE_SPECS[cfg["score"]].model)
@@ -522,29 +515,11 @@ def check_sizes(cfg: dict[str, Any], pool_size: int) -> None:
                           f"or budgets further apart")
 
 
-def _rounded_svp_phases(epochs: int) -> tuple[int, ...]:
-    """The phase lengths the ``svp`` schedule had before :func:`prunefuse.train.svp_phases`: one warm-up epoch
-    (from 4 epochs on), then each 2:1:1 boundary rounded separately (60 -> 1/30/14/15,
-    4 -> 1/2/0/1). Only :func:`run_id` reads it, so that ids change exactly where the schedule did."""
-    warm = 1 if epochs >= 4 else 0
-    rest = epochs - warm
-    half, three_q = round(rest / 2), round(rest * 3 / 4)
-    return (warm, half, three_q - half, rest - three_q)
-
-
 def run_id(cfg: dict[str, Any]) -> str:
     """Deterministic folder name: a readable prefix and a hash of every result-relevant key."""
     ident = {k: v for k, v in sorted(cfg.items()) if k not in NOT_IN_ID
              and not (k in ID_IF_NOT_DEFAULT and v == PARAMS[k].default)}
-    # The best epoch is the best of the epochs tested, so with report != final how often the
-    # test set is read changes the result; every earlier such record tested every epoch.
-    if cfg.get("report", "final") != "final" and cfg.get("eval_every", 1) != 1:
-        ident["eval_every"] = cfg["eval_every"]
-    # Epochs whose closest svp phases differ from the per-boundary rounding of earlier
-    # records compute something else, so they get their own id (181 epochs keep theirs).
-    if cfg["schedule"] == "svp" and any(svp_phases(e) != _rounded_svp_phases(e)
-                                        for e in (cfg["selector_epochs"], cfg["target_epochs"])):
-        ident["svp_phases"] = "closest"
+    ident.update(id_amendments(cfg))  # the rules of earlier records (run.legacy)
     digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     sel = cfg["selector"]
     if sel == "prunefuse":
@@ -598,9 +573,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 def allowed_values() -> dict[str, list[str]]:
     """The names each choice parameter accepts, from the registries at call time (so a
     plugin's registrations are listed too)."""
-    from .data import DATASETS
-    from .models import MODELS
-    from .select import SCORES
+    from ..data import DATASETS
+    from ..models import MODELS
+    from ..select import SCORES
 
     return {"dataset": sorted(DATASETS), "arch": sorted(MODELS), "proxy_arch": sorted(MODELS),
             "selector": list(SELECTORS), "score": sorted(SCORES),

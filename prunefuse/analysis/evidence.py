@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import stats
+from ..distill import KD_LAMBDA, kd_pull
+from ..run import stats
+from ..run.config import PARAMS, READINGS
+from ..run.records import BEST_LABEL, SELECTOR_LABELS, results_table
 from .comparisons import CONVERGED_POINTS, REACH_POINTS  # noqa: F401 - re-exported
-from .config import PARAMS, READINGS
-from .distill import KD_LAMBDA, kd_pull
 from .registry import (
     PER_EPOCH,
     Paths,
@@ -33,7 +34,6 @@ from .registry import (
     diff_note,
     write_caption,
 )
-from .runs import BEST_LABEL, SELECTOR_LABELS, results_table
 
 DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
 

@@ -25,18 +25,25 @@ from typing import Any
 
 import torch
 
+from ..data import DataError, ImageDataset, check_data
+from ..device import resolve_device
+from ..flops import CATEGORIES, CostLedger, count_macs, training_macs
+from ..fuse import derive_selector, fuse_variant, fused_conv_slices, gather
+from ..models import build_model
+from ..prune import prune_at_init
+from ..select import SCORE_SPECS, score_pool, score_values, select
+from ..select import random as random_select
+from ..train import evaluate, train
 from .charges import Charge, is_sync, run_charges, step_charges
 from .config import ConfigError
-from .data import DataError, ImageDataset, check_data
-from .device import resolve_device
-from .flops import CATEGORIES, CostLedger, count_macs, training_macs
-from .fuse import derive_selector, fuse_variant, fused_conv_slices, gather
-from .models import build_model
-from .prune import prune_at_init
-from .runs import CACHE, atomic_torch_save, atomic_write_json, index_map_path, selector_file, v2_selector_file
-from .select import SCORE_SPECS, score_pool, score_values, select
-from .select import random as random_select
-from .train import evaluate, train
+from .records import (
+    CACHE,
+    atomic_torch_save,
+    atomic_write_json,
+    index_map_path,
+    selector_file,
+    v2_selector_file,
+)
 
 
 def _key(indices: list[int]) -> str:

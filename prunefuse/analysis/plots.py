@@ -14,8 +14,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .runs import SELECTOR_LABELS, VARIANTS  # noqa: E402
-from .stats import ci_interval, mean_ci  # noqa: E402
+from ..run.records import SELECTOR_LABELS, VARIANTS  # noqa: E402
+from ..run.stats import ci_interval, mean_ci  # noqa: E402
 
 
 def CI(values) -> tuple[float, float]:
