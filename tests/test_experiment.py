@@ -302,6 +302,108 @@ def _closed_form(run, score="least_confidence"):
     return expect
 
 
+# The charging rule, closed form (docs/method.md, "Cost accounting"): one sample-epoch of
+# training costs 3 forwards, scoring a pool image 1, KD one teacher forward per training image
+# and epoch, a test image 1. A pool of 1000 images and 100 test images; per-image forward MACs
+# T (target) and S (selector); 2 selector and 3 target epochs; labeled sets L_0..L_3 of 20,
+# 100, 200 and 300 images (2% at random, then budgets 10, 20 and 30%).
+T, S, ES, ET, N_TEST = 1000, 250, 2, 3, 100
+SIX = ("selector_training", "pool_scoring", "fusion_source", "teacher_forward",
+       "target_training", "evaluation")
+
+
+def _expected(**macs):
+    return {c: macs.get(c, 0) for c in SIX}
+
+
+# Selection: the selectors trained on L_0, L_1, L_2 and their pool passes (each selector is
+# also tested once: S * N_TEST * 3 of evaluation).
+SELECT = {"selector_training": 3 * S * ES * (20 + 100 + 200),
+          "pool_scoring": S * (980 + 900 + 800)}
+TARGETS = 3 * T * ET * (100 + 200 + 300)  # a target at every budget
+TARGET_TESTS = T * N_TEST * 3 * 3  # 3 targets, tested after each of their 3 epochs
+CHARGES = {
+    "dense AL": ({"selector": "dense"}, _expected(
+        **SELECT, target_training=TARGETS, evaluation=S * N_TEST * 3 + TARGET_TESTS)),
+    # PruneFuse: the selector on L_3 selects nothing, so it is fusion cost (and tested once);
+    # the teacher forwards every training image of each target once per target epoch.
+    "PruneFuse": ({}, _expected(
+        **SELECT, fusion_source=3 * S * ES * 300, teacher_forward=S * ET * (100 + 200 + 300),
+        target_training=TARGETS, evaluation=S * N_TEST * 4 + TARGET_TESTS)),
+    "PruneFuse, fused, no KD": ({"kd_lambda": 0.0}, _expected(
+        **SELECT, fusion_source=3 * S * ES * 300, target_training=TARGETS,
+        evaluation=S * N_TEST * 4 + TARGET_TESTS)),
+    "PruneFuse's selection, target from scratch": (
+        {"kd_lambda": 0.0, "target_init": "scratch"},
+        _expected(**SELECT, target_training=TARGETS, evaluation=S * N_TEST * 3 + TARGET_TESTS)),
+    # score=random: no selector selects, each budget's is trained as the fusion source only
+    "PruneFuse, score=random": ({"score": "random"}, _expected(
+        fusion_source=3 * S * ES * (100 + 200 + 300), teacher_forward=S * ET * 600,
+        target_training=TARGETS, evaluation=S * N_TEST * 3 + TARGET_TESTS)),
+    "random": ({"selector": "random", "score": "random"}, _expected(
+        target_training=TARGETS, evaluation=TARGET_TESTS)),
+    # k-centers also forwards the labeled set: the whole pool, every round
+    "dense AL, k-centers": ({"selector": "dense", "score": "kcenter"}, _expected(
+        selector_training=SELECT["selector_training"], pool_scoring=S * 1000 * 3, target_training=TARGETS,
+        evaluation=S * N_TEST * 3 + TARGET_TESTS)),
+    "SVP": ({"selector": "svp"}, _expected(
+        **SELECT, target_training=TARGETS, evaluation=S * N_TEST * 3 + TARGET_TESTS)),
+    # a target at 30% only, tested after its last epoch only
+    "PruneFuse, last budget, eval_every=0": ({"eval_budgets": [0.3], "eval_every": 0},
+                                             _expected(
+        **SELECT, fusion_source=3 * S * ES * 300, teacher_forward=S * ET * 300,
+        target_training=3 * T * ET * 300, evaluation=S * N_TEST * 4 + T * N_TEST)),
+    "dense AL, eval_every=2": ({"selector": "dense", "eval_every": 2}, _expected(
+        **SELECT, target_training=TARGETS, evaluation=S * N_TEST * 3 + T * N_TEST * 2 * 3)),
+    # V2, t_sync=1: the targets at 10 and 20% yield the next selectors, so their training,
+    # their teachers and their fusion sources (each tested) are selection cost
+    "PruneFuse V2, t_sync=1": ({"t_sync": 1}, _expected(
+        selector_training=SELECT["selector_training"] + sum(
+            3 * T * ET * n + S * ET * n + 3 * S * ES * n for n in (100, 200)),
+        pool_scoring=SELECT["pool_scoring"], fusion_source=3 * S * ES * 300,
+        teacher_forward=S * ET * 300, target_training=3 * T * ET * 300,
+        evaluation=S * N_TEST * (3 + 2 + 1) + TARGET_TESTS)),
+}
+
+
+@pytest.mark.parametrize("name", list(CHARGES))
+def test_run_charges_closed_form(name):
+    from prunefuse.charges import run_charges
+
+    overrides, expect = CHARGES[name]
+    cfg = make_config("smoke", **{"initial_fraction": 0.02, "budgets": [0.1, 0.2, 0.3],
+                                  "selector_epochs": ES, "target_epochs": ET, "eval_every": 1,
+                                  **overrides})
+    got = dict.fromkeys(SIX, 0)
+    for c in run_charges(cfg, pool=1000, n_test=N_TEST, target_macs=T, selector_macs=S):
+        got[c.category] += c.macs
+    assert got == expect
+
+
+def test_run_charges_book_each_work_in_its_round_and_step():
+    """PruneFuse: each round selects with the selector trained on the last labeled set, then
+    trains its target; the fusion source is a step of its own only where nothing selects
+    with it (the last round)."""
+    from prunefuse.charges import run_charges
+
+    cfg = make_config("smoke", initial_fraction=0.02, budgets=[0.1, 0.2, 0.3],
+                      selector_epochs=ES, target_epochs=ET, eval_every=1)
+    got = [(c.round, c.step, c.work, c.macs) for c in run_charges(
+        cfg, pool=1000, n_test=N_TEST, target_macs=T, selector_macs=S)]
+    want = []
+    for r, (before, after) in enumerate(((20, 100), (100, 200), (200, 300)), start=1):
+        want += [(r, "select", "selector", 3 * S * ES * before),
+                 (r, "select", "selector_test", S * N_TEST),
+                 (r, "select", "scoring", S * (1000 - before))]
+        if r == 3:
+            want += [(r, "target", "fusion_source", 3 * S * ES * after),
+                     (r, "target", "fusion_source_test", S * N_TEST)]
+        want += [(r, "target", "target", 3 * T * ET * after),
+                 (r, "target", "teacher", S * ET * after),
+                 (r, "target", "target_test", T * N_TEST * 3)]
+    assert got == want
+
+
 @pytest.mark.parametrize("selector,score", [("prunefuse", "least_confidence"),
                                             ("dense", "least_confidence"),
                                             ("svp", "least_confidence"), ("random", "random"),

@@ -182,16 +182,79 @@ def test_figures_on_smoke_records(runs, data):
     assert images[0].get_title() == f"{int(data.y_train[first])}\n{value:.3g}"
     assert len([ax for ax in ex.plot_picks(runs["random"], 2, data=data, n=3).axes
                 if ax.images]) == 6
+
+
+def _heights(container):
+    return [p.get_height() for p in container.patches]
+
+
+def test_score_histograms_draw_each_rounds_pool_and_picks(runs):
     fig = ex.plot_scores(runs["pf"])
     assert len(fig.axes) == 2
     for r, ax in zip((1, 2), fig.axes):
         s = ex.selection(runs["pf"], r)["scores"]
         cut = [ln for ln in ax.lines if ln.get_linestyle() == "--"][0]
         assert cut.get_xdata()[0] == pytest.approx(s["values"][s["picks"]].min())
-    for fig in (ex.plot_class_balance(runs["pf"], data=data),
-                ex.plot_agreement(runs["pf"], runs["dense"]),
-                ex.plot_learning_and_cost(runs["pf"])):
-        assert isinstance(fig, Figure) and fig.axes
+        rest, picked = ax.containers  # stacked: the images not selected, then the selected
+        assert sum(_heights(picked)) == len(s["picks"])
+        assert sum(_heights(rest)) == len(s["values"]) - len(s["picks"])
+        assert ax.get_title() == f"round {r}: {len(s['picks'])} of {len(s['values'])}"
+
+
+def test_class_balance_bars_are_the_class_shares(runs, data):
+    df = ex.class_balance(runs["pf"], data=data)
+    ax, = ex.plot_class_balance(runs["pf"], data=data).axes
+    assert len(ax.containers) == 4  # rounds 0, 1, 2 and the pool
+    for r, bars in zip((0, 1, 2), ax.containers):
+        mine = df[df["round"] == r]
+        assert _heights(bars) == pytest.approx((100 * mine["share"]).tolist())
+        assert bars.get_label() == f"round {r} ({mine['count'].sum()} labeled)"
+    pool = df[df["round"].isna()]
+    assert _heights(ax.containers[3]) == pytest.approx((100 * pool["share"]).tolist())
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(pool["class"])
+
+
+def test_agreement_lines_are_the_agreement_table(runs):
+    df = ex.agreement(runs["pf"], runs["dense"])
+    jac, rho = ex.plot_agreement(runs["pf"], runs["dense"]).axes
+    drawn = {ln.get_label(): ln for ln in jac.lines}
+    for label, col in (("selected in the round", "jaccard"), ("labeled set after it",
+                                                              "labeled_jaccard"),
+                       ("two random draws", "chance_jaccard")):
+        assert list(drawn[label].get_xdata()) == df["budget_pct"].tolist() == [20, 30]
+        assert list(drawn[label].get_ydata()) == pytest.approx(df[col].tolist()), label
+    spearman = [ln for ln in rho.lines if ln.get_marker() == "o"]  # beside the zero line
+    assert len(spearman) == 1 and list(spearman[0].get_ydata()) == pytest.approx(
+        df["spearman"].tolist())
+
+
+def test_learning_and_cost_draw_the_accuracies_and_the_ledger(runs):
+    run = runs["pf"]
+    metrics = read_jsonl(run / "metrics.jsonl")
+    pool = json.loads((run / "config.json").read_text())["pool_size"]
+    acc, macs, seconds = ex.plot_learning_and_cost(run).axes
+    drawn = {ln.get_label(): ln for ln in acc.lines}
+    targets = [m for m in metrics if m["kind"] == "target"]
+    assert list(drawn["target (final epoch)"].get_xdata()) == pytest.approx(
+        [100 * m["budget"] for m in targets])
+    assert list(drawn["target (final epoch)"].get_ydata()) == pytest.approx(
+        [100 * m["final_test_acc"] for m in targets])
+    selectors = [m for m in metrics if m["kind"] == "round"]
+    assert list(drawn["selector"].get_xdata()) == pytest.approx(
+        [100 * m["labeled_before"] / pool for m in selectors])
+    assert list(drawn["selector"].get_ydata()) == pytest.approx(
+        [100 * m["selector_test_acc"] for m in selectors])
+    # one stacked bar per round and ledger category it charges; each category's bars add up
+    # to the ledger's total in that category
+    ledger = json.loads((run / "ledger.json").read_text())
+    for ax, col, scale in ((macs, "macs", 1e9), (seconds, "seconds", 1)):
+        bars = {c.get_label(): c for c in ax.containers}
+        charged = {k for k, v in ledger[col].items() if v}
+        assert set(bars) == {k.replace("_", " ") for k in charged}, col
+        for key in charged:
+            assert sum(_heights(bars[key.replace("_", " ")])) == pytest.approx(
+                ledger[col][key] / scale), (col, key)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2"]
 
 
 def test_bad_input_gets_one_clear_line(runs, tmp_path):
