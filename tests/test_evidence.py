@@ -1,4 +1,5 @@
-"""The evidence artefacts, the claims and the report page, built from a small smoke grid."""
+"""The evidence artefacts, the claims and the report page, built from the records of the smoke
+batch (tests/conftest.py)."""
 
 import json
 import re
@@ -6,33 +7,13 @@ from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
+from conftest import EVIDENCE
 
 from prunefuse.artefacts import ARTEFACTS
 from prunefuse.claims import VERDICTS, numbers_in, verdict
 from prunefuse.config import ConfigError
-from prunefuse.experiment import run_experiment
 from prunefuse.grid import plan
 from prunefuse.reproduce import rebuild
-
-EVIDENCE = ["main_comparison", "kd_strength", "authors_reading", "time_to_accuracy",
-            "convergence", "claims"]
-
-
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory):
-    """The smoke grid's evidence runs, executed in-process in their planned order."""
-    root = tmp_path_factory.mktemp("evidence")
-    the_plan = plan("smoke", artefacts=EVIDENCE)
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(root)  # selection_from is relative to the batch folder
-    try:
-        for run in the_plan.runs:
-            run_experiment(profile="smoke", out="runs", progress=False, **run.config)
-    finally:
-        os.chdir(cwd)
-    return root, the_plan
 
 
 def test_verdict_rule():
@@ -150,9 +131,8 @@ def test_claims_pair_each_comparison_once_per_seed(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
-def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch, tmp_path):
-    root, the_plan = batch
+def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(smoke_batch, tmp_path):
+    root = smoke_batch / "evidence"
     before = sorted(p.relative_to(root) for p in (root / "runs").rglob("*"))
     result = rebuild("smoke", root / "runs", tmp_path / "out", artefacts=EVIDENCE,
                      log=lambda s: None)
@@ -236,8 +216,8 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(batch,
 
 
 @pytest.mark.slow
-def test_rebuild_names_the_runs_an_artefact_lacks(batch, tmp_path):
-    root, the_plan = batch
+def test_rebuild_names_the_runs_an_artefact_lacks(smoke_batch, tmp_path):
+    root, the_plan = smoke_batch / "evidence", plan("smoke", artefacts=EVIDENCE)
     only = tmp_path / "some"
     only.mkdir()
     keep = [r.run_id for r in the_plan.runs if "kd_strength" in r.artefacts]

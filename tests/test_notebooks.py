@@ -2,8 +2,8 @@
 (synthetic data), notebook parameters are checked before anything runs, and a failing run keeps
 its partial notebook and names the failing cell.
 
-The smoke batch (10 runs, 6 artefact notebooks, each in its own kernel) runs once per module,
-about 3 minutes on 2 CPU cores.
+The smoke batch (14 runs and 10 artefact notebooks, each in its own kernel, beside the evidence
+runs of tests/test_evidence.py) is built once per session (tests/conftest.py).
 """
 
 import argparse
@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from conftest import SMOKE_BATCH
 
 from prunefuse import execute as nbx
 from prunefuse import grid
@@ -30,10 +31,7 @@ from prunefuse.execute import NOTEBOOK_EXTRAS, from_notebook, notebook_parameter
 
 NOTEBOOKS = sorted(nbx.NOTEBOOKS.glob("*.ipynb"))
 EXPERIMENT = nbx.NOTEBOOKS / nbx.EXPERIMENT
-# The smoke batch of these tests: the default artefacts and the optional variant ones (V2,
-# the readings of fusion); the evidence arms have their own batch (tests/test_evidence.py).
-SMOKE_BATCH = [*grid.default_artefacts("smoke"), "table2", "fusion_variants"]
-# Files each artefact of that batch writes into figures/, besides its caption.
+# Files each artefact of the smoke batch writes into figures/, besides its caption.
 OUTPUTS = {ARTEFACTS[a].stem: ARTEFACTS[a].files for a in SMOKE_BATCH}
 
 
@@ -492,20 +490,12 @@ def _errors(nb) -> list:
             if o.output_type == "error"]
 
 
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reproduce")
-    assert main(["reproduce", "--profile", "smoke", "--only", ",".join(SMOKE_BATCH),
-                 "--out", str(out)]) == 0
-    return out
-
-
 @pytest.mark.slow
-def test_smoke_batch_writes_records_and_executed_notebooks(batch):
-    plan = json.loads((batch / "plan.json").read_text())
+def test_smoke_batch_writes_records_and_executed_notebooks(smoke_batch):
+    plan = json.loads((smoke_batch / "plan.json").read_text())
     assert plan["profile"] == "smoke" and len(plan["runs"]) == 14
     for run in plan["runs"]:
-        run_dir = batch / "runs" / run["run_id"]
+        run_dir = smoke_batch / "runs" / run["run_id"]
         for name in ("DONE", "config.json", "metrics.jsonl", "ledger.json", nbx.EXPERIMENT):
             assert (run_dir / name).exists(), (run["run_id"], name)
         nb = nbformat.read(run_dir / nbx.EXPERIMENT, as_version=4)
@@ -514,26 +504,26 @@ def test_smoke_batch_writes_records_and_executed_notebooks(batch):
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
     for name in SMOKE_BATCH:
-        nb = nbformat.read(batch / "notebooks" / ARTEFACTS[name].notebook, as_version=4)
+        nb = nbformat.read(smoke_batch / "notebooks" / ARTEFACTS[name].notebook, as_version=4)
         assert not _errors(nb) and any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
 @pytest.mark.slow
-def test_ablation_runs_reuse_the_pruned_selection(batch):
-    plan = json.loads((batch / "plan.json").read_text())
+def test_ablation_runs_reuse_the_pruned_selection(smoke_batch):
+    plan = json.loads((smoke_batch / "plan.json").read_text())
     # the fusion / KD variants (the fusion-reading runs of fusion_variants also reuse one)
     variants = [r for r in plan["runs"] if r["needs"] and "ablation" in r["artefacts"]]
     assert len(variants) == 6
     for run in variants:
         for rnd in ("round_01.json", "round_02.json"):
-            mine = json.loads((batch / "runs" / run["run_id"] / "selections" / rnd).read_text())
-            main_ = json.loads((batch / "runs" / run["needs"] / "selections" / rnd).read_text())
+            mine = json.loads((smoke_batch / "runs" / run["run_id"] / "selections" / rnd).read_text())
+            main_ = json.loads((smoke_batch / "runs" / run["needs"] / "selections" / rnd).read_text())
             assert mine["labeled"] == main_["labeled"]
 
 
 @pytest.mark.slow
-def test_smoke_batch_writes_every_figure_and_table(batch):
-    figures = batch / "figures"
+def test_smoke_batch_writes_every_figure_and_table(smoke_batch):
+    figures = smoke_batch / "figures"
     for name, kinds in OUTPUTS.items():
         for kind in kinds:
             path = figures / f"{name}.{kind}"
@@ -575,17 +565,17 @@ def test_smoke_batch_writes_every_figure_and_table(batch):
 
 
 @pytest.mark.slow
-def test_rerun_skips_finished_runs(batch):
+def test_rerun_skips_finished_runs(smoke_batch):
     lines = []
-    result = rep.reproduce("smoke", batch, artefacts=SMOKE_BATCH, run_figures=False,
+    result = rep.reproduce("smoke", smoke_batch, artefacts=SMOKE_BATCH, run_figures=False,
                            log=lines.append)
     assert result["executed"] == [] and len(result["skipped"]) == 14
     assert all("done, skipped" in line for line in lines)
 
 
 @pytest.mark.slow
-def test_quickstart_notebook_runs_on_smoke(batch, tmp_path):
-    out = batch / "runs"  # PruneFuse, dense and SVP are already there; random runs now
+def test_quickstart_notebook_runs_on_smoke(smoke_batch, tmp_path):
+    out = smoke_batch / "runs"  # PruneFuse, dense and SVP are already there; random runs now
     nbx.execute_notebook(nbx.NOTEBOOKS / "quickstart.ipynb", tmp_path / "quickstart.ipynb",
                          {"profile": "smoke", "out": str(out), "progress": False}, cwd=tmp_path)
     assert (out / "quickstart.pdf").exists() and (out / "quickstart.png").exists()
@@ -594,12 +584,12 @@ def test_quickstart_notebook_runs_on_smoke(batch, tmp_path):
 
 
 @pytest.mark.slow
-def test_extended_table_builds_from_records(batch, tmp_path):
+def test_extended_table_builds_from_records(smoke_batch, tmp_path):
     """The extended table's builder on the smoke records, one block: Baseline and PruneFuse at
     both smoke ratios, per budget, with the paired difference."""
     from prunefuse.artefacts import extended_table
 
-    paths = extended_table(batch / "runs", tmp_path, profile="smoke",
+    paths = extended_table(smoke_batch / "runs", tmp_path, profile="smoke",
                            blocks=[["synthetic", "resnet8"], ["cifar10", "resnet110"]],
                            score="least_confidence", ratios=[0.5, 0.6])
     table = pd.read_csv(paths["csv"])
@@ -762,8 +752,8 @@ def test_quickstart_writes_beside_itself_from_any_directory(tmp_path):
 
 
 @pytest.mark.slow
-def test_explore_notebook_runs_on_smoke(batch, tmp_path):
-    runs = batch / "runs"
+def test_explore_notebook_runs_on_smoke(smoke_batch, tmp_path):
+    runs = smoke_batch / "runs"
     pruned = runs / run_id(make_config("smoke", selector="prunefuse", ratio=0.5))
     dense = runs / run_id(make_config("smoke", selector="dense"))
     out = nbx.execute_notebook(nbx.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
@@ -798,34 +788,13 @@ def test_failing_run_stops_the_batch_and_keeps_its_partial_notebook(tmp_path, mo
 
 # -- builders on hand-made records (exact numbers, no training) ---------------------------------
 
-def _record(root, seed, accs, macs, **params):
-    """A finished run record with the given final accuracies and selection MACs per budget."""
-    cfg = make_config("smoke", seed=seed, **params)
-    run_dir = root / run_id(cfg)
-    run_dir.mkdir(parents=True)
-    pf = cfg["selector"] == "prunefuse"
-    meta = {"config": cfg, "run_id": run_dir.name, "device_name": "cpu", "threads": 2,
-            "target": {"arch": cfg["arch"], "params": 78042, "macs_per_sample": 12677760},
-            "selector_model": {"params": 20000 if pf else 78042,
-                               "macs_per_sample": 3000000 if pf else 12677760}}
-    (run_dir / "config.json").write_text(json.dumps(meta))
-    lines = [{"kind": "target", "budget": b, "labeled": int(512 * b), "final_test_acc": a,
-              "best_test_acc": a, "epochs": [{"epoch": 1, "test_acc": a / 2},
-                                                     {"epoch": 2, "test_acc": a}],
-              "cumulative_selection_macs": m, "cumulative_selection_seconds": m / 1e9,
-              "target_training_macs": 10**9, "teacher_forward_macs": 0, "training_seconds": 1.0}
-             for b, a, m in zip(cfg["budgets"], accs, macs)]
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    (run_dir / "DONE").write_text("2025-01-02T03:04:05+0000\n")
-
-
-def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
+def test_builders_report_mean_sd_and_n_over_seeds(tmp_path, write_record):
     from prunefuse import artefacts
 
     records, out = tmp_path / "runs", tmp_path / "figures"
     for seed, (base, pf) in enumerate([(0.40, 0.50), (0.60, 0.70)]):
-        _record(records, seed, [base - 0.1, base], [4e9, 8e9], selector="dense")
-        _record(records, seed, [pf - 0.1, pf], [1e9, 2e9], selector="prunefuse", ratio=0.5)
+        write_record(records, seed, [base - 0.1, base], [4e9, 8e9], selector="dense")
+        write_record(records, seed, [pf - 0.1, pf], [1e9, 2e9], selector="prunefuse", ratio=0.5)
     kw = dict(profile="smoke", arch="resnet8")
     paths = artefacts.main_table(records, out, datasets=["synthetic"],
                                  scores=["least_confidence"], ratios=[0.5], **kw)
@@ -855,19 +824,19 @@ def test_builders_report_mean_sd_and_n_over_seeds(tmp_path):
     assert rows["dense AL30"].endswith("| 9.0 |")
 
 
-def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(tmp_path):
+def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(tmp_path, write_record):
     from prunefuse import artefacts
 
     records, out = tmp_path / "runs", tmp_path / "figures"
     for seed, v1 in enumerate([0.50, 0.70]):
-        _record(records, seed, [v1 - 0.1, v1], [1e9, 2e9], selector="prunefuse")
-        _record(records, seed, [v1 - 0.1, v1 + 0.02], [1e9, 5e9], selector="prunefuse", t_sync=1)
-        _record(records, seed, [v1 - 0.1, v1 - 0.05 * (seed + 1)], [1e9, 2e9],
+        write_record(records, seed, [v1 - 0.1, v1], [1e9, 2e9], selector="prunefuse")
+        write_record(records, seed, [v1 - 0.1, v1 + 0.02], [1e9, 5e9], selector="prunefuse", t_sync=1)
+        write_record(records, seed, [v1 - 0.1, v1 - 0.05 * (seed + 1)], [1e9, 2e9],
                 selector="prunefuse", fusion="fork")
         # other readings of the same seeds (the authors' preset, their form of KD): rows of
         # none of the tables below
-        _record(records, seed, [0.1, 0.1], [1e9, 2e9], selector="prunefuse", reading="authors")
-        _record(records, seed, [0.1, 0.1], [1e9, 2e9], selector="prunefuse", kd_lambda=0.35,
+        write_record(records, seed, [0.1, 0.1], [1e9, 2e9], selector="prunefuse", reading="authors")
+        write_record(records, seed, [0.1, 0.1], [1e9, 2e9], selector="prunefuse", kd_lambda=0.35,
                 kd_temperature=3.0, kd_t2=False)
     kw = dict(profile="smoke", dataset="synthetic", arch="resnet8", score="least_confidence",
               ratio=0.5)
@@ -940,7 +909,7 @@ def test_artefacts_are_listed_alike_whichever_module_is_imported_first():
     assert "'main_table'" in outs.pop().splitlines()[0].split(",")[0]
 
 
-def test_cost_keeps_seeds_with_every_budget_and_takes_median_seconds(tmp_path):
+def test_cost_keeps_seeds_with_every_budget_and_takes_median_seconds(tmp_path, write_record):
     """A seed that trained its target at the last budget only (the main comparison's extra
     seeds) stays out of the cost artefact, whose lines would otherwise average other seeds at
     their last point; a run slowed by other work moves the seconds' median, not their mean."""
@@ -948,7 +917,7 @@ def test_cost_keeps_seeds_with_every_budget_and_takes_median_seconds(tmp_path):
 
     records, out = tmp_path / "runs", tmp_path / "figures"
     for seed, acc in enumerate([0.40, 0.50, 0.60, 0.99]):
-        _record(records, seed, [acc - 0.1, acc], [4e9, 8e9], selector="dense")
+        write_record(records, seed, [acc - 0.1, acc], [4e9, 8e9], selector="dense")
     for run in records.iterdir():
         metrics = run / "metrics.jsonl"
         lines = [json.loads(x) for x in metrics.read_text().splitlines()]

@@ -14,38 +14,19 @@ from prunefuse.config import make_config, run_id
 from prunefuse.runs import LOCK, RunBusyError, atomic_write_text, find_runs, run_lock
 
 
-def _record(root, seed, accs=(0.5, 0.6)):
-    """A finished smoke run record with final accuracies ``accs`` at budgets 0.2 and 0.3."""
-    cfg = make_config("smoke", seed=seed)
-    run_dir = root / run_id(cfg)
-    run_dir.mkdir(parents=True)
-    meta = {"config": cfg, "run_id": run_dir.name, "device_name": "cpu",
-            "target": {"arch": cfg["arch"], "params": 78042, "macs_per_sample": 12677760}}
-    (run_dir / "config.json").write_text(json.dumps(meta))
-    lines = [{"kind": "round", "round": 1}] + [
-        {"kind": "target", "budget": b, "labeled": int(512 * b), "final_test_acc": a,
-         "best_test_acc": a, "best_epoch": 1, "epochs": [{"epoch": 1, "test_acc": a}],
-         "cumulative_selection_macs": 10**9, "cumulative_selection_seconds": 1.0,
-         "target_training_macs": 10**9, "training_seconds": 1.0}
-        for b, a in zip(cfg["budgets"], accs)]
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    (run_dir / "DONE").write_text("2025-01-02T03:04:05+0000\n")
-    return run_dir
-
-
-def test_report_names_and_skips_every_unreadable_record(tmp_path, capsys):
-    good = _record(tmp_path, 0, (0.5, 0.6))
-    truncated = _record(tmp_path, 1)
+def test_report_names_and_skips_every_unreadable_record(tmp_path, capsys, write_record):
+    good = write_record(tmp_path, 0, (0.5, 0.6))
+    truncated = write_record(tmp_path, 1)
     text = (truncated / "metrics.jsonl").read_text()
     (truncated / "metrics.jsonl").write_text(text[:-30])  # cut inside the last line
-    empty = _record(tmp_path, 2)
+    empty = write_record(tmp_path, 2)
     (empty / "metrics.jsonl").write_text("")
-    half = _record(tmp_path, 3)
+    half = write_record(tmp_path, 3)
     (half / "metrics.jsonl").write_text(text.splitlines(keepends=True)[0] +
                                         text.splitlines(keepends=True)[1])
-    bad_config = _record(tmp_path, 4)
+    bad_config = write_record(tmp_path, 4)
     (bad_config / "config.json").write_text('{"config": {"seed": 4,')
-    unfinished = _record(tmp_path, 5)
+    unfinished = write_record(tmp_path, 5)
     (unfinished / "DONE").unlink()  # in progress: not a problem, not in the report
 
     with pytest.raises(json.JSONDecodeError) as cut:
