@@ -42,6 +42,7 @@ from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public
     _write_table,
     artefact,
     diff_note,
+    whole_run,
     write_caption,
 )
 
@@ -342,8 +343,7 @@ def cost_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, profile
     every = df.groupby("method")["budget"].transform("nunique")
     df = df[df.groupby(["method", "seed"])["budget"].transform("nunique") == every]
     # Everything to reach a model at budget b: selection(b) + fusion(b) + target training(b).
-    df["gmacs"] = (df["selection_macs"] + df["fusion_macs"] + df["target_training_macs"]) / 1e9
-    df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_training_seconds"]
+    df["gmacs"], df["seconds"] = whole_run(df, "macs") / 1e9, whole_run(df, "seconds")
     g = df.groupby(["method", "budget_pct"], sort=True).agg(
         acc=("acc_pct", "mean"), sd=("acc_pct", "std"), n=("seed", "nunique"),
         sel_gmacs=("selection_macs", lambda x: x.mean() / 1e9),

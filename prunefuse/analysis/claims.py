@@ -152,11 +152,10 @@ def decide(claims: list[Claim]) -> list[Claim]:
         if not c.fixed:
             c.verdict = judge.verdict(c.low, c.high, hypothesis=c.hypothesis, null=c.null,
                                       margin=c.margin, higher=c.higher)
-    kept = judge.holm([c.p if c.verdict == VERDICTS[0] or not c.fixed else math.nan
-                       for c in claims])
-    for c, k in zip(claims, kept):
-        c.family_verdict = ("supported" if k and c.verdict == VERDICTS[0] else
-                            "not supported" if c.verdict == VERDICTS[1] else "not shown")
+    family = judge.family_verdicts([c.p if c.verdict == VERDICTS[0] or not c.fixed
+                                    else math.nan for c in claims], [c.verdict for c in claims])
+    for c, f in zip(claims, family):
+        c.family_verdict = f
     return claims
 
 

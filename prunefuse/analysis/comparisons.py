@@ -114,6 +114,10 @@ class Comparison:
         if self.hypothesis != "superiority" and not self.margin > 0:
             raise ValueError(f"{self.key}: a {self.hypothesis} claim needs a margin > 0")
 
+    def paired(self, arm, against):
+        """The per-seed statistic of paired values: their difference or their ratio."""
+        return arm - against if self.statistic == "difference" else arm / against
+
 
 @dataclass(frozen=True)
 class Study:
@@ -162,13 +166,11 @@ def _study() -> Study:
         Arm("pf", "PruneFuse p=0.5", pf),
         Arm("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
         Arm("random", RANDOM, {"selector": "random"}),
-        *[Arm(f"{k}_low", label, params, on=k, role=k)
-          for k, label, params in (("dense", DENSE, {"selector": "dense"}),
-                                   ("pf", "PruneFuse p=0.5", pf),
-                                   ("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
-                                   ("random", RANDOM, {"selector": "random"}))],
         *retrain, *short)
     main = ("dense", "pf", "pf_authors", "random")
+    # The lower budgets: each main arm's target retrained on that arm's own selection.
+    arms.update(_arms(*[Arm(f"{k}_low", arms[k].label, arms[k].params, on=k, role=k)
+                        for k in main]))
     groups = (
         Group("main", "The main comparison", main, tuple(range(15)), (4000,), (0.3,)),
         Group("budgets", "The main comparison at the lower budgets",

@@ -32,6 +32,7 @@ from .registry import (
     _write_table,
     artefact,
     diff_note,
+    whole_run,
     write_caption,
 )
 
@@ -327,8 +328,7 @@ def time_to_accuracy_rows(records: str | os.PathLike, *, dataset: str, arch: str
     # schedules PruneFuse's selection was trained for (dense AL's longer convergence runs
     # are the convergence artefact's)
     df = df[df["target_epochs"].isin(set(df.loc[df["arm"] != TTA_ARMS[2], "target_epochs"]))]
-    df["seconds"] = df["selection_seconds"] + df["fusion_seconds"] + df["target_training_seconds"]
-    df["macs"] = df["selection_macs"] + df["fusion_macs"] + df["target_training_macs"]
+    df["seconds"], df["macs"] = whole_run(df, "seconds"), whole_run(df, "macs")
     return df
 
 

@@ -103,9 +103,7 @@ def verdict(low: float, high: float, *, hypothesis: str = "superiority", null: f
         return VERDICTS[2]
     if hypothesis not in HYPOTHESES:
         raise ValueError(f"hypothesis={hypothesis!r}: one of {HYPOTHESES}")
-    bound = null - margin if higher else null + margin
-    if hypothesis == "superiority":
-        bound = null
+    bound = null if hypothesis == "superiority" else null - margin if higher else null + margin
     if (higher and low > bound) or (not higher and high < bound):
         return VERDICTS[0]
     if (higher and high < bound) or (not higher and low > bound):
@@ -130,6 +128,16 @@ def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
     return out
 
 
+def family_verdicts(p_values: list[float], verdicts: list[str],
+                    alpha: float = ALPHA) -> list[str]:
+    """Each claim's family-wise verdict: ``supported`` when it is supported and Holm keeps
+    it (:func:`holm`), ``not supported`` when its interval lies outside the claimed region,
+    else ``not shown``."""
+    return ["supported" if k and v == VERDICTS[0] else
+            "not supported" if v == VERDICTS[1] else "not shown"
+            for k, v in zip(holm(p_values, alpha), verdicts)]
+
+
 def hypothesis_text(hypothesis: str, *, margin: float, unit: str, higher: bool,
                     statistic: str = "difference") -> str:
     """How a hypothesis reads in a table: ``superiority``, ``non-inferiority, margin 1
@@ -145,4 +153,5 @@ def hypothesis_text(hypothesis: str, *, margin: float, unit: str, higher: bool,
 
 
 __all__ = ["VERDICTS", "HYPOTHESES", "ALPHA", "t_sf", "p_value", "verdict", "holm",
+           "family_verdicts",
            "hypothesis_text"]

@@ -85,6 +85,13 @@ def artefact(name: str, *, files: tuple[str, ...], runs: Callable[[Any], None],
     return wrap
 
 
+def whole_run(df: pd.DataFrame, unit: str) -> pd.Series:
+    """Everything a run spent to reach its model at a budget, in ``unit`` (``seconds`` or
+    ``macs``): its selection (cumulative), the fusion source and KD teacher's forwards, and
+    that budget's target training (docs/method.md, "Cost accounting")."""
+    return df[f"selection_{unit}"] + df[f"fusion_{unit}"] + df[f"target_training_{unit}"]
+
+
 def _plots():
     """:mod:`prunefuse.plots` on first use: matplotlib takes seconds to import, and planning a
     batch reads the declarations here without drawing anything."""

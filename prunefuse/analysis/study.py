@@ -18,7 +18,7 @@ from ..run.blocks import machine_of
 from ..run.records import find_runs, results_table
 from . import judge
 from .comparisons import MEASURES, STUDY, Comparison, Study, study_plan
-from .registry import Paths, _write_table, artefact, write_caption
+from .registry import Paths, _write_table, artefact, whole_run, write_caption
 
 
 def study_rows(records: str | os.PathLike, *, profile: str) -> pd.DataFrame:
@@ -40,14 +40,8 @@ def study_rows(records: str | os.PathLike, *, profile: str) -> pd.DataFrame:
     table["machine"] = table["run_id"].map(machines)
     table["role"] = table["arm"].map(lambda a: STUDY.arms[a].role)
     table["final_pct"] = 100 * table["final_test_acc"]
-    table["run_seconds"] = whole_run_seconds(table)
+    table["run_seconds"] = whole_run(table, "seconds")
     return table.reset_index(drop=True)
-
-
-def whole_run_seconds(df: pd.DataFrame) -> pd.Series:
-    """A run's seconds up to a budget: its selection (cumulative), that budget's target
-    training and, for a fused target, the fusion source and the KD teacher's forwards."""
-    return df["selection_seconds"] + df["target_training_seconds"] + df["fusion_seconds"]
 
 
 def _pairs(df: pd.DataFrame, comp: Comparison, group: str, pool: int, budget: float):
@@ -78,8 +72,7 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
                 a, b, ma, mb = _pairs(df, comp, group, pool, budget)
                 if a.empty:
                     continue
-                values = a - b if comp.statistic == "difference" else a / b
-                mean, sd, half, n = stats.mean_ci(values)
+                mean, sd, half, n = stats.mean_ci(comp.paired(a, b))
                 low, high = (mean - half, mean + half) if n > 1 else (math.nan, math.nan)
                 unknown = int((ma.isna() | mb.isna()).sum())
                 crossed = int(((ma != mb) & ma.notna() & mb.notna()).sum())
@@ -105,10 +98,7 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
                 })
     out = pd.DataFrame(rows)
     if not out.empty:
-        keep = judge.holm(list(out["p"]))
-        out["family_verdict"] = ["supported" if k else
-                                 ("not supported" if v == "not supported" else "not shown")
-                                 for k, v in zip(keep, out["verdict"])]
+        out["family_verdict"] = judge.family_verdicts(list(out["p"]), list(out["verdict"]))
     return out
 
 
@@ -260,7 +250,7 @@ def scaling_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, 
         for group in comp.groups:
             for pool in sorted(set(at.loc[at["group"] == group, "pool"])):
                 a, b, _, _ = _pairs(at, comp, group, pool, budget)
-                values = a - b if comp.statistic == "difference" else a / b
+                values = comp.paired(a, b)
                 xs += [math.log2(pool)] * len(values)
                 ys += list(values)
         fit = slope(xs, ys)
