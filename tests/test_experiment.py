@@ -639,3 +639,18 @@ def test_v2_is_v1_until_its_first_sync(tmp_path):
     # the dense training V2 selects with is charged to selection once it has synced
     assert rows[1][("round", 2)]["cumulative_selection_macs"] > \
         rows[0][("round", 2)]["cumulative_selection_macs"]
+
+
+def test_a_killed_writers_temporary_files_are_swept_before_the_run_goes_on(tmp_path):
+    cfg = make_config(profile="smoke")
+    run_dir = tmp_path / run_id(cfg)
+    (run_dir / "selections").mkdir(parents=True)
+    stray = [run_dir / ".metrics.jsonl.k3x9q.tmp", run_dir / "selections" / ".round_02.json.a1.tmp"]
+    for path in stray:
+        path.write_text("half a write")
+    keep = run_dir / "notes.tmp"  # not one of ours: left alone
+    keep.write_text("the user's")
+    assert run_experiment(cfg, out=tmp_path, progress=False) == run_dir
+    assert (run_dir / "DONE").exists()
+    assert not any(path.exists() for path in stray)
+    assert keep.read_text() == "the user's"

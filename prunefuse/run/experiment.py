@@ -71,6 +71,7 @@ from .records import (
     read_state,
     run_lock,
     selection_path,
+    sweep_partial_writes,
     write_scores,
 )
 from .steps import Experiment, initial_labels, load_data
@@ -291,6 +292,7 @@ def run_experiment(config: dict[str, Any] | None = None, *, out: str | Path = DE
 def _run(exp: Experiment, say: Callable[[str], None]) -> None:
     """The rounds and targets of :func:`run_experiment`, resuming after the last commit."""
     cfg, run_dir = exp.cfg, exp.dir
+    sweep_partial_writes(run_dir)  # a killed run's half-written files; the lock is ours
     state = read_state(run_dir)
     if state is None:
         _write_static(exp)

@@ -164,6 +164,21 @@ def _atomic(path: str | os.PathLike, write) -> Path:
     return path
 
 
+def sweep_partial_writes(folder: str | os.PathLike) -> list[Path]:
+    """Remove what a killed writer left: the temporary files of :func:`_atomic` under ``folder``.
+
+    A write is a temporary file renamed over its target, so a kill at any moment leaves the
+    target whole (old or new) and, at worst, one ``.NAME.XXXX.tmp`` beside it. Call this with
+    the run's lock held, before resuming. Returns the paths removed.
+    """
+    gone = []
+    for tmp in sorted(Path(folder).rglob(".*.tmp")):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
+
+
 def _umask() -> int:
     try:  # Linux: read it without changing it (os.umask would, for a moment, for every thread)
         for line in Path("/proc/self/status").read_text().splitlines():
