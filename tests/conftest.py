@@ -28,8 +28,8 @@ def smoke_batch(tmp_path_factory) -> Path:
     """The folder of one smoke batch: plan.json, runs/, notebooks/ and figures/ of SMOKE_BATCH,
     and evidence/runs/ with every run of EVIDENCE. The evidence runs execute in-process, in
     their planned order, after the reproduce batch; the runs both plan are copied from it, not
-    run twice. They sit in a folder of their own because the records of the ablation's
-    reused selections would pair with the evidence arms' (the fused target without KD, seed 0)."""
+    run twice. They sit in a folder of their own, as a batch of only those artefacts would
+    leave them (test_evidence also builds them from one folder with the ablation's runs)."""
     out = tmp_path_factory.mktemp("smoke-batch")
     assert main(["reproduce", "--profile", "smoke", "--only", ",".join(SMOKE_BATCH),
                  "--out", str(out)]) == 0

@@ -240,3 +240,39 @@ def test_rebuild_names_the_runs_an_artefact_lacks(smoke_batch, tmp_path):
     assert not (tmp_path / "out2" / "figures").exists()
     with pytest.raises(ConfigError, match="--figures .* inside --records"):
         rebuild("smoke", only, tmp_path / "out3", figures=only / "figures", log=lambda s: None)
+
+
+@pytest.mark.slow
+def test_kd_arms_take_one_run_per_seed_when_the_ablation_shares_the_folder(smoke_batch, tmp_path):
+    """The ablation's fused target without KD (every budget) and the KD table's (the largest
+    budget only) are both "no KD" on one selection; in one folder the KD arm's own run counts."""
+    import shutil
+
+    both = tmp_path / "runs"
+    for folder in (smoke_batch / "runs", smoke_batch / "evidence" / "runs"):
+        for run in folder.iterdir():
+            if not (both / run.name).exists():
+                shutil.copytree(run, both / run.name)
+    result = rebuild("smoke", both, tmp_path / "out", artefacts=["kd_strength", "claims"],
+                     log=lambda s: None)
+    assert result["built"] == ["kd_strength", "claims"] and not result["missing"]
+    kd = pd.read_csv(tmp_path / "out" / "figures" / "kd_strength.csv")
+    assert not kd.duplicated(["seed", "arm"]).any() and "no KD" in set(kd["arm"])
+    alone = rebuild("smoke", smoke_batch / "evidence" / "runs", tmp_path / "alone",
+                    artefacts=["kd_strength"], log=lambda s: None)
+    assert alone["built"] == ["kd_strength"]
+    ref = pd.read_csv(tmp_path / "alone" / "figures" / "kd_strength.csv")
+    assert sorted(kd["run_id"]) == sorted(ref["run_id"])  # the very runs of the KD table
+
+
+def test_claims_count_crossed_pairs_by_the_blocks_machine_rule():
+    from prunefuse.claims import _crossed
+    from prunefuse.runs import machine_of
+
+    def rec(seed, torch_version, cpu="AMD EPYC, AVX512, 2 cores"):
+        return {"seed": seed, "machine": machine_of({"cpu": cpu, "threads": 1,
+                                                     "torch_version": torch_version})}
+    # same CPU and threads, another torch: another machine for the blocks, and here too
+    cell = pd.DataFrame([rec(0, "2.14.1"), rec(0, "2.13.0"), rec(1, "2.14.1"), rec(1, "2.14.1")])
+    assert _crossed(cell) == "1"
+    assert _crossed(pd.DataFrame([rec(0, "2.14.1"), {"seed": 0, "machine": None}])) == "unknown"

@@ -185,7 +185,7 @@ def test_scaling_fits_the_gap_per_doubling_and_writes_its_files(tmp_path, monkey
     fit = fits.set_index("id").loc["PFDense"]
     assert abs(fit["slope"] - 0.5) < 0.05 and fit["trend"] == "rises" and fit["pools"] == 4
     assert set(rows.loc[rows["id"] == "PFDense", "pool"]) == {2000, 4000, 8000, 16000}
-    monkeypatch.setattr(study, "study_rows", lambda records, profile: df)
+    monkeypatch.setattr(study, "study_rows", lambda records, profile, dataset: df)
     paths = study.scaling("unused", tmp_path, profile="study")
     assert {"csv", "md", "tex", "pdf", "png", "caption"} <= set(paths)
     caption = paths["caption"].read_text()

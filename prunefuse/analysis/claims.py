@@ -89,12 +89,12 @@ def verdict(low: float, high: float, *, null: float = 0.0, higher: bool = True) 
 
 
 def _crossed(cell: pd.DataFrame, pair: str = "seed") -> str:
-    """How many pairs of ``cell`` (two arms, one row per arm and seed) ran on two machines;
+    """How many pairs of ``cell`` (two arms, one row per arm and seed) ran on two machines
+    (``machine``: :func:`prunefuse.runs.machine_of`, the rule that pairs a study's blocks);
     ``unknown`` when a record does not name its CPU."""
-    if "cpu" not in cell or cell["cpu"].isna().any():
+    if "machine" not in cell or cell["machine"].isna().any():
         return "unknown"
-    machines = cell.assign(_m=cell["cpu"].astype(str) + "/" + cell["threads"].astype(str))
-    return str(int((machines.groupby(pair)["_m"].nunique() > 1).sum()))
+    return str(int((cell.groupby(pair)["machine"].nunique() > 1).sum()))
 
 
 def _diff_claim(id_, claim, source, df, method, baseline, budget, comparison,

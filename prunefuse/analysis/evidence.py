@@ -177,14 +177,20 @@ def kd_arms(df: pd.DataFrame, ratio: float, budget: float) -> pd.DataFrame:
     """The KD-strength runs at ``budget`` with their ``arm`` (no KD, the authors' KD, our
     KD): PruneFuse's fused targets at ``ratio`` and the profile's target epochs, on the seeds
     whose selection the arms without our KD reuse. The table and the claims both read these."""
-    df = df[_pf_selection(df, ratio) & (df["target_init"] == "fused")
-            & _isin(df["budget"], [budget])]
+    targets = df["run_id"].map(df.groupby("run_id")["budget"].nunique())
+    keep = _pf_selection(df, ratio) & (df["target_init"] == "fused") & _isin(df["budget"], [budget])
+    df = df[keep].assign(_targets=targets[keep])
     if df.empty:
-        return df.assign(arm=pd.Series(dtype=str))
+        return df.drop(columns="_targets").assign(arm=pd.Series(dtype=str))
     df = df[df["target_epochs"] == _own_epochs(df)]
     reused = df["selection_from"].notna()
     df = df[(reused | (df["kd_lambda"] > 0)) & df["seed"].isin(set(df.loc[reused, "seed"]))]
-    return df.assign(arm=[_kd_arm(r) for r in df.itertuples()])
+    df = df.assign(arm=[_kd_arm(r) for r in df.itertuples()])
+    # One run per seed and arm: where a batch holds two that train the same target (the
+    # ablation's fused target without KD trains every budget, the KD arm's only this one),
+    # the KD arm's own run, the one with the fewest targets, stands for it.
+    df = df.sort_values(["_targets", "run_id"]).drop_duplicates(["seed", "arm"])
+    return df.drop(columns="_targets").sort_index()
 
 
 def _kd_arm(row) -> str:

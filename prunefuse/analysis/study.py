@@ -14,30 +14,27 @@ from pathlib import Path
 import pandas as pd
 
 from ..run import stats
-from ..run.blocks import machine_of
-from ..run.records import find_runs, results_table
+from ..run.records import results_table
 from . import judge
 from .comparisons import MEASURES, STUDY, Comparison, Study, study_plan
 from .registry import Paths, _write_table, artefact, whole_run, write_caption
 
 
-def study_rows(records: str | os.PathLike, *, profile: str) -> pd.DataFrame:
-    """The results table of the study's runs under ``records``, one row per run and budget,
-    with its ``group``, ``pool``, ``block``, ``arm``, the arm's ``label`` and the run's
-    ``machine`` (:func:`prunefuse.blocks.machine_of`; None where the record does not name its
-    CPU). Runs no arm plans are left out."""
-    planned = {r.run_id: r for r in study_plan(profile, dataset="fashion-mnist")}
+def study_rows(records: str | os.PathLike, *, profile: str, dataset: str) -> pd.DataFrame:
+    """The results table of the study's runs on ``dataset`` under ``records``, one row per run
+    and budget, with its ``group``, ``pool``, ``block``, ``arm`` and the arm's ``label``
+    (the run's ``machine`` is a column of every results table). Runs no arm plans are left
+    out."""
+    planned = {r.run_id: r for r in study_plan(profile, dataset=dataset)}
     table = results_table(records)
     if table.empty:
         return table
-    machines = {r["run_id"]: machine_of(r) for r in find_runs(records)}
     table = table[table["run_id"].isin(list(planned))].copy()
     table["block"] = table["run_id"].map(lambda r: planned[r].block)
     table["group"] = table["block"].str.split("/").str[0]
     table["pool"] = table["block"].str.split("/").str[1].astype(int)
     table["arm"] = table["run_id"].map(lambda r: planned[r].arm)
     table["label"] = table["arm"].map(lambda a: STUDY.arms[a].label)
-    table["machine"] = table["run_id"].map(machines)
     table["role"] = table["arm"].map(lambda a: STUDY.arms[a].role)
     table["final_pct"] = 100 * table["final_test_acc"]
     table["run_seconds"] = whole_run(table, "seconds")
@@ -123,15 +120,16 @@ def arms_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _study_params(planner) -> dict:
-    return {}
+    return {"dataset": planner.focus}
 
 
 @artefact("study_arms", files=("csv", "md", "tex"), runs=lambda p: p.study_runs(),
           params=_study_params, needs="study", partial=True)
-def study_arms(records: str | os.PathLike, out: str | os.PathLike, *, profile: str) -> Paths:
+def study_arms(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+               dataset: str = "fashion-mnist") -> Paths:
     """Every arm of the study per block family, pool size and budget: n, mean +- sd."""
     out = Path(out)
-    df = study_rows(records, profile=profile)
+    df = study_rows(records, profile=profile, dataset=dataset)
     if df.empty:
         raise FileNotFoundError(f"records={str(records)!r}: no finished run of the study; run "
                                 f"`prunefuse reproduce --profile {profile} --out DIR` first")
@@ -190,10 +188,11 @@ def verdict_lines(rows: pd.DataFrame) -> list[str]:
 
 @artefact("study_claims", files=("csv", "md", "tex"), runs=lambda p: p.study_runs(),
           params=_study_params, needs="study", partial=True)
-def study_claims(records: str | os.PathLike, out: str | os.PathLike, *, profile: str) -> Paths:
+def study_claims(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                 dataset: str = "fashion-mnist") -> Paths:
     """Every declared claim of the study at every group, pool size and budget its arms ran."""
     out = Path(out)
-    df = study_rows(records, profile=profile)
+    df = study_rows(records, profile=profile, dataset=dataset)
     rows = judge_rows(df) if not df.empty else pd.DataFrame()
     if rows.empty:
         raise FileNotFoundError(f"records={str(records)!r}: no pair of the study's arms has "
@@ -265,13 +264,14 @@ def scaling_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, 
 
 @artefact("scaling", files=("csv", "md", "tex", "pdf", "png"), runs=lambda p: p.study_runs(),
           params=_study_params, needs="study", partial=True)
-def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str) -> Paths:
+def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+            dataset: str = "fashion-mnist") -> Paths:
     """The main comparison's differences and the cost ratios against pool size, with the
     slope per doubling of the pool."""
     from .registry import _plots
 
     out = Path(out)
-    df = study_rows(records, profile=profile)
+    df = study_rows(records, profile=profile, dataset=dataset)
     if df.empty:
         raise FileNotFoundError(f"records={str(records)!r}: no finished run of the study")
     rows, fits = scaling_rows(df)

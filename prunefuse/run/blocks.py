@@ -19,17 +19,9 @@ from pathlib import Path
 import torch
 
 from ..device import cpu_description
-from .records import is_done, read_config
+from .records import is_done, machine_of, read_config
 
 SET_ASIDE = "set_aside"  # in the batch folder, beside runs/
-
-
-def machine_of(record: dict) -> str | None:
-    """A run record's machine: its CPU (model, instruction set, cores), torch threads and
-    torch version, as one string; None for a record that does not name its CPU."""
-    if not record.get("cpu"):
-        return None
-    return f"{record['cpu']}; {record.get('threads')} thread(s); torch {record.get('torch_version')}"
 
 
 def this_machine(threads: int | None = None) -> str:

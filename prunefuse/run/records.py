@@ -454,6 +454,15 @@ def provenance(run: dict) -> dict:
                                  run.get("cpu"), run.get("git_commit"), run["finished"])))
 
 
+def machine_of(record: dict) -> str | None:
+    """A run record's machine: its CPU (model, instruction set, cores), torch threads and
+    torch version, as one string; None for a record that does not name its CPU. Two runs pair
+    only when this is the same for both (prunefuse.blocks)."""
+    if not record.get("cpu"):
+        return None
+    return f"{record['cpu']}; {record.get('threads')} thread(s); torch {record.get('torch_version')}"
+
+
 def results_table(root: str | os.PathLike, done_only: bool = True,
                   problems: list[str] | None = None):
     """The tidy results table: one row per run and evaluated budget (pandas DataFrame).
@@ -466,8 +475,9 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
     ``selection_*`` is cumulative up to that budget, ``target_training_*``
     is that budget's target training (with its KD teacher), ``fusion_*`` PruneFuse's extra
     work for the fused target. ``ratio`` is set for PruneFuse runs only, ``proxy_arch`` for
-    SVP runs only; ``git_commit`` is the package's commit and ``finished`` when the run
-    finished. Records that cannot be read are left out as :func:`find_runs` says
+    SVP runs only; ``git_commit`` is the package's commit, ``finished`` when the run
+    finished and ``machine`` where it ran (:func:`machine_of`; None where the record does not
+    name its CPU). Records that cannot be read are left out as :func:`find_runs` says
     (``problems``).
     """
     import pandas as pd
@@ -514,6 +524,7 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
                 "target_params": run["target"]["params"],
                 "target_macs_per_sample": run["target"]["macs_per_sample"],
                 **provenance(run),  # run_id keeps its place, first
+                "machine": machine_of(run),
             })
     return pd.DataFrame(rows)
 
