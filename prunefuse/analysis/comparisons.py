@@ -31,6 +31,11 @@ AUTHORS_KD = {key: READINGS["authors"][key] for key in ("kd_lambda", "kd_tempera
 # hours of test passes to each run on one CPU thread; every 20th is three passes per target.
 AUTHORS_EVAL_EVERY = 20
 
+# SVP's selector in the study (the paper's Figure 5 proxy) and the readings of fusion that
+# stand beside ours (``indices``: prunefuse.fuse).
+SVP_PROXY = "resnet8"
+FUSIONS = ("fresh", "conv_only", "fork")
+
 STATISTICS = ("difference", "ratio")
 # What a comparison measures: a column of prunefuse.study.study_rows, with its unit.
 MEASURES = {"acc_pct": ("test accuracy as the run reports it", "points"),
@@ -167,6 +172,15 @@ def _study() -> Study:
         Arm("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
         Arm("random", RANDOM, {"selector": "random"}),
         *retrain, *short)
+    # The rest of the paper's selectors and readings, each group on seeds of its own (a run
+    # belongs to one block only, so every pair is within one machine).
+    arms.update(_arms(
+        Arm("pf_06", "PruneFuse p=0.6", {**pf, "ratio": 0.6}),
+        Arm("pf_07", "PruneFuse p=0.7", {**pf, "ratio": 0.7}),
+        Arm("svp", f"SVP ({SVP_PROXY} proxy)", {"selector": "svp", "proxy_arch": SVP_PROXY}),
+        *[Arm(f"pf_v2_{t}", f"PruneFuse V2 (T_sync={t})", {**pf, "t_sync": t}) for t in (1, 2)],
+        *[Arm(f"pf_{f}", f"fused by the '{f}' reading (+ our KD)", {**pf, "fusion": f},
+              on="pf", on_group="variants") for f in FUSIONS]))
     main = ("dense", "pf", "pf_authors", "random")
     # The lower budgets: each main arm's target retrained on that arm's own selection.
     arms.update(_arms(*[Arm(f"{k}_low", arms[k].label, arms[k].params, on=k, role=k)
@@ -181,6 +195,12 @@ def _study() -> Study:
               tuple(range(3)), (16000,), (0.3,)),
         Group("kd", "Fusion and KD on PruneFuse's selection",
               tuple(a.key for a in retrain + short), tuple(range(8)), (4000,), (0.3,)),
+        Group("selectors", "Other pruning ratios and SVP", ("dense", "pf", "pf_06", "pf_07",
+                                                             "svp"),
+              tuple(range(15, 20)), (4000,), (0.1, 0.2, 0.3)),
+        Group("variants", "PruneFuse V2 and the readings of fusion",
+              ("pf", "pf_v2_1", "pf_v2_2", *[f"pf_{f}" for f in FUSIONS]),
+              tuple(range(20, 25)), (4000,), (0.1, 0.2, 0.3)),
     )
     every = ("main", "budgets", "pool", "pool_large")
     pools = ("main", "pool", "pool_large")
@@ -228,6 +248,26 @@ def _study() -> Study:
                      hypothesis="noninferiority", margin=REACH_POINTS)
           for a in retrain[1:4] for e in (10, 20, 30)],
     ]
+    comparisons += [
+        *[Comparison(f"PF{_word(round(100 * r))}Dense", f"PruneFuse p={r:g} selects at least "
+                     "as well as dense AL (the paper: it matches or beats baseline AL)", "paper",
+                     f"pf_0{round(10 * r)}", "dense", ("selectors",),
+                     hypothesis="noninferiority", margin=MATCH_POINTS) for r in (0.6, 0.7)],
+        *[Comparison(f"SelectionMACs{_word(round(100 * r))}", f"PruneFuse p={r:g} selects with "
+                     "fewer MACs than dense AL", "paper", f"pf_0{round(10 * r)}", "dense",
+                     ("selectors",), measure="selection_macs", statistic="ratio", higher=False)
+          for r in (0.6, 0.7)],
+        Comparison("PFSVP", f"PruneFuse p=0.5 selects better than SVP ({SVP_PROXY} proxy)",
+                   "paper", "pf", "svp", ("selectors",)),
+        Comparison("SVPDense", f"SVP ({SVP_PROXY} proxy) selects at least as well as dense AL",
+                   "ours", "svp", "dense", ("selectors",), hypothesis="noninferiority",
+                   margin=MATCH_POINTS),
+        *[Comparison(f"VTwoSync{_word(t)}", f"PruneFuse V2 (T_sync={t}) selects better than V1",
+                     "paper", f"pf_v2_{t}", "pf", ("variants",)) for t in (1, 2)],
+        *[Comparison(f"Fusion{_tag('x_' + f)}", f"The '{f}' reading of fusion trains the target "
+                     "better than ours (each trained tensor at its kept indices), both with our "
+                     "KD", "ours", f"pf_{f}", "pf", ("variants",)) for f in FUSIONS],
+    ]
     return Study(arms, groups, tuple(comparisons),
                  scaling=("PFDense", "AuthorsDense", "SelectionSeconds", "RunSeconds"))
 
@@ -239,7 +279,8 @@ def _tag(key: str) -> str:
 
 def _word(n: int) -> str:
     """10 -> ``Ten``: numbers in claim ids, which are LaTeX macro stems (letters only)."""
-    return {10: "Ten", 20: "Twenty", 30: "Thirty", 60: "Sixty"}[n]
+    return {1: "One", 2: "Two", 10: "Ten", 20: "Twenty", 30: "Thirty", 60: "Sixty",
+            70: "Seventy"}[n]
 
 
 STUDY = _study()
