@@ -126,8 +126,8 @@ def test_claims_judge_each_declared_hypothesis_per_budget_with_holm_and_machines
     assert main["n"] == 5 and math.isclose(main["mean"], -0.46)
     assert main["verdict"] == "supported" and main["family_verdict"] == "supported"
     assert main["hypothesis"] == "non-inferiority, margin 1 point"
-    low = rows.loc[("Match", "10%")]
-    assert low["verdict"] == "not supported" and low["cross_machine"] == 1
+    low = rows.loc[("Match", "10%")]  # the pair across machines is counted, not paired
+    assert low["verdict"] == "not supported" and low["cross_machine"] == 1 and low["n"] == 4
     better = rows.loc[("Better", "30%")]
     assert better["verdict"] == "not supported" and better["p"] > 0.99
     # a record that does not name its CPU makes the count unknown
@@ -172,6 +172,7 @@ def _fake_study(seed_shift=0.0):
             c["finished"] = "2026-12-07T10:00:00"
             c["block"] = [f"{group}/{pool}/s{s}" for s in range(5)]
             c["run_id"] = [f"{role}-{pool}-{s}" for s in range(5)]
+            c["pool_draw"] = [f"draw-{pool}-{s}" for s in range(5)]  # one per seed and size
             c["git_commit"], c["device"], c["threads"], c["cpu"] = "abc", "cpu", 1, "m"
             cells.append(c)
     return pd.concat(cells, ignore_index=True)
@@ -190,8 +191,21 @@ def test_scaling_fits_the_gap_per_doubling_and_writes_its_files(tmp_path, monkey
     assert {"csv", "md", "tex", "pdf", "png", "caption"} <= set(paths)
     caption = paths["caption"].read_text()
     assert "rises as the pool grows" in caption.split("- Profile")[0]  # the answer comes first
+    assert "5 draws of 5 seeds at 2,000 images" in caption and "15 blocks on" not in caption
     claims = study.study_claims("unused", tmp_path, profile="study")
     md = claims["md"].read_text()
     assert "non-inferiority, margin 1 point" in md and "family-wise (Holm)" in md
     assert claims["caption"].read_text().index("Verdicts first") < \
         claims["caption"].read_text().index("- Profile")
+
+
+def test_the_page_counts_pool_draws_per_pool_size():
+    from prunefuse.report import _pool_draws
+
+    def run(size, digest):
+        return {"data": {"pool": {"size": size, "indices_sha256": digest}}}
+
+    runs = [run(4000, "a" * 64), run(4000, "a" * 64), run(4000, "b" * 64), run(2000, "c" * 64),
+            {"data": {}}]
+    assert _pool_draws(runs) == ("1 distinct at 2,000 images; 2 distinct at 4,000 images; "
+                                 "1 run(s) whose record does not name its draw")

@@ -17,7 +17,7 @@ from pathlib import Path
 import mistune
 import pandas as pd
 
-from ..run.records import atomic_write_text, find_runs
+from ..run.records import atomic_write_text, find_runs, pool_draw_of
 from ..run.records import provenance as run_provenance
 from .artefacts import ARTEFACTS
 from .registry import _hardware
@@ -97,8 +97,26 @@ def provenance(records: str | os.PathLike) -> list[tuple[str, str]]:
             ("runs finished", f"{dates[0]} to {dates[-1]}" if dates else "unknown"),
             ("hardware", _hardware(pd.DataFrame([run_provenance(r) for r in runs]))),
             ("torch", ", ".join(torch) or "unknown"),
+            ("pool draws", _pool_draws(runs)),
             ("page built", f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
                            f"{platform.node() or 'this machine'}")]
+
+
+def _pool_draws(runs: list[dict]) -> str:
+    """How many distinct pools the runs drew, per pool size (the sha256 of the drawn indices
+    that each config.json records; older records do not)."""
+    sizes: dict[int, set] = {}
+    unnamed = 0
+    for run in runs:
+        draw = pool_draw_of(run)
+        if draw is None:
+            unnamed += 1
+        else:
+            sizes.setdefault(int(run["data"]["pool"]["size"]), set()).add(draw)
+    parts = [f"{len(d)} distinct at {n:,} images" for n, d in sorted(sizes.items())]
+    if unnamed:
+        parts.append(f"{unnamed} run(s) whose record does not name its draw")
+    return "; ".join(parts) or "unknown"
 
 
 def write_page(path: str | os.PathLike, *, figures: str | os.PathLike,

@@ -56,7 +56,9 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
     """Every declared comparison at every group, pool size and budget its arms ran: n pairs,
     each arm's mean and sd, the paired statistic with its 95% interval, the hypothesis, the
     verdict, its one-sided p-value and the family-wise (Holm) verdict over all rows, and the
-    pairs whose runs crossed machines (``unknown`` where a record does not name its CPU)."""
+    pairs left out because their runs ran on two machines (``cross_machine``; ``unknown``
+    where a record does not name its CPU): a block runs on one machine, so a pair across
+    machines means a block was mixed by hand, and it is counted, never paired."""
     rows = []
     for comp in study.comparisons:
         null = 1.0 if comp.statistic == "ratio" else 0.0
@@ -67,12 +69,13 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
                 if comp.budgets is not None and budget not in comp.budgets:
                     continue
                 a, b, ma, mb = _pairs(df, comp, group, pool, budget)
+                unknown = int((ma.isna() | mb.isna()).sum())
+                across = ((ma != mb) & ma.notna() & mb.notna()).to_numpy()
+                a, b = a[~across], b[~across]  # never paired across machines
                 if a.empty:
                     continue
                 mean, sd, half, n = stats.mean_ci(comp.paired(a, b))
                 low, high = (mean - half, mean + half) if n > 1 else (math.nan, math.nan)
-                unknown = int((ma.isna() | mb.isna()).sum())
-                crossed = int(((ma != mb) & ma.notna() & mb.notna()).sum())
                 rows.append({
                     "id": comp.key, "claim": comp.claim, "source": comp.source,
                     "comparison": f"{study.label(group, comp.arm)} "
@@ -91,7 +94,7 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
                                              margin=comp.margin, higher=comp.higher),
                     "p": judge.p_value(mean, sd, n, hypothesis=comp.hypothesis, null=null,
                                        margin=comp.margin, higher=comp.higher),
-                    "cross_machine": "unknown" if unknown else crossed,
+                    "cross_machine": "unknown" if unknown else int(across.sum()),
                 })
     out = pd.DataFrame(rows)
     if not out.empty:
@@ -100,10 +103,25 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
 
 
 def blocks_per_machine(df: pd.DataFrame) -> str:
-    """How many blocks ran on each machine, for a caption: ``3 blocks on <CPU>; ...``."""
+    """How many blocks ran on each machine, then the pool draws, for a caption:
+    ``3 blocks on <CPU>; ...; pools: 3 draws of 3 seeds at 4,000 images, ...``."""
     counts = df.assign(machine=df["machine"].fillna("a machine the records do not name")) \
         .groupby("machine")["block"].nunique()
-    return "; ".join(f"{n} block{'s' if n != 1 else ''} on {m}" for m, n in counts.items())
+    blocks = "; ".join(f"{n} block{'s' if n != 1 else ''} on {m}" for m, n in counts.items())
+    return f"{blocks}. {pool_draws(df)}"
+
+
+def pool_draws(df: pd.DataFrame) -> str:
+    """The pools the runs drew, per pool size: how many distinct draws (the sha256 of the
+    drawn indices in each run's config.json) over how many seeds."""
+    parts = []
+    for pool, cell in df.groupby("pool"):
+        draws = cell["pool_draw"].dropna().nunique()
+        seeds = cell["seed"].nunique()
+        parts.append(f"{draws} draw{'s' if draws != 1 else ''} of {seeds} seed"
+                     f"{'s' if seeds != 1 else ''} at {int(pool):,} images")
+    return ("Pools (sha256 of the drawn indices, in each config.json): " + ", ".join(parts)
+            + ".") if parts else ""
 
 
 def arms_table(df: pd.DataFrame) -> pd.DataFrame:

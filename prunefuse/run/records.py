@@ -454,6 +454,14 @@ def provenance(run: dict) -> dict:
                                  run.get("cpu"), run.get("git_commit"), run["finished"])))
 
 
+def pool_draw_of(record: dict) -> str | None:
+    """The first 12 hex digits of the sha256 of a run's drawn pool indices (``config.json``,
+    ``data.pool``); None where the record does not name its draw (older records, or the
+    whole training set)."""
+    digest = ((record.get("data") or {}).get("pool") or {}).get("indices_sha256")
+    return digest[:12] if digest else None
+
+
 def machine_of(record: dict) -> str | None:
     """A run record's machine: its CPU (model, instruction set, cores), torch threads and
     torch version, as one string; None for a record that does not name its CPU. Two runs pair
@@ -476,9 +484,9 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
     is that budget's target training (with its KD teacher), ``fusion_*`` PruneFuse's extra
     work for the fused target. ``ratio`` is set for PruneFuse runs only, ``proxy_arch`` for
     SVP runs only; ``git_commit`` is the package's commit, ``finished`` when the run
-    finished and ``machine`` where it ran (:func:`machine_of`; None where the record does not
-    name its CPU). Records that cannot be read are left out as :func:`find_runs` says
-    (``problems``).
+    finished, ``machine`` where it ran (:func:`machine_of`; None where the record does not
+    name its CPU) and ``pool_draw`` which pool it drew (:func:`pool_draw_of`). Records that
+    cannot be read are left out as :func:`find_runs` says (``problems``).
     """
     import pandas as pd
 
@@ -524,7 +532,7 @@ def results_table(root: str | os.PathLike, done_only: bool = True,
                 "target_params": run["target"]["params"],
                 "target_macs_per_sample": run["target"]["macs_per_sample"],
                 **provenance(run),  # run_id keeps its place, first
-                "machine": machine_of(run),
+                "machine": machine_of(run), "pool_draw": pool_draw_of(run),
             })
     return pd.DataFrame(rows)
 
