@@ -209,3 +209,18 @@ def test_the_page_counts_pool_draws_per_pool_size():
             {"data": {}}]
     assert _pool_draws(runs) == ("1 distinct at 2,000 images; 2 distinct at 4,000 images; "
                                  "1 run(s) whose record does not name its draw")
+
+
+def test_kd_strength_is_judged_on_the_kd_blocks_in_the_claimed_direction():
+    import pandas as pd
+
+    from prunefuse.study import judge_rows
+
+    ours = [84.0, 85.0, 83.5, 84.2, 85.1, 83.9, 84.4, 84.8]
+    df = pd.concat([_cell("pf_fused_kd_ours", "kd", 4000, 0.3, ours),
+                    _cell("pf_fused_kd_authors", "kd", 4000, 0.3, [a + 1.5 for a in ours])],
+                   ignore_index=True)
+    row = judge_rows(df).set_index("id").loc["KDOursAuthors"]
+    assert row["n"] == 8 and row["mean"] == pytest.approx(-1.5)
+    assert row["verdict"] == "supported" and "superiority" in row["hypothesis"]
+    assert row["comparison"].startswith("fused + our KD - fused + the authors' KD")

@@ -242,6 +242,9 @@ def _study() -> Study:
                    "paper", "pf_fused_kd_authors", "pf_fused", ("kd",)),
         Comparison("KDOurs", "Our KD improves the fused target (60 epochs)", "paper",
                    "pf_fused_kd_ours", "pf_fused", ("kd",)),
+        Comparison("KDOursAuthors", "KD strength matters: our stronger KD trains the fused "
+                   "target worse than the authors' KD (60 epochs)", "ours", "pf_fused_kd_ours",
+                   "pf_fused_kd_authors", ("kd",), higher=False),
         *[Comparison(f"Reach{_tag(a.key)}{_word(e)}", f"{a.label[0].upper()}{a.label[1:]} "
                      f"reaches dense AL's 60-epoch accuracy in {e} epochs (the paper: fusion "
                      "shortens training)", "paper", f"{a.key}_{e}", "dense_retrained", ("kd",),
