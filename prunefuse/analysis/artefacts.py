@@ -23,7 +23,8 @@ import pandas as pd
 
 from ..flops import TRAIN_FACTOR
 from ..run import stats
-from ..run.records import PER_EPOCH, PROVENANCE, SELECTOR_LABELS, VARIANTS, results_table
+from ..run.records import PER_EPOCH, PROVENANCE, VARIANTS, results_table
+from .comparisons import DENSE, RANDOM
 from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public here too)
     ARTEFACTS,
     Artefact,
@@ -54,7 +55,6 @@ def _in_method_order(df: pd.DataFrame, by: list[str], order: list[str]) -> pd.Da
                           key=lambda c: c.map(order.index) if c.name == "method" else c)
 
 
-DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
 
 
 def _with_diffs(df: pd.DataFrame, by: list[str], baseline: str = DENSE) -> pd.DataFrame:

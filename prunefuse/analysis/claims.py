@@ -27,22 +27,24 @@ from ..run import stats
 from ..run.config import READINGS
 from ..run.records import atomic_write_text, results_table
 from . import judge
-from .comparisons import MATCH_POINTS, SLOWER_RATIO
+from .comparisons import DENSE, MATCH_POINTS, RANDOM, SLOWER_RATIO
 from .evidence import (
     CONVERGED_POINTS,
     REACH_POINTS,
     TTA_ARMS,
     _focus,
     _own_epochs,
+    authors_runs,
     convergence_rows,
     kd_arms,
+    main_arms,
+    pf_label,
     time_to_accuracy_rows,
     time_to_accuracy_table,
 )
 from .judge import VERDICTS
 from .registry import (
     Paths,
-    _baseline,
     _fusion_readings,
     _isin,
     _main_runs,
@@ -163,16 +165,6 @@ def decide(claims: list[Claim]) -> list[Claim]:
 MATCHES = {"hypothesis": "noninferiority", "margin": MATCH_POINTS}
 
 
-def _main_arms(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
-    pf = _prunefuse(df) & _isin(df["ratio"], [ratio])
-    dense = _baseline(df) & (df["selector"] == "dense")
-    rnd = (df["selector"] == "random") & _main_runs(df)
-    df = df[pf | dense | rnd].copy()
-    df["arm"] = ["PruneFuse" if s == "prunefuse" else "Dense AL" if s == "dense" else "Random"
-                 for s in df["selector"]]
-    return df
-
-
 def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: str,
                  ratio: float, budget: float) -> list[Claim]:
     """Every claim that the records under ``records`` can decide (see the module doc)."""
@@ -181,52 +173,52 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
         return []
     df = _focus(df, dataset, arch, score)
     claims: list[Claim | None] = []
-    main = _main_arms(df, ratio)
-    p = f"PruneFuse p={ratio:g}"
+    main = main_arms(df, ratio)
+    p = pf_label(ratio)
     claims += _diff_claims(
         "MainPF", f"{p} selects at least as well as dense AL (the paper: it matches or beats "
-        "baseline AL)", "paper", main, "PruneFuse", "Dense AL", budget,
+        "baseline AL)", "paper", main, p, DENSE, budget,
         f"{p} - dense AL, final test accuracy", **MATCHES)
     claims += _diff_claims(
-        "PFRandom", f"{p} beats random selection", "paper", main, "PruneFuse", "Random",
+        "PFRandom", f"{p} beats random selection", "paper", main, p, RANDOM,
         budget, f"{p} - random, final test accuracy")
     claims += _diff_claims(
-        "DenseRandom", "Dense AL beats random selection", "ours", main, "Dense AL", "Random",
+        "DenseRandom", "Dense AL beats random selection", "ours", main, DENSE, RANDOM,
         budget, "dense AL - random, final test accuracy")
     # Selection cost: the selectors' MACs (deterministic) and seconds, paired per seed.
-    sel = main[_isin(main["budget"], [budget]) & main["arm"].isin(["PruneFuse", "Dense AL"])]
+    sel = main[_isin(main["budget"], [budget]) & main["arm"].isin([p, DENSE])]
     if not sel.empty:
         wide = sel.pivot_table(index="seed", columns="arm", values="selection_seconds")
-        if {"PruneFuse", "Dense AL"} <= set(wide.columns):
+        if {p, DENSE} <= set(wide.columns):
             claims.append(_ratio_claim(
                 "SelectionSeconds", f"{p} selects in less wall-clock time than dense AL",
-                "paper", (wide["PruneFuse"] / wide["Dense AL"]).dropna(),
+                "paper", (wide[p] / wide[DENSE]).dropna(),
                 f"{100 * budget:g}% of the pool", "selection seconds, PruneFuse / dense AL"))
     # The other pruning ratios and SVP against dense AL, and each ratio's selection MACs.
-    dense = main[main["arm"] == "Dense AL"]
-    by_ratio = {r: _main_arms(df, r) for r in sorted(set(df.loc[_prunefuse(df), "ratio"].dropna()))}
+    dense = main[main["arm"] == DENSE]
+    by_ratio = {r: main_arms(df, r) for r in sorted(set(df.loc[_prunefuse(df), "ratio"].dropna()))}
     for r, other in by_ratio.items():
         if r == ratio:
             continue
         claims += _diff_claims(
             f"MainPF{_word(round(100 * r))}", f"PruneFuse p={r:g} selects at least as well as "
-            "dense AL", "paper", other, "PruneFuse", "Dense AL", budget,
+            "dense AL", "paper", other, pf_label(r), DENSE, budget,
             f"PruneFuse p={r:g} - dense AL, final test accuracy", **MATCHES)
     svp = df[(df["selector"] == "svp") & _main_runs(df) & _ours(df)]
     for proxy, runs in svp.groupby("proxy_arch", sort=True):
         claims += _diff_claims(
             "SVP" + _letters(proxy),
             f"SVP ({proxy} proxy) selects at least as well as dense AL", "ours",
-            pd.concat([runs.assign(arm="SVP"), dense]), "SVP", "Dense AL", budget,
+            pd.concat([runs.assign(arm="SVP"), dense]), "SVP", DENSE, budget,
             f"SVP ({proxy}) - dense AL, final test accuracy", **MATCHES)
     for r, macs in by_ratio.items():
         macs = macs[_isin(macs["budget"], [budget])].pivot_table(
             index="seed", columns="arm", values="selection_macs")
-        if {"PruneFuse", "Dense AL"} <= set(macs.columns):
+        if {pf_label(r), DENSE} <= set(macs.columns):
             claims.append(_ratio_claim(
                 f"SelectionMACs{_word(round(100 * r))}", f"PruneFuse p={r:g} selects with "
                 f"fewer MACs than dense AL (about (1 - p)^2 = {(1 - r) ** 2:.2f} of them)",
-                "paper", (macs["PruneFuse"] / macs["Dense AL"]).dropna(),
+                "paper", (macs[pf_label(r)] / macs[DENSE]).dropna(),
                 f"{100 * budget:g}% of the pool", "selection MACs, PruneFuse / dense AL"))
     # Table 2 (V2 against V1) and the readings of fusion, on PruneFuse's fused + KD target.
     def pf(vary):
@@ -261,24 +253,23 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
         "than the authors' KD", "ours", kd, "our KD", "authors' KD", budget,
         "fused + our KD - fused + authors' KD", higher=False))
     # The authors' reading against dense AL, final epoch.
-    auth = df[(df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
-              & (df["reading"] == "authors") & _main_runs(df) & (df["t_sync"] == 0)]
+    auth = df[authors_runs(df, ratio)]
     if not auth.empty:
         final = main.assign(final_pct=100 * main["final_test_acc"])
         # against dense AL, and against our reading on the same seeds: does the verdict come
         # from the method or from the reading?
         for id_, arm, claim in (
-                ("AuthorsPF", "Dense AL", f"{p} under the authors' reading selects and trains "
+                ("AuthorsPF", DENSE, f"{p} under the authors' reading selects and trains "
                  "at least as well as dense AL (final epoch)"),
-                ("ReadingsPF", "PruneFuse", f"the reading matters: {p} under the authors' "
+                ("ReadingsPF", p, f"the reading matters: {p} under the authors' "
                  "reading ends better than under ours (final epoch)")):
             both = pd.concat([auth.assign(arm="authors", final_pct=100 * auth["final_test_acc"]),
                               final[final["arm"] == arm]])
-            comparison = (f"{p} (authors' reading) - dense AL" if arm == "Dense AL"
+            comparison = (f"{p} (authors' reading) - dense AL" if arm == DENSE
                           else f"{p}, authors' reading - our reading")
             claims += _diff_claims(id_, claim, "ours", both, "authors", arm, budget,
                                    f"{comparison}, final test accuracy", value="final_pct",
-                                   **(MATCHES if arm == "Dense AL" else {}))
+                                   **(MATCHES if arm == DENSE else {}))
     claims += _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget)
     claims += _convergence_claims(records, dataset, arch, score, budget)
     return decide([c for c in claims if c is not None])

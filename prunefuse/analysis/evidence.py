@@ -16,8 +16,8 @@ import pandas as pd
 from ..distill import KD_LAMBDA, kd_pull
 from ..run import stats
 from ..run.config import PARAMS, READINGS
-from ..run.records import BEST_LABEL, SELECTOR_LABELS, results_table
-from .comparisons import CONVERGED_POINTS, REACH_POINTS  # noqa: F401 - re-exported
+from ..run.records import BEST_LABEL, results_table
+from .comparisons import CONVERGED_POINTS, DENSE, RANDOM, REACH_POINTS  # noqa: F401 - re-exported
 from .registry import (
     PER_EPOCH,
     Paths,
@@ -35,8 +35,6 @@ from .registry import (
     whole_run,
     write_caption,
 )
-
-DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
 
 # Within REACH_POINTS of dense AL's accuracy at the profile's own epochs counts as "reached"
 # in the time-to-accuracy table; the recipe counts as converged when training the same
@@ -107,16 +105,11 @@ def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profi
     out, name = Path(out), "main_comparison"
     df = results_table(records)
     if not df.empty:
-        df = _focus(df, dataset, arch, score)
-        pf = _prunefuse(df) & _isin(df["ratio"], [ratio])
-        dense = _baseline(df) & (df["selector"] == "dense")
-        rnd = (df["selector"] == "random") & _main_runs(df)
-        df = df[(pf | dense | rnd) & _isin(df["budget"], [budget])].copy()
-        df["arm"] = [f"PruneFuse p={ratio:g}" if s == "prunefuse" else
-                     DENSE if s == "dense" else RANDOM for s in df["selector"]]
+        df = main_arms(_focus(df, dataset, arch, score), ratio)
+        df = df[_isin(df["budget"], [budget])]
     _require(df, "the main comparison", records, dataset=dataset, arch=arch, ratio=ratio,
              budget=budget)
-    rows, diffs = _diff_rows(df, [DENSE, f"PruneFuse p={ratio:g}", RANDOM], DENSE)
+    rows, diffs = _diff_rows(df, [DENSE, pf_label(ratio), RANDOM], DENSE)
     for row in rows:
         d = diffs.get(row["arm"])
         ok = d is not None and d["n_pairs"] >= 2
@@ -128,6 +121,31 @@ def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profi
                + " The width is that interval's.")
     return _table(out, name, "The main comparison at the largest budget", caption, df, rows, 1,
                   profile=profile, setting=f"{dataset}; target {arch}; score {score}")
+
+
+def pf_label(ratio: float) -> str:
+    """PruneFuse's arm label at pruning ratio ``ratio``."""
+    return f"PruneFuse p={ratio:g}"
+
+
+def main_arms(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    """The main comparison's runs with their ``arm`` label: dense AL, PruneFuse at ``ratio``
+    (our reading, its own selection, fused + KD) and random, at every budget. The main
+    comparison's table and the claims both read these."""
+    pf = _prunefuse(df) & _isin(df["ratio"], [ratio])
+    dense = _baseline(df) & (df["selector"] == "dense")
+    rnd = (df["selector"] == "random") & _main_runs(df)
+    df = df[pf | dense | rnd].copy()
+    df["arm"] = [pf_label(ratio) if s == "prunefuse" else DENSE if s == "dense" else RANDOM
+                 for s in df["selector"]]
+    return df
+
+
+def authors_runs(df: pd.DataFrame, ratio: float) -> pd.Series:
+    """PruneFuse V1 at ``ratio`` under the authors' reading, on its own selection: the
+    authors'-reading table and the claims both read these."""
+    return ((df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
+            & (df["reading"] == "authors") & _main_runs(df) & (df["t_sync"] == 0))
 
 
 # -- KD strength --------------------------------------------------------------------------------
@@ -217,8 +235,7 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
     df = results_table(records)
     if not df.empty:
         df = _focus(df, dataset, arch, score)
-        authors = ((df["selector"] == "prunefuse") & _isin(df["ratio"], [ratio])
-                   & (df["reading"] == "authors") & _main_runs(df) & (df["t_sync"] == 0))
+        authors = authors_runs(df, ratio)
         ours = _prunefuse(df) & _isin(df["ratio"], [ratio])
         dense = _baseline(df) & (df["selector"] == "dense")
         seeds = set(df.loc[authors, "seed"])
