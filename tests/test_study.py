@@ -224,3 +224,19 @@ def test_kd_strength_is_judged_on_the_kd_blocks_in_the_claimed_direction():
     assert row["n"] == 8 and row["mean"] == pytest.approx(-1.5)
     assert row["verdict"] == "supported" and "superiority" in row["hypothesis"]
     assert row["comparison"].startswith("fused + our KD - fused + the authors' KD")
+
+
+def test_convergence_is_a_bound_on_the_gain_of_a_longer_schedule():
+    import pandas as pd
+
+    from prunefuse.study import judge_rows
+
+    dense = [86.0, 87.1, 85.4, 86.6, 87.0]
+    small = pd.concat([_cell("dense", "convergence", 4000, 0.3, dense),
+                       _cell("dense_long", "convergence", 4000, 0.3,
+                             [d + 0.3 + 0.1 * (i % 2) for i, d in enumerate(dense)])],
+                      ignore_index=True)
+    row = judge_rows(small).set_index("id").loc["Converged"]
+    assert row["verdict"] == "supported"  # gains about 0.34 points, clearly under 1
+    large = small.assign(acc_pct=[*dense, *[d + 2.0 for d in dense]])
+    assert judge_rows(large).set_index("id").loc["Converged", "verdict"] == "not supported"

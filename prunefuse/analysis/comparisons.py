@@ -49,8 +49,10 @@ MEASURES = {"acc_pct": ("test accuracy as the run reports it", "points"),
 MATCH_POINTS = 1.0
 REACH_POINTS = 0.5
 SLOWER_RATIO = 0.05
-# The recipe counts as converged when training the same target longer gains less than this.
+# The recipe counts as converged when training the same target twice as long
+# (CONVERGENCE_EPOCHS instead of the profile's 60) gains less than this.
 CONVERGED_POINTS = 1.0
+CONVERGENCE_EPOCHS = 120
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,10 @@ def _study() -> Study:
         Arm("svp", f"SVP ({SVP_PROXY} proxy)", {"selector": "svp", "proxy_arch": SVP_PROXY}),
         *[Arm(f"pf_v2_{t}", f"PruneFuse V2 (T_sync={t})", {**pf, "t_sync": t}) for t in (1, 2)],
         *[Arm(f"pf_{f}", f"fused by the '{f}' reading (+ our KD)", {**pf, "fusion": f},
-              on="pf", on_group="variants") for f in FUSIONS]))
+              on="pf", on_group="variants") for f in FUSIONS],
+        Arm("dense_long", f"{DENSE}'s selection, {CONVERGENCE_EPOCHS} epochs",
+            {"selector": "dense", "target_epochs": CONVERGENCE_EPOCHS}, on="dense",
+            on_group="convergence")))
     main = ("dense", "pf", "pf_authors", "random")
     # The lower budgets: each main arm's target retrained on that arm's own selection.
     arms.update(_arms(*[Arm(f"{k}_low", arms[k].label, arms[k].params, on=k, role=k)
@@ -201,6 +206,8 @@ def _study() -> Study:
         Group("variants", "PruneFuse V2 and the readings of fusion",
               ("pf", "pf_v2_1", "pf_v2_2", *[f"pf_{f}" for f in FUSIONS]),
               tuple(range(20, 25)), (4000,), (0.1, 0.2, 0.3)),
+        Group("convergence", "Convergence of the recipe", ("dense", "dense_long"),
+              tuple(range(25, 30)), (4000,), (0.3,)),
     )
     every = ("main", "budgets", "pool", "pool_large")
     pools = ("main", "pool", "pool_large")
@@ -270,6 +277,10 @@ def _study() -> Study:
         *[Comparison(f"Fusion{_tag('x_' + f)}", f"The '{f}' reading of fusion trains the target "
                      "better than ours (each trained tensor at its kept indices), both with our "
                      "KD", "ours", f"pf_{f}", "pf", ("variants",)) for f in FUSIONS],
+        Comparison("Converged", f"The recipe has converged: dense AL's target trained for "
+                   f"{CONVERGENCE_EPOCHS} epochs instead of 60 gains less than "
+                   f"{CONVERGED_POINTS:g} point", "ours", "dense_long", "dense", ("convergence",),
+                   hypothesis="noninferiority", margin=CONVERGED_POINTS, higher=False),
     ]
     return Study(arms, groups, tuple(comparisons),
                  scaling=("PFDense", "AuthorsDense", "SelectionSeconds", "RunSeconds"))
