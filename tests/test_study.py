@@ -173,6 +173,7 @@ def _fake_study(seed_shift=0.0):
             c["block"] = [f"{group}/{pool}/s{s}" for s in range(5)]
             c["run_id"] = [f"{role}-{pool}-{s}" for s in range(5)]
             c["pool_draw"] = [f"draw-{pool}-{s}" for s in range(5)]  # one per seed and size
+            c["dataset"], c["arch"] = "fashion-mnist", "resnet20"
             c["git_commit"], c["device"], c["threads"], c["cpu"] = "abc", "cpu", 1, "m"
             cells.append(c)
     return pd.concat(cells, ignore_index=True)
@@ -192,6 +193,13 @@ def test_scaling_fits_the_gap_per_doubling_and_writes_its_files(tmp_path, monkey
     caption = paths["caption"].read_text()
     assert "rises as the pool grows" in caption.split("- Profile")[0]  # the answer comes first
     assert "5 draws of 5 seeds at 2,000 images" in caption and "15 blocks on" not in caption
+    assert "Dataset: fashion-mnist, target resnet20." in caption
+    # a pair across machines is left out of the fit as it is of the claims
+    mixed = df.copy()
+    mixed.loc[(mixed["role"] == "pf") & (mixed["pool"] == 2000) & (mixed["seed"] == 0),
+              "machine"] = "other"
+    mixed_rows, mixed_fits = study.scaling_rows(mixed)
+    assert mixed_fits.set_index("id").loc["PFDense", "n"] == fit["n"] - 1
     claims = study.study_claims("unused", tmp_path, profile="study")
     md = claims["md"].read_text()
     assert "non-inferiority, margin 1 point" in md and "family-wise (Holm)" in md

@@ -42,14 +42,19 @@ def study_rows(records: str | os.PathLike, *, profile: str, dataset: str) -> pd.
 
 
 def _pairs(df: pd.DataFrame, comp: Comparison, group: str, pool: int, budget: float):
-    """The paired values of one claim's cell: (arm, comparator, both machines known and
-    equal) per seed."""
+    """The paired values of one claim's cell, per seed: (arm, comparator, how many pairs a
+    record left without a machine, how many pairs ran on two machines). Pairs across
+    machines are left out, never paired."""
     cell = df[(df["group"] == group) & (df["pool"] == pool) & (df["budget"] == budget)]
     a = cell[cell["role"] == comp.arm].set_index("seed")
     b = cell[cell["role"] == comp.against].set_index("seed")
     seeds = sorted(set(a.index) & set(b.index))
-    return (a.loc[seeds, comp.measure].astype(float), b.loc[seeds, comp.measure].astype(float),
-            a.loc[seeds, "machine"], b.loc[seeds, "machine"])
+    ma, mb = a.loc[seeds, "machine"], b.loc[seeds, "machine"]
+    unknown = int((ma.isna() | mb.isna()).sum())
+    across = (ma != mb) & ma.notna() & mb.notna()
+    keep = [s for s in seeds if not across[s]]
+    return (a.loc[keep, comp.measure].astype(float), b.loc[keep, comp.measure].astype(float),
+            unknown, int(across.sum()))
 
 
 def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
@@ -68,10 +73,7 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
             for (pool, budget), _ in cells.groupby(["pool", "budget"], sort=True):
                 if comp.budgets is not None and budget not in comp.budgets:
                     continue
-                a, b, ma, mb = _pairs(df, comp, group, pool, budget)
-                unknown = int((ma.isna() | mb.isna()).sum())
-                across = ((ma != mb) & ma.notna() & mb.notna()).to_numpy()
-                a, b = a[~across], b[~across]  # never paired across machines
+                a, b, unknown, across = _pairs(df, comp, group, pool, budget)
                 if a.empty:
                     continue
                 mean, sd, half, n = stats.mean_ci(comp.paired(a, b))
@@ -94,12 +96,18 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
                                              margin=comp.margin, higher=comp.higher),
                     "p": judge.p_value(mean, sd, n, hypothesis=comp.hypothesis, null=null,
                                        margin=comp.margin, higher=comp.higher),
-                    "cross_machine": "unknown" if unknown else int(across.sum()),
+                    "cross_machine": "unknown" if unknown else across,
                 })
     out = pd.DataFrame(rows)
     if not out.empty:
         out["family_verdict"] = judge.family_verdicts(list(out["p"]), list(out["verdict"]))
     return out
+
+
+def _setting(df: pd.DataFrame) -> str:
+    """The caption's dataset line: the dataset and target network the runs used."""
+    return "; ".join(f"{d}, target {a}" for d, a in
+                     df[["dataset", "arch"]].drop_duplicates().itertuples(index=False))
 
 
 def blocks_per_machine(df: pd.DataFrame) -> str:
@@ -158,7 +166,7 @@ def study_arms(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
     paths = _write_table(out, "study_arms", df.drop(columns=["epoch_acc_pct"]), table,
                          caption, n_text=4)
     paths["caption"] = write_caption(out, "study_arms", "Every arm of the study", caption, df,
-                                     profile=profile, setting="Fashion-MNIST, ResNet-20",
+                                     profile=profile, setting=_setting(df),
                                      files=list(paths.values()))
     return paths
 
@@ -230,7 +238,7 @@ def study_claims(records: str | os.PathLike, out: str | os.PathLike, *, profile:
                                      "\n".join(["Verdicts first:", "",
                                                 *[f"- {ln}" for ln in verdict_lines(rows)], "",
                                                 text]), df,
-                                     profile=profile, setting="Fashion-MNIST, ResNet-20",
+                                     profile=profile, setting=_setting(df),
                                      files=list(paths.values()))
     return paths
 
@@ -266,7 +274,7 @@ def scaling_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, 
         xs, ys = [], []
         for group in comp.groups:
             for pool in sorted(set(at.loc[at["group"] == group, "pool"])):
-                a, b, _, _ = _pairs(at, comp, group, pool, budget)
+                a, b, _, _ = _pairs(at, comp, group, pool, budget)  # one machine per pair
                 values = comp.paired(a, b)
                 xs += [math.log2(pool)] * len(values)
                 ys += list(values)
@@ -315,6 +323,6 @@ def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
     paths.update(zip(("pdf", "png"), _plots().plot_scaling(
         drawn, out / "scaling", title="PruneFuse against dense AL as the pool grows")))
     paths["caption"] = write_caption(out, "scaling", "Pool size", text, df, profile=profile,
-                                     setting="Fashion-MNIST, ResNet-20",
+                                     setting=_setting(df),
                                      files=list(paths.values()))
     return paths
