@@ -248,3 +248,38 @@ def test_convergence_is_a_bound_on_the_gain_of_a_longer_schedule():
     assert row["verdict"] == "supported"  # gains about 0.34 points, clearly under 1
     large = small.assign(acc_pct=[*dense, *[d + 2.0 for d in dense]])
     assert judge_rows(large).set_index("id").loc["Converged", "verdict"] == "not supported"
+
+
+def test_budgets_draws_every_arm_and_difference_at_every_budget(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from prunefuse import study
+
+    cells = []
+    for group, budget in (("budgets", 0.1), ("budgets", 0.2), ("main", 0.3)):
+        for role, shift in (("dense", 0.0), ("pf", -1.0), ("pf_authors", 0.1), ("random", -2.0)):
+            acc = [70 + 50 * budget + shift + 0.2 * s + 0.05 * (s % 2) for s in range(4)]
+            c = _cell(role, group, 4000, budget, acc)
+            c["final_pct"] = c["acc_pct"]
+            c["block"] = [f"{group}/4000/s{s}" for s in range(4)]
+            c["run_id"] = [f"{role}-{budget}-{s}" for s in range(4)]
+            c["pool_draw"] = [f"draw-{s}" for s in range(4)]
+            c["finished"], c["git_commit"], c["device"], c["threads"], c["cpu"] = (
+                "2026-12-07T10:00:00", "abc", "cpu", 1, "m")
+            c["dataset"], c["arch"] = "fashion-mnist", "resnet20"
+            c["selection_macs"] = c["selection_seconds"] = c["run_seconds"] = 1.0
+            cells.append(c)
+    df = pd.concat(cells, ignore_index=True)
+    acc, judged = study.budget_rows(df)
+    assert sorted(set(acc["budget_pct"])) == [10.0, 20.0, 30.0] and len(acc) == 12
+    assert set(judged["id"]) == {"PFDense", "AuthorsDense", "PFRandom", "DenseRandom"}
+    assert set(judged["budget"]) == {"10%", "20%", "30%"}
+    pf = judged.set_index(["id", "budget"]).loc[("PFDense", "10%")]
+    assert pf["mean"] == pytest.approx(-1.0) and pf["n"] == 4
+    monkeypatch.setattr(study, "study_rows", lambda records, profile, dataset: df)
+    paths = study.study_budgets("unused", tmp_path, profile="study")
+    assert {"csv", "md", "tex", "pdf", "png", "caption"} <= set(paths)
+    md = paths["md"].read_text()
+    assert md.splitlines()[0] == "| arm | 10% | 20% | 30% |" and "(n=4)" in md
+    assert paths["caption"].read_text().index("Answer first") < \
+        paths["caption"].read_text().index("- Profile")

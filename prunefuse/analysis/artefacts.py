@@ -594,4 +594,4 @@ from .evidence import (  # noqa: E402, F401, I001
     time_to_accuracy,
 )
 from .claims import claims  # noqa: E402, F401
-from .study import scaling, study_arms, study_claims  # noqa: E402, F401
+from .study import scaling, study_arms, study_budgets, study_claims  # noqa: E402, F401

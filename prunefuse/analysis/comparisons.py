@@ -136,6 +136,9 @@ class Study:
     score: str = "least_confidence"
     # The comparisons the scaling artefact draws against pool size, at the largest budget.
     scaling: tuple[str, ...] = ()
+    # The groups and comparisons the budgets artefact draws against the budget (one pool).
+    budget_groups: tuple[str, ...] = ()
+    budget_comparisons: tuple[str, ...] = ()
 
     def group(self, key: str) -> Group:
         return next(g for g in self.groups if g.key == key)
@@ -283,7 +286,9 @@ def _study() -> Study:
                    hypothesis="noninferiority", margin=CONVERGED_POINTS, higher=False),
     ]
     return Study(arms, groups, tuple(comparisons),
-                 scaling=("PFDense", "AuthorsDense", "SelectionSeconds", "RunSeconds"))
+                 scaling=("PFDense", "AuthorsDense", "SelectionSeconds", "RunSeconds"),
+                 budget_groups=("budgets", "main"),
+                 budget_comparisons=("PFDense", "AuthorsDense", "PFRandom", "DenseRandom"))
 
 
 def _tag(key: str) -> str:

@@ -343,6 +343,33 @@ def plot_time_to_accuracy(df, path: str | os.PathLike, *, reference: float | Non
     return save(fig, path)
 
 
+def plot_budgets(acc, diffs, path: str | os.PathLike, title: str = "") -> list[Path]:
+    """Two panels against the budget (% of the pool): each arm's test accuracy (``acc``:
+    ``label``, ``budget_pct``, ``mean``, ``low``, ``high``) and each paired difference
+    (``diffs``: ``label``, ``budget_pct``, ``mean``, ``low``, ``high``), 95% intervals, a
+    dashed line at zero."""
+    setup_style()
+    fig, axes = _panels(2, sharey=False)
+    for ax, rows, ylabel in ((axes[0], acc, "test accuracy (%)"),
+                             (axes[1], diffs, "paired difference (points)")):
+        lines = list(rows.groupby("label", sort=False))
+        for i, (label, line) in enumerate(lines):
+            line = line.sort_values("budget_pct")
+            err = [line["mean"] - line["low"].fillna(line["mean"]),
+                   line["high"].fillna(line["mean"]) - line["mean"]]
+            dodge = 0.35 * (i - (len(lines) - 1) / 2)  # side by side, not on top of each other
+            ax.errorbar(line["budget_pct"] + dodge, line["mean"], yerr=err, marker="o",
+                        capsize=3, label=label)
+        ax.set_xticks(sorted(set(rows["budget_pct"])))
+        ax.set_xlabel("budget (% of the pool)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    axes[1].axhline(0.0, color="grey", lw=0.8, ls="--")
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
 def plot_scaling(rows, path: str | os.PathLike, title: str = "") -> list[Path]:
     """Paired statistics against pool size (``rows``: columns ``panel``, ``label``, ``pool``,
     ``mean``, ``low``, ``high``, ``null``), one panel per statistic, log2 x axis; an interval

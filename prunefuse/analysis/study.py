@@ -116,7 +116,7 @@ def blocks_per_machine(df: pd.DataFrame) -> str:
     counts = df.assign(machine=df["machine"].fillna("a machine the records do not name")) \
         .groupby("machine")["block"].nunique()
     blocks = "; ".join(f"{n} block{'s' if n != 1 else ''} on {m}" for m, n in counts.items())
-    return f"{blocks}. {pool_draws(df)}"
+    return f"{blocks}. {pool_draws(df)}" if "pool_draw" in df else blocks
 
 
 def pool_draws(df: pd.DataFrame) -> str:
@@ -129,7 +129,7 @@ def pool_draws(df: pd.DataFrame) -> str:
         parts.append(f"{draws} draw{'s' if draws != 1 else ''} of {seeds} seed"
                      f"{'s' if seeds != 1 else ''} at {int(pool):,} images")
     return ("Pools (sha256 of the drawn indices, in each config.json): " + ", ".join(parts)
-            + ".") if parts else ""
+            if parts else "")
 
 
 def arms_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -326,3 +326,70 @@ def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                                      setting=_setting(df),
                                      files=list(paths.values()))
     return paths
+
+
+def budget_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The budgets artefact's data: per arm and budget of ``study.budget_groups`` (one pool
+    size), the test accuracy over seeds (n, mean, sd, 95% interval), and the judged rows of
+    ``study.budget_comparisons`` at those budgets (:func:`judge_rows`)."""
+    cells = df[df["group"].isin(study.budget_groups)]
+    acc = []
+    for (pool, budget, role), cell in cells.groupby(["pool", "budget", "role"], sort=True):
+        mean, sd, half, n = stats.mean_ci(cell["acc_pct"])
+        group = cell["group"].iloc[0]
+        acc.append({"pool": int(pool), "budget_pct": round(100 * budget, 6), "role": role,
+                    "label": study.label(group, role), "n": n, "mean": mean, "sd": sd,
+                    "low": mean - half if n > 1 else math.nan,
+                    "high": mean + half if n > 1 else math.nan})
+    judged = judge_rows(df, study)
+    if not judged.empty:
+        judged = judged[judged["id"].isin(study.budget_comparisons)
+                        & judged["group"].isin(study.budget_groups)]
+    return pd.DataFrame(acc), judged
+
+
+@artefact("study_budgets", files=("csv", "md", "tex", "pdf", "png"),
+          runs=lambda p: p.study_runs(), params=_study_params, needs="study", partial=True)
+def study_budgets(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
+                  dataset: str = "fashion-mnist") -> Paths:
+    """The main comparison at every budget: each arm's test accuracy and the paired
+    differences of the budget comparisons (PruneFuse under both readings against dense AL,
+    PruneFuse and dense AL against random), against the budget."""
+    from .registry import _plots
+
+    out = Path(out)
+    df = study_rows(records, profile=profile, dataset=dataset)
+    acc, judged = budget_rows(df) if not df.empty else (pd.DataFrame(), pd.DataFrame())
+    if acc.empty:
+        raise FileNotFoundError(f"records={str(records)!r}: no finished run of the main "
+                                "comparison at any budget yet")
+    order = list(dict.fromkeys(acc["label"]))
+    cells = {(r.label, r.budget_pct): f"{stats.mean_sd_text(r.mean, r.sd, r.n)} (n={r.n})"
+             for r in acc.itertuples()}
+    shown = pd.DataFrame({"arm": order, **{
+        f"{b:g}%": [cells.get((label, b), "") for label in order]
+        for b in sorted(set(acc["budget_pct"]))}})
+    lines = [f"{r.comparison.split(',')[0]} at {r.budget}: "
+             f"{_fmt(r.mean, r.low, r.high, r.unit)} ({r.family_verdict} family-wise)"
+             for r in judged.itertuples()] if not judged.empty else []
+    text = (("Answer first: " + "; ".join(lines) + ". ") if lines else "") + (
+        "Test accuracy (%) of each arm's target, mean ± sd over seeds (n), at every budget of "
+        "the main comparison: 30% from the main blocks, 10% and 20% from the blocks that "
+        "retrain each arm's target on its own selection at those budgets. The figure draws "
+        "the means with their 95% intervals and each paired difference with its 95% paired "
+        "t interval; every pair is one seed's block on one machine. Blocks: "
+        f"{blocks_per_machine(df[df['group'].isin(STUDY.budget_groups)])}.")
+    data = pd.concat([acc.assign(kind="accuracy"),
+                      judged.assign(kind="paired difference")], ignore_index=True)
+    paths = _write_table(out, "study_budgets", data, shown, text, n_text=1)
+    diffs = judged.assign(label=[c.split(",")[0] for c in judged["comparison"]],
+                          budget_pct=[float(b.rstrip("%")) for b in judged["budget"]]) \
+        if not judged.empty else pd.DataFrame(columns=["label", "budget_pct", "mean", "low",
+                                                        "high"])
+    paths.update(zip(("pdf", "png"), _plots().plot_budgets(
+        acc, diffs, out / "study_budgets", title="The main comparison at every budget")))
+    paths["caption"] = write_caption(out, "study_budgets", "The main comparison at every "
+                                     "budget", text, df, profile=profile,
+                                     setting=_setting(df), files=list(paths.values()))
+    return paths
+
