@@ -645,12 +645,14 @@ def test_a_killed_writers_temporary_files_are_swept_before_the_run_goes_on(tmp_p
     cfg = make_config(profile="smoke")
     run_dir = tmp_path / run_id(cfg)
     (run_dir / "selections").mkdir(parents=True)
-    stray = [run_dir / ".metrics.jsonl.k3x9q.tmp", run_dir / "selections" / ".round_02.json.a1.tmp"]
+    stray = [run_dir / ".metrics.jsonl.k3x9q_ab.tmp",  # as tempfile.mkstemp names them
+             run_dir / "selections" / ".round_02.json.a1b2c3d4.tmp"]
     for path in stray:
         path.write_text("half a write")
-    keep = run_dir / "notes.tmp"  # not one of ours: left alone
-    keep.write_text("the user's")
+    keep = [run_dir / "notes.tmp", run_dir / ".draft.tmp"]  # not ours: left alone
+    for path in keep:
+        path.write_text("the user's")
     assert run_experiment(cfg, out=tmp_path, progress=False) == run_dir
     assert (run_dir / "DONE").exists()
     assert not any(path.exists() for path in stray)
-    assert keep.read_text() == "the user's"
+    assert all(path.read_text() == "the user's" for path in keep)

@@ -128,6 +128,11 @@ def test_claims_judge_each_declared_hypothesis_per_budget_with_holm_and_machines
     assert main["hypothesis"] == "non-inferiority, margin 1 point"
     low = rows.loc[("Match", "10%")]  # the pair across machines is counted, not paired
     assert low["verdict"] == "not supported" and low["cross_machine"] == 1 and low["n"] == 4
+    # a cell whose every pair crossed machines is still a row: n = 0, counted, undecided
+    moved = df.copy()
+    moved.loc[(moved["group"] == "budgets") & (moved["role"] == "pf"), "machine"] = "other"
+    gone = judge_rows(moved, study).set_index(["id", "budget"]).loc[("Match", "10%")]
+    assert gone["n"] == 0 and gone["cross_machine"] == 5 and gone["verdict"] == "undecided at this n"
     better = rows.loc[("Better", "30%")]
     assert better["verdict"] == "not supported" and better["p"] > 0.99
     # a record that does not name its CPU makes the count unknown
@@ -187,7 +192,7 @@ def test_scaling_fits_the_gap_per_doubling_and_writes_its_files(tmp_path, monkey
     fit = fits.set_index("id").loc["PFDense"]
     assert abs(fit["slope"] - 0.5) < 0.05 and fit["trend"] == "rises" and fit["pools"] == 4
     assert set(rows.loc[rows["id"] == "PFDense", "pool"]) == {2000, 4000, 8000, 16000}
-    monkeypatch.setattr(study, "study_rows", lambda records, profile, dataset: df)
+    monkeypatch.setattr(study, "study_rows", lambda records, **kw: df)
     paths = study.scaling("unused", tmp_path, profile="study")
     assert {"csv", "md", "tex", "pdf", "png", "caption"} <= set(paths)
     caption = paths["caption"].read_text()
@@ -276,10 +281,42 @@ def test_budgets_draws_every_arm_and_difference_at_every_budget(tmp_path, monkey
     assert set(judged["budget"]) == {"10%", "20%", "30%"}
     pf = judged.set_index(["id", "budget"]).loc[("PFDense", "10%")]
     assert pf["mean"] == pytest.approx(-1.0) and pf["n"] == 4
-    monkeypatch.setattr(study, "study_rows", lambda records, profile, dataset: df)
+    monkeypatch.setattr(study, "study_rows", lambda records, **kw: df)
     paths = study.study_budgets("unused", tmp_path, profile="study")
     assert {"csv", "md", "tex", "pdf", "png", "caption"} <= set(paths)
     md = paths["md"].read_text()
     assert md.splitlines()[0] == "| arm | 10% | 20% | 30% |" and "(n=4)" in md
     assert paths["caption"].read_text().index("Answer first") < \
         paths["caption"].read_text().index("- Profile")
+
+
+def test_study_rows_see_the_batchs_overrides_and_never_the_set_aside_runs(tmp_path):
+    import shutil
+
+    from prunefuse.comparisons import study_plan
+    from prunefuse.config import make_config, run_id
+    from prunefuse.study import study_rows
+
+    over = {"target_epochs": 2}
+    first = study_plan("study", dataset="synthetic", overrides=over)[0]
+    assert first.run_id not in {r.run_id for r in study_plan("study", dataset="synthetic")}
+    cfg = make_config("study", **first.params)
+    run = tmp_path / "runs" / run_id(cfg)
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({
+        "config": cfg, "run_id": run.name, "device_name": "cpu", "threads": 1,
+        "cpu": "some CPU", "torch_version": "2.x",
+        "target": {"arch": cfg["arch"], "params": 1, "macs_per_sample": 1}}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({
+        "kind": "target", "budget": b, "labeled": 10, "final_test_acc": 0.5,
+        "best_test_acc": 0.5, "best_epoch": 2, "epochs": [], "cumulative_selection_macs": 1,
+        "cumulative_selection_seconds": 1.0, "target_training_macs": 1,
+        "teacher_forward_macs": 0, "training_seconds": 1.0}) + "\n" for b in cfg["eval_budgets"]))
+    (run / "DONE").write_text("2026-12-07T10:00:00+0000\n")
+    assert run.name == first.run_id
+    assert study_rows(tmp_path, profile="study", dataset="synthetic").empty  # other ids
+    rows = study_rows(tmp_path, profile="study", dataset="synthetic", overrides=over)
+    assert set(rows["run_id"]) == {first.run_id} and set(rows["arm"]) == {first.arm}
+    shutil.copytree(run, tmp_path / SET_ASIDE / f"{run.name}.0")  # another machine's copy
+    again = study_rows(tmp_path, profile="study", dataset="synthetic", overrides=over)
+    assert len(again) == len(rows)

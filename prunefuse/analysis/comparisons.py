@@ -15,7 +15,7 @@ docs/method.md ("Margins").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..run.config import READINGS, make_config, run_id
@@ -49,10 +49,10 @@ MEASURES = {"acc_pct": ("test accuracy as the run reports it", "points"),
 MATCH_POINTS = 1.0
 REACH_POINTS = 0.5
 SLOWER_RATIO = 0.05
-# The recipe counts as converged when training the same target twice as long
-# (CONVERGENCE_EPOCHS instead of the profile's 60) gains less than this.
+# The recipe counts as converged when training the same target CONVERGENCE_FACTOR times as
+# long gains less than this.
 CONVERGED_POINTS = 1.0
-CONVERGENCE_EPOCHS = 120
+CONVERGENCE_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ class Arm:
     """A named pattern of run parameters (over the profile).
 
     ``on``: the arm whose selection this one retrains a target on (``selection_from`` that
-    arm's run of the same seed and pool, in the group named by ``on_group``).
+    arm's run of the same seed and pool, in the group named by ``on_group``). ``times``: run
+    parameters set to a multiple of what the batch would use (``{"target_epochs": 2}``:
+    twice the profile's epochs, whatever the batch overrides).
     """
 
     key: str
@@ -69,6 +71,7 @@ class Arm:
     on: str | None = None
     on_group: str = "main"
     role: str = ""  # what comparisons call it in its block (default: its key)
+    times: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.role:
@@ -186,9 +189,9 @@ def _study() -> Study:
         *[Arm(f"pf_v2_{t}", f"PruneFuse V2 (T_sync={t})", {**pf, "t_sync": t}) for t in (1, 2)],
         *[Arm(f"pf_{f}", f"fused by the '{f}' reading (+ our KD)", {**pf, "fusion": f},
               on="pf", on_group="variants") for f in FUSIONS],
-        Arm("dense_long", f"{DENSE}'s selection, {CONVERGENCE_EPOCHS} epochs",
-            {"selector": "dense", "target_epochs": CONVERGENCE_EPOCHS}, on="dense",
-            on_group="convergence")))
+        Arm("dense_long", f"{DENSE}'s selection, {CONVERGENCE_FACTOR} times the epochs",
+            {"selector": "dense"}, on="dense", on_group="convergence",
+            times={"target_epochs": CONVERGENCE_FACTOR})))
     main = ("dense", "pf", "pf_authors", "random")
     # The lower budgets: each main arm's target retrained on that arm's own selection.
     arms.update(_arms(*[Arm(f"{k}_low", arms[k].label, arms[k].params, on=k, role=k)
@@ -281,8 +284,9 @@ def _study() -> Study:
                      "better than ours (each trained tensor at its kept indices), both with our "
                      "KD", "ours", f"pf_{f}", "pf", ("variants",)) for f in FUSIONS],
         Comparison("Converged", f"The recipe has converged: dense AL's target trained for "
-                   f"{CONVERGENCE_EPOCHS} epochs instead of 60 gains less than "
-                   f"{CONVERGED_POINTS:g} point", "ours", "dense_long", "dense", ("convergence",),
+                   f"{CONVERGENCE_FACTOR} times the epochs (120 instead of 60 in the study) "
+                   f"gains less than {CONVERGED_POINTS:g} point", "ours", "dense_long", "dense",
+                   ("convergence",),
                    hypothesis="noninferiority", margin=CONVERGED_POINTS, higher=False),
     ]
     return Study(arms, groups, tuple(comparisons),
@@ -337,6 +341,8 @@ def study_plan(profile: str, *, dataset: str, overrides: Mapping[str, Any] | Non
         arm = study.arms[arm_key]
         params = {**overrides, "dataset": dataset, "score": study.score, **arm.params,
                   "seed": seed, "max_train": pool, "eval_budgets": list(group.eval_budgets)}
+        for key, factor in arm.times.items():
+            params[key] = factor * make_config(profile, **params)[key]
         needs = None
         if arm.on is not None:
             needs = arm_run(study.group(arm.on_group), arm.on, pool, seed)

@@ -20,12 +20,14 @@ from .comparisons import MEASURES, STUDY, Comparison, Study, study_plan
 from .registry import Paths, _write_table, artefact, whole_run, write_caption
 
 
-def study_rows(records: str | os.PathLike, *, profile: str, dataset: str) -> pd.DataFrame:
+def study_rows(records: str | os.PathLike, *, profile: str, dataset: str,
+               overrides: dict | None = None) -> pd.DataFrame:
     """The results table of the study's runs on ``dataset`` under ``records``, one row per run
     and budget, with its ``group``, ``pool``, ``block``, ``arm`` and the arm's ``label``
-    (the run's ``machine`` is a column of every results table). Runs no arm plans are left
-    out."""
-    planned = {r.run_id: r for r in study_plan(profile, dataset=dataset)}
+    (the run's ``machine`` is a column of every results table). ``overrides``: the run
+    parameters the batch set for every run (``reproduce``'s ``key=value``), which enter the
+    run ids. Runs no arm plans are left out."""
+    planned = {r.run_id: r for r in study_plan(profile, dataset=dataset, overrides=overrides)}
     table = results_table(records)
     if table.empty:
         return table
@@ -74,8 +76,8 @@ def judge_rows(df: pd.DataFrame, study: Study = STUDY) -> pd.DataFrame:
                 if comp.budgets is not None and budget not in comp.budgets:
                     continue
                 a, b, unknown, across = _pairs(df, comp, group, pool, budget)
-                if a.empty:
-                    continue
+                if a.empty and not across:
+                    continue  # its arms have no seed in common yet
                 mean, sd, half, n = stats.mean_ci(comp.paired(a, b))
                 low, high = (mean - half, mean + half) if n > 1 else (math.nan, math.nan)
                 rows.append({
@@ -112,7 +114,8 @@ def _setting(df: pd.DataFrame) -> str:
 
 def blocks_per_machine(df: pd.DataFrame) -> str:
     """How many blocks ran on each machine, then the pool draws, for a caption:
-    ``3 blocks on <CPU>; ...; pools: 3 draws of 3 seeds at 4,000 images, ...``."""
+    ``3 blocks on <CPU>; 2 blocks on <CPU>. Pools (...): 5 draws of 5 seeds at 4,000 images``
+    (the caller ends the sentence)."""
     counts = df.assign(machine=df["machine"].fillna("a machine the records do not name")) \
         .groupby("machine")["block"].nunique()
     blocks = "; ".join(f"{n} block{'s' if n != 1 else ''} on {m}" for m, n in counts.items())
@@ -126,8 +129,11 @@ def pool_draws(df: pd.DataFrame) -> str:
     for pool, cell in df.groupby("pool"):
         draws = cell["pool_draw"].dropna().nunique()
         seeds = cell["seed"].nunique()
+        unnamed = cell.loc[cell["pool_draw"].isna(), "run_id"].nunique()
         parts.append(f"{draws} draw{'s' if draws != 1 else ''} of {seeds} seed"
-                     f"{'s' if seeds != 1 else ''} at {int(pool):,} images")
+                     f"{'s' if seeds != 1 else ''} at {int(pool):,} images"
+                     + (f" ({unnamed} run(s) whose record does not name its draw)"
+                        if unnamed else ""))
     return ("Pools (sha256 of the drawn indices, in each config.json): " + ", ".join(parts)
             if parts else "")
 
@@ -146,16 +152,17 @@ def arms_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _study_params(planner) -> dict:
-    return {"dataset": planner.focus}
+    """The study notebooks' parameters: the dataset and the batch's overrides."""
+    return {"dataset": planner.focus, "overrides": dict(planner.overrides)}
 
 
 @artefact("study_arms", files=("csv", "md", "tex"), runs=lambda p: p.study_runs(),
           params=_study_params, needs="study", partial=True)
 def study_arms(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
-               dataset: str = "fashion-mnist") -> Paths:
+               dataset: str = "fashion-mnist", overrides: dict | None = None) -> Paths:
     """Every arm of the study per block family, pool size and budget: n, mean +- sd."""
     out = Path(out)
-    df = study_rows(records, profile=profile, dataset=dataset)
+    df = study_rows(records, profile=profile, dataset=dataset, overrides=overrides)
     if df.empty:
         raise FileNotFoundError(f"records={str(records)!r}: no finished run of the study; run "
                                 f"`prunefuse reproduce --profile {profile} --out DIR` first")
@@ -215,10 +222,10 @@ def verdict_lines(rows: pd.DataFrame) -> list[str]:
 @artefact("study_claims", files=("csv", "md", "tex"), runs=lambda p: p.study_runs(),
           params=_study_params, needs="study", partial=True)
 def study_claims(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
-                 dataset: str = "fashion-mnist") -> Paths:
+                 dataset: str = "fashion-mnist", overrides: dict | None = None) -> Paths:
     """Every declared claim of the study at every group, pool size and budget its arms ran."""
     out = Path(out)
-    df = study_rows(records, profile=profile, dataset=dataset)
+    df = study_rows(records, profile=profile, dataset=dataset, overrides=overrides)
     rows = judge_rows(df) if not df.empty else pd.DataFrame()
     if rows.empty:
         raise FileNotFoundError(f"records={str(records)!r}: no pair of the study's arms has "
@@ -291,13 +298,13 @@ def scaling_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, 
 @artefact("scaling", files=("csv", "md", "tex", "pdf", "png"), runs=lambda p: p.study_runs(),
           params=_study_params, needs="study", partial=True)
 def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
-            dataset: str = "fashion-mnist") -> Paths:
+            dataset: str = "fashion-mnist", overrides: dict | None = None) -> Paths:
     """The main comparison's differences and the cost ratios against pool size, with the
     slope per doubling of the pool."""
     from .registry import _plots
 
     out = Path(out)
-    df = study_rows(records, profile=profile, dataset=dataset)
+    df = study_rows(records, profile=profile, dataset=dataset, overrides=overrides)
     if df.empty:
         raise FileNotFoundError(f"records={str(records)!r}: no finished run of the study")
     rows, fits = scaling_rows(df)
@@ -335,7 +342,7 @@ def budget_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, p
     cells = df[df["group"].isin(study.budget_groups)]
     acc = []
     for (pool, budget, role), cell in cells.groupby(["pool", "budget", "role"], sort=True):
-        mean, sd, half, n = stats.mean_ci(cell["acc_pct"])
+        mean, sd, half, n = stats.mean_ci(cell["final_pct"])
         group = cell["group"].iloc[0]
         acc.append({"pool": int(pool), "budget_pct": round(100 * budget, 6), "role": role,
                     "label": study.label(group, role), "n": n, "mean": mean, "sd": sd,
@@ -351,14 +358,14 @@ def budget_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, p
 @artefact("study_budgets", files=("csv", "md", "tex", "pdf", "png"),
           runs=lambda p: p.study_runs(), params=_study_params, needs="study", partial=True)
 def study_budgets(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
-                  dataset: str = "fashion-mnist") -> Paths:
+                  dataset: str = "fashion-mnist", overrides: dict | None = None) -> Paths:
     """The main comparison at every budget: each arm's test accuracy and the paired
     differences of the budget comparisons (PruneFuse under both readings against dense AL,
     PruneFuse and dense AL against random), against the budget."""
     from .registry import _plots
 
     out = Path(out)
-    df = study_rows(records, profile=profile, dataset=dataset)
+    df = study_rows(records, profile=profile, dataset=dataset, overrides=overrides)
     acc, judged = budget_rows(df) if not df.empty else (pd.DataFrame(), pd.DataFrame())
     if acc.empty:
         raise FileNotFoundError(f"records={str(records)!r}: no finished run of the main "
@@ -373,8 +380,9 @@ def study_budgets(records: str | os.PathLike, out: str | os.PathLike, *, profile
              f"{_fmt(r.mean, r.low, r.high, r.unit)} ({r.family_verdict} family-wise)"
              for r in judged.itertuples()] if not judged.empty else []
     text = (("Answer first: " + "; ".join(lines) + ". ") if lines else "") + (
-        "Test accuracy (%) of each arm's target, mean ± sd over seeds (n), at every budget of "
-        "the main comparison: 30% from the main blocks, 10% and 20% from the blocks that "
+        "Final-epoch test accuracy (%) of each arm's target (the authors' reading too, whose "
+        "best epoch, picked on the test set, study_arms shows), mean ± sd over seeds (n), at "
+        "every budget of the main comparison: 30% from the main blocks, 10% and 20% from the blocks that "
         "retrain each arm's target on its own selection at those budgets. The figure draws "
         "the means with their 95% intervals and each paired difference with its 95% paired "
         "t interval; every pair is one seed's block on one machine. Blocks: "

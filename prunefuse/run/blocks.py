@@ -19,9 +19,7 @@ from pathlib import Path
 import torch
 
 from ..device import cpu_description
-from .records import is_done, machine_of, read_config
-
-SET_ASIDE = "set_aside"  # in the batch folder, beside runs/
+from .records import SET_ASIDE, is_done, machine_of, read_config
 
 
 def this_machine(threads: int | None = None) -> str:

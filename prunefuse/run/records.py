@@ -23,6 +23,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import socket
 import tempfile
 import time
@@ -164,6 +165,10 @@ def _atomic(path: str | os.PathLike, write) -> Path:
     return path
 
 
+# What tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") names a temporary file in _atomic.
+_PARTIAL = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
 def sweep_partial_writes(folder: str | os.PathLike) -> list[Path]:
     """Remove what a killed writer left: the temporary files of :func:`_atomic` under ``folder``.
 
@@ -173,7 +178,7 @@ def sweep_partial_writes(folder: str | os.PathLike) -> list[Path]:
     """
     gone = []
     for tmp in sorted(Path(folder).rglob(".*.tmp")):
-        if tmp.is_file():
+        if tmp.is_file() and _PARTIAL.match(tmp.name):
             tmp.unlink(missing_ok=True)
             gone.append(tmp)
     return gone
@@ -396,9 +401,15 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     return record
 
 
+# A batch's folder for runs moved aside because their block must run again on another
+# machine (prunefuse.blocks); find_runs never reads below it.
+SET_ASIDE = "set_aside"
+
+
 def find_runs(root: str | os.PathLike, done_only: bool = True,
               problems: list[str] | None = None) -> list[dict]:
-    """Every run record under ``root`` (any depth), finished ones only by default.
+    """Every run record under ``root`` (any depth, but not below a ``set_aside`` folder),
+    finished ones only by default.
 
     A record that cannot be read (a truncated or empty ``metrics.jsonl``, bad JSON in
     ``config.json``), or a finished one with fewer target rows than its ``eval_budgets``, is
@@ -416,6 +427,8 @@ def find_runs(root: str | os.PathLike, done_only: bool = True,
     runs = []
     for path in sorted(Path(root).rglob(CONFIG)):
         run_dir = path.parent
+        if SET_ASIDE in run_dir.relative_to(root).parts[:-1]:
+            continue  # moved aside from another machine (prunefuse.blocks): kept, never read
         done = is_done(run_dir)
         if not done and (done_only or not (run_dir / METRICS).exists()):
             continue
@@ -456,8 +469,8 @@ def provenance(run: dict) -> dict:
 
 def pool_draw_of(record: dict) -> str | None:
     """The first 12 hex digits of the sha256 of a run's drawn pool indices (``config.json``,
-    ``data.pool``); None where the record does not name its draw (older records, or the
-    whole training set)."""
+    ``data.pool``; the whole training set hashes its every index); None where the record
+    does not name its draw (records older than the pool-per-seed design)."""
     digest = ((record.get("data") or {}).get("pool") or {}).get("indices_sha256")
     return digest[:12] if digest else None
 
