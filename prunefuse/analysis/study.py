@@ -151,6 +151,12 @@ def arms_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _none_yet(records, profile: str, what: str) -> FileNotFoundError:
+    """The one error of a study artefact that has nothing to build from yet."""
+    return FileNotFoundError(f"records={str(records)!r}: {what}; run `prunefuse reproduce "
+                             f"--profile {profile} --out DIR` first")
+
+
 def _study_params(planner) -> dict:
     """The study notebooks' parameters: the dataset and the batch's overrides."""
     return {"dataset": planner.focus, "overrides": dict(planner.overrides)}
@@ -164,8 +170,7 @@ def study_arms(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
     out = Path(out)
     df = study_rows(records, profile=profile, dataset=dataset, overrides=overrides)
     if df.empty:
-        raise FileNotFoundError(f"records={str(records)!r}: no finished run of the study; run "
-                                f"`prunefuse reproduce --profile {profile} --out DIR` first")
+        raise _none_yet(records, profile, "no finished run of the study")
     table = arms_table(df)
     caption = ("Test accuracy of the target (%) of every arm, mean ± sd over its seeds, per "
                "block family, pool size and budget; machines: how many CPUs its runs ran on. "
@@ -228,9 +233,7 @@ def study_claims(records: str | os.PathLike, out: str | os.PathLike, *, profile:
     df = study_rows(records, profile=profile, dataset=dataset, overrides=overrides)
     rows = judge_rows(df) if not df.empty else pd.DataFrame()
     if rows.empty:
-        raise FileNotFoundError(f"records={str(records)!r}: no pair of the study's arms has "
-                                f"finished; run `prunefuse reproduce --profile {profile} "
-                                "--out DIR` first")
+        raise _none_yet(records, profile, "no pair of the study's arms has finished")
     counts = rows["family_verdict"].value_counts()
     text = (f"{len(rows)} claim rows: {counts.get('supported', 0)} supported family-wise "
             f"(Holm over all rows, one-sided alpha {judge.ALPHA}), "
@@ -306,10 +309,10 @@ def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
     out = Path(out)
     df = study_rows(records, profile=profile, dataset=dataset, overrides=overrides)
     if df.empty:
-        raise FileNotFoundError(f"records={str(records)!r}: no finished run of the study")
+        raise _none_yet(records, profile, "no finished run of the study")
     rows, fits = scaling_rows(df)
     if rows.empty:
-        raise FileNotFoundError(f"records={str(records)!r}: no pair at any pool size yet")
+        raise _none_yet(records, profile, "no pair at any pool size yet")
     table = pd.DataFrame({
         "statistic": fits["statistic"],
         "slope per doubling [95% CI]": [_fmt(s, lo, hi, "") for s, lo, hi in
@@ -368,8 +371,8 @@ def study_budgets(records: str | os.PathLike, out: str | os.PathLike, *, profile
     df = study_rows(records, profile=profile, dataset=dataset, overrides=overrides)
     acc, judged = budget_rows(df) if not df.empty else (pd.DataFrame(), pd.DataFrame())
     if acc.empty:
-        raise FileNotFoundError(f"records={str(records)!r}: no finished run of the main "
-                                "comparison at any budget yet")
+        raise _none_yet(records, profile, "no finished run of the main comparison at any "
+                        "budget yet")
     order = list(dict.fromkeys(acc["label"]))
     cells = {(r.label, r.budget_pct): f"{stats.mean_sd_text(r.mean, r.sd, r.n)} (n={r.n})"
              for r in acc.itertuples()}
