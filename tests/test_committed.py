@@ -110,3 +110,17 @@ def test_whole_run_seconds_hold_the_teachers_forwards():
         assert r.fusion_seconds + r.target_training_seconds == pytest.approx(
             sum(v for k, v in seconds.items() if k != "evaluation")), r.run_id
         assert (seconds["teacher_forward"] > 0) == (r.kd_lambda > 0), r.run_id
+
+
+@pytest.mark.slow
+def test_figures_study_is_what_the_study_records_rebuild_to(tmp_path):
+    """The interim study artefacts are rebuilt, number for number, from records/study."""
+    records, figures = ROOT / "records" / "study", ROOT / "figures" / "study"
+    result = rebuild("study", records, tmp_path, log=lambda s: None)
+    made = result["figures"]
+    committed = sorted(p.name for p in figures.iterdir() if p.name != TEXT)
+    assert committed == sorted(p.name for p in made.iterdir())
+    for name in committed:
+        if name.endswith((".csv", ".md", ".tex")):
+            want, got = (figures / name).read_text(), (made / name).read_text()
+            assert BUILT.sub("built", got) == BUILT.sub("built", want), name

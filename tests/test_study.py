@@ -1,6 +1,7 @@
 """The declared study: its plan, blocks on one machine, a pool per seed and run ids."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,13 @@ def test_study_rows_see_the_batchs_overrides_and_never_the_set_aside_runs(tmp_pa
     shutil.copytree(run, tmp_path / SET_ASIDE / f"{run.name}.0")  # another machine's copy
     again = study_rows(tmp_path, profile="study", dataset="synthetic", overrides=over)
     assert len(again) == len(rows)
+
+
+def test_one_pool_size_gives_no_slope():
+    from prunefuse import study
+
+    fit = study.slope([math.log2(4000)] * 15, [0.1 * i for i in range(15)])
+    assert math.isnan(fit["slope"]) and math.isnan(fit["low"]) and fit["n"] == 15
+    df = _fake_study()
+    rows, fits = study.scaling_rows(df[df["pool"] == 4000])
+    assert set(fits["trend"]) == {"cannot be fitted yet (one pool size)"}

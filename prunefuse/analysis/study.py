@@ -259,7 +259,7 @@ def slope(x, y) -> dict:
     x, y = pd.Series(x, dtype=float).reset_index(drop=True), pd.Series(y, dtype=float).reset_index(drop=True)
     n = len(x)
     sxx = float(((x - x.mean()) ** 2).sum())
-    if n < 2 or sxx == 0:
+    if n < 2 or x.nunique() < 2:  # one x: no slope (sxx would be rounding noise, not 0)
         return {"slope": math.nan, "low": math.nan, "high": math.nan, "n": n}
     b = float(((x - x.mean()) * (y - y.mean())).sum()) / sxx
     if n < 3:
@@ -268,6 +268,11 @@ def slope(x, y) -> dict:
     se = math.sqrt(float((resid ** 2).sum()) / (n - 2) / sxx)
     half = stats.t975(n - 2) * se
     return {"slope": b, "low": b - half, "high": b + half, "n": n}
+
+
+def _slope_text(fit) -> str:
+    """A fitted slope with its interval, or a dash where there is none (one pool size)."""
+    return "—" if math.isnan(fit.slope) else _fmt(fit.slope, fit.low, fit.high, "")
 
 
 def scaling_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -289,7 +294,8 @@ def scaling_rows(df: pd.DataFrame, study: Study = STUDY) -> tuple[pd.DataFrame, 
                 xs += [math.log2(pool)] * len(values)
                 ys += list(values)
         fit = slope(xs, ys)
-        sign = ("rises" if fit["low"] > 0 else "falls" if fit["high"] < 0
+        sign = ("cannot be fitted yet (one pool size)" if len(set(xs)) < 2
+                else "rises" if fit["low"] > 0 else "falls" if fit["high"] < 0
                 else "shows no trend at this n")
         named = rows.loc[rows["id"] == key, "comparison"]
         fits.append({"id": key, "claim": comp.claim, "per": "doubling of the pool",
@@ -315,11 +321,11 @@ def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
         raise _none_yet(records, profile, "no pair at any pool size yet")
     table = pd.DataFrame({
         "statistic": fits["statistic"],
-        "slope per doubling [95% CI]": [_fmt(s, lo, hi, "") for s, lo, hi in
-                                        zip(fits["slope"], fits["low"], fits["high"])],
+        "slope per doubling [95% CI]": [_slope_text(r) for r in fits.itertuples()],
         "pairs": fits["n"], "pool sizes": fits["pools"], "the statistic": fits["trend"]})
-    lines = [f"{r.statistic} {r.trend} as the pool grows: {_fmt(r.slope, r.low, r.high, '')} "
-             f"per doubling ({r.n} pairs over {r.pools} pool sizes)" for r in fits.itertuples()]
+    lines = [f"{r.statistic} {r.trend} as the pool grows: {_slope_text(r)} per doubling "
+             f"({r.n} pairs over {r.pools} pool size{'s' if r.pools != 1 else ''})"
+             for r in fits.itertuples()]
     text = ("Answer first: " + "; ".join(lines) + ". Per pool size (2,000 to 16,000 images, "
             "budget 30%) each statistic is paired within one seed's block on one machine; the "
             "slope regresses every pair's value on log2(pool size) (least squares, 95% t "
