@@ -326,11 +326,14 @@ def scaling(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
     lines = [f"{r.statistic} {r.trend} as the pool grows: {_slope_text(r)} per doubling "
              f"({r.n} pairs over {r.pools} pool size{'s' if r.pools != 1 else ''})"
              for r in fits.itertuples()]
-    text = ("Answer first: " + "; ".join(lines) + ". Per pool size (2,000 to 16,000 images, "
-            "budget 30%) each statistic is paired within one seed's block on one machine; the "
-            "slope regresses every pair's value on log2(pool size) (least squares, 95% t "
-            "interval). Differences are in points of test accuracy, ratios PruneFuse over "
-            f"dense AL. Blocks: {blocks_per_machine(df)}.")
+    pools = sorted(set(rows["pool"]))
+    text = ("Answer first: " + "; ".join(lines) + ". Per pool size ("
+            + (f"{pools[0]:,} to {pools[-1]:,} images" if len(pools) > 1 else
+               f"{pools[0]:,} images so far") + f", budget {100 * df['budget'].max():g}%) each "
+            "statistic is paired within one seed's block on one machine; the slope regresses "
+            "every pair's value on log2(pool size) (least squares, 95% t interval). "
+            "Differences are in points of test accuracy, ratios are the first arm's over the "
+            f"second's. Blocks: {blocks_per_machine(df)}.")
     paths = _write_table(out, "scaling", pd.concat([rows, fits.assign(kind="slope")]), table,
                          text, n_text=1)
     drawn = rows.assign(panel=[("difference (points)" if u == "points" else "ratio")
