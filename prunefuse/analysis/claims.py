@@ -27,7 +27,7 @@ from ..run import stats
 from ..run.config import READINGS
 from ..run.records import atomic_write_text, results_table
 from . import judge
-from .comparisons import DENSE, MATCH_POINTS, RANDOM, SLOWER_RATIO
+from .comparisons import DENSE, MATCH_POINTS, RANDOM, SLOWER_RATIO, svp_arm
 from .evidence import (
     CONVERGED_POINTS,
     REACH_POINTS,
@@ -208,7 +208,7 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
     for proxy, runs in svp.groupby("proxy_arch", sort=True):
         claims += _diff_claims(
             "SVP" + _letters(proxy),
-            f"SVP ({proxy} proxy) selects at least as well as dense AL", "ours",
+            f"{svp_arm(proxy).label} selects at least as well as dense AL", "ours",
             pd.concat([runs.assign(arm="SVP"), dense]), "SVP", DENSE, budget,
             f"SVP ({proxy}) - dense AL, final test accuracy", **MATCHES)
     for r, macs in by_ratio.items():

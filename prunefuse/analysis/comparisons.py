@@ -155,13 +155,29 @@ class Study:
                     if self.arms[a].role == role)
 
 
+# The selectors every grid compares, each declared once: the study's arms below and the
+# planner of the other grids (prunefuse.grid) take their parameters and labels from here.
+DENSE_ARM = Arm("dense", DENSE, {"selector": "dense"})
+RANDOM_ARM = Arm("random", RANDOM, {"selector": "random"})
+
+
+def pf_arm(ratio: float, key: str = "pf") -> Arm:
+    """PruneFuse at pruning ratio ``ratio`` (our reading, its own selection, fused + KD)."""
+    return Arm(key, f"PruneFuse p={ratio:g}", {"selector": "prunefuse", "ratio": ratio})
+
+
+def svp_arm(proxy: str, key: str = "svp") -> Arm:
+    """SVP with ``proxy`` as its selector."""
+    return Arm(key, f"SVP ({proxy} proxy)", {"selector": "svp", "proxy_arch": proxy})
+
+
 def _arms(*arms: Arm) -> dict[str, Arm]:
     return {a.key: a for a in arms}
 
 
 def _study() -> Study:
     """The CPU study's declaration (profile ``study``)."""
-    pf = {"selector": "prunefuse", "ratio": 0.5}
+    pf = dict(pf_arm(0.5).params)
     authors = {**pf, "reading": "authors", "eval_every": AUTHORS_EVAL_EVERY}
     retrain = [
         Arm("pf_scratch", "PruneFuse's selection, from scratch", {**pf, "target_init": "scratch",
@@ -175,17 +191,17 @@ def _study() -> Study:
                  on="pf")
              for a in retrain[1:4] for e in (10, 20, 30)]
     arms = _arms(
-        Arm("dense", DENSE, {"selector": "dense"}),
-        Arm("pf", "PruneFuse p=0.5", pf),
+        DENSE_ARM,
+        pf_arm(0.5),
         Arm("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
-        Arm("random", RANDOM, {"selector": "random"}),
+        RANDOM_ARM,
         *retrain, *short)
     # The rest of the paper's selectors and readings, each group on seeds of its own (a run
     # belongs to one block only, so every pair is within one machine).
     arms.update(_arms(
-        Arm("pf_06", "PruneFuse p=0.6", {**pf, "ratio": 0.6}),
-        Arm("pf_07", "PruneFuse p=0.7", {**pf, "ratio": 0.7}),
-        Arm("svp", f"SVP ({SVP_PROXY} proxy)", {"selector": "svp", "proxy_arch": SVP_PROXY}),
+        pf_arm(0.6, "pf_06"),
+        pf_arm(0.7, "pf_07"),
+        svp_arm(SVP_PROXY),
         *[Arm(f"pf_v2_{t}", f"PruneFuse V2 (T_sync={t})", {**pf, "t_sync": t}) for t in (1, 2)],
         *[Arm(f"pf_{f}", f"fused by the '{f}' reading (+ our KD)", {**pf, "fusion": f},
               on="pf", on_group="variants") for f in FUSIONS],
@@ -273,9 +289,9 @@ def _study() -> Study:
                      "fewer MACs than dense AL", "paper", f"pf_0{round(10 * r)}", "dense",
                      ("selectors",), measure="selection_macs", statistic="ratio", higher=False)
           for r in (0.6, 0.7)],
-        Comparison("PFSVP", f"PruneFuse p=0.5 selects better than SVP ({SVP_PROXY} proxy)",
+        Comparison("PFSVP", f"PruneFuse p=0.5 selects better than {svp_arm(SVP_PROXY).label}",
                    "paper", "pf", "svp", ("selectors",)),
-        Comparison("SVPDense", f"SVP ({SVP_PROXY} proxy) selects at least as well as dense AL",
+        Comparison("SVPDense", f"{svp_arm(SVP_PROXY).label} selects at least as well as dense AL",
                    "ours", "svp", "dense", ("selectors",), hypothesis="noninferiority",
                    margin=MATCH_POINTS),
         *[Comparison(f"VTwoSync{_word(t)}", f"PruneFuse V2 (T_sync={t}) selects better than V1",

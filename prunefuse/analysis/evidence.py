@@ -17,7 +17,13 @@ from ..distill import KD_LAMBDA, kd_pull
 from ..run import stats
 from ..run.config import PARAMS, READINGS
 from ..run.records import BEST_LABEL, results_table
-from .comparisons import CONVERGED_POINTS, DENSE, RANDOM, REACH_POINTS  # noqa: F401 - re-exported
+from .comparisons import (  # noqa: F401 - CONVERGED_POINTS, REACH_POINTS re-exported
+    CONVERGED_POINTS,
+    DENSE,
+    RANDOM,
+    REACH_POINTS,
+    pf_arm,
+)
 from .registry import (
     PER_EPOCH,
     Paths,
@@ -124,8 +130,8 @@ def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profi
 
 
 def pf_label(ratio: float) -> str:
-    """PruneFuse's arm label at pruning ratio ``ratio``."""
-    return f"PruneFuse p={ratio:g}"
+    """PruneFuse's arm label at pruning ratio ``ratio`` (its declaration's)."""
+    return pf_arm(ratio).label
 
 
 def main_arms(df: pd.DataFrame, ratio: float) -> pd.DataFrame:

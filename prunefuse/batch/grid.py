@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..analysis.artefacts import ARTEFACTS
+from ..analysis.comparisons import DENSE_ARM, RANDOM_ARM, pf_arm, svp_arm
 from ..run.config import READINGS, ConfigError, make_config, run_id
 from ..run.records import BATCH_RUNS
 
@@ -177,7 +178,7 @@ class Planner:
         return rid
 
     def _prunefuse(self, dataset: str, score: str, seed: int, ratio: float, **kw: Any) -> str:
-        return self.add(dataset=dataset, selector="prunefuse", ratio=ratio, score=score,
+        return self.add(dataset=dataset, **pf_arm(ratio).params, score=score,
                         seed=seed, **kw)
 
     def _seeds(self, ratio: float | None) -> list[int]:
@@ -194,14 +195,14 @@ class Planner:
             for score in scores or [self.focus_score]:
                 for seed in self._seeds(None):
                     if score == "random":
-                        self.add(dataset=dataset, selector="random", seed=seed)
+                        self.add(dataset=dataset, **RANDOM_ARM.params, seed=seed)
                     else:
-                        self.add(dataset=dataset, selector="dense", score=score, seed=seed)
+                        self.add(dataset=dataset, **DENSE_ARM.params, score=score, seed=seed)
                     if "svp" in extra and seed in self.grid.get("main_extra_seeds", [seed]):
-                        self.add(dataset=dataset, selector="svp", proxy_arch=self.grid["svp_proxy"],
+                        self.add(dataset=dataset, **svp_arm(self.grid["svp_proxy"]).params,
                                  score=score, seed=seed)
                     if "random" in extra and score != "random":
-                        self.add(dataset=dataset, selector="random", seed=seed)
+                        self.add(dataset=dataset, **RANDOM_ARM.params, seed=seed)
                 for p in self.grid["ratios"]:
                     for seed in self._seeds(p):
                         self._prunefuse(dataset, score, seed, p)
@@ -238,7 +239,7 @@ class Planner:
         ext = self.grid["extended"]
         for dataset, arch in self.extended_blocks():
             for seed in self.grid["seeds"]:
-                self.add(dataset=dataset, arch=arch, selector="dense", score=self.focus_score,
+                self.add(dataset=dataset, arch=arch, **DENSE_ARM.params, score=self.focus_score,
                          seed=seed)
                 for p in ext["ratios"]:
                     self._prunefuse(dataset, self.focus_score, seed, p, arch=arch)
@@ -268,15 +269,15 @@ class Planner:
         target at the largest budget only on the extra ones."""
         ev = self.grid["evidence"]
         for seed in self._seeds(None):
-            self.add(dataset=self.focus, selector="dense", score=self.focus_score, seed=seed)
+            self.add(dataset=self.focus, **DENSE_ARM.params, score=self.focus_score, seed=seed)
             self._prunefuse(self.focus, self.focus_score, seed, self.grid["main_ratio"])
-            self.add(dataset=self.focus, selector="random", seed=seed)
+            self.add(dataset=self.focus, **RANDOM_ARM.params, seed=seed)
         only = {"eval_budgets": [ev["budget"]]}
         for seed in ev["extra_seeds"]:
-            self.add(dataset=self.focus, selector="dense", score=self.focus_score, seed=seed,
+            self.add(dataset=self.focus, **DENSE_ARM.params, score=self.focus_score, seed=seed,
                      **only)
             self._prunefuse(self.focus, self.focus_score, seed, self.grid["main_ratio"], **only)
-            self.add(dataset=self.focus, selector="random", seed=seed, **only)
+            self.add(dataset=self.focus, **RANDOM_ARM.params, seed=seed, **only)
 
     def authors_runs(self) -> None:
         """PruneFuse at the main ratio under the authors' reading (``reading="authors"``),
@@ -312,13 +313,13 @@ class Planner:
 
         for seed in ev["seeds"]:
             pf = self._prunefuse(self.focus, self.focus_score, seed, p)
-            dense = self.add(dataset=self.focus, selector="dense", score=self.focus_score,
+            dense = self.add(dataset=self.focus, **DENSE_ARM.params, score=self.focus_score,
                              seed=seed)
             for epochs in ev["epochs"]:
                 on = {"eval_budgets": [ev["budget"]], "target_epochs": epochs}
                 if epochs != own:
                     fused(seed, pf, epochs)
-                    self.add(dataset=self.focus, selector="dense", score=self.focus_score,
+                    self.add(dataset=self.focus, **DENSE_ARM.params, score=self.focus_score,
                              seed=seed, needs=dense, selection_from=f"{BATCH_RUNS}/{dense}", **on)
                 self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
                                 selection_from=f"{BATCH_RUNS}/{pf}", target_init="scratch",
@@ -339,9 +340,9 @@ class Planner:
         ev = self.grid["evidence"]
         own = make_config(self.profile, **self.overrides)["target_epochs"]
         for seed in ev["seeds"]:
-            dense = self.add(dataset=self.focus, selector="dense", score=self.focus_score,
+            dense = self.add(dataset=self.focus, **DENSE_ARM.params, score=self.focus_score,
                              seed=seed)
-            self.add(dataset=self.focus, selector="dense", score=self.focus_score, seed=seed,
+            self.add(dataset=self.focus, **DENSE_ARM.params, score=self.focus_score, seed=seed,
                      needs=dense, selection_from=f"{BATCH_RUNS}/{dense}",
                      eval_budgets=[ev["budget"]],
                      target_epochs=ev["convergence_factor"] * own)
@@ -363,8 +364,8 @@ class Planner:
             for seed in self.grid["seeds"]:
                 for p in self.grid["figure5_ratios"]:
                     self._prunefuse(self.focus, self.focus_score, seed, p, arch=target)
-                self.add(dataset=self.focus, arch=target, selector="svp",
-                         proxy_arch=self.grid["svp_proxy"], score=self.focus_score, seed=seed)
+                self.add(dataset=self.focus, arch=target, **svp_arm(self.grid["svp_proxy"]).params,
+                         score=self.focus_score, seed=seed)
 
 
 def plan(profile: str, *, overrides: dict[str, Any] | None = None,
