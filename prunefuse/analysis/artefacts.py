@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..flops import TRAIN_FACTOR
 from ..run import stats
-from ..run.records import PER_EPOCH, PROVENANCE, VARIANTS, results_table
+from ..run.records import PER_EPOCH, PROVENANCE, VARIANTS, pf_label, results_table
 from .comparisons import DENSE, RANDOM
 from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public here too)
     ARTEFACTS,
@@ -53,8 +53,6 @@ def _in_method_order(df: pd.DataFrame, by: list[str], order: list[str]) -> pd.Da
     """``df`` sorted by ``by``, then by ``method`` in the given ``order`` (not alphabetically)."""
     return df.sort_values(by + ["method"],
                           key=lambda c: c.map(order.index) if c.name == "method" else c)
-
-
 
 
 def _with_diffs(df: pd.DataFrame, by: list[str], baseline: str = DENSE) -> pd.DataFrame:
@@ -97,7 +95,7 @@ def main_table(records: str | os.PathLike, out: str | os.PathLike, *, profile: s
         df = df[own | (df["selector"] == "random")].copy()
     _require(df, "the main table", records, datasets=datasets, arch=arch, scores=scores)
     order = ([DENSE] + sorted(m for m in set(df["method"]) if m.startswith("SVP"))
-             + [RANDOM] + [f"PruneFuse p={r:g}" for r in ratios])
+             + [RANDOM] + [pf_label(r) for r in ratios])
     rows = []
     for dataset in [d for d in datasets if d in set(df["dataset"])]:
         d = df[df["dataset"] == dataset]
@@ -559,7 +557,7 @@ def extended_table(records: str | os.PathLike, out: str | os.PathLike, *, profil
         df = df[pairs.isin([tuple(b) for b in blocks]) & _main_runs(df) & (df["score"] == score)
                 & (_baseline(df) | (_prunefuse(df) & _isin(df["ratio"], ratios)))].copy()
     _require(df, "the extended table", records, blocks=blocks, score=score, ratios=ratios)
-    order = [DENSE] + [f"PruneFuse p={r:g}" for r in ratios]
+    order = [DENSE] + [pf_label(r) for r in ratios]
     rows = []
     for dataset, arch in blocks:
         cell = df[(df["dataset"] == dataset) & (df["arch"] == arch)]

@@ -25,7 +25,7 @@ import pandas as pd
 from ..distill import KD_LAMBDA, KD_T2, KD_TEMPERATURE
 from ..run import stats
 from ..run.config import READINGS
-from ..run.records import atomic_write_text, results_table
+from ..run.records import atomic_write_text, pf_label, results_table
 from . import judge
 from .comparisons import DENSE, MATCH_POINTS, RANDOM, SLOWER_RATIO, svp_arm
 from .evidence import (
@@ -38,7 +38,6 @@ from .evidence import (
     convergence_rows,
     kd_arms,
     main_arms,
-    pf_label,
     time_to_accuracy_rows,
     time_to_accuracy_table,
 )
@@ -201,9 +200,9 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
         if r == ratio:
             continue
         claims += _diff_claims(
-            f"MainPF{_word(round(100 * r))}", f"PruneFuse p={r:g} selects at least as well as "
+            f"MainPF{_word(round(100 * r))}", f"{pf_label(r)} selects at least as well as "
             "dense AL", "paper", other, pf_label(r), DENSE, budget,
-            f"PruneFuse p={r:g} - dense AL, final test accuracy", **MATCHES)
+            f"{pf_label(r)} - dense AL, final test accuracy", **MATCHES)
     svp = df[(df["selector"] == "svp") & _main_runs(df) & _ours(df)]
     for proxy, runs in svp.groupby("proxy_arch", sort=True):
         claims += _diff_claims(
@@ -216,7 +215,7 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
             index="seed", columns="arm", values="selection_macs")
         if {pf_label(r), DENSE} <= set(macs.columns):
             claims.append(_ratio_claim(
-                f"SelectionMACs{_word(round(100 * r))}", f"PruneFuse p={r:g} selects with "
+                f"SelectionMACs{_word(round(100 * r))}", f"{pf_label(r)} selects with "
                 f"fewer MACs than dense AL (about (1 - p)^2 = {(1 - r) ** 2:.2f} of them)",
                 "paper", (macs[pf_label(r)] / macs[DENSE]).dropna(),
                 f"{100 * budget:g}% of the pool", "selection MACs, PruneFuse / dense AL"))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..run.config import READINGS, make_config, run_id
-from ..run.records import SELECTOR_LABELS
+from ..run.records import SELECTOR_LABELS, pf_label
 from .judge import HYPOTHESES
 
 DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
@@ -163,7 +163,7 @@ RANDOM_ARM = Arm("random", RANDOM, {"selector": "random"})
 
 def pf_arm(ratio: float, key: str = "pf") -> Arm:
     """PruneFuse at pruning ratio ``ratio`` (our reading, its own selection, fused + KD)."""
-    return Arm(key, f"PruneFuse p={ratio:g}", {"selector": "prunefuse", "ratio": ratio})
+    return Arm(key, pf_label(ratio), {"selector": "prunefuse", "ratio": ratio})
 
 
 def svp_arm(proxy: str, key: str = "svp") -> Arm:
@@ -281,11 +281,11 @@ def _study() -> Study:
           for a in retrain[1:4] for e in (10, 20, 30)],
     ]
     comparisons += [
-        *[Comparison(f"PF{_word(round(100 * r))}Dense", f"PruneFuse p={r:g} selects at least "
+        *[Comparison(f"PF{_word(round(100 * r))}Dense", f"{pf_label(r)} selects at least "
                      "as well as dense AL (the paper: it matches or beats baseline AL)", "paper",
                      f"pf_0{round(10 * r)}", "dense", ("selectors",),
                      hypothesis="noninferiority", margin=MATCH_POINTS) for r in (0.6, 0.7)],
-        *[Comparison(f"SelectionMACs{_word(round(100 * r))}", f"PruneFuse p={r:g} selects with "
+        *[Comparison(f"SelectionMACs{_word(round(100 * r))}", f"{pf_label(r)} selects with "
                      "fewer MACs than dense AL", "paper", f"pf_0{round(10 * r)}", "dense",
                      ("selectors",), measure="selection_macs", statistic="ratio", higher=False)
           for r in (0.6, 0.7)],

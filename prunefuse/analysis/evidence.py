@@ -16,13 +16,12 @@ import pandas as pd
 from ..distill import KD_LAMBDA, kd_pull
 from ..run import stats
 from ..run.config import PARAMS, READINGS
-from ..run.records import BEST_LABEL, results_table
+from ..run.records import BEST_LABEL, pf_label, results_table
 from .comparisons import (  # noqa: F401 - CONVERGED_POINTS, REACH_POINTS re-exported
     CONVERGED_POINTS,
     DENSE,
     RANDOM,
     REACH_POINTS,
-    pf_arm,
 )
 from .registry import (
     PER_EPOCH,
@@ -129,11 +128,6 @@ def main_comparison(records: str | os.PathLike, out: str | os.PathLike, *, profi
                   profile=profile, setting=f"{dataset}; target {arch}; score {score}")
 
 
-def pf_label(ratio: float) -> str:
-    """PruneFuse's arm label at pruning ratio ``ratio`` (its declaration's)."""
-    return pf_arm(ratio).label
-
-
 def main_arms(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
     """The main comparison's runs with their ``arm`` label: dense AL, PruneFuse at ``ratio``
     (our reading, its own selection, fused + KD) and random, at every budget. The main
@@ -178,7 +172,7 @@ def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: 
     note = _plots().seeds_note(df, ["arm"])
     authors, ours = _kd_reading(READINGS["authors"]), _kd_reading({})
     caption = (f"Test accuracy (%) of the fused {arch} target at {100 * budget:g}% of the pool, "
-               f"PruneFuse p={ratio:g}, each seed's own selection; {_plots().over_seeds(note)}. No KD: "
+               f"{pf_label(ratio)}, each seed's own selection; {_plots().over_seeds(note)}. No KD: "
                f"lambda 0; the authors' KD: {authors[0]}; ours: {ours[0]} (about "
                f"{ours[1] / authors[1]:.0f} times the authors' pull towards the teacher, relative "
                "to CE: distill.kd_pull). " + diff_note("no KD"))

@@ -119,7 +119,7 @@ def blocks_per_machine(df: pd.DataFrame) -> str:
     counts = df.assign(machine=df["machine"].fillna("a machine the records do not name")) \
         .groupby("machine")["block"].nunique()
     blocks = "; ".join(f"{n} block{'s' if n != 1 else ''} on {m}" for m, n in counts.items())
-    return f"{blocks}. {pool_draws(df)}" if "pool_draw" in df else blocks
+    return f"{blocks}. {pool_draws(df)}"
 
 
 def pool_draws(df: pd.DataFrame) -> str:

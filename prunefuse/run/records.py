@@ -173,7 +173,8 @@ def sweep_partial_writes(folder: str | os.PathLike) -> list[Path]:
     """Remove what a killed writer left: the temporary files of :func:`_atomic` under ``folder``.
 
     A write is a temporary file renamed over its target, so a kill at any moment leaves the
-    target whole (old or new) and, at worst, one ``.NAME.XXXX.tmp`` beside it. Call this with
+    target whole (old or new) and, at worst, one ``.NAME.<8 random characters>.tmp`` beside it
+    (:data:`_PARTIAL`). Call this with
     the run's lock held, before resuming. Returns the paths removed.
     """
     gone = []
@@ -346,13 +347,18 @@ def variant(cfg: dict) -> str:
 SELECTOR_LABELS = {"dense": "dense AL", "random": "random"}
 
 
+def pf_label(ratio: float) -> str:
+    """PruneFuse's name at pruning ratio ``ratio`` in tables, legends and claims."""
+    return f"PruneFuse p={ratio:g}"
+
+
 def method_label(cfg: dict) -> str:
     """The method's name in tables and legends: ``PruneFuse p=0.5`` (fused + KD, as the paper
     runs it; other variants in brackets), ``SVP (resnet8)``, ``dense AL`` or ``random``."""
     sel = cfg["selector"]
     if sel == "prunefuse":
         v = variant(cfg)
-        name = f"PruneFuse p={cfg['ratio']:g}" + ("" if v == VARIANTS[3] else f" ({v})")
+        name = pf_label(cfg["ratio"]) + ("" if v == VARIANTS[3] else f" ({v})")
     elif sel == "svp":
         name = f"SVP ({cfg['proxy_arch']})"
     else:
