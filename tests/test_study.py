@@ -213,16 +213,29 @@ def test_scaling_fits_the_gap_per_doubling_and_writes_its_files(tmp_path, monkey
         claims["caption"].read_text().index("- Profile")
 
 
-def test_the_page_counts_pool_draws_per_pool_size():
+def test_the_page_and_the_captions_count_pool_draws_alike():
+    import pandas as pd
+
+    from prunefuse import study
     from prunefuse.report import _pool_draws
 
-    def run(size, digest):
-        return {"data": {"pool": {"size": size, "indices_sha256": digest}}}
+    def run(rid, size, digest, seed):
+        return {"run_id": rid, "seed": seed,
+                "data": {"pool": {"size": size, "indices_sha256": digest}}}
 
-    runs = [run(4000, "a" * 64), run(4000, "a" * 64), run(4000, "b" * 64), run(2000, "c" * 64),
-            {"data": {}}]
-    assert _pool_draws(runs) == ("1 distinct at 2,000 images; 2 distinct at 4,000 images; "
-                                 "1 run(s) whose record does not name its draw")
+    runs = [run("r1", 4000, "a" * 64, 0), run("r2", 4000, "a" * 64, 0),
+            run("r3", 4000, "b" * 64, 1), run("r4", 2000, "c" * 64, 0), {"data": {}}]
+    expected = ("1 draw of 1 seed at 2,000 images; 2 draws of 2 seeds at 4,000 images; "
+                "1 run(s) whose record does not name its draw")
+    assert _pool_draws(runs) == expected
+    # A results table lists a run once per budget; the caption counts it once.
+    table = pd.DataFrame([{"run_id": r.get("run_id", "r5"), "seed": r.get("seed", 0),
+                           "pool": r["data"].get("pool", {}).get("size", 4000),
+                           "pool_draw": (r["data"].get("pool") or {}).get("indices_sha256",
+                                                                           "")[:12] or None}
+                          for r in runs for _ in range(2)])
+    assert study.pool_draws(table) == ("Pools (sha256 of the drawn indices, in each "
+                                       f"config.json): {expected}")
 
 
 def test_kd_strength_is_judged_on_the_kd_blocks_in_the_claimed_direction():

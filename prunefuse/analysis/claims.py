@@ -209,7 +209,7 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
             "SVP" + _letters(proxy),
             f"{svp_arm(proxy).label} selects at least as well as dense AL", "ours",
             pd.concat([runs.assign(arm="SVP"), dense]), "SVP", DENSE, budget,
-            f"SVP ({proxy}) - dense AL, final test accuracy", **MATCHES)
+            f"{svp_arm(proxy).label} - dense AL, final test accuracy", **MATCHES)
     for r, macs in by_ratio.items():
         macs = macs[_isin(macs["budget"], [budget])].pivot_table(
             index="seed", columns="arm", values="selection_macs")

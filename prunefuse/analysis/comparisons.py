@@ -7,8 +7,9 @@ run on one machine (seconds and float rounding differ between CPUs, so a pair ne
 machines). A :class:`Comparison` names two arms of one group, the statistic, the hypothesis
 (superiority, non-inferiority at a margin, or equivalence within a margin) and its claim text.
 
-The planner plans runs from the groups (:func:`study_runs`), and the builders select rows by
-the arms' patterns (:func:`arm_mask`); nothing else spells an arm. The margins are argued in
+The planner plans runs from the groups (:func:`study_plan`), and the study's artefacts select
+rows by the run ids it plans for each arm (prunefuse.study.study_rows), so nothing else spells
+a study's arm. The margins are argued in
 docs/method.md ("Margins").
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..run.config import READINGS, make_config, run_id
-from ..run.records import SELECTOR_LABELS, pf_label
+from ..run.records import SELECTOR_LABELS, pf_label, svp_label
 from .judge import HYPOTHESES
 
 DENSE, RANDOM = SELECTOR_LABELS["dense"], SELECTOR_LABELS["random"]
@@ -168,7 +169,7 @@ def pf_arm(ratio: float, key: str = "pf") -> Arm:
 
 def svp_arm(proxy: str, key: str = "svp") -> Arm:
     """SVP with ``proxy`` as its selector."""
-    return Arm(key, f"SVP ({proxy} proxy)", {"selector": "svp", "proxy_arch": proxy})
+    return Arm(key, svp_label(proxy), {"selector": "svp", "proxy_arch": proxy})
 
 
 def _arms(*arms: Arm) -> dict[str, Arm]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import mistune
 import pandas as pd
 
-from ..run.records import atomic_write_text, find_runs, pool_draw_of
+from ..run.records import atomic_write_text, find_runs, pool_draw_of, pool_draws_text
 from ..run.records import provenance as run_provenance
 from .artefacts import ARTEFACTS
 from .registry import _hardware
@@ -105,18 +105,9 @@ def provenance(records: str | os.PathLike) -> list[tuple[str, str]]:
 def _pool_draws(runs: list[dict]) -> str:
     """How many distinct pools the runs drew, per pool size (the sha256 of the drawn indices
     that each config.json records; older records do not)."""
-    sizes: dict[int, set] = {}
-    unnamed = 0
-    for run in runs:
-        draw = pool_draw_of(run)
-        if draw is None:
-            unnamed += 1
-        else:
-            sizes.setdefault(int(run["data"]["pool"]["size"]), set()).add(draw)
-    parts = [f"{len(d)} distinct at {n:,} images" for n, d in sorted(sizes.items())]
-    if unnamed:
-        parts.append(f"{unnamed} run(s) whose record does not name its draw")
-    return "; ".join(parts) or "unknown"
+    return pool_draws_text(((run.get("data") or {}).get("pool", {}).get("size"), pool_draw_of(run),
+                            run.get("seed"), run.get("run_id", i))
+                           for i, run in enumerate(runs)) or "unknown"
 
 
 def write_page(path: str | os.PathLike, *, figures: str | os.PathLike,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..run import stats
-from ..run.records import results_table
+from ..run.records import pool_draws_text, results_table
 from . import judge
 from .comparisons import MEASURES, STUDY, Comparison, Study, study_plan
 from .registry import Paths, _write_table, artefact, whole_run, write_caption
@@ -123,19 +123,10 @@ def blocks_per_machine(df: pd.DataFrame) -> str:
 
 
 def pool_draws(df: pd.DataFrame) -> str:
-    """The pools the runs drew, per pool size: how many distinct draws (the sha256 of the
-    drawn indices in each run's config.json) over how many seeds."""
-    parts = []
-    for pool, cell in df.groupby("pool"):
-        draws = cell["pool_draw"].dropna().nunique()
-        seeds = cell["seed"].nunique()
-        unnamed = cell.loc[cell["pool_draw"].isna(), "run_id"].nunique()
-        parts.append(f"{draws} draw{'s' if draws != 1 else ''} of {seeds} seed"
-                     f"{'s' if seeds != 1 else ''} at {int(pool):,} images"
-                     + (f" ({unnamed} run(s) whose record does not name its draw)"
-                        if unnamed else ""))
-    return ("Pools (sha256 of the drawn indices, in each config.json): " + ", ".join(parts)
-            if parts else "")
+    """The pools the runs drew, per pool size (:func:`prunefuse.records.pool_draws_text`)."""
+    draws = [d if isinstance(d, str) else None for d in df["pool_draw"]]  # NaN: not named
+    text = pool_draws_text(zip(df["pool"], draws, df["seed"], df["run_id"]))
+    return f"Pools (sha256 of the drawn indices, in each config.json): {text}" if text else ""
 
 
 def arms_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..run.config import make_config, run_id
-from ..run.records import DEMO_OUT
+from ..run.records import DEMO_OUT, pf_label, svp_label
 
 DEMO_METHODS = [
     {"selector": "prunefuse", "ratio": 0.5},
@@ -73,9 +73,9 @@ def demo_caption(cfg: dict, table, seconds: float) -> str:
         f"test images), target {cfg['arch']}, {100 * cfg['initial_fraction']:g}% random initial "
         f"labels, budgets {budgets} of the pool, {cfg['target_epochs']} target and "
         f"{cfg['selector_epochs']} selector epochs (batch {cfg['batch_size']}, "
-        f"{cfg['schedule']}, {cfg['cpu_precision']} on the CPU), score {cfg['score']}. PruneFuse "
-        f"p={cfg['ratio']:g} (fusion + KD) vs dense AL, SVP ({cfg['proxy_arch']} proxy) and "
-        "random selection.",
+        f"{cfg['schedule']}, {cfg['cpu_precision']} on the CPU), score {cfg['score']}. "
+        f"{pf_label(cfg['ratio'])} (fusion + KD) vs dense AL, {svp_label(cfg['proxy_arch'])} "
+        "and random selection.",
         f"Seeds: n={n}. At this n no difference between methods is evidence: the demo is "
         "too small to decide one. The evidence is the CPU study "
         "(`prunefuse reproduce --profile cpu`, figures/cpu in the repository).",

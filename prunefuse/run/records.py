@@ -146,10 +146,13 @@ class DiskFullError(OSError):
         return f"disk full: {self.filename}"
 
 
+_TMP_SUFFIX = ".tmp"
+
+
 def _atomic(path: str | os.PathLike, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; records are for colleagues too
         with os.fdopen(fd, "wb") as f:
@@ -165,8 +168,8 @@ def _atomic(path: str | os.PathLike, write) -> Path:
     return path
 
 
-# What tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") names a temporary file in _atomic.
-_PARTIAL = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# What mkstemp names _atomic's temporary file: ".NAME." + 8 random characters + _TMP_SUFFIX.
+_PARTIAL = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TMP_SUFFIX) + "$")
 
 
 def sweep_partial_writes(folder: str | os.PathLike) -> list[Path]:
@@ -352,6 +355,11 @@ def pf_label(ratio: float) -> str:
     return f"PruneFuse p={ratio:g}"
 
 
+def svp_label(proxy: str) -> str:
+    """SVP's name with ``proxy`` as its selector, in tables, legends and claims."""
+    return f"SVP ({proxy})"
+
+
 def method_label(cfg: dict) -> str:
     """The method's name in tables and legends: ``PruneFuse p=0.5`` (fused + KD, as the paper
     runs it; other variants in brackets), ``SVP (resnet8)``, ``dense AL`` or ``random``."""
@@ -360,7 +368,7 @@ def method_label(cfg: dict) -> str:
         v = variant(cfg)
         name = pf_label(cfg["ratio"]) + ("" if v == VARIANTS[3] else f" ({v})")
     elif sel == "svp":
-        name = f"SVP ({cfg['proxy_arch']})"
+        name = svp_label(cfg["proxy_arch"])
     else:
         name = SELECTOR_LABELS[sel]
     if config_value(cfg, "reading") != "ours":
@@ -479,6 +487,28 @@ def pool_draw_of(record: dict) -> str | None:
     does not name its draw (records older than the pool-per-seed design)."""
     digest = ((record.get("data") or {}).get("pool") or {}).get("indices_sha256")
     return digest[:12] if digest else None
+
+
+def pool_draws_text(draws) -> str:
+    """The pools some runs drew, per pool size, for a caption or the report page: how many
+    distinct draws over how many seeds (``2 draws of 2 seeds at 4,000 images``), and how many
+    runs' records do not name their draw. ``draws``: ``(pool size, draw or None, seed,
+    run id)`` per run (:func:`pool_draw_of`); a run listed twice (one row per budget) counts
+    once."""
+    sizes: dict[int, tuple[set, set]] = {}
+    unnamed = set()
+    for size, draw, seed, rid in draws:
+        if draw is None:
+            unnamed.add(rid)
+            continue
+        named, seeds = sizes.setdefault(int(size), (set(), set()))
+        named.add(draw)
+        seeds.add(seed)
+    parts = [f"{len(d)} draw{'s' if len(d) != 1 else ''} of {len(s)} seed"
+             f"{'s' if len(s) != 1 else ''} at {n:,} images" for n, (d, s) in sorted(sizes.items())]
+    if unnamed:
+        parts.append(f"{len(unnamed)} run(s) whose record does not name its draw")
+    return "; ".join(parts)
 
 
 def machine_of(record: dict) -> str | None:
