@@ -201,3 +201,19 @@ def test_the_documented_commands_run_as_written(pool, tmp_path, monkeypatch, cap
                 _annotate_csv(latest["csv"], Path(argv[3]))
         assert main(argv) == 0, capsys.readouterr().err
     assert json.loads(Path("proj/model/model_card.json").read_text())["labels"] == 80
+
+
+def test_the_readme_shows_the_documented_loop():
+    """The README's labeling commands are the ones the test above runs, comments aside."""
+    import re
+
+    root = Path(__file__).parents[1]
+
+    def block(text, first):
+        found = [b for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S) if first in b]
+        assert found, first
+        return [line.split("#")[0].strip() for line in found[0].strip().splitlines()]
+
+    start = "prunefuse label start"
+    assert block((root / "README.md").read_text(), start) == \
+        block((root / "docs" / "labeling.md").read_text(), start)
