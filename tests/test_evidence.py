@@ -11,7 +11,9 @@ from conftest import EVIDENCE
 
 from prunefuse.artefacts import ARTEFACTS
 from prunefuse.claims import VERDICTS, numbers_in, verdict
+from prunefuse.comparisons import authors_arm, kd_strength_arms, pf_arm
 from prunefuse.config import ConfigError
+from prunefuse.evidence import TTA_ARMS
 from prunefuse.grid import plan
 from prunefuse.reproduce import rebuild
 
@@ -145,10 +147,11 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(smoke_
             assert (figures / f"{art.stem}.{ext}").exists(), (name, ext)
         assert (figures / f"{art.stem}.caption.md").exists()
     tta = (figures / "time_to_accuracy.md").read_text()
-    assert "first within 0.5" in tta and "fused + KD" in tta and "MACs / dense AL's" in tta
+    assert "first within 0.5" in tta and f"| {TTA_ARMS[0]} |" in tta and "MACs / dense AL's" in tta
     assert not re.search(r"\| (nan|\d+\.0) \|", tta)  # epochs and n as counts, no NaN
     kd = (figures / "kd_strength.md").read_text()
-    assert {"no KD", "authors' KD", "our KD"} <= set(re.findall(r"\| (no KD|authors' KD|our KD) \|", kd))
+    none, authors, ours = (a.label for a in kd_strength_arms(0.5))  # the declared labels
+    assert all(f"| {label} |" in kd for label in (none, authors, ours))
     claims = json.loads((figures / "claims.json").read_text())
     ids = {c["id"] for c in claims}
     assert {"MainPF", "PFRandom", "DenseRandom", "KDOurs", "KDAuthors", "AuthorsPF"} <= ids
@@ -156,18 +159,18 @@ def test_rebuild_from_records_builds_every_evidence_artefact_and_the_page(smoke_
     # the KD claims pair the very runs of the KD table
     runs = pd.read_csv(figures / "kd_strength.csv").pivot_table(index="seed", columns="arm",
                                                                  values="acc_pct")
-    for cid, arm in (("KDOurs", "our KD"), ("KDAuthors", "authors' KD")):
-        diff = (runs[arm] - runs["no KD"]).dropna()
+    for cid, arm in (("KDOurs", ours), ("KDAuthors", authors)):
+        diff = (runs[arm] - runs[none]).dropna()
         claim = next(c for c in claims if c["id"] == cid)
         assert claim["n"] == len(diff) and claim["mean"] == pytest.approx(diff.mean()), cid
     # the readings claim pairs the very runs of the authors' reading table, final epoch
     ar = pd.read_csv(figures / "authors_reading.csv")
     ar = ar[ar["budget"] == 0.3].pivot_table(index="seed", columns="arm", values="final_pct")
-    diff = (ar["PruneFuse, authors' reading"] - ar["PruneFuse, our reading"]).dropna()
+    diff = (ar[authors_arm(0.5).label] - ar[pf_arm(0.5).label]).dropna()
     readings = next(c for c in claims if c["id"] == "ReadingsPF")
     assert readings["n"] == len(diff) > 0 and readings["mean"] == pytest.approx(diff.mean())
     strength = next(c for c in claims if c["id"] == "KDOursAuthors")  # ours against theirs
-    diff = (runs["our KD"] - runs["authors' KD"]).dropna()
+    diff = (runs[ours] - runs[authors]).dropna()
     assert strength["mean"] == pytest.approx(diff.mean()) and strength["n"] == len(diff)
     assert strength["verdict"] == verdict(strength["low"], strength["high"], higher=False)
     # smoke runs no schedule shorter than its own: no claim that fusion shortens training
@@ -257,7 +260,7 @@ def test_kd_arms_take_one_run_per_seed_when_the_ablation_shares_the_folder(smoke
                      log=lambda s: None)
     assert result["built"] == ["kd_strength", "claims"] and not result["missing"]
     kd = pd.read_csv(tmp_path / "out" / "figures" / "kd_strength.csv")
-    assert not kd.duplicated(["seed", "arm"]).any() and "no KD" in set(kd["arm"])
+    assert not kd.duplicated(["seed", "arm"]).any() and kd_strength_arms(0.5)[0].label in set(kd["arm"])
     alone = rebuild("smoke", smoke_batch / "evidence" / "runs", tmp_path / "alone",
                     artefacts=["kd_strength"], log=lambda s: None)
     assert alone["built"] == ["kd_strength"]

@@ -27,7 +27,15 @@ from ..run import stats
 from ..run.config import READINGS
 from ..run.records import atomic_write_text, pf_label, results_table
 from . import judge
-from .comparisons import DENSE, MATCH_POINTS, RANDOM, SLOWER_RATIO, svp_arm
+from .comparisons import (
+    DENSE,
+    MATCH_POINTS,
+    RANDOM,
+    SLOWER_RATIO,
+    authors_arm,
+    kd_strength_arms,
+    svp_arm,
+)
 from .evidence import (
     CONVERGED_POINTS,
     REACH_POINTS,
@@ -240,17 +248,17 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
             "ours", fusions, f, "indices", budget, f"fusion {f} - ours, final test accuracy"))
     # KD strength on one selection.
     kd = kd_arms(df, ratio, budget)
+    none, authors, ours = (a.label for a in kd_strength_arms(ratio))
     claims.append(_diff_claim(
         "KDOurs", f"KD from the pruned selector improves the fused target (our KD: "
-        f"{_kd_text('ours')})", "paper", kd, "our KD", "no KD", budget,
-        "fused + our KD - fused, no KD"))
+        f"{_kd_text('ours')})", "paper", kd, ours, none, budget, f"{ours} - {none}"))
     claims.append(_diff_claim(
         "KDAuthors", f"KD improves the fused target (the authors' KD: {_kd_text('authors')})",
-        "paper", kd, "authors' KD", "no KD", budget, "fused + authors' KD - fused, no KD"))
+        "paper", kd, authors, none, budget, f"{authors} - {none}"))
     claims.append(_diff_claim(
         "KDOursAuthors", "KD strength matters: our stronger KD trains the fused target worse "
-        "than the authors' KD", "ours", kd, "our KD", "authors' KD", budget,
-        "fused + our KD - fused + authors' KD", higher=False))
+        "than the authors' KD", "ours", kd, ours, authors, budget, f"{ours} - {authors}",
+        higher=False))
     # The authors' reading against dense AL, final epoch.
     auth = df[authors_runs(df, ratio)]
     if not auth.empty:
@@ -262,11 +270,11 @@ def build_claims(records: str | os.PathLike, *, dataset: str, arch: str, score: 
                  "at least as well as dense AL (final epoch)"),
                 ("ReadingsPF", p, f"the reading matters: {p} under the authors' "
                  "reading ends better than under ours (final epoch)")):
-            both = pd.concat([auth.assign(arm="authors", final_pct=100 * auth["final_test_acc"]),
+            authors = authors_arm(ratio).label
+            both = pd.concat([auth.assign(arm=authors, final_pct=100 * auth["final_test_acc"]),
                               final[final["arm"] == arm]])
-            comparison = (f"{p} (authors' reading) - dense AL" if arm == DENSE
-                          else f"{p}, authors' reading - our reading")
-            claims += _diff_claims(id_, claim, "ours", both, "authors", arm, budget,
+            comparison = f"{authors} - {arm}"
+            claims += _diff_claims(id_, claim, "ours", both, authors, arm, budget,
                                    f"{comparison}, final test accuracy", value="final_pct",
                                    **(MATCHES if arm == DENSE else {}))
     claims += _time_to_accuracy_claims(records, dataset, arch, score, ratio, budget)

@@ -16,7 +16,7 @@ docs/method.md ("Margins").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..run.config import READINGS, make_config, run_id
@@ -172,29 +172,103 @@ def svp_arm(proxy: str, key: str = "svp") -> Arm:
     return Arm(key, svp_label(proxy), {"selector": "svp", "proxy_arch": proxy})
 
 
+# PruneFuse's other arms, each a pattern over pf_arm's: the readings of the method and the
+# retrained targets of the ablations. The study below and the planner of the other grids both
+# take their parameters from these.
+def scratch_arm(ratio: float, kd_lambda: float = 0.0, key: str = "pf_scratch") -> Arm:
+    """PruneFuse's selection at ``ratio``, its target trained from scratch (no KD unless
+    ``kd_lambda``)."""
+    label = "PruneFuse's selection, from scratch" + (" + KD" if kd_lambda else "")
+    return Arm(key, label, {**pf_arm(ratio).params, "target_init": "scratch",
+                            "kd_lambda": kd_lambda})
+
+
+def fused_arm(ratio: float, kd: Mapping[str, Any] | None = None, key: str = "pf_fused",
+              label: str = "fused, no KD") -> Arm:
+    """PruneFuse's fused target at ``ratio`` trained with the KD values ``kd`` (default: no
+    KD, lambda 0)."""
+    return Arm(key, label, {**pf_arm(ratio).params, **(kd if kd is not None
+                                                       else {"kd_lambda": 0.0})})
+
+
+def authors_arm(ratio: float, key: str = "pf_authors", **extra: Any) -> Arm:
+    """PruneFuse at ``ratio`` under the authors' reading (prunefuse.config.READINGS)."""
+    return Arm(key, f"{pf_label(ratio)} (authors' reading)",
+               {**pf_arm(ratio).params, "reading": "authors", **extra})
+
+
+def v2_arm(ratio: float, t_sync: int) -> Arm:
+    """PruneFuse V2 at ``ratio``: the selector re-synchronised every ``t_sync`` rounds."""
+    return Arm(f"pf_v2_{t_sync}", f"PruneFuse V2 (T_sync={t_sync})",
+               {**pf_arm(ratio).params, "t_sync": t_sync})
+
+
+def fusion_arm(ratio: float, fusion: str) -> Arm:
+    """PruneFuse at ``ratio`` fused by the reading ``fusion`` (prunefuse.fuse) with our KD."""
+    return Arm(f"pf_{fusion}", f"fused by the '{fusion}' reading (+ our KD)",
+               {**pf_arm(ratio).params, "fusion": fusion})
+
+
+def kd_strength_arms(ratio: float) -> tuple[Arm, Arm, Arm]:
+    """KD strength on PruneFuse's fused target at ``ratio``: no KD, the authors' KD, ours."""
+    return (fused_arm(ratio),
+            fused_arm(ratio, AUTHORS_KD, "pf_fused_kd_authors", "fused + the authors' KD"),
+            fused_arm(ratio, {}, "pf_fused_kd_ours", "fused + our KD"))
+
+
+# Dense AL's selection with its target trained again (for a schedule of another length).
+DENSE_RETRAINED = Arm("dense_retrained", f"{DENSE}'s selection", DENSE_ARM.params, on="dense")
+
+
+def time_to_accuracy_arms(ratio: float) -> tuple[Arm, Arm, Arm]:
+    """Time to accuracy's arms: PruneFuse's selection fused + our KD, PruneFuse's selection
+    from scratch, and dense AL's selection (the reference)."""
+    return kd_strength_arms(ratio)[2], scratch_arm(ratio), DENSE_RETRAINED
+
+
+def arm_of(df, arms) -> list[str | None]:
+    """Each results-table row's arm among ``arms``, by pattern: the arm whose every parameter
+    the row has (those the table has a column for), the most specific where several match
+    (our KD's pattern names no KD value, so every fused target matches it; the authors' KD
+    names three). A label per row, None where no arm matches."""
+    out = []
+    for _, row in df.iterrows():
+        best, size = None, -1
+        for arm in arms:
+            keys = [k for k in arm.params if k in df.columns]
+            if all(_same(row[k], arm.params[k]) for k in keys) and len(keys) > size:
+                best, size = arm.label, len(keys)
+        out.append(best)
+    return out
+
+
+def _same(value, wanted) -> bool:
+    if isinstance(wanted, bool) or not isinstance(wanted, (int, float)):
+        return bool(value == wanted)
+    try:
+        return abs(float(value) - float(wanted)) < 1e-9
+    except (TypeError, ValueError):
+        return False
+
+
 def _arms(*arms: Arm) -> dict[str, Arm]:
     return {a.key: a for a in arms}
 
 
 def _study() -> Study:
     """The CPU study's declaration (profile ``study``)."""
-    pf = dict(pf_arm(0.5).params)
-    authors = {**pf, "reading": "authors", "eval_every": AUTHORS_EVAL_EVERY}
-    retrain = [
-        Arm("pf_scratch", "PruneFuse's selection, from scratch", {**pf, "target_init": "scratch",
-                                                                  "kd_lambda": 0.0}, on="pf"),
-        Arm("pf_fused", "fused, no KD", {**pf, "kd_lambda": 0.0}, on="pf"),
-        Arm("pf_fused_kd_authors", "fused + the authors' KD", {**pf, **AUTHORS_KD}, on="pf"),
-        Arm("pf_fused_kd_ours", "fused + our KD", dict(pf), on="pf"),
-        Arm("dense_retrained", f"{DENSE}'s selection", {"selector": "dense"}, on="dense"),
-    ]
+    def on(arm: Arm, source: str, group: str = "main") -> Arm:
+        return replace(arm, on=source, on_group=group)
+
+    retrain = [on(scratch_arm(0.5), "pf"), *[on(a, "pf") for a in kd_strength_arms(0.5)],
+               DENSE_RETRAINED]
     short = [Arm(f"{a.key}_{e}", f"{a.label}, {e} epochs", {**a.params, "target_epochs": e},
                  on="pf")
              for a in retrain[1:4] for e in (10, 20, 30)]
     arms = _arms(
         DENSE_ARM,
         pf_arm(0.5),
-        Arm("pf_authors", "PruneFuse p=0.5 (authors' reading)", authors),
+        authors_arm(0.5, eval_every=AUTHORS_EVAL_EVERY),
         RANDOM_ARM,
         *retrain, *short)
     # The rest of the paper's selectors and readings, each group on seeds of its own (a run
@@ -203,11 +277,10 @@ def _study() -> Study:
         pf_arm(0.6, "pf_06"),
         pf_arm(0.7, "pf_07"),
         svp_arm(SVP_PROXY),
-        *[Arm(f"pf_v2_{t}", f"PruneFuse V2 (T_sync={t})", {**pf, "t_sync": t}) for t in (1, 2)],
-        *[Arm(f"pf_{f}", f"fused by the '{f}' reading (+ our KD)", {**pf, "fusion": f},
-              on="pf", on_group="variants") for f in FUSIONS],
+        *[v2_arm(0.5, t) for t in (1, 2)],
+        *[on(fusion_arm(0.5, f), "pf", "variants") for f in FUSIONS],
         Arm("dense_long", f"{DENSE}'s selection, {CONVERGENCE_FACTOR} times the epochs",
-            {"selector": "dense"}, on="dense", on_group="convergence",
+            DENSE_ARM.params, on="dense", on_group="convergence",
             times={"target_epochs": CONVERGENCE_FACTOR})))
     main = ("dense", "pf", "pf_authors", "random")
     # The lower budgets: each main arm's target retrained on that arm's own selection.

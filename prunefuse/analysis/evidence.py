@@ -20,8 +20,15 @@ from ..run.records import BEST_LABEL, pf_label, results_table
 from .comparisons import (  # noqa: F401 - CONVERGED_POINTS, REACH_POINTS re-exported
     CONVERGED_POINTS,
     DENSE,
+    DENSE_ARM,
     RANDOM,
+    RANDOM_ARM,
     REACH_POINTS,
+    arm_of,
+    authors_arm,
+    kd_strength_arms,
+    pf_arm,
+    time_to_accuracy_arms,
 )
 from .registry import (
     PER_EPOCH,
@@ -136,8 +143,7 @@ def main_arms(df: pd.DataFrame, ratio: float) -> pd.DataFrame:
     dense = _baseline(df) & (df["selector"] == "dense")
     rnd = (df["selector"] == "random") & _main_runs(df)
     df = df[pf | dense | rnd].copy()
-    df["arm"] = [pf_label(ratio) if s == "prunefuse" else DENSE if s == "dense" else RANDOM
-                 for s in df["selector"]]
+    df["arm"] = arm_of(df, (DENSE_ARM, pf_arm(ratio), RANDOM_ARM))
     return df
 
 
@@ -157,8 +163,8 @@ def authors_runs(df: pd.DataFrame, ratio: float) -> pd.Series:
 def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: str,
                 dataset: str, arch: str, score: str, ratio: float, budget: float) -> Paths:
     """KD strength on one selection: PruneFuse's fused target at ``budget`` trained without
-    KD, with the authors' KD (lambda 0.35, T 3, no T^2) and with ours (lambda 0.5, T 4, T^2),
-    each paired with no KD on the same seed.
+    KD, with the authors' KD and with ours (:func:`prunefuse.comparisons.kd_strength_arms`;
+    the values are in the caption, from their homes), each paired with no KD on the same seed.
 
     Returns the paths of ``kd_strength.{csv,md,tex,caption.md}``.
     """
@@ -167,15 +173,15 @@ def kd_strength(records: str | os.PathLike, out: str | os.PathLike, *, profile: 
     if not df.empty:
         df = kd_arms(_focus(df, dataset, arch, score), ratio, budget)
     _require(df, "KD strength", records, dataset=dataset, arch=arch, ratio=ratio, budget=budget)
-    arms = ["no KD", "authors' KD", "our KD"]
-    rows, _ = _diff_rows(df, arms, "no KD")
+    arms = [a.label for a in kd_strength_arms(ratio)]
+    rows, _ = _diff_rows(df, arms, arms[0])
     note = _plots().seeds_note(df, ["arm"])
     authors, ours = _kd_reading(READINGS["authors"]), _kd_reading({})
     caption = (f"Test accuracy (%) of the fused {arch} target at {100 * budget:g}% of the pool, "
                f"{pf_label(ratio)}, each seed's own selection; {_plots().over_seeds(note)}. No KD: "
                f"lambda 0; the authors' KD: {authors[0]}; ours: {ours[0]} (about "
                f"{ours[1] / authors[1]:.0f} times the authors' pull towards the teacher, relative "
-               "to CE: distill.kd_pull). " + diff_note("no KD"))
+               "to CE: distill.kd_pull). " + diff_note(arms[0]))
     return _table(out, name, "KD strength on PruneFuse's selection", caption, df, rows, 1,
                   profile=profile, setting=f"{dataset}; target {arch}; score {score}")
 
@@ -192,9 +198,10 @@ def _kd_reading(values: dict) -> tuple[str, float]:
 
 
 def kd_arms(df: pd.DataFrame, ratio: float, budget: float) -> pd.DataFrame:
-    """The KD-strength runs at ``budget`` with their ``arm`` (no KD, the authors' KD, our
-    KD): PruneFuse's fused targets at ``ratio`` and the profile's target epochs, on the seeds
-    whose selection the arms without our KD reuse. The table and the claims both read these."""
+    """The KD-strength runs at ``budget`` with their ``arm`` (the labels of
+    :func:`prunefuse.comparisons.kd_strength_arms`): PruneFuse's fused targets at ``ratio``
+    and the profile's target epochs, on the seeds whose selection the arms without our KD
+    reuse. The table and the claims both read these."""
     targets = df["run_id"].map(df.groupby("run_id")["budget"].nunique())
     keep = _pf_selection(df, ratio) & (df["target_init"] == "fused") & _isin(df["budget"], [budget])
     df = df[keep].assign(_targets=targets[keep])
@@ -203,20 +210,12 @@ def kd_arms(df: pd.DataFrame, ratio: float, budget: float) -> pd.DataFrame:
     df = df[df["target_epochs"] == _own_epochs(df)]
     reused = df["selection_from"].notna()
     df = df[(reused | (df["kd_lambda"] > 0)) & df["seed"].isin(set(df.loc[reused, "seed"]))]
-    df = df.assign(arm=[_kd_arm(r) for r in df.itertuples()])
+    df = df.assign(arm=arm_of(df, kd_strength_arms(ratio)))
     # One run per seed and arm: where a batch holds two that train the same target (the
     # ablation's fused target without KD trains every budget, the KD arm's only this one),
     # the KD arm's own run, the one with the fewest targets, stands for it.
     df = df.sort_values(["_targets", "run_id"]).drop_duplicates(["seed", "arm"])
     return df.drop(columns="_targets").sort_index()
-
-
-def _kd_arm(row) -> str:
-    if row.kd_lambda == 0:
-        return "no KD"
-    if not row.kd_t2:
-        return "authors' KD"
-    return "our KD"
 
 
 # -- the authors' reading -----------------------------------------------------------------------
@@ -235,21 +234,20 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
     df = results_table(records)
     if not df.empty:
         df = _focus(df, dataset, arch, score)
+        arms = (DENSE_ARM, pf_arm(ratio), authors_arm(ratio))
         authors = authors_runs(df, ratio)
         ours = _prunefuse(df) & _isin(df["ratio"], [ratio])
         dense = _baseline(df) & (df["selector"] == "dense")
         seeds = set(df.loc[authors, "seed"])
         df = df[(authors | ours | dense) & df["seed"].isin(seeds)].copy()
-        df["arm"] = ["PruneFuse, authors' reading" if r == "authors"
-                     else (DENSE if s == "dense" else "PruneFuse, our reading")
-                     for r, s in zip(df["reading"], df["selector"])]
+        df["arm"] = arm_of(df, arms)
         df["final_pct"] = 100 * df["final_test_acc"]
     _require(df, "the authors' reading", records, dataset=dataset, arch=arch, ratio=ratio,
              reading="authors")
     rows = []
     for budget, cell in df.groupby("budget_pct", sort=True):
         diffs = _paired(cell, DENSE, "final_pct")
-        for arm in [DENSE, "PruneFuse, our reading", "PruneFuse, authors' reading"]:
+        for arm in [a.label for a in (DENSE_ARM, pf_arm(ratio), authors_arm(ratio))]:
             a = cell[cell["arm"] == arm]
             if a.empty:
                 continue
@@ -264,8 +262,8 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
                 if (a["reading"] == "authors").all() else ""})
     note = _plots().seeds_note(df, ["budget", "arm"])
     preset = READINGS["authors"]
-    caption = (f"Final-epoch test accuracy (%) of the {arch} target: dense AL, PruneFuse "
-               f"p={ratio:g} under our reading, and under the authors' (KD "
+    caption = (f"Final-epoch test accuracy (%) of the {arch} target: dense AL, "
+               f"{pf_label(ratio)} under our reading, and under the authors' (KD "
                f"{_kd_reading(preset)[0]}, the fused conv slices frozen in the first "
                f"{preset['freeze_fused_epochs']} epoch(s), fusion {preset['fusion']!r} (into a "
                f"fresh Xavier net at [::2]), {preset['prune_steps']} iterative pruning steps); "
@@ -278,8 +276,8 @@ def authors_reading(records: str | os.PathLike, out: str | os.PathLike, *, profi
 
 # -- time to accuracy ---------------------------------------------------------------------------
 
-TTA_ARMS = ("PruneFuse selection, fused + KD", "PruneFuse selection, from scratch",
-            "Dense AL selection, from scratch")
+# Its arms' labels (prunefuse.comparisons.time_to_accuracy_arms; the ratio does not enter them).
+TTA_ARMS = tuple(a.label for a in time_to_accuracy_arms(0.5))
 
 
 def time_to_accuracy_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -306,6 +304,9 @@ def time_to_accuracy_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
                       "seconds_ratio": ratio[0], "seconds_ratio_half": ratio[2],
                       "macs_ratio": macs})
     cells = pd.DataFrame(cells)
+    if not cells.empty:  # in the arms' declared order, then by epochs
+        cells = cells.sort_values("target_epochs", kind="stable").sort_values(
+            "arm", key=lambda arms: arms.map(TTA_ARMS.index), kind="stable").reset_index(drop=True)
     reach = []
     for arm in TTA_ARMS:
         a = cells[cells["arm"] == arm].sort_values("target_epochs")
@@ -345,9 +346,7 @@ def time_to_accuracy_rows(records: str | os.PathLike, *, dataset: str, arch: str
     dense = (df["selector"] == "dense") & (df["target_init"] == "scratch") \
         & (_main_runs(df) | (df["target_epochs"] != own))
     df = df[fused | scratch | dense].copy()
-    df["arm"] = [TTA_ARMS[0] if s == "prunefuse" and i == "fused" else
-                 TTA_ARMS[1] if s == "prunefuse" else TTA_ARMS[2]
-                 for s, i in zip(df["selector"], df["target_init"])]
+    df["arm"] = arm_of(df, time_to_accuracy_arms(ratio))
     # schedules PruneFuse's selection was trained for (dense AL's longer convergence runs
     # are the convergence artefact's)
     df = df[df["target_epochs"].isin(set(df.loc[df["arm"] != TTA_ARMS[2], "target_epochs"]))]
@@ -405,8 +404,8 @@ def time_to_accuracy(records: str | os.PathLike, out: str | os.PathLike, *, prof
             f"MACs / dense AL's at {own}": "" if not r.reached
             else _fmt_ratio(r.macs_ratio, None, 1)})
     note = _plots().seeds_note(df, ["arm", "target_epochs"])
-    caption = (f"Time to accuracy at {100 * budget:g}% of the pool ({arch}, PruneFuse "
-               f"p={ratio:g}): each target trained for the given epochs as a full schedule of "
+    caption = (f"Time to accuracy at {100 * budget:g}% of the pool ({arch}, "
+               f"{pf_label(ratio)}): each target trained for the given epochs as a full schedule of "
                f"that length, on the selection named; {_plots().over_seeds(note)}. Δ: paired "
                f"difference against dense AL's target at {own} epochs (same seed), mean and 95% "
                "Student-t interval in points. Whole run: selection + fusion source + target "

@@ -18,12 +18,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..analysis.artefacts import ARTEFACTS
-from ..analysis.comparisons import DENSE_ARM, RANDOM_ARM, pf_arm, svp_arm
-from ..run.config import READINGS, ConfigError, make_config, run_id
+from ..analysis.comparisons import (
+    DENSE_ARM,
+    RANDOM_ARM,
+    Arm,
+    authors_arm,
+    fused_arm,
+    fusion_arm,
+    kd_strength_arms,
+    pf_arm,
+    scratch_arm,
+    svp_arm,
+    v2_arm,
+)
+from ..run.config import ConfigError, make_config, run_id
 from ..run.records import BATCH_RUNS
-
-# The KD strength arm "authors": the KD values of the authors' reading, taken from its preset.
-AUTHORS_KD = {key: READINGS["authors"][key] for key in ("kd_lambda", "kd_temperature", "kd_t2")}
 
 # The grid per profile. The run parameters not named here come from the profile
 # (prunefuse.config.PROFILES): target architecture, budgets, epochs, ...
@@ -83,7 +92,7 @@ GRIDS: dict[str, dict[str, Any]] = {
         # the question fusion's promise stands on, and five seeds left it undecided.
         "evidence": {"extra_seeds": list(range(5, 15)), "seeds": [0, 1, 2, 3, 4],
                      "budget": 0.3, "epochs": [10, 20, 30, 60], "reach_seeds": list(range(5, 15)),
-                     "kd": {"authors": AUTHORS_KD}, "convergence_factor": 2},
+                     "convergence_factor": 2},
     },
     # The CPU study re-decided (prunefuse.comparisons.STUDY declares its arms, blocks and
     # claims): one machine per block, a pool per seed, the full test set.
@@ -101,7 +110,7 @@ GRIDS: dict[str, dict[str, Any]] = {
                      "fusions": ["fresh", "conv_only", "fork"], "fusion_budgets": [0.3]},
         "main_ratio": 0.5,
         "evidence": {"extra_seeds": [2], "seeds": [0, 1], "budget": 0.3, "epochs": [1, 2],
-                     "reach_seeds": [2], "kd": {"authors": AUTHORS_KD}, "convergence_factor": 2},
+                     "reach_seeds": [2], "convergence_factor": 2},
     },
 }
 
@@ -178,8 +187,13 @@ class Planner:
         return rid
 
     def _prunefuse(self, dataset: str, score: str, seed: int, ratio: float, **kw: Any) -> str:
-        return self.add(dataset=dataset, **pf_arm(ratio).params, score=score,
-                        seed=seed, **kw)
+        return self._arm(pf_arm(ratio), dataset, score, seed, **kw)
+
+    def _arm(self, arm: Arm, dataset: str, score: str, seed: int, **kw: Any) -> str:
+        """Plan ``arm`` (a declared pattern of parameters, prunefuse.comparisons) on
+        ``dataset`` with ``score`` and ``seed``; ``kw``: what its context adds (a reused
+        selection, the target's budgets or epochs, another target network)."""
+        return self.add(dataset=dataset, **arm.params, score=score, seed=seed, **kw)
 
     def _seeds(self, ratio: float | None) -> list[int]:
         """The main comparison (baselines, PruneFuse at the main ratio) may get more seeds."""
@@ -219,13 +233,12 @@ class Planner:
             for p in ratios:
                 main = self._prunefuse(self.focus, self.focus_score, seed, p)
                 kd = make_config(self.profile, **self.runs[main].config)["kd_lambda"]
-                variants = [("fused", 0.0), ("scratch", 0.0)] + ([("scratch", kd)] if scratch_kd
-                                                                 else [])
-                for init, lam in variants:
-                    rid = self._prunefuse(self.focus, self.focus_score, seed, p, needs=main,
-                                          target_init=init, kd_lambda=lam,
-                                          selection_from=f"{BATCH_RUNS}/{main}",
-                                          **({"eval_budgets": budgets} if budgets else {}))
+                arms = [fused_arm(p), scratch_arm(p)] + ([scratch_arm(p, kd)] if scratch_kd
+                                                         else [])
+                for arm in arms:
+                    rid = self._arm(arm, self.focus, self.focus_score, seed, needs=main,
+                                    selection_from=f"{BATCH_RUNS}/{main}",
+                                    **({"eval_budgets": budgets} if budgets else {}))
                     if every_epoch:
                         self.runs[rid].config["eval_every"] = 1
 
@@ -250,7 +263,7 @@ class Planner:
         for seed in var["seeds"]:
             self._prunefuse(self.focus, self.focus_score, seed, var["ratio"])
             for t in var["t_syncs"]:
-                self._prunefuse(self.focus, self.focus_score, seed, var["ratio"], t_sync=t)
+                self._arm(v2_arm(var["ratio"], t), self.focus, self.focus_score, seed)
 
     def fusion_runs(self) -> None:
         """The readings of fusion: on the selection of the V1 run of the same seed, the
@@ -259,9 +272,9 @@ class Planner:
         for seed in var["seeds"]:
             main = self._prunefuse(self.focus, self.focus_score, seed, var["ratio"])
             for fusion in var["fusions"]:
-                self._prunefuse(self.focus, self.focus_score, seed, var["ratio"], needs=main,
-                                fusion=fusion, selection_from=f"{BATCH_RUNS}/{main}",
-                                eval_budgets=var["fusion_budgets"])
+                self._arm(fusion_arm(var["ratio"], fusion), self.focus, self.focus_score, seed,
+                          needs=main, selection_from=f"{BATCH_RUNS}/{main}",
+                          eval_budgets=var["fusion_budgets"])
 
     def extra_seed_runs(self) -> None:
         """The main comparison with the extra seeds of the grid's ``evidence`` entry: dense
@@ -283,19 +296,18 @@ class Planner:
         """PruneFuse at the main ratio under the authors' reading (``reading="authors"``),
         full runs, on the evidence seeds."""
         for seed in self.grid["evidence"]["seeds"]:
-            self._prunefuse(self.focus, self.focus_score, seed, self.grid["main_ratio"],
-                            reading="authors")
+            self._arm(authors_arm(self.grid["main_ratio"]), self.focus, self.focus_score, seed)
 
     def kd_runs(self) -> None:
         """KD strength: on each evidence seed's PruneFuse selection, the fused target at the
-        largest budget with no KD and with each KD setting of the grid (ours is the main run)."""
+        largest budget with no KD and with the authors' KD (prunefuse.comparisons.
+        kd_strength_arms; ours is the main run)."""
         ev, p = self.grid["evidence"], self.grid["main_ratio"]
         for seed in ev["seeds"]:
             main = self._prunefuse(self.focus, self.focus_score, seed, p)
-            for kd in [{"kd_lambda": 0.0}] + list(ev["kd"].values()):
-                self._prunefuse(self.focus, self.focus_score, seed, p, needs=main,
-                                selection_from=f"{BATCH_RUNS}/{main}", eval_budgets=[ev["budget"]],
-                                **kd)
+            for arm in kd_strength_arms(p)[:2]:
+                self._arm(arm, self.focus, self.focus_score, seed, needs=main,
+                          selection_from=f"{BATCH_RUNS}/{main}", eval_budgets=[ev["budget"]])
 
     def time_to_accuracy_runs(self) -> None:
         """Targets at the largest budget trained for each of the grid's epochs (a full
@@ -321,9 +333,8 @@ class Planner:
                     fused(seed, pf, epochs)
                     self.add(dataset=self.focus, **DENSE_ARM.params, score=self.focus_score,
                              seed=seed, needs=dense, selection_from=f"{BATCH_RUNS}/{dense}", **on)
-                self._prunefuse(self.focus, self.focus_score, seed, p, needs=pf,
-                                selection_from=f"{BATCH_RUNS}/{pf}", target_init="scratch",
-                                kd_lambda=0.0, **on)
+                self._arm(scratch_arm(p), self.focus, self.focus_score, seed, needs=pf,
+                          selection_from=f"{BATCH_RUNS}/{pf}", **on)
         # On an extra seed the selection is its main-comparison PruneFuse run's (target at the
         # largest budget only), which is also its profile-length schedule.
         for seed in ev.get("reach_seeds", []):
