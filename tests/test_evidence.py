@@ -65,7 +65,8 @@ def test_fusion_reach_verdict_follows_its_interval(monkeypatch, fused_30, fused_
     reach = [c for c in claims._time_to_accuracy_claims("r", "d", "a", "s", 0.5, 0.3)
              if c.id == "FusedReach"]
     assert len(reach) == 1 and reach[0].verdict == expected
-    assert reach[0].claim.startswith("fusion shortens training: a schedule shorter than 60")
+    assert reach[0].claim.startswith("fusion with our KD shortens training: a schedule shorter "
+                                     "than 60")  # it names the KD its arms were tested with
     assert "no shorter schedule's mean is within 0.5 points" in reach[0].comparison
 
 

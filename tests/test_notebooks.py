@@ -842,14 +842,16 @@ def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(t
               ratio=0.5)
     md = artefacts.table2(records, out, t_syncs=[1], **kw)["md"].read_text()
     # 30%: V1 50, 70 -> 60.00 ± 14.14; V2 52, 72: +2 points in both seeds
-    assert "| 30 | PruneFuse V1 | 60.00 ± 14.14 | 2 |  | 2 |" in md
-    assert "| 30 | V2 T_sync=1 (gather) | 62.00 ± 14.14 | 2 | +2.00 [+2.00, +2.00]* | 5 |" in md
+    # the rows carry the declared arms' labels (prunefuse.comparisons)
+    assert "| 30 | PruneFuse p=0.5 | 60.00 ± 14.14 | 2 |  | 2 |" in md
+    assert "| 30 | PruneFuse V2 (T_sync=1) | 62.00 ± 14.14 | 2 | +2.00 [+2.00, +2.00]* | 5 |" in md
     assert "fork" not in md
     fv = artefacts.fusion_variants(records, out, fusions=["fork"], **kw)
     md = fv["md"].read_text()
     # fork at 30%: 45, 60 -> 52.50 ± 10.61; differences -5, -10: mean -7.5, t(1) interval
-    assert "| 30 | indices | 60.00 ± 14.14 | 2 |  | 2 |" in md
-    assert "| 30 | fork | 52.50 ± 10.61 | 2 | -7.50 [" in md and "V2" not in md
+    assert "| 30 | PruneFuse p=0.5 | 60.00 ± 14.14 | 2 |  | 2 |" in md
+    assert "| 30 | fused by the 'fork' reading (+ our KD) | 52.50 ± 10.61 | 2 | -7.50 [" in md
+    assert "V2" not in md
     assert "n=2 seeds" in fv["caption"].read_text()
     main = artefacts.main_table(records, out, datasets=["synthetic"], arch="resnet8",
                                 scores=["least_confidence"], ratios=[0.5], profile="smoke")

@@ -24,7 +24,7 @@ import pandas as pd
 from ..flops import TRAIN_FACTOR
 from ..run import stats
 from ..run.records import PER_EPOCH, PROVENANCE, VARIANTS, pf_label, results_table
-from .comparisons import DENSE, RANDOM
+from .comparisons import DENSE, RANDOM, arm_of, fusion_arm, pf_arm, v2_arm
 from .registry import (  # noqa: F401 (ARTEFACTS, Artefact: the registry, public here too)
     ARTEFACTS,
     Artefact,
@@ -482,20 +482,22 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
                 & df["t_sync"].isin([0, *t_syncs])].copy()
     _require(df, "Table 2", records, dataset=dataset, arch=arch, score=score, ratio=ratio,
              t_syncs=t_syncs)
-    df["method"] = [("PruneFuse V1" if t == 0 else f"V2 T_sync={t} ({how})")
-                    for t, how in zip(df["t_sync"], df["v2_derive"])]
-    order = sorted(set(df["method"]), key=lambda m: (m != "PruneFuse V1", m))
+    arms = [pf_arm(ratio), *[v2_arm(ratio, t) for t in t_syncs]]
+    df["method"] = arm_of(df, arms)
+    order = [a.label for a in arms if a.label in set(df["method"])]
+    derive = ", ".join(sorted(set(df.loc[df["t_sync"] > 0, "v2_derive"])))
     n = _plots().seeds_note(df, ["budget", "method"])
     caption = (f"Test accuracy (%) of the fused {arch} target, PruneFuse V1 against V2 at "
                f"p={ratio:g}; {_plots().over_seeds(n)}. V2 is our interpretation: every "
                "T_sync rounds the target trained at that budget yields the next selector "
-               "(gather: the same kept indices; reprune: a new L2 pruning), and that training "
-               f"is charged to selection. At {df['budget_pct'].min():g}% of the pool no "
+               "(gather: the same kept indices; reprune: a new L2 pruning; these runs: "
+               f"{derive or 'none'}), and that training is charged to selection. "
+               f"At {df['budget_pct'].min():g}% of the pool no "
                "synchronisation has happened yet, so V2 selects and trains exactly as V1 there: "
                "any Δ at that budget is no V2 effect; it can only come from runs made on "
                "different CPUs (float rounding differs between them), a noise the later Δs "
                "carry too. "
-               + diff_note("V1"))
+               + diff_note(f"V1 ({pf_label(ratio)})"))
     return _variant_table(df, out, name, order=order, caption=caption,
                           title="Table 2: PruneFuse V1 vs V2 by synchronisation period",
                           profile=profile, setting=f"{dataset}; target {arch}; score {score}")
@@ -524,15 +526,17 @@ def fusion_variants(records: str | os.PathLike, out: str | os.PathLike, *, profi
         df = df[df["budget_pct"].isin(budgets)]
     _require(df, "the fusion variants", records, dataset=dataset, arch=arch, score=score,
              ratio=ratio, fusions=fusions)
-    df["method"] = df["fusion"]
+    arms = [pf_arm(ratio), *[fusion_arm(ratio, f) for f in fusions]]
+    df["method"] = arm_of(df, arms)
     n = _plots().seeds_note(df, ["budget", "method"])
     caption = (f"Test accuracy (%) of the fused {arch} target (p={ratio:g}, KD) by the reading "
-               f"of fusion, on the same selection; {_plots().over_seeds(n)}. indices (ours): "
+               f"of fusion, on the same selection; {_plots().over_seeds(n)}. "
+               f"{pf_label(ratio)} fuses by ours, 'indices': "
                "every trained tensor at its kept indices into theta_0; fresh: the same into a "
                "fresh init; conv_only: conv weights only, BN and classifier keep theta_0; fork: "
                "conv weights at [::2, ::2] when both widths are halved, else the leading corner, "
-               "into a fresh Xavier net. " + diff_note("indices"))
-    return _variant_table(df, out, name, order=["indices", *fusions], caption=caption,
+               f"into a fresh Xavier net. " + diff_note(pf_label(ratio)))
+    return _variant_table(df, out, name, order=[a.label for a in arms], caption=caption,
                           title="Ablation: readings of fusion", profile=profile,
                           setting=f"{dataset}; target {arch}; score {score}")
 
