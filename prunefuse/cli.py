@@ -60,9 +60,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     check_out_folder(args.out)
     run_dir = Path(args.out) / run_id(cfg)
-    print(f"profile {profile or '(none: every parameter given)'}, run {run_dir}", flush=True)
+    # Printed with the run's first line, once its checks have passed: a refused run prints
+    # its one error line and nothing else.
+    header = [f"profile {profile or '(none: every parameter given)'}, run {run_dir}"]
+    log = _log_to(run_dir)
+
+    def log_with_header(line: str) -> None:
+        while header:
+            print(header.pop(), flush=True)
+        log(line)
+
     try:
-        run_experiment(cfg, out=args.out, progress=not args.no_progress, log=_log_to(run_dir))
+        run_experiment(cfg, out=args.out, progress=not args.no_progress, log=log_with_header)
     except KeyboardInterrupt:
         if run_dir.is_dir():
             _log_to(run_dir)("interrupted")

@@ -98,6 +98,10 @@ def test_a_folder_of_pngs_runs_with_no_plugin(tmp_path, fashion, capsys, monkeyp
     record = json.loads(next(out.glob("*/config.json")).read_text())
     assert record["pool_size"] == 160 and record["test_size"] == 40
     assert record["data"]["classes"] == sorted(NAMES) and len(record["data"]["files"]) == 200
+    ds = load_dataset("imagefolder", root=tmp_path / "data")  # the pool's statistics, recorded
+    assert record["normalization"] == {"mean": pytest.approx(list(ds.mean)),
+                                       "std": pytest.approx(list(ds.std)),
+                                       "image_shape": [1, 28, 28]}
     assert "1x28x28, 10 classes" in capsys.readouterr().out
 
 
@@ -183,13 +187,23 @@ def test_a_changed_folder_is_refused_not_reported_finished(tmp_path, fashion, ca
     for p in more:
         p.rename(data / p.parent.name / f"new-{p.name}")
     assert main([*args, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
+    err = said.err
+    assert said.out == ""  # the refusal is the one line printed
     assert err.count("\n") == 1 and err.startswith(
         f"prunefuse run: error: dataset='imagefolder', data_root={str(data)!r}: the data differ "
-        f"from those of the run in {run} (100 file(s) added (first: new-")
-    assert "pool 160 -> 240; test set 40 -> 60)" in err and "give another --out" in err
+        f"from those of the run in {run} (100 file(s) added (first: ")
+    assert "/new-" in err and "pool 160 -> 240; test set 40 -> 60)" in err
+    assert "give another --out" in err
     assert (run / "metrics.jsonl").read_text() == before
     assert main([*args, "--out", str(tmp_path / "new")]) == 0
+    capsys.readouterr()
+    # An image moved to another class folder: the same bytes under another label.
+    image = sorted((data / NAMES[0]).glob("*.png"))[0]
+    image.rename(data / NAMES[1] / image.name)
+    assert main([*args, "--out", str(tmp_path / "new")]) == 2
+    assert (f"1 file(s) moved (first: {NAMES[0]}/{image.name} -> {NAMES[1]}/{image.name})"
+            in capsys.readouterr().err)
 
 
 def test_a_plugin_dataset_without_files_is_fingerprinted(tmp_path, monkeypatch):

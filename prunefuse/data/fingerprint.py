@@ -40,19 +40,48 @@ def changes(recorded: dict, now: dict, recorded_files: list[dict] | None = None,
         return None
     parts = []
     if recorded_files is not None and now_files is not None:
-        old = {f["path"]: f["sha256"] for f in recorded_files}
-        new = {f["path"]: f["sha256"] for f in now_files}
-        for what, paths in (("added", sorted(set(new) - set(old))),
-                             ("removed", sorted(set(old) - set(new))),
-                             ("changed", sorted(p for p in set(old) & set(new)
-                                                if old[p] != new[p]))):
-            if paths:
-                parts.append(f"{len(paths)} file(s) {what} (first: {Path(paths[0]).name})")
+        parts += _file_changes(recorded_files, now_files)
     for key, label in (("num_train", "pool"), ("num_test", "test set"),
                        ("num_classes", "classes"), ("image_shape", "image shape")):
         if key in recorded and recorded[key] != now[key]:
             parts.append(f"{label} {recorded[key]} -> {now[key]}")
     return "; ".join(parts) or "the images or labels differ"
+
+
+def _file_changes(recorded: list[dict], now: list[dict]) -> list[str]:
+    """Files added, removed, moved (the same bytes under another path, as when an image
+    moves to another class folder), relabeled (the same file, another label in a CSV) and
+    changed, each counted with its first example as ``class/name``."""
+    old = {f["path"]: f for f in recorded}
+    new = {f["path"]: f for f in now}
+    added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+    gone_by_hash = {}
+    for path in removed:
+        gone_by_hash.setdefault(old[path]["sha256"], []).append(path)
+    moved = []
+    for path in list(added):
+        was = gone_by_hash.get(new[path]["sha256"])
+        if was:
+            source = was.pop(0)
+            moved.append(f"{_short(source)} -> {_short(path)}")
+            added.remove(path)
+            removed.remove(source)
+    both = sorted(set(old) & set(new))
+    changed = [p for p in both if old[p]["sha256"] != new[p]["sha256"]]
+    relabeled = [f"{_short(p)}: {old[p].get('label')!r} -> {new[p].get('label')!r}" for p in both
+                 if old[p]["sha256"] == new[p]["sha256"]
+                 and old[p].get("label") != new[p].get("label")]
+    return [f"{len(items)} file(s) {what} (first: {first(items[0])})"
+            for what, items, first in (("added", added, _short), ("removed", removed, _short),
+                                       ("moved", moved, str), ("relabeled", relabeled, str),
+                                       ("changed", changed, _short)) if items]
+
+
+def _short(path: str) -> str:
+    """A file as its folder and name (``Bag/img00394.png``): enough to find it, short enough
+    for one line."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
 def check_unchanged(record: dict, ds, where: str) -> None:

@@ -99,6 +99,10 @@ def _write_static(exp: Experiment) -> None:
         # Where the images were read and which files: path, size, sha256; and the tensors'
         # fingerprint, which a rerun's data must match (prunefuse.fingerprint).
         "data": exp.data.source, "data_fingerprint": fingerprint(exp.data),
+        # The per-channel normalization every image went through ((x / 255 - mean) / std),
+        # computed from the pool where the data are the user's own (image folders).
+        "normalization": {"mean": list(exp.data.mean), "std": list(exp.data.std),
+                          "image_shape": list(exp.data.x_train.shape[1:])},
         "target": {"arch": cfg["arch"], "params": count_params(exp.dense_init),
                    "macs_per_sample": exp.target_macs},
         "selector_model": None if exp.selector_init is None else {
