@@ -147,6 +147,26 @@ def test_each_bad_shape_is_one_line_and_no_folder(tmp_path, fashion, capsys):
     assert code == 2 and "channels=2: must be 1 (grey), 3 (RGB) or null" in err
 
 
+def test_labels_outside_the_declared_classes_are_one_line(tmp_path, fashion, capsys):
+    """A CSV of digit labels with one stray 10: with classes declared it is refused, naming
+    the file; a declared class with no image is refused too; without classes, 11 classes."""
+    x, y, _, _ = fashion
+    root = tmp_path / "csv"
+    paths = write_images(root, x[:40], y[:40], layout="unnamed")
+    labels = [str(int(c)) for c in y[:40]]
+    labels[7] = "10"
+    (root / "labels.csv").write_text("path,label\n" + "".join(
+        f"{p.name},{c}\n" for p, c in zip(paths, labels)))
+    digits = ",".join(str(i) for i in range(10))
+    code, err = _run_line(tmp_path, capsys, f"data_root={root}", f"classes={digits}")
+    assert code == 2 and f"classes={digits}: {paths[7]} is labeled '10', not one of them" in err
+    code, err = _run_line(tmp_path, capsys, f"data_root={root}", f"classes={digits},10,11")
+    assert code == 2 and "class(es) ['11'] have no training images" in err
+    assert load_dataset("imagefolder", root=root).num_classes == 11
+    ds = load_dataset("imagefolder", root=root, classes=f"{digits},10")
+    assert ds.source["classes"] == [*digits.split(","), "10"]
+
+
 def test_macs_use_the_true_height_and_width(tmp_path, monkeypatch):
     """A plugin's 28x40 images run; their MACs are counted at 28x40, not 28x28."""
     g = torch.Generator().manual_seed(0)

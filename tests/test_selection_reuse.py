@@ -16,7 +16,7 @@ EXPECTED_SELECTS = {
     **dict.fromkeys(("dataset", "max_train", "pool_draw", "selector", "score",
                      "initial_fraction", "budgets", "seed"), "all"),
     # imagefolder: the pixels scored and which images the test split takes from the pool
-    **dict.fromkeys(("image_size", "channels", "test_fraction"), "all"),
+    **dict.fromkeys(("image_size", "channels", "test_fraction", "classes"), "all"),
     # the network that scores: the target itself (dense AL) or its pruned copy (PruneFuse)
     "arch": "dense prunefuse",
     "ratio": "prunefuse", "prune_steps": "prunefuse",  # which channels the pruned copy keeps

@@ -183,7 +183,7 @@ def check_done_data(profile: str, runs: list[Run], runs_dir: str | os.PathLike) 
 
 # The run parameters that decide which images a run reads.
 DATA_KEYS = ("dataset", "data_root", "max_train", "max_test", "image_size", "channels",
-             "test_fraction")
+             "test_fraction", "classes")
 
 
 def rebuild(profile: str, records: str | os.PathLike, out: str | os.PathLike, *,

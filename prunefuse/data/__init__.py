@@ -290,7 +290,7 @@ def check_data(cfg: dict) -> ImageDataset:
 
 # Run parameters that reach a dataset's loader as keywords, when it takes them and they are
 # set (not None): imagefolder's options, and synthetic's image_size and channels.
-DATA_OPTIONS = ("image_size", "channels", "test_fraction")
+DATA_OPTIONS = ("image_size", "channels", "test_fraction", "classes")
 
 
 def dataset_options(cfg: dict) -> dict:

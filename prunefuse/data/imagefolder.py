@@ -204,6 +204,22 @@ def _check_sizes(images: list[np.ndarray], paths: list[Path]) -> None:
                              f"image_size={h} to resize every image to one size")
 
 
+def _declared(classes: str | None, items: list[tuple[Path, str]]) -> dict[str, int] | None:
+    """The class map that ``classes`` declares (name -> index, in its order), every item's
+    label checked against it; None when not declared."""
+    if classes is None:
+        return None
+    names = [c.strip() for c in str(classes).split(",") if c.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"classes={classes!r}: must name two or more distinct classes, "
+                         "comma-separated")
+    for path, label in items:
+        if label not in names:
+            raise ValueError(f"classes={','.join(names)}: {path} is labeled {label!r}, not "
+                             "one of them; fix its label or add the class")
+    return {c: i for i, c in enumerate(names)}
+
+
 def _check_options(image_size, channels, test_fraction) -> None:
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
                                    or image_size < 1):
@@ -219,7 +235,8 @@ def _check_options(image_size, channels, test_fraction) -> None:
 
 @register_dataset("imagefolder")
 def load_imagefolder(root: Path, download: bool = True, image_size: int | None = None,
-                     channels: int | None = None, test_fraction: float = 0.2) -> ImageDataset:
+                     channels: int | None = None, test_fraction: float = 0.2,
+                     classes: str | None = None) -> ImageDataset:
     """Images from ``root`` (module docstring: the layouts, the split, the checks).
 
     Args:
@@ -230,6 +247,8 @@ def load_imagefolder(root: Path, download: bool = True, image_size: int | None =
         channels: 1 (grey) or 3 (RGB); None: 1 when every image is grey, else 3.
         test_fraction: share of the images held out as the test split, seeded, when the
             folder has no ``test/`` folder or ``test.csv``.
+        classes: the class names, comma-separated, in output order: every label must be one
+            of them and every one must have training images; None: the labels found.
 
     Returns:
         The :class:`ImageDataset`; ``source`` lists every file read and the class map.
@@ -239,7 +258,13 @@ def load_imagefolder(root: Path, download: bool = True, image_size: int | None =
     """
     _check_options(image_size, channels, test_fraction)
     train, test, layout = find_images(root)
-    classes = class_map([c for _, c in train])
+    declared = _declared(classes, train + (test or []))
+    classes = class_map([c for _, c in train]) if declared is None else declared
+    if declared is not None:
+        empty = sorted(set(declared) - {c for _, c in train}, key=list(declared).index)
+        if empty:
+            raise ValueError(f"classes={','.join(declared)}: class(es) {empty} have no "
+                             "training images; add images or leave them out of classes")
     if test is not None:
         unknown = sorted({c for _, c in test} - set(classes))
         if unknown:

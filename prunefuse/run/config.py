@@ -147,6 +147,9 @@ PARAMS: dict[str, Param] = {
     "test_fraction": _p(0.2, (float, int), "dataset=imagefolder: share of the images held out "
                         "as the test split (seed 0) when data_root has no test/ or test.csv",
                         selects="all"),
+    "classes": _p(None, (str, NONE), "dataset=imagefolder: the class names, comma-separated, "
+                  "in output order; a label outside them is refused; None = the labels found",
+                  selects="all"),
     "seed": _p(0, int, "seeds init, initial subset, order, augmentation and random selection", selects="all"),
     "compile": _p(False, bool, "torch.compile the full-size training batches (once per "
                   "architecture): for long runs; each compilation costs time first "

@@ -23,7 +23,8 @@ ID_IF_NOT_DEFAULT: tuple[str, ...] = ("selector_init", "fusion", "t_sync", "v2_d
                                        "precision", "cpu_precision", "kd_t2",
                                        "freeze_fused_epochs", "v2_loop", "prune_steps",
                                        "report", "reading", "labels_file", "pool_draw",
-                                       "image_size", "channels", "test_fraction")
+                                       "image_size", "channels", "test_fraction",
+                                       "classes")
 
 
 def _rounded_svp_phases(epochs: int) -> tuple[int, ...]:
