@@ -211,15 +211,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                               "--profile paper and cpu have")
         only = sorted(set(only or base) | set(extra),
                       key=list(ARTEFACTS).index)
+    out = args.out or batch_out(args.profile)
+    check_out_folder(out)  # a dry run names the folders of the real one: refuse them alike
+    if args.figures:
+        check_out_folder(args.figures, "--figures")
     if args.dry_run:
         the_plan = plan(args.profile, overrides=overrides, artefacts=only)
         print(describe_plan(the_plan))
         print(_describe_cost(the_plan, args.images_per_second))
         return 0
-    out = args.out or batch_out(args.profile)
-    check_out_folder(out)
-    if args.figures:
-        check_out_folder(args.figures, "--figures")
     if args.records:
         from .batch.reproduce import rebuild
 
@@ -456,6 +456,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``prunefuse`` command (``argv``: its words, default ``sys.argv[1:]``); returns the
+    exit code. Ctrl-C before a command starts its work is one line, exit 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("prunefuse: interrupted; nothing was running yet", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     hint = flag_as_parameter(argv)
     if hint and argv and argv[0] in ("run", "demo", "reproduce"):
@@ -475,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         for plugin in getattr(args, "plugin", []):
             load_plugin(plugin)
         return args.func(args)
+    except KeyboardInterrupt:  # run and reproduce say how to resume; elsewhere nothing is half done
+        print(f"prunefuse {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ConfigError, FileNotFoundError, RunBusyError) as err:  # one line, no traceback
         if args.debug:
             traceback.print_exc()

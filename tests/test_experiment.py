@@ -161,7 +161,7 @@ def test_target_from_saved_selection(tmp_path):
 
 @pytest.mark.parametrize("overrides,match", [
     ({"epochs": 3}, "unknown parameter 'epochs': did you mean 'target_epochs'\\?"),
-    ({"ratio": 1.0}, "ratio=1.0: pruning ratio must be a number in \\[0, 1\\)"),
+    ({"ratio": 1.0}, "ratio=1.0: PruneFuse.s pruning ratio \\(the fraction of channels removed\\) must be in \\(0, 1\\)"),
     ({"ratio": "0.5"}, "ratio='0.5': expected float or int, got str"),
     ({"budgets": [0.1, 1.5]}, "budgets=.*fraction in \\(0, 1\\]"),
     ({"budgets": [0.3, 0.2]}, "strictly increasing"),
@@ -226,7 +226,8 @@ def test_cli_run_dry_run_report_and_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '"ratio": 0.6' in out and "run id:" in out
     assert main(["run", "--profile", "smoke", "ratio=1.2", "--out", str(tmp_path)]) == 2
-    assert "ratio=1.2: pruning ratio must be a number in [0, 1)" in capsys.readouterr().err
+    assert "ratio=1.2: PruneFuse's pruning ratio (the fraction of channels removed) must be " \
+        "in (0, 1)" in capsys.readouterr().err
     assert main(["run", "--profile", "smoke", "ratoi=0.5", "--out", str(tmp_path)]) == 2
     assert "unknown parameter 'ratoi'" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2

@@ -235,6 +235,12 @@ def test_out_naming_a_file_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == (f"prunefuse reproduce: error: --out {file / 'sub'}: lies "
                                        f"under the file {file}; give a folder (created if "
                                        "needed)\n")
+    assert main(["reproduce", "--profile", "smoke", "--out", str(file), "--dry-run"]) == 2
+    assert "--out " in capsys.readouterr().err  # a dry run refuses the folder the run would
+    assert main(["run", "--profile", "smoke", "ratio", "0.5", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.endswith(
+        "config file 'ratio': no such file; to set the run parameter 'ratio', write "
+        "ratio=VALUE\n")
     assert file.read_text() == "mine"
 
 
@@ -250,6 +256,35 @@ def test_ctrl_c_in_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / run_id(make_config("smoke"))
     assert err == ("prunefuse run: interrupted; run the same command again to resume after the "
                    f"last committed step ({run_dir})\n")
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    """Interrupted while the package imports (the entry point outside it catches that) or
+    while the command line is read: one line, exit 130, no traceback."""
+    import builtins
+    import sys
+
+    import _prunefuse_start
+
+    real_import = builtins.__import__
+
+    def slow_import(name, *args, **kwargs):
+        if name == "prunefuse.cli":
+            raise KeyboardInterrupt  # as if Ctrl-C landed while torch loads
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", slow_import)
+    monkeypatch.delitem(sys.modules, "prunefuse.cli")
+    assert _prunefuse_start.main() == 130
+    monkeypatch.undo()
+    assert capsys.readouterr().err == "prunefuse: interrupted while starting; nothing ran\n"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("prunefuse.cli.build_parser", interrupted)
+    assert main(["run", "--profile", "smoke"]) == 130
+    assert capsys.readouterr().err == "prunefuse: interrupted; nothing was running yet\n"
 
 
 def test_labels_outside_num_classes_are_refused_before_a_run_folder(tmp_path, capsys,

@@ -324,6 +324,10 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     for key, allowed in choices.items():
         if cfg[key] not in allowed:
             raise ConfigError(f"{key}={cfg[key]!r}: unknown; choose one of {list(allowed)}")
+    if cfg["selector"] == "prunefuse" and isinstance(cfg["ratio"], (int, float)) \
+            and not isinstance(cfg["ratio"], bool) and cfg["ratio"] >= 1:
+        raise ConfigError(f"ratio={cfg['ratio']!r}: PruneFuse's pruning ratio (the fraction of "
+                          "channels removed) must be in (0, 1)")
     check_ratio(cfg["ratio"])
     if cfg["ratio"] == 0 and cfg["selector"] == "prunefuse":
         raise ConfigError("ratio=0: prunes nothing, so the selector would be the dense target "

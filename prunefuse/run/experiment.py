@@ -390,7 +390,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{where}: no such file") from None
+        hint = (f"; to set the run parameter {path.name!r}, write {path.name}=VALUE"
+                if path.name in PARAMS else "")
+        raise ConfigError(f"{where}: no such file{hint}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{where}: cannot be read as UTF-8 text ({err})") from None
     try:
