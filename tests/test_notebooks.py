@@ -627,6 +627,30 @@ def test_beside_notebook_under_papermill_is_the_folder_holding_the_notebook(tmp_
     assert nbx.beside_notebook({}, "runs", notebook="explore.ipynb") == nbx.NOTEBOOKS / "runs"
 
 
+def test_a_copied_notebook_writes_beside_itself_from_any_folder(tmp_path, monkeypatch):
+    """`prunefuse notebooks DIR` gives each copy its own path where it calls beside_notebook:
+    papermill run from another folder still writes into DIR; moved away, the copy falls back
+    to the folder rules above."""
+    import ast
+
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    copies = nbx.copy_notebooks(tmp_path / "mine")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for name, cell_start in (("quickstart.ipynb", "out = out or"), ("label.ipynb", "out = Path(")):
+        copy = next(c for c in copies if c.name == name)
+        source = "".join(line for cell in nbformat.read(copy, as_version=4).cells
+                         if cell.cell_type == "code"
+                         for line in cell.source.splitlines(keepends=True)
+                         if "notebook=" in line)
+        path = ast.literal_eval(source.split("notebook=")[1].split(")")[0])
+        assert path == str(copy.resolve())
+        assert nbx.beside_notebook({}, "runs", notebook=path) == copy.parent / "runs"
+    copy.unlink()  # moved away: the absolute path no longer holds the notebook
+    assert nbx.beside_notebook({}, "runs", notebook=str(copy)) == nbx.NOTEBOOKS / "runs"
+
+
 def test_explore_skips_a_comparison_run_that_is_not_there(tmp_path, capsys):
     from prunefuse import explore
 
@@ -702,7 +726,11 @@ def test_notebooks_command_copies_them_and_refuses_to_overwrite(tmp_path, monkey
     out = capsys.readouterr().out
     assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in NOTEBOOKS)
     assert all(os.access(p, os.W_OK) for p in dest.iterdir()), "the copies are the user's"
-    assert (dest / "quickstart.ipynb").read_bytes() == (shipped / "quickstart.ipynb").read_bytes()
+    # the copy is the notebook, with its own path where it asks for its folder
+    mine = str((dest / "quickstart.ipynb").resolve())
+    assert (dest / "quickstart.ipynb").read_text() == (shipped / "quickstart.ipynb").read_text() \
+        .replace('notebook=\\"quickstart.ipynb\\"', f"notebook='{mine}'")
+    assert (dest / "main_table.ipynb").read_bytes() == (shipped / "main_table.ipynb").read_bytes()
     assert f"copied {len(NOTEBOOKS)} notebooks into {dest}" in out
     assert f"cd {dest}" in out and "jupyter lab" in out
     assert "prunefuse reproduce --profile smoke" in out

@@ -15,6 +15,7 @@ DIR``) copies them into a folder of the user's own.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import tempfile
@@ -162,7 +163,9 @@ def beside_notebook(namespace: dict[str, Any], *parts: str, notebook: str | None
         namespace: the notebook's ``globals()``.
         *parts: path components below that folder.
         notebook: the file name of the calling notebook (``"quickstart.ipynb"``), to
-            recognise its folder under papermill; None: not looked for.
+            recognise its folder under papermill; or its absolute path, which a copy made by
+            :func:`copy_notebooks` carries, so that papermill run from any folder writes
+            beside the copy (while the file is there); None: not looked for.
     """
     names = (namespace.get("__session__"), os.environ.get("JPY_SESSION_NAME"),
              namespace.get("__vsc_ipynb_file__"))
@@ -171,7 +174,9 @@ def beside_notebook(namespace: dict[str, Any], *parts: str, notebook: str | None
             base = Path(name).resolve().parent
             break
     else:
-        if notebook and (Path.cwd() / notebook).is_file():
+        if notebook and Path(notebook).is_absolute() and Path(notebook).is_file():
+            base = Path(notebook).parent  # a copy that knows where it was put (copy_notebooks)
+        elif notebook and (Path.cwd() / Path(notebook).name).is_file():
             base = Path.cwd()
         elif not SHIPPED and os.access(NOTEBOOKS, os.W_OK):
             base = NOTEBOOKS
@@ -207,7 +212,30 @@ def copy_notebooks(dest: str | os.PathLike, *, force: bool = False) -> list[Path
         raise ConfigError(f"{dest}: would overwrite {len(clash)} existing notebook(s) ({shown}); "
                           "pass --force to replace them")
     dest.mkdir(parents=True, exist_ok=True)
-    return [Path(shutil.copyfile(p, dest / p.name)) for p in sources]
+    copies = [Path(shutil.copyfile(p, dest / p.name)) for p in sources]
+    for copy in copies:
+        _point_at_itself(copy)
+    return copies
+
+
+def _point_at_itself(copy: Path) -> None:
+    """Give a copied notebook its own absolute path where it calls :func:`beside_notebook`
+    (``notebook="quickstart.ipynb"`` becomes ``notebook='/abs/DIR/quickstart.ipynb'``): under
+    papermill the kernel is not told which notebook it runs, and a copy's records belong
+    beside the copy, from whatever folder it is run."""
+    text = copy.read_text(encoding="utf-8")
+    nb = json.loads(text)
+    plain = f'notebook="{copy.name}"'
+    found = False
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            lines = cell["source"] if isinstance(cell["source"], list) else [cell["source"]]
+            if any(plain in line for line in lines):
+                found = True
+                cell["source"] = [line.replace(plain, f"notebook={str(copy.resolve())!r}")
+                                  for line in lines]
+    if found:
+        copy.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
