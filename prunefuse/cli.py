@@ -271,12 +271,18 @@ def _cmd_label(args: argparse.Namespace) -> int:
         classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
         meta = label.start(args.project, images=args.images, labels=args.labels,
                            classes=classes, **params)
+        if not classes:  # the classes are those the labels given show: say so
+            print(f"classes from the labels given: {meta['classes']}; a class no label shows "
+                  "yet needs --classes (all of them, in order) from the start")
         print(f"project {args.project}: {len(meta['images'])} images, "
               f"{'x'.join(map(str, meta['image_shape']))}, classes {meta['classes']}, "
               f"{len(label.labels(args.project))} labeled; next: prunefuse label next "
               f"{args.project} --size N")
     elif args.step == "next":
         r = label.next_batch(args.project, size=args.size, image_url=args.image_url)
+        if r.get("pending") and r["size"] != args.size:
+            print(f"round {r['round']} is still to label ({r['size']} images, not --size "
+                  f"{args.size}): label it first; the next round takes the new size")
         how = "at random (no labels yet)" if r["selector"] is None else \
             f"by {r['selector']['score']} of the pruned selector ({r['macs'] / 1e9:.3f} GMACs, " \
             f"{r['seconds']:.1f} s)"

@@ -137,6 +137,7 @@ def test_next_add_next_fit_with_csv_and_label_studio(pool, tmp_path, capsys):
 
     # the exported model predicts what the trained model predicts
     blob = torch.load(project / "model" / "model.pt", weights_only=True)
+    assert blob["classes"] == NAMES  # the outputs' names travel with the weights
     model = build_model(blob["arch"], blob["num_classes"], blob["in_channels"], seed=0)
     model.load_state_dict(blob["state_dict"])
     scripted = torch.jit.load(project / "model" / "model.torchscript.pt")
@@ -164,6 +165,36 @@ def test_a_step_killed_halfway_reruns(pool, tmp_path, monkeypatch):
     assert label.rounds(project) == []  # the batch files may be there; the round is not
     monkeypatch.setattr(label, "atomic_write_json", real)
     assert label.next_batch(project, size=10)["round"] == 1
+
+
+def test_label_studio_uploads_a_pending_batch_and_missing_images(pool, tmp_path, capsys):
+    """An export of images uploaded to Label Studio (/data/upload/<project>/<8 hex>-<name>)
+    is matched by name; a pending batch asked for at another size says so; an image gone
+    since start is one line, exit 2."""
+    import shutil
+
+    images = tmp_path / "images"
+    shutil.copytree(pool, images)
+    project = tmp_path / "p"
+    assert main(["label", "start", str(project), "--images", str(images), "--classes",
+                 ",".join(NAMES), *TINY]) == 0
+    assert main(["label", "next", str(project), "--size", "5"]) == 0
+    capsys.readouterr()
+    assert main(["label", "next", str(project), "--size", "8"]) == 0
+    assert "round 1 is still to label (5 images, not --size 8)" in capsys.readouterr().out
+    batch = label.rounds(project)[0]
+    export = [{"id": i, "data": {"image": f"/data/upload/3/{i:08x}-{Path(path).name}"},
+               "annotations": [{"result": [{"type": "choices",
+                                            "value": {"choices": [_truth(path)]}}]}]}
+              for i, path in enumerate(batch["picks"])]
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    assert main(["label", "add", str(project), str(tmp_path / "export.json")]) == 0
+    assert "5 labels added" in capsys.readouterr().out
+    assert label.labels(project) == {p: _truth(p) for p in batch["picks"]}
+    gone = next(p for p in sorted(images.iterdir()) if str(p) not in batch["picks"])
+    gone.unlink()
+    assert main(["label", "next", str(project), "--size", "5"]) == 2
+    assert f"{gone}: missing since the project started (1 image(s))" in _err(capsys)
 
 
 def test_start_refuses_what_it_cannot_use(pool, tmp_path, capsys):

@@ -30,6 +30,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import time
 import warnings
 from collections import Counter
@@ -213,11 +214,17 @@ def add_labels(project: str | Path, source: str | Path | None = None, *,
         path, label = str(row["path"]), row["label"]
         path = path.split("?d=", 1)[-1]  # Label Studio's local-files URL
         if path not in known:  # a path relative to the working directory, or a unique name
+            name = Path(path).name
+            if path.startswith("/data/upload/"):  # an upload: Label Studio prefixes 8 hex digits
+                name = re.sub(r"^[0-9a-f]{8}-", "", name)
             path = str(Path(path).resolve()) if str(Path(path).resolve()) in known \
-                else by_name.get(Path(path).name, path)
+                else by_name.get(name, path)
         if path not in known:
+            twice = names.get(Path(path).name, 0) > 1
             raise ConfigError(f"{where}: {row['path']}: not an image of the project "
-                              f"({len(known)} images, listed in {project / PROJECT})")
+                              f"({len(known)} images, listed in {project / PROJECT})"
+                              + ("; its file name is not unique there, so give its full path"
+                                 if twice else ""))
         if label not in meta["classes"]:
             raise ConfigError(f"{where}: {path}: unknown class {label!r}; the classes are "
                               f"{meta['classes']}")
@@ -242,8 +249,16 @@ def add_labels(project: str | Path, source: str | Path | None = None, *,
 def _data(project: Path) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """The project record, its images (uint8) and labels (-1 where unknown)."""
     meta = _read_json(project / PROJECT)
-    x, records = load_images([Path(p) for p in meta["images"]], **{
-        k: meta["params"][k] for k in ("image_size", "channels")})
+    missing = [p for p in meta["images"] if not Path(p).is_file()]
+    if missing:
+        raise ConfigError(f"{missing[0]}: missing since the project started ({len(missing)} "
+                          "image(s)); put the images back where start found them, or start "
+                          "another project")
+    try:
+        x, records = load_images([Path(p) for p in meta["images"]], **{
+            k: meta["params"][k] for k in ("image_size", "channels")})
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"{err}; the project's images must stay as start found them") from None
     changed = [r["path"] for r, h in zip(records, meta["sha256"]) if r["sha256"] != h]
     if changed:
         raise ConfigError(f"{changed[0]}: changed since the project started ({len(changed)} "
@@ -319,7 +334,8 @@ def next_batch(project: str | Path, *, size: int, image_url: str = "") -> dict:
     done = rounds(project)
     labeled = torch.nonzero(y >= 0).flatten()
     if done and done[-1]["labeled_before"] == len(labeled):
-        return done[-1]  # nothing labeled since: the batch already written stands
+        # nothing labeled since: the batch already written stands, whatever size is asked
+        return {**done[-1], "pending": True}
     unlabeled = torch.nonzero(y < 0).flatten()
     if not len(unlabeled):
         raise ConfigError(f"{project}: every image is labeled; run `prunefuse label fit`")
@@ -409,7 +425,7 @@ def fit(project: str | Path, *, holdout: float = HOLDOUT) -> dict:
     model = model.cpu().eval()
     example = torch.zeros(1, *meta["image_shape"])
     atomic_torch_save({"state_dict": model.state_dict(), "arch": p["arch"],
-                       "num_classes": len(meta["classes"]),
+                       "num_classes": len(meta["classes"]), "classes": meta["classes"],
                        "in_channels": meta["image_shape"][0]}, project / MODEL / "model.pt")
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # TorchScript is deprecated in torch, still the format asked
