@@ -673,6 +673,9 @@ def test_label_notebook_walks_the_loop_on_real_pngs(tmp_path):
     assert not _errors(nb)
     card = json.loads((tmp_path / "work" / "project" / "model" / "model_card.json").read_text())
     assert card["labels"] == 60 and [r["round"] for r in card["rounds"]] == [1, 2]
+    said = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))
+    assert said.count("on 100 test images") == 2  # one fixed test set, every round
     assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
                for o in c.get("outputs", []))
 
