@@ -284,3 +284,24 @@ def test_a_batch_on_a_changed_folder_is_refused_before_anything_runs(tmp_path, f
                                           r"file\(s\) added"):
         reproduce("smoke", tmp_path / "batch", **kw)
     assert {p: p.read_text() for p in before} == before
+
+
+def test_explore_shows_a_folder_run_by_class_name_and_refuses_changed_images(tmp_path,
+                                                                              fashion):
+    """explore reads the folder's own class names, whole rounds, and the run's own images:
+    one image rewritten (the count unchanged) is refused, naming it."""
+    from prunefuse import explore
+    from prunefuse.config import ConfigError
+    from prunefuse.experiment import run_experiment
+
+    x, y, _, _ = fashion
+    data = tmp_path / "data"
+    paths = write_images(data, x[:120], y[:120], class_names=NAMES)
+    run = run_experiment(profile="smoke", out=tmp_path / "runs", dataset="imagefolder",
+                         data_root=str(data), selector="random", progress=False)
+    balance = explore.class_balance(run)
+    assert set(balance["class"]) == set(NAMES)
+    assert str(balance["round"].dtype) == "Int64" and balance["round"].isna().sum() == len(NAMES)
+    paths[0].write_bytes(paths[1].read_bytes())
+    with pytest.raises(ConfigError, match=f"1 file.s. changed .first: {paths[0].parent.name}/"):
+        explore.load_pool(run)

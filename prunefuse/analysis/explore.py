@@ -95,14 +95,25 @@ def load_pool(run):
     """The run's dataset, loaded exactly as the run loaded it (same seeded ``max_train``
     subset, so dataset index i is the run's pool index i); an :class:`ImageDataset`."""
     from ..data import check_data
+    from ..data.fingerprint import check_unchanged
 
     run = _run(run)
     cfg = run["config"]
     data = check_data(cfg)
-    if data.num_train != run["pool_size"]:
+    # the images shown must be the run's: refused in one line naming what changed
+    check_unchanged(json.loads((Path(run["path"]) / CONFIG).read_text()), data, run["path"])
+    if data.num_train != run["pool_size"]:  # records made before fingerprints
         raise ValueError(f"run={run['path']!r}: pool of {run['pool_size']} images recorded, "
                          f"{cfg['dataset']} loads {data.num_train}; is the data the same?")
     return data
+
+
+def names_of(data) -> list[str]:
+    """The class names of a loaded dataset: those its files name (an image folder's class
+    map), else :func:`class_names`."""
+    named = data.source.get("classes") if isinstance(data.source, dict) else None
+    return [str(c) for c in named] if named and len(named) == data.num_classes else \
+        class_names(data.name, data.num_classes)
 
 
 def class_names(dataset: str, num_classes: int) -> list[str]:
@@ -141,7 +152,7 @@ def plot_picks(run, round_: int, *, data=None, n: int = 16, seed: int = 0):
         value = dict(zip(sel["scores"]["pool"].tolist(), sel["scores"]["values"].tolist()))
     picked = sel["added"][:n]
     drawn = np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False)
-    names = class_names(data.name, data.num_classes)
+    names = names_of(data)
     cols = min(8, n)
     rows = -(-n // cols)
     plots.setup_style()
@@ -170,7 +181,7 @@ def class_balance(run, *, data=None) -> pd.DataFrame:
     run = _run(run)
     data = load_pool(run) if data is None else data
     labels = data.y_train.numpy()
-    names = class_names(data.name, data.num_classes)
+    names = names_of(data)
     sets = [(None, np.arange(len(labels)))]
     for rec in read_selections(run["path"]):
         sets.append((rec["round"], np.asarray(rec["labeled"], dtype=np.int64)))
@@ -179,7 +190,7 @@ def class_balance(run, *, data=None) -> pd.DataFrame:
         counts = np.bincount(labels[idx], minlength=data.num_classes)
         rows += [{"round": r, "class": names[c], "count": int(counts[c]),
                   "share": counts[c] / len(idx)} for c in range(data.num_classes)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"round": "Int64"})  # whole rounds; the pool's is <NA>
 
 
 def plot_class_balance(run, *, data=None):
