@@ -260,6 +260,18 @@ def test_dry_run_reads_a_data_root_dataset_where_the_run_will(tmp_path, fashion,
     assert "total" in capsys.readouterr().out
 
 
+def test_a_plugin_reading_a_missing_file_names_its_data_root(tmp_path, monkeypatch, capsys):
+    def reads_a_file(root, download=True):
+        torch.load(Path(root) / "data.pt")
+
+    monkeypatch.setitem(DATASETS, "mine", reads_a_file)
+    nowhere = tmp_path / "nowhere"
+    assert main(["reproduce", "--profile", "smoke", "--only", "main_table", "--dry-run",
+                 "dataset=mine", f"data_root={nowhere}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"dataset='mine', data_root={str(nowhere)!r}: " in err
+
+
 @pytest.mark.slow
 def test_a_batch_on_a_changed_folder_is_refused_before_anything_runs(tmp_path, fashion):
     """reproduce skips finished runs by their DONE marker; on a changed folder it refuses

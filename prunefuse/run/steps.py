@@ -366,5 +366,8 @@ def load_data(cfg: dict[str, Any]) -> ImageDataset:
         return check_data(cfg)
     except DataError as err:
         raise ConfigError(str(err)) from err  # --debug shows what check_data found
+    except OSError as err:  # a plugin's loader reading a file that is not there
+        raise ConfigError(f"dataset={cfg['dataset']!r}, data_root={cfg.get('data_root')!r}: "
+                          f"{err}") from err
 
 
