@@ -162,6 +162,7 @@ def test_target_from_saved_selection(tmp_path):
 @pytest.mark.parametrize("overrides,match", [
     ({"epochs": 3}, "unknown parameter 'epochs': did you mean 'target_epochs'\\?"),
     ({"ratio": 1.0}, "ratio=1.0: PruneFuse.s pruning ratio .* must be in \\(0, 1\\)"),
+    ({"ratio": -0.1}, "ratio=-0.1: PruneFuse.s pruning ratio .* must be in \\(0, 1\\)"),
     ({"ratio": "0.5"}, "ratio='0.5': expected float or int, got str"),
     ({"budgets": [0.1, 1.5]}, "budgets=.*fraction in \\(0, 1\\]"),
     ({"budgets": [0.3, 0.2]}, "strictly increasing"),

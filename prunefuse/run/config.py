@@ -325,7 +325,8 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         if cfg[key] not in allowed:
             raise ConfigError(f"{key}={cfg[key]!r}: unknown; choose one of {list(allowed)}")
     if cfg["selector"] == "prunefuse" and isinstance(cfg["ratio"], (int, float)) \
-            and not isinstance(cfg["ratio"], bool) and cfg["ratio"] >= 1:
+            and not isinstance(cfg["ratio"], bool) and cfg["ratio"] != 0 \
+            and not 0 < cfg["ratio"] < 1:  # 0 has its own message below
         raise ConfigError(f"ratio={cfg['ratio']!r}: PruneFuse's pruning ratio (the fraction of "
                           "channels removed) must be in (0, 1)")
     check_ratio(cfg["ratio"])
