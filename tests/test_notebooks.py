@@ -877,6 +877,15 @@ def test_variant_builders_pair_with_v1_and_keep_variants_out_of_the_main_table(t
     assert "| 30 | PruneFuse p=0.5 | 60.00 ± 14.14 | 2 |  | 2 |" in md
     assert "| 30 | PruneFuse V2 (T_sync=1) | 62.00 ± 14.14 | 2 | +2.00 [+2.00, +2.00]* | 5 |" in md
     assert "fork" not in md
+    both = tmp_path / "both"  # two derivations of V2 in one folder: rows apart, each named
+    for seed, v1 in enumerate([0.50, 0.70]):
+        write_record(both, seed, [v1 - 0.1, v1], [1e9, 2e9], selector="prunefuse")
+        for derive in ("gather", "reprune"):
+            write_record(both, seed, [v1 - 0.1, v1 + 0.02], [1e9, 5e9], selector="prunefuse",
+                         t_sync=1, v2_derive=derive)
+    two = artefacts.table2(both, tmp_path / "both_out", t_syncs=[1], **kw)["md"].read_text()
+    assert "| 30 | PruneFuse V2 (T_sync=1) (gather) |" in two
+    assert "| 30 | PruneFuse V2 (T_sync=1) (reprune) |" in two
     fv = artefacts.fusion_variants(records, out, fusions=["fork"], **kw)
     md = fv["md"].read_text()
     # fork at 30%: 45, 60 -> 52.50 ± 10.61; differences -5, -10: mean -7.5, t(1) interval

@@ -485,7 +485,12 @@ def table2(records: str | os.PathLike, out: str | os.PathLike, *, profile: str, 
     arms = [pf_arm(ratio), *[v2_arm(ratio, t) for t in t_syncs]]
     df["method"] = arm_of(df, arms)
     order = [a.label for a in arms if a.label in set(df["method"])]
-    derive = ", ".join(sorted(set(df.loc[df["t_sync"] > 0, "v2_derive"])))
+    derives = sorted(set(df.loc[df["t_sync"] > 0, "v2_derive"]))
+    derive = ", ".join(derives)
+    if len(derives) > 1:  # two derivations of one arm: rows apart, each named
+        v2 = df["t_sync"] > 0
+        df.loc[v2, "method"] = df.loc[v2, "method"] + " (" + df.loc[v2, "v2_derive"] + ")"
+        order = [m for a in order for m in sorted(set(df["method"])) if m.startswith(a)]
     n = _plots().seeds_note(df, ["budget", "method"])
     caption = (f"Test accuracy (%) of the fused {arch} target, PruneFuse V1 against V2 at "
                f"p={ratio:g}; {_plots().over_seeds(n)}. V2 is our interpretation: every "
