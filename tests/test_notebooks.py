@@ -216,7 +216,7 @@ def test_from_notebook_resolves_none_and_rejects_unknown_names():
     with pytest.raises(ConfigError, match=r"unknown notebook parameter\(s\) \['ratoi'\]; "
                                           r"allowed: \[.*'ratio'"):
         from_notebook({**ns, "ratoi": 0.5, "In": history})
-    with pytest.raises(ConfigError, match=r"ratio=1.5: .*\[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"ratio=1.5: .*\(0, 1\)"):
         from_notebook({**ns, "ratio": 1.5})
 
 

@@ -446,6 +446,20 @@ def fit(project: str | Path, *, holdout: float = HOLDOUT) -> dict:
     return card
 
 
+def exported_accuracy(project: str | Path, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of the exported TorchScript model (``model/model.torchscript.pt``) on images
+    ``x`` (uint8 ``(N, C, H, W)``, normalized as its model card says) with labels ``y``
+    (indices into the card's classes): a test set of one's own, the same every round."""
+    project = Path(project)
+    card = _read_json(project / MODEL / CARD)
+    model = torch.jit.load(project / MODEL / "model.torchscript.pt")
+    mean = torch.tensor(card["normalization"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(card["normalization"]["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        predicted = model((x.float() / 255 - mean) / std).argmax(1)
+    return (predicted == y).float().mean().item()
+
+
 def _card_markdown(card: dict) -> str:
     lines = [f"# {card['arch']} on {card['labels']} labels",
              "", f"Accuracy on {card['holdout']['images']} held-out labels: "
