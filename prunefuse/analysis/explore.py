@@ -31,6 +31,7 @@ from ..run.records import (
     load_run,
     method_label,
     provenance,
+    read_config,
     read_scores,
     read_selection,
     read_selections,
@@ -101,7 +102,7 @@ def load_pool(run):
     cfg = run["config"]
     data = check_data(cfg)
     # the images shown must be the run's: refused in one line naming what changed
-    check_unchanged(json.loads((Path(run["path"]) / CONFIG).read_text()), data, run["path"])
+    check_unchanged(read_config(run["path"]), data, run["path"])
     if data.num_train != run["pool_size"]:  # records made before fingerprints
         raise ValueError(f"run={run['path']!r}: pool of {run['pool_size']} images recorded, "
                          f"{cfg['dataset']} loads {data.num_train}; is the data the same?")
